@@ -1,0 +1,478 @@
+//! The binary interface between the XDP program and user space: map names, keys, values,
+//! counter indices and event records. Every type is `#[repr(C)]` with explicit padding so both
+//! sides agree byte for byte.
+
+use core::mem::size_of;
+
+/// Map names, declared once. The kernel keeps 15 characters of a map name.
+pub mod map {
+    pub const CONFIG: &str = "CONFIG";
+    pub const ALLOW_V4: &str = "ALLOW_V4";
+    pub const ALLOW_V6: &str = "ALLOW_V6";
+    pub const BLOCK_V4: &str = "BLOCK_V4";
+    pub const BLOCK_V6: &str = "BLOCK_V6";
+    pub const AMP_PORTS: &str = "AMP_PORTS";
+    pub const SOURCES: &str = "SOURCES";
+    pub const CPU_STATE: &str = "CPU_STATE";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const EVENTS: &str = "EVENTS";
+    /// Every map, for pinning and listing.
+    pub const ALL: [&str; 10] = [
+        CONFIG, ALLOW_V4, ALLOW_V6, BLOCK_V4, BLOCK_V6, AMP_PORTS, SOURCES, CPU_STATE, COUNTERS,
+        EVENTS,
+    ];
+}
+
+/// Name of the XDP program in the object.
+pub const PROGRAM: &str = "levee";
+/// Default size of the per-source LRU table.
+pub const DEFAULT_MAX_SOURCES: u32 = 1 << 20;
+/// Default size of the event ring buffer in bytes (a power of two, a multiple of the page size).
+pub const DEFAULT_EVENT_BYTES: u32 = 1 << 18;
+/// Entries in AMP_PORTS: a bitmap of the 65536 UDP source ports, 64 per entry.
+pub const AMP_PORT_WORDS: u32 = 65536 / 64;
+
+/// Mitigation mode, read from [`Config::mode`] on every packet.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Pass everything, count only.
+    Off = 0,
+    /// Decide and count what would be dropped, pass everything.
+    Monitor = 1,
+    /// Drop what the rules say.
+    Enforce = 2,
+    /// Drop all IP traffic that is not allowlisted.
+    Lockdown = 3,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Off, Mode::Monitor, Mode::Enforce, Mode::Lockdown];
+
+    pub const fn from_u32(v: u32) -> Mode {
+        match v {
+            0 => Mode::Off,
+            1 => Mode::Monitor,
+            3 => Mode::Lockdown,
+            _ => Mode::Enforce,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+            Mode::Lockdown => "lockdown",
+        }
+    }
+}
+
+/// What happened to a packet.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Pass = 0,
+    Drop = 1,
+    /// Monitor mode: the rules would have dropped it; it was passed.
+    WouldDrop = 2,
+}
+
+impl Action {
+    pub const COUNT: usize = 3;
+    pub const ALL: [Action; 3] = [Action::Pass, Action::Drop, Action::WouldDrop];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Action::Pass => "pass",
+            Action::Drop => "drop",
+            Action::WouldDrop => "would_drop",
+        }
+    }
+}
+
+/// Traffic class: per-source and aggregate limits are set per class.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// TCP with SYN set and ACK clear: a connection attempt.
+    TcpSyn = 0,
+    TcpOther = 1,
+    Udp = 2,
+    /// ICMP and ICMPv6.
+    Icmp = 3,
+    /// Any other IP protocol, and frames that are not IP or could not be parsed.
+    Other = 4,
+}
+
+impl Class {
+    pub const COUNT: usize = 5;
+    pub const ALL: [Class; 5] = [
+        Class::TcpSyn,
+        Class::TcpOther,
+        Class::Udp,
+        Class::Icmp,
+        Class::Other,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Class::TcpSyn => "tcp_syn",
+            Class::TcpOther => "tcp_other",
+            Class::Udp => "udp",
+            Class::Icmp => "icmp",
+            Class::Other => "other",
+        }
+    }
+}
+
+/// Why a packet got its action. Every drop has exactly one reason.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Passed every check.
+    Clean = 0,
+    /// Mode `off`: passed without checks.
+    ModeOff,
+    /// Not IP (ARP, LLDP...): always passed.
+    NonIp,
+    Allowlisted,
+    Blocklisted,
+    /// Lockdown mode and not allowlisted.
+    Lockdown,
+    /// UDP from a reflection/amplification source port.
+    AmpPort,
+    /// Impossible TCP flag set (SYN+FIN, SYN+RST, NULL, XMAS).
+    TcpFlags,
+    /// IP fragment, with the fragment signature on.
+    Fragment,
+    /// The source went over its per-class limit (this packet started its penalty).
+    SourceRate,
+    /// The source is serving a penalty block time.
+    SourcePenalty,
+    /// The per-class aggregate ceiling was reached.
+    Aggregate,
+    EthTruncated,
+    VlanTruncated,
+    /// More than two VLAN tags.
+    VlanTooDeep,
+    Ipv4Truncated,
+    Ipv4BadVersion,
+    /// IHL below 5.
+    Ipv4BadIhl,
+    /// Total length below the header or past the end of the frame.
+    Ipv4BadLength,
+    Ipv6Truncated,
+    Ipv6BadVersion,
+    /// Payload length past the end of the frame.
+    Ipv6BadLength,
+    Ipv6ExtTruncated,
+    /// More extension headers than the parser walks.
+    Ipv6ExtTooMany,
+    TcpTruncated,
+    /// TCP data offset below 5.
+    TcpBadOffset,
+    UdpTruncated,
+    /// UDP length below 8 or past the end of the IP payload.
+    UdpBadLength,
+    IcmpTruncated,
+}
+
+impl Reason {
+    pub const COUNT: usize = 29;
+    pub const ALL: [Reason; Reason::COUNT] = [
+        Reason::Clean,
+        Reason::ModeOff,
+        Reason::NonIp,
+        Reason::Allowlisted,
+        Reason::Blocklisted,
+        Reason::Lockdown,
+        Reason::AmpPort,
+        Reason::TcpFlags,
+        Reason::Fragment,
+        Reason::SourceRate,
+        Reason::SourcePenalty,
+        Reason::Aggregate,
+        Reason::EthTruncated,
+        Reason::VlanTruncated,
+        Reason::VlanTooDeep,
+        Reason::Ipv4Truncated,
+        Reason::Ipv4BadVersion,
+        Reason::Ipv4BadIhl,
+        Reason::Ipv4BadLength,
+        Reason::Ipv6Truncated,
+        Reason::Ipv6BadVersion,
+        Reason::Ipv6BadLength,
+        Reason::Ipv6ExtTruncated,
+        Reason::Ipv6ExtTooMany,
+        Reason::TcpTruncated,
+        Reason::TcpBadOffset,
+        Reason::UdpTruncated,
+        Reason::UdpBadLength,
+        Reason::IcmpTruncated,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::Clean => "clean",
+            Reason::ModeOff => "mode_off",
+            Reason::NonIp => "non_ip",
+            Reason::Allowlisted => "allowlisted",
+            Reason::Blocklisted => "blocklisted",
+            Reason::Lockdown => "lockdown",
+            Reason::AmpPort => "amp_port",
+            Reason::TcpFlags => "tcp_flags",
+            Reason::Fragment => "fragment",
+            Reason::SourceRate => "source_rate",
+            Reason::SourcePenalty => "source_penalty",
+            Reason::Aggregate => "aggregate",
+            Reason::EthTruncated => "eth_truncated",
+            Reason::VlanTruncated => "vlan_truncated",
+            Reason::VlanTooDeep => "vlan_too_deep",
+            Reason::Ipv4Truncated => "ipv4_truncated",
+            Reason::Ipv4BadVersion => "ipv4_bad_version",
+            Reason::Ipv4BadIhl => "ipv4_bad_ihl",
+            Reason::Ipv4BadLength => "ipv4_bad_length",
+            Reason::Ipv6Truncated => "ipv6_truncated",
+            Reason::Ipv6BadVersion => "ipv6_bad_version",
+            Reason::Ipv6BadLength => "ipv6_bad_length",
+            Reason::Ipv6ExtTruncated => "ipv6_ext_truncated",
+            Reason::Ipv6ExtTooMany => "ipv6_ext_too_many",
+            Reason::TcpTruncated => "tcp_truncated",
+            Reason::TcpBadOffset => "tcp_bad_offset",
+            Reason::UdpTruncated => "udp_truncated",
+            Reason::UdpBadLength => "udp_bad_length",
+            Reason::IcmpTruncated => "icmp_truncated",
+        }
+    }
+
+    /// A frame the parser rejected: it is never passed as something it is not.
+    pub const fn is_malformed(self) -> bool {
+        self as u32 >= Reason::EthTruncated as u32
+    }
+}
+
+/// Index into COUNTERS for one (action, reason, class) triple.
+#[inline(always)]
+pub const fn counter_index(action: Action, reason: Reason, class: Class) -> u32 {
+    ((action as u32 * Reason::COUNT as u32) + reason as u32) * Class::COUNT as u32 + class as u32
+}
+
+/// Number of entries in COUNTERS.
+pub const COUNTER_ENTRIES: u32 = (Action::COUNT * Reason::COUNT * Class::COUNT) as u32;
+
+/// One COUNTERS slot, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// [`Config::flags`] bits.
+pub mod flags {
+    /// Drop UDP from the source ports set in AMP_PORTS.
+    pub const SIG_AMP_PORTS: u32 = 1 << 0;
+    /// Drop impossible TCP flag combinations.
+    pub const SIG_TCP_FLAGS: u32 = 1 << 1;
+    /// Drop IP fragments.
+    pub const SIG_FRAGMENTS: u32 = 1 << 2;
+    /// Run the per-source limiter.
+    pub const SOURCE_LIMITS: u32 = 1 << 3;
+    /// The map has entries; without the bit the program skips the lookup.
+    pub const HAS_ALLOW_V4: u32 = 1 << 4;
+    pub const HAS_ALLOW_V6: u32 = 1 << 5;
+    pub const HAS_BLOCK_V4: u32 = 1 << 6;
+    pub const HAS_BLOCK_V6: u32 = 1 << 7;
+    /// Mask of the bits the operator sets; the HAS_* bits follow the map contents.
+    pub const SETTINGS: u32 = SIG_AMP_PORTS | SIG_TCP_FLAGS | SIG_FRAGMENTS | SOURCE_LIMITS;
+}
+
+/// One rate limit in the encoding the data plane uses: the GCRA form of a token bucket
+/// (see [`crate::limit`]). A cost of zero means no limit on that dimension.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limit {
+    /// Nanoseconds of budget one packet costs (1e9 / pps).
+    pub pkt_cost_ns: u64,
+    /// Bucket depth in nanoseconds (burst packets x cost).
+    pub pkt_burst_ns: u64,
+    /// Nanoseconds one byte costs, in 1/65536 ns (fixed point), so 100 Gbit/s stays exact.
+    pub byte_cost_fp16: u64,
+    /// Bucket depth in nanoseconds (burst bytes x cost).
+    pub byte_burst_ns: u64,
+}
+
+/// The program's whole configuration: one entry in CONFIG, rewritten by the controller while
+/// the program runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// A [`Mode`] as u32.
+    pub mode: u32,
+    /// [`flags`] bits.
+    pub flags: u32,
+    /// Mask applied to an IPv4 source to form its per-source key (network byte order).
+    pub source_mask_v4: u32,
+    /// Sketch estimate (packets per window on one CPU) at which a source gets an LRU entry.
+    pub sketch_threshold: u32,
+    /// Mask applied to the upper 64 bits of an IPv6 source (network byte order).
+    pub source_mask_v6: u64,
+    /// Seed of the sketch hash, random per load, so senders cannot aim at collisions.
+    pub sketch_seed: u64,
+    /// Block time of a source that went over its limit; zero drops only the excess.
+    pub penalty_ns: u64,
+    /// Sketch window length is 2^shift ns.
+    pub sketch_window_shift: u32,
+    /// Send one in N passed-or-dropped IP packet headers as a sample event; zero for none.
+    pub sample_every: u32,
+    /// Per-source limits, indexed by [`Class`].
+    pub source: [Limit; Class::COUNT],
+    /// Aggregate ceilings per CPU, indexed by [`Class`].
+    pub aggregate: [Limit; Class::COUNT],
+}
+
+/// Value of BLOCK_V4 / BLOCK_V6.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockEntry {
+    /// CLOCK_MONOTONIC (coarse) time in ns after which the entry no longer applies; 0 = never.
+    pub expires_ns: u64,
+}
+
+/// Value of ALLOW_V4 / ALLOW_V6 (presence is what counts).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllowEntry {
+    pub _reserved: u32,
+}
+
+/// Key of SOURCES: the masked source address.
+///
+/// In memory, IPv6 keys are the first 8 bytes of the address (masked). IPv4 keys are four 0xff
+/// bytes then the address (masked); an IPv6 source starting ffff:ffff is multicast, which is
+/// never a valid source, so the two families cannot collide. See [`crate::config::source_key_v4`].
+pub type SourceKey = u64;
+
+/// Value of SOURCES: the exact state of one tracked source.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceState {
+    /// Monotonic coarse ns until which every packet of the source is dropped.
+    pub blocked_until: u64,
+    /// Theoretical arrival times of the packet buckets, per class.
+    pub pkt_tat: [u64; Class::COUNT],
+    /// Theoretical arrival times of the byte buckets, per class.
+    pub byte_tat: [u64; Class::COUNT],
+    /// Times the source went over a limit.
+    pub offences: u32,
+    pub _pad: u32,
+}
+
+/// Counters in the sketch: rows and width (a power of two).
+pub const SKETCH_ROWS: usize = 2;
+pub const SKETCH_WIDTH: usize = 8192;
+
+/// Value of CPU_STATE (per CPU): the sketch that gates the LRU, and the aggregate buckets.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CpuState {
+    pub agg_pkt_tat: [u64; Class::COUNT],
+    pub agg_byte_tat: [u64; Class::COUNT],
+    /// Count-min sketch cells, see [`crate::limit::sketch_bump`].
+    pub sketch: [[u8; SKETCH_WIDTH]; SKETCH_ROWS],
+}
+
+/// [`Event::kind`] values.
+pub mod event {
+    /// A source went over its limit and starts a penalty.
+    pub const OFFENCE: u32 = 1;
+    /// A sampled packet header (one in `sample_every`).
+    pub const SAMPLE: u32 = 2;
+}
+
+/// A record on the EVENTS ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    /// [`event`] kind.
+    pub kind: u32,
+    /// [`Action`] as u32.
+    pub action: u32,
+    /// [`Reason`] as u32.
+    pub reason: u32,
+    /// [`Class`] as u32.
+    pub class: u32,
+    /// Source address: IPv4 in the first 4 bytes, or IPv6.
+    pub src: [u8; 16],
+    pub timestamp_ns: u64,
+    /// 4 or 6.
+    pub family: u8,
+    pub proto: u8,
+    pub tcp_flags: u8,
+    pub _pad: u8,
+    /// Frame length in bytes.
+    pub len: u32,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Offences of the source so far (offence events).
+    pub offences: u32,
+}
+
+const _: () = assert!(size_of::<Counter>() == 16);
+const _: () = assert!(size_of::<Limit>() == 32);
+const _: () = assert!(size_of::<Config>() == 48 + 2 * Class::COUNT * 32);
+const _: () = assert!(size_of::<SourceState>() == 96);
+const _: () = assert!(size_of::<CpuState>() == 80 + SKETCH_ROWS * SKETCH_WIDTH);
+const _: () = assert!(size_of::<Event>() == 56);
+const _: () = assert!(Reason::ALL.len() == Reason::IcmpTruncated as usize + 1);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are #[repr(C)], integer fields only, no implicit padding.
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for Counter {}
+    unsafe impl aya::Pod for BlockEntry {}
+    unsafe impl aya::Pod for AllowEntry {}
+    unsafe impl aya::Pod for SourceState {}
+    unsafe impl aya::Pod for CpuState {}
+    unsafe impl aya::Pod for Event {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_indices_are_dense_and_unique() {
+        let mut seen = std::vec![false; COUNTER_ENTRIES as usize];
+        for a in Action::ALL {
+            for r in Reason::ALL {
+                for c in Class::ALL {
+                    let i = counter_index(a, r, c) as usize;
+                    assert!(!seen[i], "duplicate index {i}");
+                    seen[i] = true;
+                }
+            }
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+
+    #[test]
+    fn reasons_are_in_declaration_order() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.name());
+        }
+        assert!(!Reason::Aggregate.is_malformed());
+        assert!(Reason::EthTruncated.is_malformed());
+        assert!(Reason::IcmpTruncated.is_malformed());
+    }
+
+    #[test]
+    fn mode_round_trips() {
+        for m in Mode::ALL {
+            assert_eq!(Mode::from_u32(m as u32), m);
+        }
+    }
+}

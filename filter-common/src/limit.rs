@@ -1,0 +1,161 @@
+//! Rate-limit arithmetic: token buckets in GCRA form, and the count-min sketch cells.
+//!
+//! A token bucket of rate `r` and depth `b` is kept as one number, its theoretical arrival time
+//! (TAT): the time at which the bucket would be full again. A packet of cost `c = 1/r` is
+//! admitted if, after paying, the bucket would be full again no later than `b/r` from now. This
+//! is the virtual-scheduling form of the same bucket (ATM's GCRA): one u64 of state, no
+//! division and no refill step on the packet path.
+//!
+//! The sketch decides which sources deserve an exact entry. Each cell packs a 4-bit window
+//! epoch and a 4-bit saturating count, so a new window needs no reset pass: a cell whose epoch
+//! differs from the current one counts as zero.
+
+use crate::abi::{SKETCH_ROWS, SKETCH_WIDTH};
+
+/// Pays `cost` ns into the bucket whose TAT is `tat` at time `now`. Returns the new TAT if the
+/// packet fits in a bucket `burst` ns deep, `None` if it must be refused (the bucket then stays
+/// as it was, so refused packets do not dig the source deeper).
+#[inline(always)]
+pub fn gcra(tat: u64, now: u64, cost: u64, burst: u64) -> Option<u64> {
+    let start = if tat > now { tat } else { now };
+    let next = start + cost;
+    if next - now > burst { None } else { Some(next) }
+}
+
+/// Cost in ns of `bytes` at `byte_cost_fp16` (ns per byte in 1/65536 ns).
+#[inline(always)]
+pub fn byte_cost(bytes: u64, byte_cost_fp16: u64) -> u64 {
+    (bytes * byte_cost_fp16) >> 16
+}
+
+/// The sketch epoch (4 bits) of time `now` for windows of 2^`shift` ns.
+#[inline(always)]
+pub fn sketch_epoch(now: u64, shift: u32) -> u8 {
+    ((now >> (shift & 63)) & 0x0f) as u8
+}
+
+/// A cell after counting one more packet in `epoch`.
+#[inline(always)]
+pub fn sketch_bump(cell: u8, epoch: u8) -> u8 {
+    if cell >> 4 != epoch {
+        (epoch << 4) | 1
+    } else if cell & 0x0f == 0x0f {
+        cell
+    } else {
+        cell + 1
+    }
+}
+
+/// The count a cell holds (after [`sketch_bump`], so its epoch is current).
+#[inline(always)]
+pub fn sketch_count(cell: u8) -> u8 {
+    cell & 0x0f
+}
+
+/// The cell index in each sketch row for a source key: a 64-bit mix (the murmur3 finalizer)
+/// of key and seed, cut into one slice per row.
+#[inline(always)]
+pub fn sketch_slots(key: u64, seed: u64) -> [usize; SKETCH_ROWS] {
+    let mut x = key ^ seed;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    let mask = (SKETCH_WIDTH - 1) as u64;
+    [(x & mask) as usize, ((x >> 32) & mask) as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn gcra_admits_a_burst_then_refuses() {
+        // 1000 pps (1 ms a packet), burst of 5 packets.
+        let (cost, burst) = (MS, 5 * MS);
+        let now = 1_000 * MS;
+        let mut tat = 0;
+        for i in 0..5 {
+            tat = gcra(tat, now, cost, burst).unwrap_or_else(|| panic!("packet {i} refused"));
+        }
+        assert_eq!(gcra(tat, now, cost, burst), None);
+    }
+
+    #[test]
+    fn gcra_refills_at_its_rate() {
+        let (cost, burst) = (MS, 2 * MS);
+        let mut tat = 0;
+        let now = 10 * MS;
+        tat = gcra(tat, now, cost, burst).unwrap();
+        tat = gcra(tat, now, cost, burst).unwrap();
+        assert_eq!(gcra(tat, now, cost, burst), None);
+        // Half a packet's time later: still refused.
+        assert_eq!(gcra(tat, now + MS / 2, cost, burst), None);
+        // One packet's time later: exactly one more fits.
+        let t = gcra(tat, now + MS, cost, burst).unwrap();
+        assert_eq!(gcra(t, now + MS, cost, burst), None);
+        // After a long idle time the bucket is full again, never fuller.
+        let mut t = tat;
+        for _ in 0..2 {
+            t = gcra(t, now + 1000 * MS, cost, burst).unwrap();
+        }
+        assert_eq!(gcra(t, now + 1000 * MS, cost, burst), None);
+    }
+
+    #[test]
+    fn gcra_long_run_rate_matches_limit() {
+        // 100 pps, burst 10, offered 1000 pps for 10 s: about 100*10 + 10 admitted.
+        let (cost, burst) = (10 * MS, 100 * MS);
+        let mut tat = 0;
+        let mut admitted = 0;
+        for i in 0..10_000u64 {
+            if let Some(t) = gcra(tat, 1_000 * MS + i * MS, cost, burst) {
+                tat = t;
+                admitted += 1;
+            }
+        }
+        assert!((1005..=1011).contains(&admitted), "admitted {admitted}");
+    }
+
+    #[test]
+    fn byte_cost_fixed_point() {
+        // 8 ns per byte (1 Gbit/s): 1500 bytes cost 12 us.
+        assert_eq!(byte_cost(1500, 8 << 16), 12_000);
+        // 0.08 ns per byte (100 Gbit/s) keeps precision.
+        let fp = (0.08f64 * 65536.0) as u64;
+        let c = byte_cost(1_000_000, fp);
+        assert!((79_000..=80_000).contains(&c), "{c}");
+    }
+
+    #[test]
+    fn sketch_cells_count_per_window_and_saturate() {
+        let e = sketch_epoch(5 << 20, 20);
+        assert_eq!(e, 5);
+        let mut c = 0;
+        for i in 1..=20u8 {
+            c = sketch_bump(c, e);
+            assert_eq!(sketch_count(c), i.min(15));
+        }
+        // A new window starts counting from one.
+        let c = sketch_bump(c, sketch_epoch(6 << 20, 20));
+        assert_eq!(sketch_count(c), 1);
+        // The epoch wraps after 16 windows.
+        assert_eq!(sketch_epoch(16 << 20, 20), 0);
+    }
+
+    #[test]
+    fn sketch_slots_spread_and_depend_on_seed() {
+        let mut hits = std::vec![0u32; SKETCH_WIDTH];
+        for k in 0..(SKETCH_WIDTH as u64 * 4) {
+            hits[sketch_slots(0xffff_ffff_0000_0000 | k, 7)[0]] += 1;
+        }
+        let max = *hits.iter().max().unwrap();
+        assert!(max < 20, "a cell got {max} of 4 per cell on average");
+        assert_ne!(sketch_slots(42, 1), sketch_slots(42, 2));
+        let [a, b] = sketch_slots(42, 1);
+        assert!(a < SKETCH_WIDTH && b < SKETCH_WIDTH);
+    }
+}
