@@ -10,7 +10,7 @@
 //! epoch and a 4-bit saturating count, so a new window needs no reset pass: a cell whose epoch
 //! differs from the current one counts as zero.
 
-use crate::abi::{SKETCH_ROWS, SKETCH_WIDTH};
+use crate::abi::{Limit, SKETCH_ROWS, SKETCH_WIDTH};
 
 /// Pays `cost` ns into the bucket whose TAT is `tat` at time `now`. Returns the new TAT if the
 /// packet fits in a bucket `burst` ns deep, `None` if it must be refused (the bucket then stays
@@ -26,6 +26,36 @@ pub fn gcra(tat: u64, now: u64, cost: u64, burst: u64) -> Option<u64> {
 #[inline(always)]
 pub fn byte_cost(bytes: u64, byte_cost_fp16: u64) -> u64 {
     (bytes * byte_cost_fp16) >> 16
+}
+
+/// Charges a packet of `len` bytes to a packet bucket and a byte bucket under `limit`. Both
+/// buckets must admit it; only then are both charged. Returns whether it was admitted.
+#[inline(always)]
+pub fn admit(pkt_tat: &mut u64, byte_tat: &mut u64, limit: &Limit, len: u64, now: u64) -> bool {
+    let mut pkt = *pkt_tat;
+    if limit.pkt_cost_ns != 0 {
+        match gcra(pkt, now, limit.pkt_cost_ns, limit.pkt_burst_ns) {
+            Some(t) => pkt = t,
+            None => return false,
+        }
+    }
+    let mut byte = *byte_tat;
+    if limit.byte_cost_fp16 != 0 {
+        let cost = byte_cost(len, limit.byte_cost_fp16);
+        match gcra(byte, now, cost, limit.byte_burst_ns) {
+            Some(t) => byte = t,
+            None => return false,
+        }
+    }
+    *pkt_tat = pkt;
+    *byte_tat = byte;
+    true
+}
+
+/// Whether a limit limits anything.
+#[inline(always)]
+pub fn is_unlimited(limit: &Limit) -> bool {
+    limit.pkt_cost_ns == 0 && limit.byte_cost_fp16 == 0
 }
 
 /// The sketch epoch (4 bits) of time `now` for windows of 2^`shift` ns.
@@ -118,6 +148,33 @@ mod tests {
             }
         }
         assert!((1005..=1011).contains(&admitted), "admitted {admitted}");
+    }
+
+    #[test]
+    fn admit_needs_both_buckets_and_charges_only_when_admitted() {
+        use crate::config::Rate;
+        // 1000 pps burst 100, but only 8 kbit/s (1000 B/s) with a 1514-byte burst.
+        let limit = Rate {
+            pps: 1000,
+            burst_packets: 100,
+            bits_per_sec: 8_000,
+            burst_bytes: 1514,
+        }
+        .encode();
+        let (mut p, mut b) = (0, 0);
+        let now = 1_000 * MS;
+        assert!(admit(&mut p, &mut b, &limit, 1000, now));
+        let (p1, b1) = (p, b);
+        // The byte bucket refuses a second 1000-byte frame; the packet bucket is not charged.
+        assert!(!admit(&mut p, &mut b, &limit, 1000, now));
+        assert_eq!((p, b), (p1, b1));
+        // A small frame still fits in the bytes left.
+        assert!(admit(&mut p, &mut b, &limit, 400, now));
+        assert!(is_unlimited(&Rate::default().encode()));
+        let (mut p, mut b) = (0, 0);
+        for _ in 0..1000 {
+            assert!(admit(&mut p, &mut b, &Rate::default().encode(), 1500, now));
+        }
     }
 
     #[test]

@@ -1,0 +1,31 @@
+//! Builds the XDP object (filter-ebpf) for the BPF target with aya-build, which runs
+//! `rustup run nightly cargo build -Z build-std=core` and copies the result to OUT_DIR.
+//! `cargo xtask setup` installs what that needs (rust-src, bpf-linker).
+
+use anyhow::{Context as _, anyhow};
+use aya_build::{Package, Toolchain};
+
+fn main() -> anyhow::Result<()> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .no_deps()
+        .exec()
+        .context("failed to read the workspace metadata")?;
+    let ebpf = metadata
+        .packages
+        .iter()
+        .find(|p| p.name.as_str() == "filter-ebpf")
+        .ok_or_else(|| anyhow!("filter-ebpf package not found in the workspace"))?;
+    let root_dir = ebpf
+        .manifest_path
+        .parent()
+        .ok_or_else(|| anyhow!("filter-ebpf manifest has no parent directory"))?;
+    aya_build::build_ebpf(
+        [Package {
+            name: "filter-ebpf",
+            root_dir: root_dir.as_str(),
+            ..Default::default()
+        }],
+        Toolchain::default(),
+    )
+    .context("failed to build the XDP program; run `cargo xtask setup` first")
+}

@@ -1,0 +1,475 @@
+//! The data-plane handle: owns the loaded XDP program and its maps, and offers typed access to
+//! them. Everything aya-specific stays in this module, so the rest of the controller works on
+//! plain Rust types.
+
+use std::{net::IpAddr, time::Duration};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key},
+    programs::{TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+    util::nr_cpus,
+};
+use filter_common::{
+    abi::{
+        AMP_PORT_WORDS, Action, AllowEntry, BlockEntry, COUNTER_ENTRIES, Class, Config, Counter,
+        DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, Mode, PROGRAM, Reason, SourceState,
+        counter_index, flags, map,
+    },
+    config::{DEFAULT_AMP_PORTS, source_key_v4, source_key_v6},
+};
+use ipnet::IpNet;
+
+/// The compiled XDP program, built by build.rs.
+pub static LEVEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/levee"));
+/// A program that drops every packet and does nothing else: the benchmark floor.
+pub static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/floor"));
+
+/// Sizes fixed when the program is loaded.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Entries in the per-source LRU table.
+    pub max_sources: u32,
+    /// Size of the event ring buffer in bytes (a power of two, at least one page).
+    pub event_bytes: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_sources: DEFAULT_MAX_SOURCES,
+            event_bytes: DEFAULT_EVENT_BYTES,
+        }
+    }
+}
+
+/// How to attach to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native (driver) mode, else generic (skb) mode.
+    Auto,
+    Native,
+    Generic,
+}
+
+/// The mode an attachment ended up in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    Native,
+    Generic,
+}
+
+/// Counters summed over all CPUs, indexed like the COUNTERS map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    slots: Vec<Counter>,
+}
+
+impl Counters {
+    pub fn get(&self, action: Action, reason: Reason, class: Class) -> Counter {
+        self.slots[counter_index(action, reason, class) as usize]
+    }
+
+    /// Packets with this action and reason, all classes.
+    pub fn packets(&self, action: Action, reason: Reason) -> u64 {
+        Class::ALL
+            .iter()
+            .map(|c| self.get(action, reason, *c).packets)
+            .sum()
+    }
+
+    /// Packets with this action, all reasons and classes.
+    pub fn action_packets(&self, action: Action) -> u64 {
+        Reason::ALL.iter().map(|r| self.packets(action, *r)).sum()
+    }
+
+    /// Every non-zero slot as (action, reason, class, counter).
+    pub fn non_zero(&self) -> Vec<(Action, Reason, Class, Counter)> {
+        let mut out = Vec::new();
+        for a in Action::ALL {
+            for r in Reason::ALL {
+                for c in Class::ALL {
+                    let v = self.get(a, r, c);
+                    if v.packets != 0 {
+                        out.push((a, r, c, v));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The loaded program and its maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    config: Config,
+    links: Vec<(String, XdpLinkId, Attached)>,
+}
+
+impl Dataplane {
+    /// Loads the program into the kernel (the verifier runs here) with `config` in place and the
+    /// default amplification ports set.
+    pub fn load(options: &LoadOptions, config: Config) -> Result<Dataplane> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(map::SOURCES, options.max_sources)
+            .map_max_entries(map::EVENTS, options.event_bytes)
+            .load(LEVEE_OBJECT)
+            .context("failed to load the XDP object (are you root, is BPF enabled?)")?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
+            .try_into()?;
+        program
+            .load()
+            .context("the kernel refused the XDP program (verifier)")?;
+        let mut dp = Dataplane {
+            ebpf,
+            config,
+            links: Vec::new(),
+        };
+        dp.config.sketch_seed = random_seed();
+        dp.set_amp_ports(&DEFAULT_AMP_PORTS)?;
+        dp.write_config()?;
+        Ok(dp)
+    }
+
+    /// Loads the floor program (drops everything), for benchmarks.
+    pub fn load_floor() -> Result<Ebpf> {
+        let mut ebpf = Ebpf::load(FLOOR_OBJECT).context("failed to load the floor object")?;
+        let program: &mut Xdp = ebpf
+            .program_mut("floor")
+            .ok_or_else(|| anyhow!("program floor missing"))?
+            .try_into()?;
+        program.load()?;
+        Ok(ebpf)
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// Replaces the configuration. The map-content flags (HAS_*) are kept, they follow the lists.
+    pub fn set_config(&mut self, mut config: Config) -> Result<()> {
+        config.flags = (config.flags & flags::SETTINGS) | (self.config.flags & !flags::SETTINGS);
+        if config.sketch_seed == 0 {
+            config.sketch_seed = self.config.sketch_seed;
+        }
+        self.config = config;
+        self.write_config()
+    }
+
+    /// Switches the mode; the program reads it on the next packet.
+    pub fn set_mode(&mut self, mode: Mode) -> Result<()> {
+        self.config.mode = mode as u32;
+        self.write_config()
+    }
+
+    fn write_config(&mut self) -> Result<()> {
+        let config = self.config;
+        let mut array: Array<&mut MapData, Config> = Array::try_from(self.map_mut(map::CONFIG)?)?;
+        array.set(0, config, 0).context("failed to write CONFIG")
+    }
+
+    /// Sets the UDP source ports of the amplification signature.
+    pub fn set_amp_ports(&mut self, ports: &[u16]) -> Result<()> {
+        let mut words = vec![0u64; AMP_PORT_WORDS as usize];
+        for p in ports {
+            words[usize::from(*p >> 6)] |= 1 << (p & 63);
+        }
+        let mut array: Array<&mut MapData, u64> = Array::try_from(self.map_mut(map::AMP_PORTS)?)?;
+        for (i, w) in words.iter().enumerate() {
+            array.set(i as u32, *w, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Blocks a prefix, for `ttl` or for good.
+    pub fn block(&mut self, net: IpNet, ttl: Option<Duration>) -> Result<()> {
+        let expires_ns = match ttl {
+            Some(ttl) => monotonic_coarse_ns() + ttl.as_nanos() as u64,
+            None => 0,
+        };
+        let entry = BlockEntry { expires_ns };
+        match net {
+            IpNet::V4(n) => {
+                self.trie_insert(map::BLOCK_V4, n.prefix_len(), n.network().octets(), entry)?
+            }
+            IpNet::V6(n) => {
+                self.trie_insert(map::BLOCK_V6, n.prefix_len(), n.network().octets(), entry)?
+            }
+        }
+        self.refresh_list_flags()
+    }
+
+    /// Removes a blocked prefix; false if it was not there.
+    pub fn unblock(&mut self, net: IpNet) -> Result<bool> {
+        let removed = match net {
+            IpNet::V4(n) => self.trie_remove::<[u8; 4], BlockEntry>(
+                map::BLOCK_V4,
+                n.prefix_len(),
+                n.network().octets(),
+            )?,
+            IpNet::V6(n) => self.trie_remove::<[u8; 16], BlockEntry>(
+                map::BLOCK_V6,
+                n.prefix_len(),
+                n.network().octets(),
+            )?,
+        };
+        self.refresh_list_flags()?;
+        Ok(removed)
+    }
+
+    /// Allowlists a prefix: its traffic skips every check, in every mode.
+    pub fn allow(&mut self, net: IpNet) -> Result<()> {
+        let entry = AllowEntry::default();
+        match net {
+            IpNet::V4(n) => {
+                self.trie_insert(map::ALLOW_V4, n.prefix_len(), n.network().octets(), entry)?
+            }
+            IpNet::V6(n) => {
+                self.trie_insert(map::ALLOW_V6, n.prefix_len(), n.network().octets(), entry)?
+            }
+        }
+        self.refresh_list_flags()
+    }
+
+    /// Removes an allowlisted prefix; false if it was not there.
+    pub fn unallow(&mut self, net: IpNet) -> Result<bool> {
+        let removed = match net {
+            IpNet::V4(n) => self.trie_remove::<[u8; 4], AllowEntry>(
+                map::ALLOW_V4,
+                n.prefix_len(),
+                n.network().octets(),
+            )?,
+            IpNet::V6(n) => self.trie_remove::<[u8; 16], AllowEntry>(
+                map::ALLOW_V6,
+                n.prefix_len(),
+                n.network().octets(),
+            )?,
+        };
+        self.refresh_list_flags()?;
+        Ok(removed)
+    }
+
+    fn trie_insert<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &str,
+        prefix: u8,
+        data: K,
+        value: V,
+    ) -> Result<()> {
+        let mut trie: LpmTrie<&mut MapData, K, V> = LpmTrie::try_from(self.map_mut(name)?)?;
+        trie.insert(&Key::new(u32::from(prefix), data), value, 0)
+            .with_context(|| format!("failed to insert into {name}"))
+    }
+
+    fn trie_remove<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &str,
+        prefix: u8,
+        data: K,
+    ) -> Result<bool> {
+        let mut trie: LpmTrie<&mut MapData, K, V> = LpmTrie::try_from(self.map_mut(name)?)?;
+        match trie.remove(&Key::new(u32::from(prefix), data)) {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("failed to remove from {name}")),
+        }
+    }
+
+    fn trie_has_entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<bool> {
+        let trie: LpmTrie<&MapData, K, V> = LpmTrie::try_from(self.map(name)?)?;
+        Ok(trie.keys().next().is_some())
+    }
+
+    /// Sets the HAS_* flags so the program skips lookups in empty lists.
+    fn refresh_list_flags(&mut self) -> Result<()> {
+        let has = [
+            (
+                flags::HAS_ALLOW_V4,
+                self.trie_has_entries::<[u8; 4], AllowEntry>(map::ALLOW_V4)?,
+            ),
+            (
+                flags::HAS_ALLOW_V6,
+                self.trie_has_entries::<[u8; 16], AllowEntry>(map::ALLOW_V6)?,
+            ),
+            (
+                flags::HAS_BLOCK_V4,
+                self.trie_has_entries::<[u8; 4], BlockEntry>(map::BLOCK_V4)?,
+            ),
+            (
+                flags::HAS_BLOCK_V6,
+                self.trie_has_entries::<[u8; 16], BlockEntry>(map::BLOCK_V6)?,
+            ),
+        ];
+        for (flag, on) in has {
+            self.config.set_flag(flag, on);
+        }
+        self.write_config()
+    }
+
+    /// Attaches to `iface`. Auto tries native mode first and falls back to generic mode.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<Attached> {
+        let attempts: &[(XdpMode, Attached)] = match mode {
+            AttachMode::Native => &[(XdpMode::Driver, Attached::Native)],
+            AttachMode::Generic => &[(XdpMode::Skb, Attached::Generic)],
+            AttachMode::Auto => &[
+                (XdpMode::Driver, Attached::Native),
+                (XdpMode::Skb, Attached::Generic),
+            ],
+        };
+        let program = self.program_mut()?;
+        let mut last_err = None;
+        for (xdp_mode, attached) in attempts {
+            match program.attach(iface, *xdp_mode) {
+                Ok(id) => {
+                    self.links.push((iface.to_string(), id, *attached));
+                    return Ok(*attached);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let err = last_err.expect("at least one attempt");
+        Err(anyhow::Error::new(err))
+            .with_context(|| format!("failed to attach to {iface} in {mode:?} mode"))
+    }
+
+    /// Detaches from `iface`.
+    pub fn detach(&mut self, iface: &str) -> Result<()> {
+        let Some(pos) = self.links.iter().position(|(i, _, _)| i == iface) else {
+            bail!("not attached to {iface}");
+        };
+        let (_, id, _) = self.links.remove(pos);
+        self.program_mut()?.detach(id)?;
+        Ok(())
+    }
+
+    /// Interfaces attached and how.
+    pub fn attachments(&self) -> Vec<(String, Attached)> {
+        self.links.iter().map(|(i, _, a)| (i.clone(), *a)).collect()
+    }
+
+    /// Counters summed over CPUs.
+    pub fn counters(&self) -> Result<Counters> {
+        let array: PerCpuArray<&MapData, Counter> =
+            PerCpuArray::try_from(self.map(map::COUNTERS)?)?;
+        let mut slots = Vec::with_capacity(COUNTER_ENTRIES as usize);
+        for values in array.iter() {
+            let values = values?;
+            let mut sum = Counter::default();
+            for v in values.iter() {
+                sum.packets += v.packets;
+                sum.bytes += v.bytes;
+            }
+            slots.push(sum);
+        }
+        Ok(Counters { slots })
+    }
+
+    /// The exact state of a tracked source, if it has an entry.
+    pub fn source(&self, addr: IpAddr) -> Result<Option<SourceState>> {
+        let key = match addr {
+            IpAddr::V4(a) => source_key_v4(a.octets(), self.config.source_mask_v4),
+            IpAddr::V6(a) => source_key_v6(&a.octets(), self.config.source_mask_v6),
+        };
+        let sources: HashMap<&MapData, u64, SourceState> =
+            HashMap::try_from(self.map(map::SOURCES)?)?;
+        match sources.get(&key, 0) {
+            Ok(s) => Ok(Some(s)),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Number of tracked sources (walks the table: for tests and status, not per packet).
+    pub fn tracked_sources(&self) -> Result<usize> {
+        let sources: HashMap<&MapData, u64, SourceState> =
+            HashMap::try_from(self.map(map::SOURCES)?)?;
+        Ok(sources.keys().count())
+    }
+
+    /// The event ring buffer; it can be taken once.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
+        let m = self
+            .ebpf
+            .take_map(map::EVENTS)
+            .ok_or_else(|| anyhow!("EVENTS already taken"))?;
+        Ok(RingBuf::try_from(m)?)
+    }
+
+    /// Runs the program on one frame through BPF_PROG_TEST_RUN, `repeat` times; returns the
+    /// XDP action and the mean time per run.
+    pub fn test_run(&self, frame: &[u8], repeat: u32) -> Result<(u32, Duration)> {
+        let program: &Xdp = self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
+            .try_into()?;
+        let r = program.test_run(TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::default()
+        })?;
+        Ok((r.return_value, r.duration))
+    }
+
+    /// The program, for callers that drive it directly (benchmarks).
+    pub fn program(&self) -> Result<&Xdp> {
+        Ok(self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
+            .try_into()?)
+    }
+
+    fn program_mut(&mut self) -> Result<&mut Xdp> {
+        Ok(self
+            .ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
+            .try_into()?)
+    }
+
+    fn map(&self, name: &str) -> Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("map {name} missing from the object"))
+    }
+
+    fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or_else(|| anyhow!("map {name} missing from the object"))
+    }
+}
+
+/// Number of possible CPUs: per-CPU shares of aggregate ceilings are divided by it.
+pub fn cpu_count() -> Result<u32> {
+    nr_cpus()
+        .map(|n| n as u32)
+        .map_err(|(what, e)| anyhow!("failed to read {what}: {e}"))
+}
+
+/// CLOCK_MONOTONIC_COARSE in ns: the clock the program reads (bpf_ktime_get_coarse_ns).
+pub fn monotonic_coarse_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn random_seed() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: valid buffer of the given length.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n == 8 {
+        u64::from_ne_bytes(buf)
+    } else {
+        monotonic_coarse_ns() ^ 0x9e37_79b9_7f4a_7c15
+    }
+}

@@ -1,0 +1,139 @@
+//! Per-source and aggregate rate limits.
+//!
+//! Every source is counted in a fixed-memory per-CPU count-min sketch; only a source whose
+//! estimate reaches `sketch_threshold` packets in one window gets an exact entry in the SOURCES
+//! LRU. One-packet spoofed sources therefore never churn the LRU, and heavy sources keep their
+//! buckets through a random-source flood. A tracked source over its limit is dropped and serves
+//! a penalty held in its own entry; the offence goes to user space as an event.
+
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use filter_common::{
+    abi::{Class, Config, CpuState, Reason, SKETCH_WIDTH, SourceState},
+    config::{source_key_v4, source_key_v6},
+    limit::{admit, is_unlimited, sketch_bump, sketch_count, sketch_epoch, sketch_slots},
+    parse::IpPacket,
+};
+
+use crate::{events, maps::SOURCES};
+
+/// Reads the coarse monotonic clock at most once per packet, and only if a stage needs it.
+pub struct Clock(u64);
+
+impl Clock {
+    #[inline(always)]
+    pub fn new() -> Clock {
+        Clock(0)
+    }
+
+    #[inline(always)]
+    pub fn now(&mut self) -> u64 {
+        if self.0 == 0 {
+            // SAFETY: helper without arguments.
+            self.0 = unsafe { bpf_ktime_get_coarse_ns() };
+        }
+        self.0
+    }
+}
+
+/// Applies the source's limit for the packet's class; `Some(reason)` if it must be refused.
+#[inline(always)]
+pub fn source(
+    cfg: &Config,
+    cpu: &mut CpuState,
+    pkt: &IpPacket,
+    len: u64,
+    clock: &mut Clock,
+) -> Option<Reason> {
+    let c = pkt.class as usize;
+    let limit = cfg.source.get(c)?;
+    let key = if pkt.v6 {
+        source_key_v6(&pkt.src, cfg.source_mask_v6)
+    } else {
+        source_key_v4(
+            [pkt.src[0], pkt.src[1], pkt.src[2], pkt.src[3]],
+            cfg.source_mask_v4,
+        )
+    };
+    let now = clock.now();
+    if let Some(state) = SOURCES.get_ptr_mut(&key) {
+        // SAFETY: a live LRU value; concurrent CPUs may race on it, which only blurs a count.
+        let state = unsafe { &mut *state };
+        if now < state.blocked_until {
+            return Some(Reason::SourcePenalty);
+        }
+        let (pkt_tat, byte_tat) = (state.pkt_tat.get_mut(c)?, state.byte_tat.get_mut(c)?);
+        if admit(pkt_tat, byte_tat, limit, len, now) {
+            return None;
+        }
+        offend(cfg, state, pkt, len, now);
+        return Some(Reason::SourceRate);
+    }
+    if is_unlimited(limit) || !sketch_hot(cfg, cpu, key, now) {
+        return None;
+    }
+    let mut state = SourceState::default();
+    let admitted = match (state.pkt_tat.get_mut(c), state.byte_tat.get_mut(c)) {
+        (Some(p), Some(b)) => admit(p, b, limit, len, now),
+        _ => true,
+    };
+    if !admitted {
+        offend(cfg, &mut state, pkt, len, now);
+    }
+    // A full LRU evicts its least recently used entry; failure only means we stay untracked.
+    let _ = SOURCES.insert(&key, &state, 0);
+    if admitted {
+        None
+    } else {
+        Some(Reason::SourceRate)
+    }
+}
+
+/// Counts the source in this CPU's sketch; true once it is heavy enough to track exactly.
+#[inline(always)]
+fn sketch_hot(cfg: &Config, cpu: &mut CpuState, key: u64, now: u64) -> bool {
+    let epoch = sketch_epoch(now, cfg.sketch_window_shift);
+    let [s0, s1] = sketch_slots(key, cfg.sketch_seed);
+    let mask = SKETCH_WIDTH - 1;
+    let c0 = sketch_bump(cpu.sketch[0][s0 & mask], epoch);
+    cpu.sketch[0][s0 & mask] = c0;
+    let c1 = sketch_bump(cpu.sketch[1][s1 & mask], epoch);
+    cpu.sketch[1][s1 & mask] = c1;
+    let estimate = sketch_count(c0).min(sketch_count(c1));
+    u32::from(estimate) >= cfg.sketch_threshold
+}
+
+/// Starts a penalty and reports the offence (every penalty, or only the first offence when
+/// there is no penalty time, so a steady excess cannot flood the ring buffer).
+#[inline(always)]
+fn offend(cfg: &Config, state: &mut SourceState, pkt: &IpPacket, len: u64, now: u64) {
+    state.offences = state.offences.wrapping_add(1);
+    if cfg.penalty_ns != 0 {
+        state.blocked_until = now + cfg.penalty_ns;
+    }
+    if cfg.penalty_ns != 0 || state.offences == 1 {
+        events::offence(pkt, state.offences, len, now);
+    }
+}
+
+/// Applies the per-CPU share of the class ceiling; false if the packet must be refused.
+#[inline(always)]
+pub fn aggregate(
+    cfg: &Config,
+    cpu: &mut CpuState,
+    class: Class,
+    len: u64,
+    clock: &mut Clock,
+) -> bool {
+    let c = class as usize;
+    let Some(limit) = cfg.aggregate.get(c) else {
+        return true;
+    };
+    if is_unlimited(limit) {
+        return true;
+    }
+    let now = clock.now();
+    match (cpu.agg_pkt_tat.get_mut(c), cpu.agg_byte_tat.get_mut(c)) {
+        (Some(p), Some(b)) => admit(p, b, limit, len, now),
+        _ => true,
+    }
+}

@@ -1,0 +1,43 @@
+//! Every map of the program. Sizes here are defaults; the loader resizes SOURCES and EVENTS.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+};
+use filter_common::abi::{
+    AMP_PORT_WORDS, AllowEntry, BlockEntry, COUNTER_ENTRIES, Config, Counter, CpuState,
+    DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, SourceKey, SourceState,
+};
+
+/// Maximum prefixes in each allow- and blocklist trie.
+const LIST_ENTRIES: u32 = 1 << 20;
+
+#[map]
+pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+// LPM tries must be created with BPF_F_NO_PREALLOC (1).
+#[map]
+pub static ALLOW_V4: LpmTrie<[u8; 4], AllowEntry> = LpmTrie::with_max_entries(LIST_ENTRIES, 1);
+#[map]
+pub static ALLOW_V6: LpmTrie<[u8; 16], AllowEntry> = LpmTrie::with_max_entries(LIST_ENTRIES, 1);
+#[map]
+pub static BLOCK_V4: LpmTrie<[u8; 4], BlockEntry> = LpmTrie::with_max_entries(LIST_ENTRIES, 1);
+#[map]
+pub static BLOCK_V6: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::with_max_entries(LIST_ENTRIES, 1);
+
+/// Bitmap of UDP source ports dropped by the amplification signature.
+#[map]
+pub static AMP_PORTS: Array<u64> = Array::with_max_entries(AMP_PORT_WORDS, 0);
+
+#[map]
+pub static SOURCES: LruHashMap<SourceKey, SourceState> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+
+#[map]
+pub static CPU_STATE: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_ENTRIES, 0);
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_EVENT_BYTES, 0);
