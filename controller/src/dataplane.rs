@@ -274,7 +274,7 @@ impl Dataplane {
         let mut trie: LpmTrie<&mut MapData, K, V> = LpmTrie::try_from(self.map_mut(name)?)?;
         match trie.remove(&Key::new(u32::from(prefix), data)) {
             Ok(()) => Ok(true),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("failed to remove from {name}")),
         }
     }
@@ -378,7 +378,7 @@ impl Dataplane {
             HashMap::try_from(self.map(map::SOURCES)?)?;
         match sources.get(&key, 0) {
             Ok(s) => Ok(Some(s)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -442,6 +442,15 @@ impl Dataplane {
         self.ebpf
             .map_mut(name)
             .ok_or_else(|| anyhow!("map {name} missing from the object"))
+    }
+}
+
+/// A lookup or delete of a key that is not in the map (aya reports ENOENT either way).
+fn is_not_found(e: &aya::maps::MapError) -> bool {
+    match e {
+        aya::maps::MapError::KeyNotFound => true,
+        aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
     }
 }
 

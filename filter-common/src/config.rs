@@ -30,8 +30,8 @@ impl Rate {
     /// The encoded form the data plane uses.
     pub fn encode(&self) -> Limit {
         let mut limit = Limit::default();
-        if self.pps > 0 {
-            let cost = (NS_PER_SEC / self.pps).max(1);
+        if let Some(cost) = NS_PER_SEC.checked_div(self.pps) {
+            let cost = cost.max(1);
             limit.pkt_cost_ns = cost;
             limit.pkt_burst_ns = cost.saturating_mul(self.burst_packets.max(1));
         }

@@ -12,14 +12,14 @@ use crate::abi::{Class, Reason};
 /// Read access to a frame's bytes.
 pub trait Frame {
     /// Total length of the frame in bytes.
-    fn len(&self) -> usize;
+    fn size(&self) -> usize;
     /// The `N` bytes at `offset`, or `None` if they run past the end of the frame.
     fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]>;
 }
 
 impl Frame for [u8] {
     #[inline(always)]
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         <[u8]>::len(self)
     }
 
@@ -130,12 +130,12 @@ fn parse_ipv4<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
     if ihl < 20 {
         return Err(Reason::Ipv4BadIhl);
     }
-    if off + ihl > frame.len() {
+    if off + ihl > frame.size() {
         return Err(Reason::Ipv4Truncated);
     }
     let total = be16(h[2], h[3]) as usize;
     // Shorter than the frame is fine (Ethernet pads to 60 bytes); longer is a lie.
-    if total < ihl || off + total > frame.len() {
+    if total < ihl || off + total > frame.size() {
         return Err(Reason::Ipv4BadLength);
     }
     let frag = be16(h[6], h[7]);
@@ -171,7 +171,7 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
         return Err(Reason::Ipv6BadVersion);
     }
     let end = off + 40 + be16(h[4], h[5]) as usize;
-    if end > frame.len() {
+    if end > frame.size() {
         return Err(Reason::Ipv6BadLength);
     }
     let mut src = [0u8; 16];

@@ -28,7 +28,7 @@ impl XdpFrame {
 
 impl Frame for XdpFrame {
     #[inline(always)]
-    fn len(&self) -> usize {
+    fn size(&self) -> usize {
         self.end - self.start
     }
 

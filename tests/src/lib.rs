@@ -1,1 +1,120 @@
+//! Shared harness of Levee's kernel tests and benchmarks: a loaded program driven through
+//! BPF_PROG_TEST_RUN ([`Harness`]), and network namespaces joined by veth ([`netns`]).
 
+pub mod netns;
+
+use std::net::IpAddr;
+
+use filter_common::{
+    abi::{Action, Class, Config, Mode, Reason},
+    frames::{FrameSpec, L4},
+};
+use levee::dataplane::{Counters, Dataplane, LoadOptions};
+
+pub const XDP_ABORTED: u32 = 0;
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+
+/// The program loaded into the kernel with a given configuration, not attached anywhere.
+pub struct Harness {
+    pub dp: Dataplane,
+}
+
+impl Harness {
+    /// Loads with a small source table (tests do not need a million entries).
+    pub fn new(config: Config) -> Harness {
+        Self::with_sources(config, 1 << 14)
+    }
+
+    pub fn with_sources(config: Config, max_sources: u32) -> Harness {
+        let options = LoadOptions {
+            max_sources,
+            ..LoadOptions::default()
+        };
+        let dp = Dataplane::load(&options, config).unwrap_or_else(|e| panic!("load: {e:#}"));
+        Harness { dp }
+    }
+
+    /// Runs one frame once; returns the XDP action.
+    pub fn run(&self, frame: &[u8]) -> u32 {
+        self.dp
+            .test_run(frame, 1)
+            .unwrap_or_else(|e| panic!("test_run: {e:#}"))
+            .0
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.dp
+            .counters()
+            .unwrap_or_else(|e| panic!("counters: {e:#}"))
+    }
+
+    /// Runs one frame and asserts the XDP action and that exactly one packet was counted, under
+    /// (action, reason, class).
+    #[track_caller]
+    pub fn expect(
+        &self,
+        what: &str,
+        frame: &[u8],
+        xdp: u32,
+        action: Action,
+        reason: Reason,
+        class: Class,
+    ) {
+        let before = self.counters();
+        let got = self.run(frame);
+        let after = self.counters();
+        assert_eq!(got, xdp, "{what}: XDP action");
+        let slot = |c: &Counters| c.get(action, reason, class).packets;
+        let total = |c: &Counters| {
+            Action::ALL
+                .iter()
+                .map(|a| c.action_packets(*a))
+                .sum::<u64>()
+        };
+        assert_eq!(
+            slot(&after) - slot(&before),
+            1,
+            "{what}: expected one packet counted as {}/{}/{}, counters now {:?}",
+            action.name(),
+            reason.name(),
+            class.name(),
+            after.non_zero()
+        );
+        assert_eq!(
+            total(&after) - total(&before),
+            1,
+            "{what}: exactly one packet counted"
+        );
+    }
+
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.dp
+            .set_mode(mode)
+            .unwrap_or_else(|e| panic!("set_mode: {e:#}"));
+    }
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// A 64-byte UDP frame (the minimum Ethernet frame less the FCS is 60; 64 with 4 more payload).
+pub fn udp(src: &str, dst: &str, sport: u16, dport: u16) -> Vec<u8> {
+    FrameSpec::new(ip(src), ip(dst), L4::Udp { sport, dport })
+        .payload(if ip(src).is_ipv4() { 22 } else { 2 })
+        .build()
+}
+
+pub fn tcp(src: &str, dst: &str, flags: u8) -> Vec<u8> {
+    FrameSpec::new(
+        ip(src),
+        ip(dst),
+        L4::Tcp {
+            sport: 40000,
+            dport: 80,
+            flags,
+        },
+    )
+    .build()
+}

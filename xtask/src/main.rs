@@ -1,1 +1,72 @@
-fn main() {}
+//! Developer and CI tasks. `cargo xtask <task>`; every task that builds the XDP program runs
+//! `setup` first, so a fresh machine needs nothing but rustup and its toolchains.
+
+mod bench;
+mod setup;
+mod test;
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Levee's developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need: rust-src, bpf-linker, Debian packages.
+    Setup,
+    /// Set up, check formatting and lints, then run every test (needs root).
+    Test,
+    /// Set up, then measure per-packet costs against a floor (needs root).
+    Bench(bench::Options),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run(),
+        Task::Test => setup::run().and_then(|()| test::run()),
+        Task::Bench(opts) => setup::run().and_then(|()| bench::run(&opts)),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent directory")
+        .to_path_buf()
+}
+
+/// Runs a command to completion in the workspace root, failing with its command line.
+pub fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("failed to start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Whether this process runs as root (the kernel tests and benchmarks need it).
+pub fn require_root(task: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "`cargo xtask {task}` loads BPF programs and creates network namespaces: run it as root (sudo -E cargo xtask {task})"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Network namespaces joined by veth, made and removed by the test itself. Traffic stays
+//! inside them: the addresses are from the benchmarking range 198.18.0.0/15 (RFC 2544) and the
+//! IPv6 documentation prefix 2001:db8::/32, assigned only to these namespaces' interfaces.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// A named network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl Netns {
+    pub fn new(role: &str) -> Netns {
+        let name = format!(
+            "levee-{role}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        sh(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `ip ARGS` inside the namespace, panicking on failure.
+    pub fn ip(&self, args: &[&str]) -> Output {
+        sh(Command::new("ip").args(["-n", &self.name]).args(args))
+    }
+
+    /// A command that will run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Runs `f` on a thread that has entered this namespace; sockets it opens live there.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                // SAFETY: a valid netns fd; setns only affects this thread.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("thread in namespace panicked")
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Two namespaces joined by a veth pair: `protected` (where Levee attaches, on `iface`) and
+/// `client`, with IPv4 and IPv6 addresses on both ends and extra client source addresses.
+pub struct Lab {
+    pub protected: Netns,
+    pub client: Netns,
+    /// The protected side's veth, inside `protected`.
+    pub iface: String,
+}
+
+pub const PROTECTED_V4: &str = "198.18.0.1";
+pub const PROTECTED_V6: &str = "2001:db8:18::1";
+/// Client source addresses, all on the client's veth.
+pub const CLIENT_V4: [&str; 4] = ["198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5"];
+pub const CLIENT_V6: [&str; 2] = ["2001:db8:18::2", "2001:db8:18:1::3"];
+
+impl Lab {
+    pub fn new() -> Lab {
+        let protected = Netns::new("prot");
+        let client = Netns::new("cli");
+        let iface = "lv0".to_string();
+        let peer = format!("lvp{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        sh(Command::new("ip").args([
+            "link",
+            "add",
+            &peer,
+            "netns",
+            &client.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &iface,
+            "netns",
+            &protected.name,
+        ]));
+        client.ip(&["link", "set", &peer, "name", "lv1"]);
+        protected.ip(&["addr", "add", &format!("{PROTECTED_V4}/24"), "dev", &iface]);
+        protected.ip(&[
+            "addr",
+            "add",
+            &format!("{PROTECTED_V6}/48"),
+            "dev",
+            &iface,
+            "nodad",
+        ]);
+        for a in CLIENT_V4 {
+            client.ip(&["addr", "add", &format!("{a}/24"), "dev", "lv1"]);
+        }
+        for a in CLIENT_V6 {
+            client.ip(&["addr", "add", &format!("{a}/48"), "dev", "lv1", "nodad"]);
+        }
+        protected.ip(&["link", "set", &iface, "up"]);
+        client.ip(&["link", "set", "lv1", "up"]);
+        Lab {
+            protected,
+            client,
+            iface,
+        }
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn sh(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("failed to start {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -1,0 +1,41 @@
+//! `cargo xtask bench`: builds and runs the benchmark binary in release mode.
+
+use std::process::Command;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::{require_root, run_cmd};
+
+#[derive(Args)]
+pub struct Options {
+    /// Repeats per BPF_PROG_TEST_RUN call (at least 10 million for the report).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub repeat: u32,
+    /// Runs per figure; the median is printed.
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    require_root("bench")?;
+    run_cmd(
+        Command::new("cargo")
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "levee-tests",
+                "--bin",
+                "bench",
+                "--",
+            ])
+            .args([
+                "--repeat",
+                &opts.repeat.to_string(),
+                "--runs",
+                &opts.runs.to_string(),
+            ]),
+    )
+}
