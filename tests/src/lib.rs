@@ -1,7 +1,9 @@
 //! Shared harness of Levee's kernel tests and benchmarks: a loaded program driven through
-//! BPF_PROG_TEST_RUN ([`Harness`]), and network namespaces joined by veth ([`netns`]).
+//! BPF_PROG_TEST_RUN ([`Harness`]), network namespaces joined by veth ([`netns`]), and a raw
+//! frame sender ([`sender`]).
 
 pub mod netns;
+pub mod sender;
 
 use std::net::IpAddr;
 

@@ -1,0 +1,269 @@
+//! `cargo xtask bench`: Levee's per-packet cost as ratios to a floor measured in the same run.
+//!
+//! Part 1 runs each path through BPF_PROG_TEST_RUN (`repeat` runs of one frame, the kernel's
+//! own timer), against a program that only returns XDP_DROP.
+//!
+//! Part 2 compares a random-source flood with the same traffic from one source. TEST_RUN
+//! repeats one frame, so it cannot show what a new source per packet costs (LRU misses, sketch
+//! cells all over its 16 KiB). Instead real frames go through a veth into the program attached
+//! in native mode, and the kernel's BPF run-time statistics (BPF_ENABLE_STATS) give the
+//! program's own time per packet, excluding the sender and the stack.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use clap::Parser;
+use filter_common::{
+    abi::{Class, Config, Mode, flags},
+    config::Rate,
+    frames::l3_offset,
+    parse::TCP_SYN,
+};
+use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
+use levee_tests::{
+    XDP_DROP, XDP_PASS,
+    netns::{CLIENT_V4, Lab},
+    sender::send_frames,
+    tcp, udp,
+};
+
+#[derive(Parser)]
+struct Args {
+    /// Repeats per BPF_PROG_TEST_RUN call.
+    #[arg(long, default_value_t = 10_000_000)]
+    repeat: u32,
+    /// Runs per figure; the median is printed.
+    #[arg(long, default_value_t = 5)]
+    runs: u32,
+    /// Frames per run in the spoofed-flood comparison.
+    #[arg(long, default_value_t = 1_000_000)]
+    frames: usize,
+}
+
+const DST4: &str = "198.18.0.1";
+const DST6: &str = "2001:db8:18::1";
+const LEGIT4: &str = "198.18.7.7";
+const LEGIT6: &str = "2001:db8:7::7";
+const BLOCKED4: &str = "198.18.66.6";
+const OVER4: &str = "198.18.99.9";
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    if args.repeat < 10_000_000 {
+        eprintln!("note: --repeat below 10 million; figures are less stable");
+    }
+    println!(
+        "Per-packet cost through BPF_PROG_TEST_RUN, repeat {}, median of {} runs",
+        args.repeat, args.runs
+    );
+    let frame64 = udp(LEGIT4, DST4, 40000, 443);
+    assert_eq!(frame64.len(), 64);
+
+    let floor = Dataplane::load_floor()?;
+    let floor_prog: &Xdp = floor
+        .program("floor")
+        .context("floor program")?
+        .try_into()?;
+    let floor_ns = median(args.runs, || {
+        time_test_run(floor_prog, &frame64, args.repeat, XDP_DROP)
+    })?;
+
+    let dp = bench_dataplane(LoadOptions::default(), None)?;
+    let prog = dp.program()?;
+    // Prime the tracked sources: enough packets to pass the sketch gate.
+    for f in [
+        &frame64,
+        &udp(LEGIT6, DST6, 40000, 443),
+        &tcp(LEGIT4, DST4, TCP_SYN),
+    ] {
+        dp.test_run(f, 64)?;
+    }
+    for (src, name) in [(LEGIT4, "IPv4"), (LEGIT6, "IPv6")] {
+        dp.source(src.parse()?)?
+            .with_context(|| format!("the {name} legit source is not tracked"))?;
+    }
+    // Path (c) needs a source over its limit: the same set-up with UDP at 1 packet a second.
+    let strict = Rate {
+        pps: 1,
+        burst_packets: 1,
+        ..Rate::default()
+    };
+    let dp_strict = bench_dataplane(LoadOptions::default(), Some(strict))?;
+    let over = udp(OVER4, DST4, 40000, 443);
+    dp_strict.test_run(&over, 64)?;
+    let state = dp_strict
+        .source(OVER4.parse()?)?
+        .context("over-limit source not tracked")?;
+    if state.blocked_until == 0 {
+        bail!("over-limit source is not serving a penalty");
+    }
+
+    let paths: [(&str, Vec<u8>, u32); 5] = [
+        (
+            "(a) legit 64 B UDP, tracked, under limit",
+            frame64.clone(),
+            XDP_PASS,
+        ),
+        (
+            "(b) blocklisted source",
+            udp(BLOCKED4, DST4, 40000, 443),
+            XDP_DROP,
+        ),
+        ("(c) source over its limit (penalty)", over, XDP_DROP),
+        (
+            "(d) TCP SYN, tracked, under limit",
+            tcp(LEGIT4, DST4, TCP_SYN),
+            XDP_PASS,
+        ),
+        (
+            "(e) IPv6 UDP, tracked, under limit",
+            udp(LEGIT6, DST6, 40000, 443),
+            XDP_PASS,
+        ),
+    ];
+    println!("{:<44} {:>9} {:>9}", "path", "ns/pkt", "x floor");
+    println!(
+        "{:<44} {:>9.1} {:>9.2}",
+        "floor: XDP_DROP and nothing else", floor_ns, 1.0
+    );
+    for (name, frame, expect) in &paths {
+        let prog = if name.starts_with("(c)") {
+            dp_strict.program()?
+        } else {
+            prog
+        };
+        let ns = median(args.runs, || {
+            time_test_run(prog, frame, args.repeat, *expect)
+        })?;
+        println!("{name:<44} {ns:>9.1} {:>9.2}", ns / floor_ns);
+    }
+
+    println!();
+    spoofed_flood(args)
+}
+
+/// Levee in enforce mode with every stage busy: non-empty allow- and blocklists, signatures,
+/// per-source limits (high enough for the legitimate paths, or `strict_udp` for UDP), aggregate
+/// ceilings, and a long penalty for offenders.
+fn bench_dataplane(options: LoadOptions, strict_udp: Option<Rate>) -> Result<Dataplane> {
+    let mut cfg = Config::new(Mode::Enforce);
+    cfg.set_flag(flags::SOURCE_LIMITS, true);
+    cfg.penalty_ns = 3_600_000_000_000;
+    let generous = Rate {
+        pps: 1_000_000_000,
+        burst_packets: 1_000_000_000,
+        bits_per_sec: 1_000_000_000_000,
+        burst_bytes: 1 << 40,
+    };
+    for class in Class::ALL {
+        cfg.source[class as usize] = generous.encode();
+        cfg.aggregate[class as usize] = generous.encode();
+    }
+    if let Some(rate) = strict_udp {
+        cfg.source[Class::Udp as usize] = rate.encode();
+    }
+    let mut dp = Dataplane::load(&options, cfg)?;
+    dp.allow("203.0.113.0/24".parse()?)?;
+    dp.allow("2001:db8:aaaa::/48".parse()?)?;
+    dp.block(format!("{BLOCKED4}/32").parse()?, None)?;
+    dp.block("2001:db8:bbbb::/48".parse()?, None)?;
+    dp.block("192.0.2.0/24".parse()?, None)?;
+    Ok(dp)
+}
+
+/// Mean ns per run of one TEST_RUN call, checking the verdict.
+fn time_test_run(prog: &Xdp, frame: &[u8], repeat: u32, expect: u32) -> Result<f64> {
+    let r = prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        repeat,
+        ..TestRunOptions::default()
+    })?;
+    if r.return_value != expect {
+        bail!("expected XDP action {expect}, got {}", r.return_value);
+    }
+    Ok(r.duration.as_nanos() as f64)
+}
+
+fn median(runs: u32, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut v = (0..runs.max(1)).map(|_| f()).collect::<Result<Vec<_>>>()?;
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
+/// (f) vs (a'): real frames through a veth, program time from the kernel's BPF statistics.
+fn spoofed_flood(args: &Args) -> Result<()> {
+    println!(
+        "Random-source flood vs one source: {} real 64 B frames a run through veth (native XDP),",
+        args.frames
+    );
+    println!(
+        "program run time from kernel BPF statistics, median of {} runs",
+        args.runs
+    );
+    let lab = Lab::new();
+    let mut dp = bench_dataplane(LoadOptions::default(), None)?;
+    lab.protected
+        .run(|| dp.attach(&lab.iface, AttachMode::Native))?;
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .context("failed to enable BPF run-time statistics")?;
+
+    let one = udp(CLIENT_V4[0], DST4, 40000, 443);
+    let len = one.len();
+    let single: Vec<u8> = one.repeat(args.frames);
+    let mut spoofed = single.clone();
+    let src = l3_offset(0) + 12;
+    for i in 0..args.frames {
+        // Distinct sources spread over the address space (an odd multiplier is a bijection).
+        let a = (i as u32)
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(0x0a00_0001);
+        spoofed[i * len + src..i * len + src + 4].copy_from_slice(&a.to_be_bytes());
+    }
+
+    let measure = |frames: &[u8]| -> Result<(f64, u64)> {
+        let before = dp.program()?.info()?;
+        let sent = lab.client.run(|| send_frames("lv1", frames, len))?;
+        std::thread::sleep(Duration::from_millis(100));
+        let after = dp.program()?.info()?;
+        let runs = after.run_count() - before.run_count();
+        let ns = (after.run_time() - before.run_time()).as_nanos() as f64;
+        if runs < sent / 2 {
+            bail!("the program saw {runs} of {sent} frames sent");
+        }
+        Ok((ns / runs as f64, runs))
+    };
+    // Warm up: ARP-free raw frames need no neighbour; this warms caches and the LRU.
+    measure(&single)?;
+    let mut one_source = Vec::new();
+    let mut random = Vec::new();
+    for _ in 0..args.runs.max(1) {
+        one_source.push(measure(&single)?);
+        random.push(measure(&spoofed)?);
+    }
+    let med = |v: &mut Vec<(f64, u64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v[v.len() / 2]
+    };
+    let (a_ns, a_runs) = med(&mut one_source);
+    let (f_ns, f_runs) = med(&mut random);
+    let tracked = dp.tracked_sources()?;
+    println!("{:<44} {:>9} {:>9}", "path", "ns/pkt", "x (a')");
+    println!("{:<44} {a_ns:>9.1} {:>9.2}", "(a') one source", 1.0);
+    println!(
+        "{:<44} {f_ns:>9.1} {:>9.2}",
+        "(f) every frame a new random source",
+        f_ns / a_ns
+    );
+    println!(
+        "program runs per measurement: {a_runs} and {f_runs}; sources tracked after the flood: {tracked}"
+    );
+    Ok(())
+}
