@@ -13,11 +13,11 @@ use aya::{
 };
 use filter_common::{
     abi::{
-        AMP_PORT_WORDS, Action, AllowEntry, BlockEntry, COUNTER_ENTRIES, Class, Config, Counter,
-        DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, Mode, PROGRAM, Reason, SourceState,
-        counter_index, flags, map,
+        AMP_PORT_WORDS, Action, AllowEntry, BlockEntry, CLOCK_PROGRAM, COUNTER_ENTRIES, Class,
+        Config, Counter, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, Mode, PROGRAM, Reason,
+        SourceState, counter_index, flags, map,
     },
-    config::{DEFAULT_AMP_PORTS, source_key_v4, source_key_v6},
+    config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns, source_key_v4, source_key_v6},
 };
 use ipnet::IpNet;
 
@@ -124,12 +124,20 @@ impl Dataplane {
         program
             .load()
             .context("the kernel refused the XDP program (verifier)")?;
+        let clock: &mut Xdp = ebpf
+            .program_mut(CLOCK_PROGRAM)
+            .ok_or_else(|| anyhow!("program {CLOCK_PROGRAM} missing from the object"))?
+            .try_into()?;
+        clock
+            .load()
+            .context("the kernel refused the clock program")?;
         let mut dp = Dataplane {
             ebpf,
             config,
             links: Vec::new(),
         };
         dp.config.sketch_seed = random_seed();
+        dp.calibrate_clock()?;
         dp.set_amp_ports(&DEFAULT_AMP_PORTS)?;
         dp.write_config()?;
         Ok(dp)
@@ -146,6 +154,38 @@ impl Dataplane {
         Ok(ebpf)
     }
 
+    /// Measures the jiffy length and its offset to CLOCK_MONOTONIC_COARSE, so the program can
+    /// read time from jiffies (see `Config::clock_ns_per_jiffy`).
+    fn calibrate_clock(&mut self) -> Result<()> {
+        let (j0, t0) = self.clock_sample()?;
+        std::thread::sleep(Duration::from_millis(100));
+        let (j1, t1) = self.clock_sample()?;
+        if j1 <= j0 || t1 <= t0 {
+            bail!(
+                "clock calibration failed: jiffies {j0} -> {j1}, coarse ns {t0} -> {t1} in 100 ms"
+            );
+        }
+        let ns_per_jiffy = nominal_jiffy_ns((t1 - t0) / (j1 - j0));
+        self.config.clock_ns_per_jiffy = ns_per_jiffy;
+        self.config.clock_offset_ns = t1.wrapping_sub(j1.wrapping_mul(ns_per_jiffy));
+        Ok(())
+    }
+
+    /// One [jiffies, coarse ns] pair read in the kernel at the same instant.
+    fn clock_sample(&self) -> Result<(u64, u64)> {
+        let program: &Xdp = self
+            .ebpf
+            .program(CLOCK_PROGRAM)
+            .ok_or_else(|| anyhow!("program {CLOCK_PROGRAM} missing"))?
+            .try_into()?;
+        program.test_run(TestRunOptions {
+            data_in: Some(&[0u8; 64]),
+            ..TestRunOptions::default()
+        })?;
+        let clock: Array<&MapData, u64> = Array::try_from(self.map(map::CLOCK)?)?;
+        Ok((clock.get(&0, 0)?, clock.get(&1, 0)?))
+    }
+
     pub fn config(&self) -> Config {
         self.config
     }
@@ -156,6 +196,9 @@ impl Dataplane {
         if config.sketch_seed == 0 {
             config.sketch_seed = self.config.sketch_seed;
         }
+        // The clock calibration belongs to the loader, not to the caller's settings.
+        config.clock_ns_per_jiffy = self.config.clock_ns_per_jiffy;
+        config.clock_offset_ns = self.config.clock_offset_ns;
         self.config = config;
         self.write_config()
     }

@@ -16,15 +16,20 @@ pub mod map {
     pub const CPU_STATE: &str = "CPU_STATE";
     pub const COUNTERS: &str = "COUNTERS";
     pub const EVENTS: &str = "EVENTS";
+    /// Written by the clock-calibration program: [jiffies, CLOCK_MONOTONIC_COARSE ns].
+    pub const CLOCK: &str = "CLOCK";
     /// Every map, for pinning and listing.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         CONFIG, ALLOW_V4, ALLOW_V6, BLOCK_V4, BLOCK_V6, AMP_PORTS, SOURCES, CPU_STATE, COUNTERS,
-        EVENTS,
+        EVENTS, CLOCK,
     ];
 }
 
 /// Name of the XDP program in the object.
 pub const PROGRAM: &str = "levee";
+/// Name of the clock-calibration program in the same object (run by the loader, never
+/// attached).
+pub const CLOCK_PROGRAM: &str = "levee_clock";
 /// Default size of the per-source LRU table.
 pub const DEFAULT_MAX_SOURCES: u32 = 1 << 20;
 /// Default size of the event ring buffer in bytes (a power of two, a multiple of the page size).
@@ -326,6 +331,13 @@ pub struct Config {
     pub sketch_window_shift: u32,
     /// Send one in N passed-or-dropped IP packet headers as a sample event; zero for none.
     pub sample_every: u32,
+    /// Length of a jiffy in ns (1e9 / CONFIG_HZ), measured by the loader. The program reads
+    /// time as `jiffies * clock_ns_per_jiffy + clock_offset_ns` (wrapping), in the domain of
+    /// CLOCK_MONOTONIC_COARSE: jiffies are a plain load, while the coarse-clock helper costs
+    /// about 20 ns a packet here. Zero: use the helper.
+    pub clock_ns_per_jiffy: u64,
+    /// See `clock_ns_per_jiffy`.
+    pub clock_offset_ns: u64,
     /// Per-source limits, indexed by [`Class`].
     pub source: [Limit; Class::COUNT],
     /// Aggregate ceilings per CPU, indexed by [`Class`].
@@ -421,7 +433,7 @@ pub struct Event {
 
 const _: () = assert!(size_of::<Counter>() == 16);
 const _: () = assert!(size_of::<Limit>() == 32);
-const _: () = assert!(size_of::<Config>() == 48 + 2 * Class::COUNT * 32);
+const _: () = assert!(size_of::<Config>() == 64 + 2 * Class::COUNT * 32);
 const _: () = assert!(size_of::<SourceState>() == 96);
 const _: () = assert!(size_of::<CpuState>() == 80 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 56);

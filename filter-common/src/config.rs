@@ -58,6 +58,16 @@ impl Rate {
     }
 }
 
+/// The nominal jiffy length closest to a measured one: CONFIG_HZ is one of 100, 250, 300 or
+/// 1000, and a jiffy is 1e9 / HZ ns (rounded as the kernel's TICK_NSEC).
+pub fn nominal_jiffy_ns(measured_ns: u64) -> u64 {
+    [100u64, 250, 300, 1000]
+        .iter()
+        .map(|hz| (NS_PER_SEC + hz / 2) / hz)
+        .min_by_key(|tick| tick.abs_diff(measured_ns))
+        .unwrap_or(NS_PER_SEC / 250)
+}
+
 /// Mask of an IPv4 prefix length, as stored in [`Config::source_mask_v4`].
 pub fn source_mask_v4(prefix_len: u8) -> u32 {
     let bits = u32::MAX
@@ -120,8 +130,10 @@ impl Config {
             source_mask_v6: source_mask_v6(64),
             sketch_seed: 0,
             penalty_ns: 0,
-            sketch_window_shift: 25,
+            sketch_window_shift: 24,
             sample_every: 0,
+            clock_ns_per_jiffy: 0,
+            clock_offset_ns: 0,
             source: [Limit::default(); Class::COUNT],
             aggregate: [Limit::default(); Class::COUNT],
         }
@@ -188,6 +200,15 @@ mod tests {
         let l = r.encode_per_cpu(4);
         assert_eq!(l.pkt_cost_ns, 4_000_000);
         assert_eq!(l.pkt_burst_ns, 25 * 4_000_000);
+    }
+
+    #[test]
+    fn jiffy_length_snaps_to_a_kernel_hz() {
+        assert_eq!(nominal_jiffy_ns(4_100_000), 4_000_000);
+        assert_eq!(nominal_jiffy_ns(3_900_000), 4_000_000);
+        assert_eq!(nominal_jiffy_ns(3_400_000), 3_333_333);
+        assert_eq!(nominal_jiffy_ns(9_000_000), 10_000_000);
+        assert_eq!(nominal_jiffy_ns(1_050_000), 1_000_000);
     }
 
     #[test]

@@ -58,29 +58,43 @@ pub fn is_unlimited(limit: &Limit) -> bool {
     limit.pkt_cost_ns == 0 && limit.byte_cost_fp16 == 0
 }
 
-/// The sketch epoch (4 bits) of time `now` for windows of 2^`shift` ns.
+/// The sketch epoch (3 bits) of time `now` for windows of 2^`shift` ns.
 #[inline(always)]
 pub fn sketch_epoch(now: u64, shift: u32) -> u8 {
-    ((now >> (shift & 63)) & 0x0f) as u8
+    ((now >> (shift & 63)) & 0x07) as u8
 }
 
-/// A cell after counting one more packet in `epoch`.
+/// Cell layout: epoch in bits 7..5, "saturated in the previous window" in bit 4, a saturating
+/// count in bits 3..0.
+const CELL_COUNT: u8 = 0x0f;
+const CELL_PREV_FULL: u8 = 0x10;
+
+/// A cell after counting one more packet in `epoch`. A cell from the window just before
+/// remembers whether it was saturated, so a heavy source stays hot across window edges.
 #[inline(always)]
 pub fn sketch_bump(cell: u8, epoch: u8) -> u8 {
-    if cell >> 4 != epoch {
-        (epoch << 4) | 1
-    } else if cell & 0x0f == 0x0f {
-        cell
+    let cell_epoch = cell >> 5;
+    if cell_epoch == epoch {
+        if cell & CELL_COUNT == CELL_COUNT {
+            cell
+        } else {
+            cell + 1
+        }
     } else {
-        cell + 1
+        let prev_full = (cell_epoch + 1) & 0x07 == epoch && cell & CELL_COUNT == CELL_COUNT;
+        (epoch << 5) | if prev_full { CELL_PREV_FULL } else { 0 } | 1
     }
 }
 
-/// The count a cell holds (after [`sketch_bump`], so its epoch is current).
+/// Whether a cell (after [`sketch_bump`]) says its sources are heavy: `threshold` packets in
+/// this window, or saturated in the previous one.
 #[inline(always)]
-pub fn sketch_count(cell: u8) -> u8 {
-    cell & 0x0f
+pub fn sketch_cell_hot(cell: u8, threshold: u32) -> bool {
+    u32::from(cell & CELL_COUNT) >= threshold || cell & CELL_PREV_FULL != 0
 }
+
+/// The largest useful threshold: a cell counts to 15.
+pub const SKETCH_MAX_THRESHOLD: u32 = CELL_COUNT as u32;
 
 /// The cell index in each sketch row for a source key: a 64-bit mix (the murmur3 finalizer)
 /// of key and seed, cut into one slice per row.
@@ -192,15 +206,22 @@ mod tests {
         let e = sketch_epoch(5 << 20, 20);
         assert_eq!(e, 5);
         let mut c = 0;
-        for i in 1..=20u8 {
+        for i in 1..=20u32 {
             c = sketch_bump(c, e);
-            assert_eq!(sketch_count(c), i.min(15));
+            assert!(sketch_cell_hot(c, i.min(15)), "count {i}");
+            assert!(!sketch_cell_hot(c, i.min(15) + 1), "count {i}");
         }
-        // A new window starts counting from one.
-        let c = sketch_bump(c, sketch_epoch(6 << 20, 20));
-        assert_eq!(sketch_count(c), 1);
-        // The epoch wraps after 16 windows.
-        assert_eq!(sketch_epoch(16 << 20, 20), 0);
+        // The next window starts counting from one but remembers the saturation.
+        let next = sketch_bump(c, sketch_epoch(6 << 20, 20));
+        assert_ne!(next & CELL_PREV_FULL, 0);
+        assert!(sketch_cell_hot(next, 8), "a saturated source stays hot");
+        // Two windows later, or after a window that was not saturated, it is cold again.
+        let later = sketch_bump(next, sketch_epoch(7 << 20, 20));
+        assert!(!sketch_cell_hot(later, 8));
+        let skipped = sketch_bump(c, sketch_epoch(7 << 20, 20));
+        assert!(!sketch_cell_hot(skipped, 8));
+        // The epoch wraps after 8 windows.
+        assert_eq!(sketch_epoch(8 << 20, 20), 0);
     }
 
     #[test]

@@ -1,41 +1,61 @@
 //! Per-source and aggregate rate limits.
 //!
 //! Every source is counted in a fixed-memory per-CPU count-min sketch; only a source whose
-//! estimate reaches `sketch_threshold` packets in one window gets an exact entry in the SOURCES
-//! LRU. One-packet spoofed sources therefore never churn the LRU, and heavy sources keep their
+//! estimate reaches `sketch_threshold` packets in one window (or saturated the previous one)
+//! is looked up in, or given an exact entry in, the SOURCES LRU. One-packet spoofed sources therefore never churn the LRU, and heavy sources keep their
 //! buckets through a random-source flood. A tracked source over its limit is dropped and serves
 //! a penalty held in its own entry; the offence goes to user space as an event.
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use filter_common::{
     abi::{Class, Config, CpuState, Reason, SKETCH_WIDTH, SourceState},
     config::{source_key_v4, source_key_v6},
-    limit::{admit, is_unlimited, sketch_bump, sketch_count, sketch_epoch, sketch_slots},
+    limit::{admit, is_unlimited, sketch_bump, sketch_cell_hot, sketch_epoch, sketch_slots},
     parse::IpPacket,
 };
 
 use crate::{events, maps::SOURCES};
 
-/// Reads the coarse monotonic clock at most once per packet, and only if a stage needs it.
-pub struct Clock(u64);
+/// Reads the time at most once per packet, and only if a stage needs it, in the domain of
+/// CLOCK_MONOTONIC_COARSE: from jiffies (the verifier inlines bpf_jiffies64 into a load),
+/// scaled with the loader's calibration; see [`Config::clock_ns_per_jiffy`].
+pub struct Clock {
+    now: u64,
+    ns_per_jiffy: u64,
+    offset: u64,
+}
 
 impl Clock {
     #[inline(always)]
-    pub fn new() -> Clock {
-        Clock(0)
+    pub fn new(cfg: &Config) -> Clock {
+        Clock {
+            now: 0,
+            ns_per_jiffy: cfg.clock_ns_per_jiffy,
+            offset: cfg.clock_offset_ns,
+        }
     }
 
     #[inline(always)]
     pub fn now(&mut self) -> u64 {
-        if self.0 == 0 {
-            // SAFETY: helper without arguments.
-            self.0 = unsafe { bpf_ktime_get_coarse_ns() };
+        if self.now == 0 {
+            // SAFETY: helpers without arguments.
+            self.now = if self.ns_per_jiffy != 0 {
+                let jiffies = unsafe { bpf_jiffies64() };
+                jiffies
+                    .wrapping_mul(self.ns_per_jiffy)
+                    .wrapping_add(self.offset)
+            } else {
+                unsafe { bpf_ktime_get_coarse_ns() }
+            };
         }
-        self.0
+        self.now
     }
 }
 
 /// Applies the source's limit for the packet's class; `Some(reason)` if it must be refused.
+///
+/// The sketch comes first: it is small and stays in cache, while the LRU table is large, so a
+/// spoofed one-packet source costs a few cached cell updates and never touches the table.
 #[inline(always)]
 pub fn source(
     cfg: &Config,
@@ -55,6 +75,9 @@ pub fn source(
         )
     };
     let now = clock.now();
+    if !sketch_hot(cfg, cpu, key, now) {
+        return None;
+    }
     if let Some(state) = SOURCES.get_ptr_mut(&key) {
         // SAFETY: a live LRU value; concurrent CPUs may race on it, which only blurs a count.
         let state = unsafe { &mut *state };
@@ -68,7 +91,7 @@ pub fn source(
         offend(cfg, state, pkt, len, now);
         return Some(Reason::SourceRate);
     }
-    if is_unlimited(limit) || !sketch_hot(cfg, cpu, key, now) {
+    if is_unlimited(limit) {
         return None;
     }
     let mut state = SourceState::default();
@@ -88,7 +111,7 @@ pub fn source(
     }
 }
 
-/// Counts the source in this CPU's sketch; true once it is heavy enough to track exactly.
+/// Counts the source in this CPU's sketch; true while it is heavy enough to track exactly.
 #[inline(always)]
 fn sketch_hot(cfg: &Config, cpu: &mut CpuState, key: u64, now: u64) -> bool {
     let epoch = sketch_epoch(now, cfg.sketch_window_shift);
@@ -98,8 +121,7 @@ fn sketch_hot(cfg: &Config, cpu: &mut CpuState, key: u64, now: u64) -> bool {
     cpu.sketch[0][s0 & mask] = c0;
     let c1 = sketch_bump(cpu.sketch[1][s1 & mask], epoch);
     cpu.sketch[1][s1 & mask] = c1;
-    let estimate = sketch_count(c0).min(sketch_count(c1));
-    u32::from(estimate) >= cfg.sketch_threshold
+    sketch_cell_hot(c0, cfg.sketch_threshold) && sketch_cell_hot(c1, cfg.sketch_threshold)
 }
 
 /// Starts a penalty and reports the offence (every penalty, or only the first offence when

@@ -47,6 +47,27 @@ pub fn levee(ctx: XdpContext) -> u32 {
     }
 }
 
+/// Clock calibration for the loader, never attached: records jiffies and the coarse monotonic
+/// time of one instant, so user space can relate the two.
+#[xdp]
+pub fn levee_clock(_ctx: XdpContext) -> u32 {
+    // SAFETY: helpers without arguments.
+    let (jiffies, ns) = unsafe {
+        (
+            aya_ebpf::helpers::bpf_jiffies64(),
+            aya_ebpf::helpers::bpf_ktime_get_coarse_ns(),
+        )
+    };
+    if let (Some(j), Some(t)) = (maps::CLOCK.get_ptr_mut(0), maps::CLOCK.get_ptr_mut(1)) {
+        // SAFETY: valid array slots.
+        unsafe {
+            *j = jiffies;
+            *t = ns;
+        }
+    }
+    xdp_action::XDP_PASS
+}
+
 #[inline(always)]
 fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
     let cfg = maps::CONFIG.get(0)?;
@@ -79,7 +100,7 @@ fn check(cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Reason {
     if mode == Mode::Lockdown {
         return Reason::Lockdown;
     }
-    let mut clock = Clock::new();
+    let mut clock = Clock::new(cfg);
     if lists::blocklisted(cfg.flags, pkt, &mut clock) {
         return Reason::Blocklisted;
     }

@@ -39,5 +39,9 @@ pub static CPU_STATE: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0
 #[map]
 pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTER_ENTRIES, 0);
 
+/// [jiffies, coarse monotonic ns], written by the calibration program.
+#[map]
+pub static CLOCK: Array<u64> = Array::with_max_entries(2, 0);
+
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_EVENT_BYTES, 0);
