@@ -127,6 +127,24 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The MAC address of `iface` in `ns`.
+    pub fn mac(ns: &Netns, iface: &str) -> [u8; 6] {
+        let out = ns.ip(&["-o", "link", "show", iface]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let hex = text
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no MAC for {iface}: {text}"));
+        let mut mac = [0u8; 6];
+        for (i, b) in hex.split(':').enumerate().take(6) {
+            mac[i] = u8::from_str_radix(b, 16).unwrap_or_else(|e| panic!("{hex}: {e}"));
+        }
+        mac
+    }
+}
+
 impl Default for Lab {
     fn default() -> Self {
         Self::new()

@@ -25,6 +25,8 @@ enum Task {
     Test,
     /// Set up, then measure per-packet costs against a floor (needs root).
     Bench(bench::Options),
+    /// Set up, then play a flood scenario in a two-namespace lab and print what happened.
+    Demo,
 }
 
 fn main() {
@@ -33,6 +35,18 @@ fn main() {
         Task::Setup => setup::run(),
         Task::Test => setup::run().and_then(|()| test::run()),
         Task::Bench(opts) => setup::run().and_then(|()| bench::run(&opts)),
+        Task::Demo => setup::run().and_then(|()| {
+            require_root("demo")?;
+            run_cmd(Command::new("cargo").args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "levee-tests",
+                "--bin",
+                "demo",
+            ]))
+        }),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
