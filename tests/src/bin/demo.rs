@@ -96,10 +96,10 @@ fn run() -> Result<()> {
         let legit: Vec<IpAddr> = LEGIT.iter().map(|a| a.parse().unwrap()).collect();
         let mut buf = [0u8; 2048];
         loop {
-            if let Ok((_, from)) = udp.recv_from(&mut buf) {
-                if legit.contains(&from.ip()) {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
+            if let Ok((_, from)) = udp.recv_from(&mut buf)
+                && legit.contains(&from.ip())
+            {
+                counter.fetch_add(1, Ordering::SeqCst);
             }
         }
     });
@@ -283,7 +283,7 @@ fn legit_clients(lab: &Lab, done: &AtomicBool) -> Result<(u64, (u32, u32))> {
                     sent += 1;
                 }
             }
-            if tick % 100 == 0 {
+            if tick.is_multiple_of(100) {
                 for a in LEGIT {
                     tried += 1;
                     if tcp_connect(a, SocketAddr::new(PROTECTED_V4.parse()?, TCP_PORT)) {
@@ -325,7 +325,7 @@ fn drops(before: &Counters, after: &Counters) -> Vec<(String, u64)> {
             }
         }
     }
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     out
 }
 
