@@ -101,6 +101,10 @@ impl Counters {
     }
 }
 
+/// The IPv4 and IPv6 tries of each list.
+const BLOCKLIST: [&str; 2] = [map::BLOCK_V4, map::BLOCK_V6];
+const ALLOWLIST: [&str; 2] = [map::ALLOW_V4, map::ALLOW_V6];
+
 /// The loaded program and its maps.
 pub struct Dataplane {
     ebpf: Ebpf,
@@ -234,63 +238,45 @@ impl Dataplane {
             Some(ttl) => monotonic_coarse_ns() + ttl.as_nanos() as u64,
             None => 0,
         };
-        let entry = BlockEntry { expires_ns };
-        match net {
-            IpNet::V4(n) => {
-                self.trie_insert(map::BLOCK_V4, n.prefix_len(), n.network().octets(), entry)?
-            }
-            IpNet::V6(n) => {
-                self.trie_insert(map::BLOCK_V6, n.prefix_len(), n.network().octets(), entry)?
-            }
-        }
-        self.refresh_list_flags()
+        self.insert_net(BLOCKLIST, net, BlockEntry { expires_ns })
     }
 
     /// Removes a blocked prefix; false if it was not there.
     pub fn unblock(&mut self, net: IpNet) -> Result<bool> {
-        let removed = match net {
-            IpNet::V4(n) => self.trie_remove::<[u8; 4], BlockEntry>(
-                map::BLOCK_V4,
-                n.prefix_len(),
-                n.network().octets(),
-            )?,
-            IpNet::V6(n) => self.trie_remove::<[u8; 16], BlockEntry>(
-                map::BLOCK_V6,
-                n.prefix_len(),
-                n.network().octets(),
-            )?,
-        };
-        self.refresh_list_flags()?;
-        Ok(removed)
+        self.remove_net::<BlockEntry>(BLOCKLIST, net)
     }
 
     /// Allowlists a prefix: its traffic skips every check, in every mode.
     pub fn allow(&mut self, net: IpNet) -> Result<()> {
-        let entry = AllowEntry::default();
+        self.insert_net(ALLOWLIST, net, AllowEntry::default())
+    }
+
+    /// Removes an allowlisted prefix; false if it was not there.
+    pub fn unallow(&mut self, net: IpNet) -> Result<bool> {
+        self.remove_net::<AllowEntry>(ALLOWLIST, net)
+    }
+
+    /// Inserts a prefix into the IPv4 or IPv6 trie of a list.
+    fn insert_net<V: aya::Pod>(&mut self, list: [&str; 2], net: IpNet, value: V) -> Result<()> {
         match net {
             IpNet::V4(n) => {
-                self.trie_insert(map::ALLOW_V4, n.prefix_len(), n.network().octets(), entry)?
+                self.trie_insert(list[0], n.prefix_len(), n.network().octets(), value)?
             }
             IpNet::V6(n) => {
-                self.trie_insert(map::ALLOW_V6, n.prefix_len(), n.network().octets(), entry)?
+                self.trie_insert(list[1], n.prefix_len(), n.network().octets(), value)?
             }
         }
         self.refresh_list_flags()
     }
 
-    /// Removes an allowlisted prefix; false if it was not there.
-    pub fn unallow(&mut self, net: IpNet) -> Result<bool> {
+    fn remove_net<V: aya::Pod>(&mut self, list: [&str; 2], net: IpNet) -> Result<bool> {
         let removed = match net {
-            IpNet::V4(n) => self.trie_remove::<[u8; 4], AllowEntry>(
-                map::ALLOW_V4,
-                n.prefix_len(),
-                n.network().octets(),
-            )?,
-            IpNet::V6(n) => self.trie_remove::<[u8; 16], AllowEntry>(
-                map::ALLOW_V6,
-                n.prefix_len(),
-                n.network().octets(),
-            )?,
+            IpNet::V4(n) => {
+                self.trie_remove::<_, V>(list[0], n.prefix_len(), n.network().octets())?
+            }
+            IpNet::V6(n) => {
+                self.trie_remove::<_, V>(list[1], n.prefix_len(), n.network().octets())?
+            }
         };
         self.refresh_list_flags()?;
         Ok(removed)

@@ -1,11 +1,9 @@
 //! `cargo xtask bench`: builds and runs the benchmark binary in release mode.
 
-use std::process::Command;
-
 use anyhow::Result;
 use clap::Args;
 
-use crate::{require_root, run_cmd};
+use crate::{require_root, run_lab_bin};
 
 #[derive(Args)]
 pub struct Options {
@@ -19,23 +17,13 @@ pub struct Options {
 
 pub fn run(opts: &Options) -> Result<()> {
     require_root("bench")?;
-    run_cmd(
-        Command::new("cargo")
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "levee-tests",
-                "--bin",
-                "bench",
-                "--",
-            ])
-            .args([
-                "--repeat",
-                &opts.repeat.to_string(),
-                "--runs",
-                &opts.runs.to_string(),
-            ]),
+    run_lab_bin(
+        "bench",
+        &[
+            "--repeat".to_string(),
+            opts.repeat.to_string(),
+            "--runs".to_string(),
+            opts.runs.to_string(),
+        ],
     )
 }

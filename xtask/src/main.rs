@@ -74,6 +74,24 @@ pub fn run_cmd(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Builds and runs one of the lab binaries of the tests crate (bench, demo) in release mode.
+pub fn run_lab_bin(name: &str, args: &[String]) -> Result<()> {
+    run_cmd(
+        Command::new("cargo")
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "levee-tests",
+                "--bin",
+                name,
+                "--",
+            ])
+            .args(args),
+    )
+}
+
 /// Whether this process runs as root (the kernel tests and benchmarks need it).
 pub fn require_root(task: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
