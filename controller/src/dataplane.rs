@@ -2,13 +2,21 @@
 //! them. Everything aya-specific stays in this module, so the rest of the controller works on
 //! plain Rust types.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key},
-    programs::{TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        TestRun, TestRunOptions, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
     util::nr_cpus,
 };
 use filter_common::{
@@ -26,13 +34,16 @@ pub static LEVEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_D
 /// A program that drops every packet and does nothing else: the benchmark floor.
 pub static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/floor"));
 
-/// Sizes fixed when the program is loaded.
-#[derive(Clone, Copy, Debug)]
+/// Sizes fixed when the program is loaded, and where its state is pinned.
+#[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// Entries in the per-source LRU table.
     pub max_sources: u32,
     /// Size of the event ring buffer in bytes (a power of two, at least one page).
     pub event_bytes: u32,
+    /// A bpffs directory for the maps and the link. Maps already pinned there are reused, so
+    /// a restarted daemon keeps its lists, sources and counters.
+    pub pin_dir: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -40,6 +51,7 @@ impl Default for LoadOptions {
         LoadOptions {
             max_sources: DEFAULT_MAX_SOURCES,
             event_bytes: DEFAULT_EVENT_BYTES,
+            pin_dir: None,
         }
     }
 }
@@ -58,6 +70,18 @@ pub enum AttachMode {
 pub enum Attached {
     Native,
     Generic,
+    /// A link pinned by an earlier run, now running this program (its mode is the earlier one).
+    Adopted,
+}
+
+impl Attached {
+    pub fn name(self) -> &'static str {
+        match self {
+            Attached::Native => "native",
+            Attached::Generic => "generic",
+            Attached::Adopted => "adopted",
+        }
+    }
 }
 
 /// Counters summed over all CPUs, indexed like the COUNTERS map.
@@ -116,9 +140,18 @@ impl Dataplane {
     /// Loads the program into the kernel (the verifier runs here) with `config` in place and the
     /// default amplification ports set.
     pub fn load(options: &LoadOptions, config: Config) -> Result<Dataplane> {
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .map_max_entries(map::SOURCES, options.max_sources)
-            .map_max_entries(map::EVENTS, options.event_bytes)
+            .map_max_entries(map::EVENTS, options.event_bytes);
+        if let Some(dir) = &options.pin_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {} (is bpffs mounted?)", dir.display()))?;
+            for name in map::ALL {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader
             .load(LEVEE_OBJECT)
             .context("failed to load the XDP object (are you root, is BPF enabled?)")?;
         let program: &mut Xdp = ebpf
@@ -143,7 +176,8 @@ impl Dataplane {
         dp.config.sketch_seed = random_seed();
         dp.calibrate_clock()?;
         dp.set_amp_ports(&DEFAULT_AMP_PORTS)?;
-        dp.write_config()?;
+        // Reused (pinned) lists may already hold entries.
+        dp.refresh_list_flags()?;
         Ok(dp)
     }
 
@@ -256,6 +290,38 @@ impl Dataplane {
         self.remove_net::<AllowEntry>(ALLOWLIST, net)
     }
 
+    /// Blocked prefixes with their expiry (CLOCK_MONOTONIC_COARSE ns, 0 = never), expired ones
+    /// included until they are removed.
+    pub fn blocklist(&self) -> Result<Vec<(IpNet, u64)>> {
+        let mut out = Vec::new();
+        for (key, e) in self.trie_entries::<[u8; 4], BlockEntry>(map::BLOCK_V4)? {
+            out.push((net_v4(key.prefix_len(), key.data())?, e.expires_ns));
+        }
+        for (key, e) in self.trie_entries::<[u8; 16], BlockEntry>(map::BLOCK_V6)? {
+            out.push((net_v6(key.prefix_len(), key.data())?, e.expires_ns));
+        }
+        Ok(out)
+    }
+
+    /// Allowlisted prefixes.
+    pub fn allowlist(&self) -> Result<Vec<IpNet>> {
+        let mut out = Vec::new();
+        for (key, _) in self.trie_entries::<[u8; 4], AllowEntry>(map::ALLOW_V4)? {
+            out.push(net_v4(key.prefix_len(), key.data())?);
+        }
+        for (key, _) in self.trie_entries::<[u8; 16], AllowEntry>(map::ALLOW_V6)? {
+            out.push(net_v6(key.prefix_len(), key.data())?);
+        }
+        Ok(out)
+    }
+
+    fn trie_entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Vec<(Key<K>, V)>> {
+        let trie: LpmTrie<&MapData, K, V> = LpmTrie::try_from(self.map(name)?)?;
+        trie.iter()
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("failed to read {name}"))
+    }
+
     /// Inserts a prefix into the IPv4 or IPv6 trie of a list.
     fn insert_net<V: aya::Pod>(&mut self, list: [&str; 2], net: IpNet, value: V) -> Result<()> {
         match net {
@@ -365,6 +431,51 @@ impl Dataplane {
             .with_context(|| format!("failed to attach to {iface} in {mode:?} mode"))
     }
 
+    /// Attaches to `iface` through a link pinned at `link_pin`: an existing pin (left by an
+    /// earlier run) has its program replaced atomically, without a moment unfiltered;
+    /// otherwise a new link is made and pinned. The pin owns the link: it outlives this
+    /// process until [`Dataplane::unpin_link`] removes it.
+    pub fn attach_pinned(
+        &mut self,
+        iface: &str,
+        mode: AttachMode,
+        link_pin: &Path,
+    ) -> Result<Attached> {
+        if link_pin.exists() {
+            let pinned = PinnedLink::from_pin(link_pin)
+                .with_context(|| format!("cannot open the pinned link {}", link_pin.display()))?;
+            let link = XdpLink::try_from(FdLink::from(pinned))
+                .with_context(|| format!("{} is not an XDP link", link_pin.display()))?;
+            let id = self.program_mut()?.attach_to_link(link).with_context(|| {
+                format!(
+                    "failed to replace the program on the link pinned at {}",
+                    link_pin.display()
+                )
+            })?;
+            self.links.push((iface.to_string(), id, Attached::Adopted));
+            return Ok(Attached::Adopted);
+        }
+        let attached = self.attach(iface, mode)?;
+        let (_, id, _) = self.links.pop().expect("attach recorded the link");
+        let link = self.program_mut()?.take_link(id)?;
+        let fd_link = FdLink::try_from(link).with_context(|| {
+            format!("the kernel attached {iface} without a BPF link, which cannot be pinned")
+        })?;
+        fd_link
+            .pin(link_pin)
+            .with_context(|| format!("cannot pin the link at {}", link_pin.display()))?;
+        Ok(attached)
+    }
+
+    /// Removes a link pin; the link (and the attachment) ends when the last holder lets go.
+    pub fn unpin_link(link_pin: &Path) -> Result<()> {
+        match std::fs::remove_file(link_pin) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", link_pin.display())),
+        }
+    }
+
     /// Detaches from `iface`.
     pub fn detach(&mut self, iface: &str) -> Result<()> {
         let Some(pos) = self.links.iter().position(|(i, _, _)| i == iface) else {
@@ -472,6 +583,14 @@ impl Dataplane {
             .map_mut(name)
             .ok_or_else(|| anyhow!("map {name} missing from the object"))
     }
+}
+
+fn net_v4(prefix: u32, octets: [u8; 4]) -> Result<IpNet> {
+    Ok(IpNet::V4(ipnet::Ipv4Net::new(octets.into(), prefix as u8)?))
+}
+
+fn net_v6(prefix: u32, octets: [u8; 16]) -> Result<IpNet> {
+    Ok(IpNet::V6(ipnet::Ipv6Net::new(octets.into(), prefix as u8)?))
 }
 
 /// A lookup or delete of a key that is not in the map (aya reports ENOENT either way).

@@ -2,8 +2,16 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML configuration, validated into plain settings; no kernel needed.
+//! - [`lists`]: allow- and blocklist files.
+//! - [`api`]: the JSON-lines protocol on the control socket, and its client.
+//! - [`cli`]: the command line and the client commands' output.
+//! - [`daemon`]: `levee run`: interfaces, lists, timers, signals, the socket server.
 //! - [`dataplane`]: the only module that touches aya: loads the XDP object, sizes its maps,
 //!   writes its configuration and lists, attaches it to interfaces, reads its counters.
 
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod dataplane;
+pub mod lists;

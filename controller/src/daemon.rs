@@ -1,0 +1,523 @@
+//! `levee run`: owns one loaded program per interface, applies the settings and the lists to
+//! all of them, serves the control socket, expires timed blocks, reloads on SIGHUP, and
+//! detaches on SIGINT/SIGTERM unless told to keep the filter in place.
+//!
+//! State lives in the pinned maps under `/sys/fs/bpf/levee/<iface>/`, so a restarted daemon
+//! adopts the running program's link and lists instead of starting from nothing.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use filter_common::abi::{Action, Class, Reason};
+use ipnet::IpNet;
+use serde::Serialize;
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    signal::unix::{SignalKind, signal},
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    api::{Request, Response},
+    config::{self, Settings, parse_cidr, parse_mode},
+    dataplane::{Attached, Dataplane, LoadOptions, cpu_count, monotonic_coarse_ns},
+    lists,
+};
+
+/// Where per-interface state is pinned.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/levee";
+
+/// One protected interface.
+struct Interface {
+    name: String,
+    attached: Attached,
+    dp: Dataplane,
+}
+
+/// What the operator said about a blocked prefix (the maps hold the prefix and expiry).
+#[derive(Clone, Debug, Default)]
+struct BlockNote {
+    reason: Option<String>,
+    /// From the config or a list file, rather than the CLI: a reload may remove it.
+    from_config: bool,
+}
+
+pub struct Daemon {
+    settings: Settings,
+    config_path: Option<PathBuf>,
+    interfaces: Vec<Interface>,
+    block_notes: BTreeMap<IpNet, BlockNote>,
+    allow_from_config: Vec<IpNet>,
+    started: SystemTime,
+}
+
+/// A blocklist entry as `levee block list` shows it.
+#[derive(Debug, Serialize)]
+pub struct BlockView {
+    pub cidr: String,
+    /// Seconds left, or null for a block without TTL.
+    pub ttl_secs: Option<u64>,
+    pub reason: Option<String>,
+}
+
+/// Counters of one (action, reason) pair, all interfaces and classes.
+#[derive(Debug, Serialize)]
+pub struct CounterView {
+    pub action: &'static str,
+    pub reason: &'static str,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InterfaceView {
+    pub name: String,
+    pub attach: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    pub mode: &'static str,
+    pub interfaces: Vec<InterfaceView>,
+    pub uptime_secs: u64,
+    pub blocklist_entries: usize,
+    pub allowlist_entries: usize,
+    pub packets: u64,
+    pub dropped: u64,
+    pub top_reasons: Vec<CounterView>,
+}
+
+/// Mounts bpffs at /sys/fs/bpf if nothing is mounted there.
+fn ensure_bpffs() -> Result<()> {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
+    {
+        return Ok(());
+    }
+    let status = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()
+        .context("cannot run mount")?;
+    if !status.success() {
+        bail!("cannot mount bpffs at /sys/fs/bpf: {status}");
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Loads and attaches to every interface in the settings, then applies settings and lists.
+    pub fn start(settings: Settings, config_path: Option<PathBuf>) -> Result<Daemon> {
+        if settings.interfaces.is_empty() {
+            bail!("no interface to protect: give --iface IF or `interfaces` in the config");
+        }
+        ensure_bpffs()?;
+        let mut daemon = Daemon {
+            settings: settings.clone(),
+            config_path,
+            interfaces: Vec::new(),
+            block_notes: BTreeMap::new(),
+            allow_from_config: Vec::new(),
+            started: SystemTime::now(),
+        };
+        let cpus = cpu_count()?;
+        for name in &settings.interfaces {
+            let pin_dir = Path::new(PIN_ROOT).join(name);
+            let options = LoadOptions {
+                max_sources: settings.max_tracked,
+                event_bytes: settings.ring_bytes,
+                pin_dir: Some(pin_dir.clone()),
+            };
+            let mut dp = Dataplane::load(&options, settings.dataplane_config(cpus))
+                .with_context(|| format!("interface {name}"))?;
+            dp.set_amp_ports(&settings.amp_ports)?;
+            let attached = dp
+                .attach_pinned(name, settings.xdp_mode, &pin_dir.join("link"))
+                .with_context(|| format!("interface {name}"))?;
+            match attached {
+                Attached::Generic if settings.xdp_mode == crate::dataplane::AttachMode::Auto => {
+                    warn!(iface = %name, "native XDP unavailable, attached in generic mode (slower)")
+                }
+                _ => info!(iface = %name, attach = attached.name(), "attached"),
+            }
+            daemon.interfaces.push(Interface {
+                name: name.clone(),
+                attached,
+                dp,
+            });
+        }
+        daemon.apply_config_lists()?;
+        info!(mode = settings.mode.name(), "levee running");
+        Ok(daemon)
+    }
+
+    /// Inserts the config's and the list files' prefixes; removes config prefixes that the
+    /// settings no longer name (CLI entries stay).
+    fn apply_config_lists(&mut self) -> Result<()> {
+        let mut block = self.settings.block.clone();
+        let mut allow = self.settings.allow.clone();
+        for file in &self.settings.block_files {
+            block.extend(lists::load_file(file)?);
+        }
+        for file in &self.settings.allow_files {
+            allow.extend(lists::load_file(file)?);
+        }
+        let stale: Vec<IpNet> = self
+            .block_notes
+            .iter()
+            .filter(|(net, note)| note.from_config && !block.contains(net))
+            .map(|(net, _)| *net)
+            .collect();
+        for net in stale {
+            self.for_each_dp(|dp| dp.unblock(net).map(|_| ()))?;
+            self.block_notes.remove(&net);
+        }
+        for net in &block {
+            self.for_each_dp(|dp| dp.block(*net, None))?;
+            self.block_notes.entry(*net).or_insert(BlockNote {
+                reason: Some("config".into()),
+                from_config: true,
+            });
+        }
+        for net in self.allow_from_config.clone() {
+            if !allow.contains(&net) {
+                self.for_each_dp(|dp| dp.unallow(net).map(|_| ()))?;
+            }
+        }
+        for net in &allow {
+            self.for_each_dp(|dp| dp.allow(*net))?;
+        }
+        self.allow_from_config = allow;
+        Ok(())
+    }
+
+    fn for_each_dp(&mut self, mut f: impl FnMut(&mut Dataplane) -> Result<()>) -> Result<()> {
+        for iface in &mut self.interfaces {
+            f(&mut iface.dp).with_context(|| format!("interface {}", iface.name))?;
+        }
+        Ok(())
+    }
+
+    fn first(&self) -> &Dataplane {
+        &self.interfaces[0].dp
+    }
+
+    /// Answers one request; an error leaves everything as it was.
+    pub fn handle(&mut self, request: Request) -> Response {
+        match self.dispatch(request) {
+            Ok(r) => r,
+            Err(e) => Response::error(&e),
+        }
+    }
+
+    fn dispatch(&mut self, request: Request) -> Result<Response> {
+        Ok(match request {
+            Request::Status => Response::ok(self.status()?),
+            Request::Mode { mode: None } => Response::ok(self.settings.mode.name()),
+            Request::Mode { mode: Some(m) } => {
+                let mode = parse_mode(&m)?;
+                self.for_each_dp(|dp| dp.set_mode(mode))?;
+                info!(
+                    from = self.settings.mode.name(),
+                    to = mode.name(),
+                    "mode switched"
+                );
+                self.settings.mode = mode;
+                Response::ok(mode.name())
+            }
+            Request::BlockAdd {
+                cidr,
+                ttl_secs,
+                reason,
+            } => {
+                let net = parse_cidr(&cidr)?;
+                let ttl = ttl_secs.map(Duration::from_secs);
+                if ttl == Some(Duration::ZERO) {
+                    bail!("TTL must be more than zero");
+                }
+                self.for_each_dp(|dp| dp.block(net, ttl))?;
+                info!(cidr = %net, ttl_secs, reason = reason.as_deref().unwrap_or(""), "blocked");
+                self.block_notes.insert(
+                    net,
+                    BlockNote {
+                        reason,
+                        from_config: false,
+                    },
+                );
+                Response::ok(net.to_string())
+            }
+            Request::BlockDel { cidr } => {
+                let net = parse_cidr(&cidr)?;
+                let mut found = false;
+                self.for_each_dp(|dp| {
+                    found |= dp.unblock(net)?;
+                    Ok(())
+                })?;
+                if !found {
+                    bail!("{net} is not in the blocklist");
+                }
+                self.block_notes.remove(&net);
+                info!(cidr = %net, "unblocked");
+                Response::ok(net.to_string())
+            }
+            Request::BlockList => Response::ok(self.block_list()?),
+            Request::AllowAdd { cidr } => {
+                let net = parse_cidr(&cidr)?;
+                self.for_each_dp(|dp| dp.allow(net))?;
+                info!(cidr = %net, "allowlisted");
+                Response::ok(net.to_string())
+            }
+            Request::AllowDel { cidr } => {
+                let net = parse_cidr(&cidr)?;
+                let mut found = false;
+                self.for_each_dp(|dp| {
+                    found |= dp.unallow(net)?;
+                    Ok(())
+                })?;
+                if !found {
+                    bail!("{net} is not in the allowlist");
+                }
+                info!(cidr = %net, "removed from the allowlist");
+                Response::ok(net.to_string())
+            }
+            Request::AllowList => {
+                let nets: Vec<String> = self
+                    .first()
+                    .allowlist()?
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect();
+                Response::ok(nets)
+            }
+            Request::Stats => Response::ok(self.stats()?),
+        })
+    }
+
+    fn block_list(&self) -> Result<Vec<BlockView>> {
+        let now = monotonic_coarse_ns();
+        Ok(self
+            .first()
+            .blocklist()?
+            .into_iter()
+            .filter(|(_, expires)| *expires == 0 || *expires > now)
+            .map(|(net, expires)| BlockView {
+                cidr: net.to_string(),
+                ttl_secs: (expires != 0).then(|| (expires - now).div_ceil(1_000_000_000)),
+                reason: self.block_notes.get(&net).and_then(|n| n.reason.clone()),
+            })
+            .collect())
+    }
+
+    /// Counters by (action, reason), summed over interfaces and classes, largest first.
+    fn stats(&self) -> Result<Vec<CounterView>> {
+        let mut sums: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
+        for iface in &self.interfaces {
+            let c = iface.dp.counters()?;
+            for action in Action::ALL {
+                for reason in Reason::ALL {
+                    for class in Class::ALL {
+                        let v = c.get(action, reason, class);
+                        let e = sums.entry((action as u32, reason as u32)).or_default();
+                        e.0 += v.packets;
+                        e.1 += v.bytes;
+                    }
+                }
+            }
+        }
+        let mut out: Vec<CounterView> = sums
+            .into_iter()
+            .filter(|(_, (p, _))| *p > 0)
+            .map(|((a, r), (packets, bytes))| CounterView {
+                action: Action::ALL[a as usize].name(),
+                reason: Reason::ALL[r as usize].name(),
+                packets,
+                bytes,
+            })
+            .collect();
+        out.sort_by_key(|c| std::cmp::Reverse(c.packets));
+        Ok(out)
+    }
+
+    fn status(&self) -> Result<StatusView> {
+        let stats = self.stats()?;
+        let packets = stats.iter().map(|c| c.packets).sum();
+        let dropped = stats
+            .iter()
+            .filter(|c| c.action == "drop")
+            .map(|c| c.packets)
+            .sum();
+        Ok(StatusView {
+            mode: self.settings.mode.name(),
+            interfaces: self
+                .interfaces
+                .iter()
+                .map(|i| InterfaceView {
+                    name: i.name.clone(),
+                    attach: i.attached.name(),
+                })
+                .collect(),
+            uptime_secs: self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
+            blocklist_entries: self.block_list()?.len(),
+            allowlist_entries: self.first().allowlist()?.len(),
+            packets,
+            dropped,
+            top_reasons: stats
+                .into_iter()
+                .filter(|c| c.action != "pass")
+                .take(5)
+                .collect(),
+        })
+    }
+
+    /// Removes expired blocks from the maps (the program already ignores them).
+    pub fn expire(&mut self) -> Result<()> {
+        let now = monotonic_coarse_ns();
+        let expired: Vec<IpNet> = self
+            .first()
+            .blocklist()?
+            .into_iter()
+            .filter(|(_, e)| *e != 0 && *e <= now)
+            .map(|(n, _)| n)
+            .collect();
+        for net in expired {
+            self.for_each_dp(|dp| dp.unblock(net).map(|_| ()))?;
+            self.block_notes.remove(&net);
+            info!(cidr = %net, "block expired");
+        }
+        Ok(())
+    }
+
+    /// Re-reads the config file and list files; on any error the running state stays as it was.
+    pub fn reload(&mut self) -> Result<()> {
+        let Some(path) = self.config_path.clone() else {
+            info!("SIGHUP: no config file, reloading list files only");
+            return self.apply_config_lists();
+        };
+        let mut new = config::load(&path)?;
+        // What the command line fixed stays fixed.
+        new.interfaces = self.settings.interfaces.clone();
+        let cpus = cpu_count()?;
+        let old = std::mem::replace(&mut self.settings, new);
+        let applied = (|| -> Result<()> {
+            let cfg = self.settings.dataplane_config(cpus);
+            let ports = self.settings.amp_ports.clone();
+            self.for_each_dp(|dp| {
+                dp.set_config(cfg)?;
+                dp.set_amp_ports(&ports)
+            })?;
+            self.apply_config_lists()
+        })();
+        if let Err(e) = applied {
+            self.settings = old;
+            return Err(e);
+        }
+        info!(config = %path.display(), mode = self.settings.mode.name(), "config reloaded");
+        Ok(())
+    }
+
+    /// Detaches and removes the pins, or leaves everything in place with `keep_on_exit`.
+    pub fn stop(self) -> Result<()> {
+        if self.settings.keep_on_exit {
+            info!("stopping; the filter stays attached (keep_on_exit)");
+            return Ok(());
+        }
+        for iface in self.interfaces {
+            let dir = Path::new(PIN_ROOT).join(&iface.name);
+            Dataplane::unpin_link(&dir.join("link"))?;
+            drop(iface.dp);
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                warn!(dir = %dir.display(), "cannot remove pins: {e}");
+            }
+            info!(iface = %iface.name, "detached");
+        }
+        Ok(())
+    }
+
+    pub fn socket_path(&self) -> &Path {
+        &self.settings.socket
+    }
+}
+
+/// Binds the control socket (mode 0600) before anything is attached, so a second daemon
+/// fails here instead of taking over the first one's interfaces.
+pub fn bind_socket(socket: &Path) -> Result<std::os::unix::net::UnixListener> {
+    if let Some(dir) = socket.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if socket.exists() {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            bail!("another levee is already running on {}", socket.display());
+        }
+        fs::remove_file(socket)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves the control socket and the timers until SIGINT or SIGTERM, then stops the daemon.
+pub async fn serve(mut daemon: Daemon, listener: std::os::unix::net::UnixListener) -> Result<()> {
+    let socket = daemon.socket_path().to_path_buf();
+    let listener = UnixListener::from_std(listener)?;
+    info!(socket = %socket.display(), "control socket ready");
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok((stream, _)) => {
+                    if let Err(e) = answer(stream, &mut daemon).await {
+                        warn!("control connection: {e:#}");
+                    }
+                }
+                Err(e) => warn!("accept: {e}"),
+            },
+            _ = tick.tick() => {
+                if let Err(e) = daemon.expire() {
+                    error!("expiring blocks: {e:#}");
+                }
+            }
+            _ = hup.recv() => {
+                if let Err(e) = daemon.reload() {
+                    error!("reload failed, the running config stays: {e:#}");
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    let _ = fs::remove_file(&socket);
+    daemon.stop()
+}
+
+async fn answer(stream: UnixStream, daemon: &mut Daemon) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        BufReader::new(read).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| anyhow!("client sent no request within 5 s"))??;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => daemon.handle(request),
+        Err(e) => Response::error(&anyhow!("malformed request: {e}")),
+    };
+    let mut out = serde_json::to_string(&response)?;
+    out.push('\n');
+    write.write_all(out.as_bytes()).await?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! `levee`: parse the command line, then either run the daemon or ask it something.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use levee::{
+    cli::{self, Cli, Command},
+    daemon::{Daemon, bind_socket, serve},
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            config,
+            ifaces,
+            xdp_mode,
+        } => run(cli.socket, config, ifaces, xdp_mode),
+        command => cli::client(cli.socket, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(
+    socket: Option<std::path::PathBuf>,
+    config: Option<std::path::PathBuf>,
+    ifaces: Vec<String>,
+    xdp_mode: Option<String>,
+) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = cli::run_settings(socket, config.as_ref(), &ifaces, xdp_mode.as_deref())?;
+    let listener = bind_socket(&settings.socket)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Signal handlers exist before the interfaces are attached, so a SIGTERM during start-up
+    // still detaches cleanly once start-up is done.
+    let daemon = Daemon::start(settings, config)?;
+    runtime.block_on(serve(daemon, listener))
+}
