@@ -34,6 +34,8 @@ pub struct File {
     pub socket: Option<PathBuf>,
     /// Leave the program attached (pinned) when the daemon stops.
     pub keep_on_exit: Option<bool>,
+    /// The bpffs mount under which state is pinned (`<bpffs>/levee/<iface>/`).
+    pub bpffs: Option<PathBuf>,
     /// Block time of a source that went over its limit ("10s", "2m"; "0s" drops only excess).
     pub penalty: Option<String>,
     pub signatures: Option<SignaturesFile>,
@@ -113,6 +115,7 @@ pub struct Settings {
     pub mode: Mode,
     pub socket: PathBuf,
     pub keep_on_exit: bool,
+    pub bpffs: PathBuf,
     pub penalty: Duration,
     pub sig_amp_ports: bool,
     pub amp_ports: Vec<u16>,
@@ -158,6 +161,7 @@ impl Default for Settings {
             mode: Mode::Monitor,
             socket: PathBuf::from(DEFAULT_SOCKET),
             keep_on_exit: false,
+            bpffs: PathBuf::from("/sys/fs/bpf"),
             penalty: Duration::from_secs(10),
             sig_amp_ports: true,
             amp_ports: DEFAULT_AMP_PORTS.to_vec(),
@@ -278,6 +282,9 @@ fn settings(f: File) -> Result<Settings> {
     }
     if let Some(k) = f.keep_on_exit {
         s.keep_on_exit = k;
+    }
+    if let Some(b) = f.bpffs {
+        s.bpffs = b;
     }
     if let Some(p) = f.penalty {
         s.penalty = field("penalty", parse_duration(&p))?;

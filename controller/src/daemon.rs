@@ -2,7 +2,8 @@
 //! all of them, serves the control socket, expires timed blocks, reloads on SIGHUP, and
 //! detaches on SIGINT/SIGTERM unless told to keep the filter in place.
 //!
-//! State lives in the pinned maps under `/sys/fs/bpf/levee/<iface>/`, so a restarted daemon
+//! State lives in the pinned maps under `<bpffs>/levee/<iface>/` (bpffs defaults to
+//! /sys/fs/bpf), so a restarted daemon
 //! adopts the running program's link and lists instead of starting from nothing.
 
 use std::{
@@ -30,9 +31,6 @@ use crate::{
     dataplane::{Attached, Dataplane, LoadOptions, cpu_count, monotonic_coarse_ns},
     lists,
 };
-
-/// Where per-interface state is pinned.
-pub const PIN_ROOT: &str = "/sys/fs/bpf/levee";
 
 /// One protected interface.
 struct Interface {
@@ -94,23 +92,33 @@ pub struct StatusView {
     pub top_reasons: Vec<CounterView>,
 }
 
-/// Mounts bpffs at /sys/fs/bpf if nothing is mounted there.
-fn ensure_bpffs() -> Result<()> {
+/// Mounts bpffs at `path` unless a bpffs is mounted there already.
+fn ensure_bpffs(path: &Path) -> Result<()> {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
-    {
+    let target = path.to_string_lossy();
+    let mounted = mounts.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        let (_, mount_point, fs_type) = (f.next(), f.next(), f.next());
+        mount_point == Some(&*target) && fs_type == Some("bpf")
+    });
+    if mounted {
         return Ok(());
     }
+    fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
     let status = std::process::Command::new("mount")
-        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .args(["-t", "bpf", "bpf"])
+        .arg(path)
         .status()
         .context("cannot run mount")?;
     if !status.success() {
-        bail!("cannot mount bpffs at /sys/fs/bpf: {status}");
+        bail!("cannot mount bpffs at {}: {status}", path.display());
     }
     Ok(())
+}
+
+/// Where an interface's maps and link are pinned.
+fn pin_dir(settings: &Settings, iface: &str) -> PathBuf {
+    settings.bpffs.join("levee").join(iface)
 }
 
 impl Daemon {
@@ -119,7 +127,7 @@ impl Daemon {
         if settings.interfaces.is_empty() {
             bail!("no interface to protect: give --iface IF or `interfaces` in the config");
         }
-        ensure_bpffs()?;
+        ensure_bpffs(&settings.bpffs)?;
         let mut daemon = Daemon {
             settings: settings.clone(),
             config_path,
@@ -130,7 +138,7 @@ impl Daemon {
         };
         let cpus = cpu_count()?;
         for name in &settings.interfaces {
-            let pin_dir = Path::new(PIN_ROOT).join(name);
+            let pin_dir = pin_dir(&settings, name);
             let options = LoadOptions {
                 max_sources: settings.max_tracked,
                 event_bytes: settings.ring_bytes,
@@ -138,6 +146,14 @@ impl Daemon {
             };
             let mut dp = Dataplane::load(&options, settings.dataplane_config(cpus))
                 .with_context(|| format!("interface {name}"))?;
+            // A restart keeps the mode the operator last chose, not the config file's.
+            if let Some(previous) = dp.previous_config()
+                && previous.mode() != daemon.settings.mode
+            {
+                info!(iface = %name, mode = previous.mode().name(), "keeping the running filter's mode");
+                daemon.settings.mode = previous.mode();
+            }
+            dp.set_mode(daemon.settings.mode)?;
             dp.set_amp_ports(&settings.amp_ports)?;
             let attached = dp
                 .attach_pinned(name, settings.xdp_mode, &pin_dir.join("link"))
@@ -154,8 +170,10 @@ impl Daemon {
                 dp,
             });
         }
+        let mode = daemon.settings.mode;
+        daemon.for_each_dp(|dp| dp.set_mode(mode))?;
         daemon.apply_config_lists()?;
-        info!(mode = settings.mode.name(), "levee running");
+        info!(mode = mode.name(), "levee running");
         Ok(daemon)
     }
 
@@ -430,7 +448,7 @@ impl Daemon {
             return Ok(());
         }
         for iface in self.interfaces {
-            let dir = Path::new(PIN_ROOT).join(&iface.name);
+            let dir = pin_dir(&self.settings, &iface.name);
             Dataplane::unpin_link(&dir.join("link"))?;
             drop(iface.dp);
             if let Err(e) = fs::remove_dir_all(&dir) {

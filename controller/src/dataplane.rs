@@ -133,6 +133,8 @@ const ALLOWLIST: [&str; 2] = [map::ALLOW_V4, map::ALLOW_V6];
 pub struct Dataplane {
     ebpf: Ebpf,
     config: Config,
+    /// The configuration found in reused (pinned) maps, if an earlier run left one.
+    previous: Option<Config>,
     links: Vec<(String, XdpLinkId, Attached)>,
 }
 
@@ -171,8 +173,15 @@ impl Dataplane {
         let mut dp = Dataplane {
             ebpf,
             config,
+            previous: None,
             links: Vec::new(),
         };
+        let found: Config =
+            Array::<&MapData, Config>::try_from(dp.map(map::CONFIG)?)?.get(&0, 0)?;
+        // A calibrated clock means a loader wrote this entry: the maps were reused.
+        if found.clock_ns_per_jiffy != 0 {
+            dp.previous = Some(found);
+        }
         dp.config.sketch_seed = random_seed();
         dp.calibrate_clock()?;
         dp.set_amp_ports(&DEFAULT_AMP_PORTS)?;
@@ -222,6 +231,11 @@ impl Dataplane {
         })?;
         let clock: Array<&MapData, u64> = Array::try_from(self.map(map::CLOCK)?)?;
         Ok((clock.get(&0, 0)?, clock.get(&1, 0)?))
+    }
+
+    /// The configuration an earlier run left in reused maps (a restart), if any.
+    pub fn previous_config(&self) -> Option<Config> {
+        self.previous
     }
 
     pub fn config(&self) -> Config {

@@ -45,8 +45,6 @@ fn run(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // Signal handlers exist before the interfaces are attached, so a SIGTERM during start-up
-    // still detaches cleanly once start-up is done.
     let daemon = Daemon::start(settings, config)?;
     runtime.block_on(serve(daemon, listener))
 }
