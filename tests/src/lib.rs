@@ -2,8 +2,10 @@
 //! BPF_PROG_TEST_RUN ([`Harness`]), network namespaces joined by veth ([`netns`]), and a raw
 //! frame sender ([`sender`]).
 
+pub mod daemon;
 pub mod netns;
 pub mod sender;
+pub mod traffic;
 
 use std::net::IpAddr;
 

@@ -2,78 +2,18 @@
 //! the protected side, real UDP and TCP traffic from the client side.
 
 use std::{
-    io::{ErrorKind, Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    io::{Read, Write},
+    net::{TcpListener, UdpSocket},
     thread::sleep,
     time::Duration,
 };
 
 use filter_common::abi::{Action, Class, Config, Mode, Reason};
 use levee::dataplane::{AttachMode, Attached, Dataplane, LoadOptions};
-use levee_tests::netns::{CLIENT_V4, CLIENT_V6, Lab, PROTECTED_V4, PROTECTED_V6};
-
-const DATAGRAMS: u64 = 200;
-
-fn addr(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
-}
-
-/// Sends `DATAGRAMS` datagrams from `src` to `dst`, paced so the veth ring never overflows.
-fn send_udp(lab: &Lab, src: &str, dst: SocketAddr) {
-    lab.client.run(|| {
-        let sock = UdpSocket::bind(addr(src, 0)).expect("bind client UDP socket");
-        for i in 0..DATAGRAMS {
-            sock.send_to(format!("datagram {i}").as_bytes(), dst)
-                .expect("send");
-            if i % 20 == 19 {
-                sleep(Duration::from_millis(2));
-            }
-        }
-    });
-}
-
-/// Raises a socket's receive buffer past net.core.rmem_max (root only), so a burst of test
-/// datagrams cannot overflow it.
-fn force_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket fd and a pointer to a c_int of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
-}
-
-/// A TCP connection from a chosen source address.
-fn tcp_connect(src: &str, dst: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(dst),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    sock.bind(&addr(src, 0).into())?;
-    sock.connect_timeout(&dst.into(), timeout)?;
-    Ok(sock.into())
-}
-
-/// Counts datagrams waiting on `sock` by source address.
-fn drain(sock: &UdpSocket) -> std::collections::HashMap<std::net::IpAddr, u64> {
-    let mut got = std::collections::HashMap::new();
-    let mut buf = [0u8; 2048];
-    loop {
-        match sock.recv_from(&mut buf) {
-            Ok((_, from)) => *got.entry(from.ip()).or_insert(0) += 1,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
-            Err(e) => panic!("recv: {e}"),
-        }
-    }
-    got
-}
+use levee_tests::{
+    netns::{CLIENT_V4, CLIENT_V6, Lab, PROTECTED_V4, PROTECTED_V6},
+    traffic::{DATAGRAMS, addr, drain, force_receive_buffer, send_udp, tcp_connect},
+};
 
 #[test]
 fn blocklisted_source_dropped_while_another_sources_tcp_works() {

@@ -23,6 +23,8 @@ pub fn run() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The daemon tests run the real `levee` binary.
+    run_cmd(Command::new("cargo").args(["build", "-p", "levee", "--bin", "levee"]))?;
     // The kernel tests share the kernel's namespaces and BPF state, so one test at a time.
     let mut child = Command::new("cargo")
         .args([

@@ -1,0 +1,222 @@
+//! The real `levee` binary run as users run it: `levee run` in the protected namespace of a
+//! lab, the CLI from outside, over a control socket and a bpffs the test made for itself.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use crate::netns::Lab;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The `levee` binary next to the test executables (`cargo xtask test` builds it first).
+pub fn levee_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let bin = dir.join("levee");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p levee; cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A lab with a levee daemon on its protected side.
+pub struct DaemonLab {
+    pub lab: Lab,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    bpffs: PathBuf,
+    child: Option<Child>,
+}
+
+impl DaemonLab {
+    /// A lab and a private bpffs mount (visible inside `ip netns exec`, unlike /sys/fs/bpf).
+    pub fn new() -> DaemonLab {
+        let dir = PathBuf::from(format!(
+            "/run/levee-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let bpffs = dir.join("bpf");
+        fs::create_dir_all(&bpffs).expect("create test dir");
+        let ok = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&bpffs)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "cannot mount bpffs at {}", bpffs.display());
+        DaemonLab {
+            lab: Lab::new(),
+            socket: dir.join("levee.sock"),
+            config: dir.join("levee.toml"),
+            dir,
+            bpffs,
+            child: None,
+        }
+    }
+
+    /// Writes the config: the lab's interface, socket and bpffs, then `extra` TOML.
+    pub fn write_config(&self, extra: &str) {
+        let text = format!(
+            "interfaces = [\"{}\"]\nxdp_mode = \"native\"\nsocket = \"{}\"\nbpffs = \"{}\"\n{extra}\n",
+            self.lab.iface,
+            self.socket.display(),
+            self.bpffs.display()
+        );
+        fs::write(&self.config, text).expect("write config");
+    }
+
+    fn run_command(&self) -> Command {
+        let mut c = self
+            .lab
+            .protected
+            .command(levee_bin().to_str().expect("utf-8 path"));
+        c.args(["run", "--config"]).arg(&self.config);
+        c
+    }
+
+    /// Starts the daemon and waits until it answers `status` (the socket is bound before the
+    /// interfaces are attached, so a connect alone proves nothing).
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = fs::File::create(self.dir.join("daemon.log")).expect("log file");
+        let child = self
+            .run_command()
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn levee run");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("levee run exited with {status}: {}", self.log());
+            }
+            if self.socket.exists() && self.cli(&["status"]).status.success() {
+                return;
+            }
+            sleep(Duration::from_millis(50));
+        }
+        panic!("levee run did not answer in 20 s: {}", self.log());
+    }
+
+    /// Runs `levee run` to completion, for start-up errors (it must exit by itself).
+    pub fn run_expecting_exit(&self) -> Output {
+        let mut child = self
+            .run_command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn levee run");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("levee run kept running");
+            }
+            sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().expect("output")
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: libc::c_int) {
+        let child = self.child.as_ref().expect("running");
+        // `ip netns exec` execs levee in place, so the child's pid is levee's.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, then waits for the daemon to exit; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return false;
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the CLI (from the root namespace: the socket is a path).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(levee_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run levee")
+    }
+
+    /// Runs the CLI and returns its stdout, panicking on failure.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "levee {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI with `--json` appended and parses the output.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.cli_ok(&a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("levee {a:?}: {e}: {out}"))
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Whether an XDP program is attached to the lab's protected interface.
+    pub fn xdp_attached(&self) -> bool {
+        let out = self.lab.protected.ip(&["link", "show", &self.lab.iface]);
+        String::from_utf8_lossy(&out.stdout).contains("xdp")
+    }
+}
+
+impl Default for DaemonLab {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for DaemonLab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(self.bpffs.join("levee"));
+        let _ = Command::new("umount").arg(&self.bpffs).status();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

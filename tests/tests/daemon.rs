@@ -1,0 +1,268 @@
+//! The daemon and CLI as users run them: `levee run` on the protected side of a lab, the CLI
+//! from outside, real traffic from the client side.
+
+use std::{net::UdpSocket, thread::sleep, time::Duration};
+
+use levee_tests::{
+    daemon::{DaemonLab, levee_bin},
+    netns::{CLIENT_V4, PROTECTED_V4},
+    traffic::{DATAGRAMS, addr, drain, force_receive_buffer, send_udp},
+};
+
+/// A UDP receiver on the protected side.
+fn receiver(d: &DaemonLab) -> UdpSocket {
+    d.lab.protected.run(|| {
+        let u = UdpSocket::bind(addr(PROTECTED_V4, 9000)).unwrap();
+        u.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        force_receive_buffer(&u, 4 << 20);
+        u
+    })
+}
+
+/// Sends a burst from `src` and returns how many datagrams arrived from it.
+fn delivered(d: &DaemonLab, rx: &UdpSocket, src: &str) -> u64 {
+    send_udp(&d.lab, src, addr(PROTECTED_V4, 9000));
+    sleep(Duration::from_millis(100));
+    drain(rx).get(&src.parse().unwrap()).copied().unwrap_or(0)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+#[test]
+fn block_unblock_and_ttl_expiry_through_the_cli() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"");
+    d.start();
+    let rx = receiver(&d);
+    let (good, bad) = (CLIENT_V4[0], CLIENT_V4[1]);
+    // Warm up neighbour resolution.
+    delivered(&d, &rx, good);
+
+    assert_eq!(
+        d.cli_ok(&["block", "add", bad, "--reason", "flooding"]),
+        format!("blocked {bad}/32\n")
+    );
+    assert_eq!(delivered(&d, &rx, bad), 0, "blocked source dropped");
+    assert_eq!(
+        delivered(&d, &rx, good),
+        DATAGRAMS,
+        "other source delivered"
+    );
+    let list = d.cli_json(&["block", "list"]);
+    assert_eq!(list[0]["cidr"], format!("{bad}/32"));
+    assert_eq!(list[0]["reason"], "flooding");
+    assert!(list[0]["ttl_secs"].is_null());
+
+    d.cli_ok(&["block", "del", bad]);
+    assert_eq!(
+        delivered(&d, &rx, bad),
+        DATAGRAMS,
+        "unblocked source delivered"
+    );
+    assert_eq!(d.cli_json(&["block", "list"]).as_array().unwrap().len(), 0);
+
+    d.cli_ok(&["block", "add", "198.18.0.0/24", "--ttl", "2s"]);
+    let list = d.cli_json(&["block", "list"]);
+    assert!(list[0]["ttl_secs"].as_u64().unwrap() <= 2);
+    assert_eq!(delivered(&d, &rx, good), 0, "the /24 covers every client");
+    sleep(Duration::from_millis(2500));
+    assert_eq!(delivered(&d, &rx, good), DATAGRAMS, "block expired");
+    assert_eq!(
+        d.cli_json(&["block", "list"]).as_array().unwrap().len(),
+        0,
+        "expired entry removed"
+    );
+
+    let stats = d.cli_json(&["stats"]);
+    let drops: u64 = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "drop" && c["reason"] == "blocklisted")
+        .map(|c| c["packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(drops, 2 * DATAGRAMS, "stats count every blocked datagram");
+    assert!(d.stop(), "clean exit on SIGTERM");
+    assert!(!d.xdp_attached(), "detached on SIGTERM");
+}
+
+#[test]
+fn monitor_mode_passes_everything_and_counts_what_it_would_drop() {
+    let mut d = DaemonLab::new();
+    d.write_config(&format!(
+        "mode = \"monitor\"\n[lists]\nblock = [\"{}\"]",
+        CLIENT_V4[1]
+    ));
+    d.start();
+    let rx = receiver(&d);
+    delivered(&d, &rx, CLIENT_V4[0]);
+    assert_eq!(d.cli_ok(&["mode"]), "monitor\n");
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[1]),
+        DATAGRAMS,
+        "monitor passes the blocked source"
+    );
+    let stats = d.cli_json(&["stats"]);
+    let would: u64 = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "would_drop" && c["reason"] == "blocklisted")
+        .map(|c| c["packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(would, DATAGRAMS);
+    assert_eq!(d.cli_ok(&["mode", "enforce"]), "enforce\n");
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0, "enforce drops it");
+    let status = d.cli_json(&["status"]);
+    assert_eq!(status["mode"], "enforce");
+    assert_eq!(status["interfaces"][0]["attach"], "native");
+}
+
+#[test]
+fn cli_errors_are_one_line_and_change_nothing() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"");
+    d.start();
+    d.cli_ok(&["block", "add", "192.0.2.0/24"]);
+    let before = (d.cli_ok(&["mode"]), d.cli_ok(&["block", "list", "--json"]));
+    for (args, want) in [
+        (vec!["block", "add", "192.0.2.300/24"], "malformed CIDR"),
+        (vec!["block", "add", "192.0.2.7/24"], "host bits set"),
+        (
+            vec!["block", "add", "198.51.100.0/24", "--ttl", "forever"],
+            "--ttl: malformed duration",
+        ),
+        (
+            vec!["block", "del", "203.0.113.0/24"],
+            "not in the blocklist",
+        ),
+        (vec!["mode", "panic"], "unknown mode \"panic\""),
+        (vec!["allow", "add", "2001:db8::/129"], "malformed CIDR"),
+    ] {
+        let out = d.cli(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err}");
+    }
+    assert_eq!(
+        (d.cli_ok(&["mode"]), d.cli_ok(&["block", "list", "--json"])),
+        before
+    );
+
+    // The daemon not running: one line, non-zero, for every command.
+    assert!(d.stop());
+    for args in [
+        vec!["status"],
+        vec!["mode", "off"],
+        vec!["block", "list"],
+        vec!["stats"],
+    ] {
+        let out = d.cli(&args);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("error: levee is not running"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+    }
+}
+
+#[test]
+fn bad_config_field_is_named_and_nothing_is_attached() {
+    let d = DaemonLab::new();
+    d.write_config("[limits.udp]\npps = 100\nbrust = 10");
+    let out = d.run_expecting_exit();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown field `brust`"), "{err}");
+    assert!(err.contains("line 7"), "names the line: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!d.xdp_attached());
+    let _ = levee_bin();
+}
+
+#[test]
+fn restart_with_keep_on_exit_keeps_the_filter_and_its_state() {
+    let mut d = DaemonLab::new();
+    d.write_config("keep_on_exit = true\nmode = \"enforce\"");
+    d.start();
+    let rx = receiver(&d);
+    delivered(&d, &rx, CLIENT_V4[0]);
+    d.cli_ok(&["block", "add", CLIENT_V4[1]]);
+    d.cli_ok(&["allow", "add", "2001:db8:99::/48"]);
+    d.cli_ok(&["mode", "lockdown"]);
+    assert!(d.stop());
+    assert!(d.xdp_attached(), "still attached after the daemon stopped");
+    // While no daemon runs, the filter still works.
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[0]),
+        0,
+        "lockdown holds without the daemon"
+    );
+    d.start();
+    assert_eq!(
+        d.cli_ok(&["mode"]),
+        "lockdown\n",
+        "mode kept across the restart"
+    );
+    let status = d.cli_json(&["status"]);
+    assert_eq!(status["interfaces"][0]["attach"], "adopted");
+    assert_eq!(
+        d.cli_json(&["allow", "list"]),
+        serde_json::json!(["2001:db8:99::/48"])
+    );
+    d.cli_ok(&["mode", "enforce"]);
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[1]),
+        0,
+        "block kept across the restart"
+    );
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[0]), DATAGRAMS);
+}
+
+#[test]
+fn sighup_reloads_config_and_a_broken_config_changes_nothing() {
+    let mut d = DaemonLab::new();
+    d.write_config(&format!(
+        "mode = \"enforce\"\n[lists]\nblock = [\"{}\"]",
+        CLIENT_V4[1]
+    ));
+    d.start();
+    let rx = receiver(&d);
+    delivered(&d, &rx, CLIENT_V4[0]);
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0);
+
+    // The config now blocks another source instead.
+    d.write_config(&format!(
+        "mode = \"enforce\"\n[lists]\nblock = [\"{}\"]",
+        CLIENT_V4[2]
+    ));
+    d.signal(libc::SIGHUP);
+    sleep(Duration::from_millis(500));
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[1]),
+        DATAGRAMS,
+        "old config entry removed"
+    );
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[2]),
+        0,
+        "new config entry active"
+    );
+
+    // A broken config: logged, and the running state stays.
+    d.write_config("mode = \"enforce\"\n[lists]\nblock = [\"not-a-cidr\"]");
+    d.signal(libc::SIGHUP);
+    sleep(Duration::from_millis(500));
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[2]),
+        0,
+        "still blocked after a broken reload"
+    );
+    assert!(d.log().contains("reload failed"), "{}", d.log());
+}
