@@ -38,6 +38,16 @@ pub enum Request {
     },
     AllowList,
     Stats,
+    LimitsShow,
+    /// Changes the per-source limits (or the aggregate ceilings) of one class, or of all
+    /// classes when `class` is None. Absent values stay as they are; 0 removes a limit.
+    LimitsSet {
+        class: Option<String>,
+        aggregate: bool,
+        pps: Option<u64>,
+        bps: Option<u64>,
+        burst: Option<u64>,
+    },
 }
 
 /// The daemon's answer: `ok` with data, or one error line.

@@ -54,6 +54,9 @@ pub enum Command {
     /// Allowlisted prefixes: they skip every check, in every mode.
     #[command(subcommand)]
     Allow(AllowCommand),
+    /// Per-source limits and aggregate ceilings by class.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
     /// Packet counters by action and reason.
     Stats {
         #[arg(long)]
@@ -79,6 +82,33 @@ pub enum BlockCommand {
     List {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LimitsCommand {
+    /// Show the limits (0: no limit).
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a class's per-source limit (or, with --aggregate, its ceiling); 0 removes it.
+    Set {
+        /// tcp_syn, tcp_other, udp, icmp or other; all classes when absent.
+        #[arg(long)]
+        class: Option<String>,
+        /// Set the aggregate ceiling (all sources together) instead of the per-source limit.
+        #[arg(long)]
+        aggregate: bool,
+        /// Packets per second.
+        #[arg(long)]
+        pps: Option<u64>,
+        /// Bits per second.
+        #[arg(long)]
+        bps: Option<u64>,
+        /// Packets allowed at once after an idle time.
+        #[arg(long)]
+        burst: Option<u64>,
     },
 }
 
@@ -177,6 +207,32 @@ pub fn client(socket: Option<PathBuf>, command: Command) -> Result<()> {
         }
         Command::Allow(AllowCommand::List { json }) => (Request::AllowList, json, print_lines),
         Command::Stats { json } => (Request::Stats, json, print_stats),
+        Command::Limits(LimitsCommand::Show { json }) => (Request::LimitsShow, json, print_limits),
+        Command::Limits(LimitsCommand::Set {
+            class,
+            aggregate,
+            pps,
+            bps,
+            burst,
+        }) => {
+            if let Some(c) = &class {
+                config::parse_class(c).map_err(|e| anyhow::anyhow!("--class: {e:#}"))?;
+            }
+            if pps.is_none() && bps.is_none() && burst.is_none() {
+                anyhow::bail!("nothing to set: give --pps, --bps or --burst");
+            }
+            (
+                Request::LimitsSet {
+                    class,
+                    aggregate,
+                    pps,
+                    bps,
+                    burst,
+                },
+                false,
+                print_limits,
+            )
+        }
     };
     let response = api::call(&socket, &request)?;
     if !response.ok {
@@ -248,6 +304,48 @@ fn print_stats(v: &Value) {
             c["packets"].as_u64().unwrap_or(0),
             c["bytes"].as_u64().unwrap_or(0)
         );
+    }
+}
+
+fn print_limits(v: &Value) {
+    let rate = |n: u64, unit: &str, scale: f64| {
+        if n == 0 {
+            "-".to_string()
+        } else if scale == 1.0 {
+            format!("{n} {unit}")
+        } else {
+            format!("{:.1} {unit}", n as f64 / scale)
+        }
+    };
+    for (title, key) in [
+        ("per source", "per_source"),
+        ("aggregate (all sources)", "aggregate"),
+    ] {
+        println!("{title}");
+        println!(
+            "  {:<10} {:>14} {:>10} {:>14} {:>12}",
+            "CLASS", "RATE", "BURST", "BANDWIDTH", "BURST"
+        );
+        for class in ["tcp_syn", "tcp_other", "udp", "icmp", "other"] {
+            let r = &v[key][class];
+            let n = |f: &str| r[f].as_u64().unwrap_or(0);
+            println!(
+                "  {:<10} {:>14} {:>10} {:>14} {:>12}",
+                class,
+                rate(n("pps"), "pps", 1.0),
+                if n("pps") == 0 {
+                    "-".into()
+                } else {
+                    format!("{} pkt", n("burst"))
+                },
+                rate(n("bps"), "Mbit/s", 1e6),
+                if n("bps") == 0 {
+                    "-".into()
+                } else {
+                    format!("{} B", n("burst_bytes"))
+                },
+            );
+        }
     }
 }
 

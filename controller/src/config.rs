@@ -193,6 +193,16 @@ pub fn parse_mode(s: &str) -> Result<Mode> {
         .with_context(|| format!("unknown mode {s:?}: expected off, monitor, enforce or lockdown"))
 }
 
+/// Parses a traffic class name.
+pub fn parse_class(s: &str) -> Result<Class> {
+    Class::ALL
+        .into_iter()
+        .find(|c| c.name() == s)
+        .with_context(|| {
+            format!("unknown class {s:?}: expected tcp_syn, tcp_other, udp, icmp or other")
+        })
+}
+
 /// Parses an attach mode name.
 pub fn parse_xdp_mode(s: &str) -> Result<AttachMode> {
     match s {
@@ -391,12 +401,18 @@ fn apply_rates(section: &str, f: &ClassRatesFile, out: &mut ClassRates) -> Resul
         if let Some(b) = r.burst_bytes {
             slot.burst_bytes = b;
         }
-        if slot.pps > 0 && slot.burst_packets == 0 {
-            bail!("field {name}.burst: must be at least 1 when pps is set");
-        }
-        if slot.pps > 1_000_000_000 {
-            bail!("field {name}.pps: at most 1000000000, got {}", slot.pps);
-        }
+        check_rate(&name, slot).map_err(|e| anyhow::anyhow!("field {e:#}"))?;
+    }
+    Ok(())
+}
+
+/// Checks a rate's values; errors start with `name.field`.
+pub fn check_rate(name: &str, rate: &Rate) -> Result<()> {
+    if rate.pps > 0 && rate.burst_packets == 0 {
+        bail!("{name}.burst: must be at least 1 when pps is set");
+    }
+    if rate.pps > 1_000_000_000 {
+        bail!("{name}.pps: at most 1000000000, got {}", rate.pps);
     }
     Ok(())
 }

@@ -74,6 +74,22 @@ pub struct CounterView {
     pub bytes: u64,
 }
 
+/// One rate limit; 0 means no limit on that dimension.
+#[derive(Debug, Serialize)]
+pub struct RateView {
+    pub pps: u64,
+    pub burst: u64,
+    pub bps: u64,
+    pub burst_bytes: u64,
+}
+
+/// `levee limits show`: per class, in class order.
+#[derive(Debug, Serialize)]
+pub struct LimitsView {
+    pub per_source: BTreeMap<&'static str, RateView>,
+    pub aggregate: BTreeMap<&'static str, RateView>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct InterfaceView {
     pub name: String,
@@ -316,7 +332,75 @@ impl Daemon {
                 Response::ok(nets)
             }
             Request::Stats => Response::ok(self.stats()?),
+            Request::LimitsShow => Response::ok(self.limits_view()),
+            Request::LimitsSet {
+                class,
+                aggregate,
+                pps,
+                bps,
+                burst,
+            } => {
+                let classes = match class {
+                    Some(c) => vec![config::parse_class(&c)?],
+                    None => Class::ALL.to_vec(),
+                };
+                let mut new = self.settings.clone();
+                let table = if aggregate {
+                    &mut new.aggregate
+                } else {
+                    &mut new.limits
+                };
+                for c in &classes {
+                    let rate = &mut table[*c as usize];
+                    if let Some(p) = pps {
+                        rate.pps = p;
+                    }
+                    if let Some(b) = bps {
+                        rate.bits_per_sec = b;
+                    }
+                    if let Some(b) = burst {
+                        rate.burst_packets = b;
+                    }
+                    config::check_rate(
+                        &format!(
+                            "{}.{}",
+                            if aggregate { "aggregate" } else { "limits" },
+                            c.name()
+                        ),
+                        rate,
+                    )?;
+                }
+                let cfg = new.dataplane_config(cpu_count()?);
+                self.for_each_dp(|dp| dp.set_config(cfg))?;
+                self.settings = new;
+                info!(aggregate, classes = ?classes.iter().map(|c| c.name()).collect::<Vec<_>>(), pps, bps, burst, "limits set");
+                Response::ok(self.limits_view())
+            }
         })
+    }
+
+    fn limits_view(&self) -> LimitsView {
+        let table = |rates: &config::ClassRates| {
+            Class::ALL
+                .iter()
+                .map(|c| {
+                    let r = rates[*c as usize];
+                    (
+                        c.name(),
+                        RateView {
+                            pps: r.pps,
+                            burst: r.burst_packets,
+                            bps: r.bits_per_sec,
+                            burst_bytes: r.burst_bytes,
+                        },
+                    )
+                })
+                .collect()
+        };
+        LimitsView {
+            per_source: table(&self.settings.limits),
+            aggregate: table(&self.settings.aggregate),
+        }
     }
 
     fn block_list(&self) -> Result<Vec<BlockView>> {

@@ -127,7 +127,46 @@ impl Lab {
     }
 }
 
+/// A second veth link into the protected namespace, from a second client namespace.
+pub struct SecondLink {
+    pub client: Netns,
+    /// The protected side's second veth.
+    pub iface: String,
+}
+
+/// Addresses of the second link.
+pub const PROTECTED2_V4: &str = "198.18.1.1";
+pub const CLIENT2_V4: &str = "198.18.1.2";
+
 impl Lab {
+    /// Adds `lv2` to the protected namespace, joined to `lv3` in a new client namespace.
+    pub fn second_link(&self) -> SecondLink {
+        let client = Netns::new("cli2");
+        let iface = "lv2".to_string();
+        let peer = format!("lvp{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        sh(Command::new("ip").args([
+            "link",
+            "add",
+            &peer,
+            "netns",
+            &client.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &iface,
+            "netns",
+            &self.protected.name,
+        ]));
+        client.ip(&["link", "set", &peer, "name", "lv3"]);
+        self.protected
+            .ip(&["addr", "add", &format!("{PROTECTED2_V4}/24"), "dev", &iface]);
+        client.ip(&["addr", "add", &format!("{CLIENT2_V4}/24"), "dev", "lv3"]);
+        self.protected.ip(&["link", "set", &iface, "up"]);
+        client.ip(&["link", "set", "lv3", "up"]);
+        SecondLink { client, iface }
+    }
+
     /// The MAC address of `iface` in `ns`.
     pub fn mac(ns: &Netns, iface: &str) -> [u8; 6] {
         let out = ns.ip(&["-o", "link", "show", iface]);

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::netns::Lab;
+use crate::netns::{Lab, Netns};
 
 pub const DATAGRAMS: u64 = 200;
 
@@ -19,7 +19,12 @@ pub fn addr(ip: &str, port: u16) -> SocketAddr {
 
 /// Sends `DATAGRAMS` datagrams from `src` to `dst`, paced so the veth ring never overflows.
 pub fn send_udp(lab: &Lab, src: &str, dst: SocketAddr) {
-    lab.client.run(|| {
+    send_udp_from(&lab.client, src, dst)
+}
+
+/// [`send_udp`] from any client namespace.
+pub fn send_udp_from(client: &Netns, src: &str, dst: SocketAddr) {
+    client.run(|| {
         let sock = UdpSocket::bind(addr(src, 0)).expect("bind client UDP socket");
         for i in 0..DATAGRAMS {
             sock.send_to(format!("datagram {i}").as_bytes(), dst)
