@@ -3,7 +3,7 @@
 
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     thread::sleep,
@@ -14,13 +14,14 @@ use crate::netns::Lab;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// The `levee` binary next to the test executables (`cargo xtask test` builds it first).
+/// The `levee` binary of the same profile as this executable: next to a binary, or one
+/// directory up from a test in `deps/` (`cargo xtask test` and `demo` build it first).
 pub fn levee_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
+    let mut dir = exe.parent().expect("executable directory");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("profile directory");
+    }
     let bin = dir.join("levee");
     assert!(
         bin.exists(),

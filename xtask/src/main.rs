@@ -37,15 +37,9 @@ fn main() {
         Task::Bench(opts) => setup::run().and_then(|()| bench::run(&opts)),
         Task::Demo => setup::run().and_then(|()| {
             require_root("demo")?;
-            run_cmd(Command::new("cargo").args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "levee-tests",
-                "--bin",
-                "demo",
-            ]))
+            // The demo runs the real daemon, built in the same profile.
+            run_cmd(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "levee"]))?;
+            run_lab_bin("demo", &[])
         }),
     };
     if let Err(e) = result {

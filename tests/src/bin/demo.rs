@@ -5,6 +5,7 @@
 //! namespaces, which are removed at the end, also on Ctrl-C.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr, TcpListener, UdpSocket},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     thread,
@@ -13,13 +14,12 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use filter_common::{
-    abi::{Action, Class, Config, Mode, Reason, flags},
-    config::Rate,
+    abi::Mode,
     frames::{FrameSpec, L4},
     parse::TCP_SYN,
 };
-use levee::dataplane::{AttachMode, Counters, Dataplane, LoadOptions, cpu_count};
 use levee_tests::{
+    daemon::DaemonLab,
     netns::{CLIENT_V4, Lab, PROTECTED_V4},
     sender::send_frames,
 };
@@ -75,12 +75,15 @@ fn run() -> Result<()> {
     println!(
         "Levee lab demo: two namespaces joined by veth, Levee on the protected side (native XDP)"
     );
-    let lab = Lab::new();
-    let mut dp = Dataplane::load(&LoadOptions::default(), demo_config()?)?;
-    let attached = lab
-        .protected
-        .run(|| dp.attach(&lab.iface, AttachMode::Native))?;
-    println!("attached to {} in {attached:?} mode", lab.iface);
+    let mut daemon = DaemonLab::new();
+    daemon.write_config(DEMO_CONFIG);
+    daemon.start();
+    let lab = &daemon.lab;
+    println!(
+        "levee run is protecting {} in the protected namespace; levee status says:",
+        lab.iface
+    );
+    print!("{}", daemon.cli_ok(&["status"]));
 
     let (udp, listener) = lab.protected.run(|| -> Result<_> {
         let udp = UdpSocket::bind((PROTECTED_V4, UDP_PORT))?;
@@ -173,49 +176,43 @@ fn run() -> Result<()> {
             println!("interrupted: tearing the lab down");
             break;
         }
-        dp.set_mode(phase.mode)?;
-        println!("phase: {} ({})", phase.name, phase.mode.name());
-        rows.push(run_phase(&lab, &dp, &received, phase)?);
+        println!("phase: {} (levee mode {})", phase.name, phase.mode.name());
+        daemon.cli_ok(&["mode", phase.mode.name()]);
+        rows.push(run_phase(&daemon, &received, phase)?);
     }
     print_table(&rows);
+    println!();
+    println!("levee stats at the end:");
+    print!("{}", daemon.cli_ok(&["stats"]));
+    if !daemon.stop() {
+        anyhow::bail!("levee run did not stop cleanly: {}", daemon.log());
+    }
+    println!("levee stopped and detached; the lab is removed");
     Ok(())
 }
 
 /// Enforce mode, per-source limits well above what a legitimate client sends, a penalty for
 /// offenders, and per-class ceilings that cap a spoofed flood.
-fn demo_config() -> Result<Config> {
-    let cpus = cpu_count()?;
-    let mut cfg = Config::new(Mode::Enforce);
-    cfg.set_flag(flags::SOURCE_LIMITS, true);
-    cfg.penalty_ns = 30_000_000_000;
-    let per_source = Rate {
-        pps: 2_000,
-        burst_packets: 400,
-        ..Rate::default()
-    };
-    for class in Class::ALL {
-        cfg.source[class as usize] = per_source.encode();
-    }
-    cfg.source[Class::TcpSyn as usize] = Rate {
-        pps: 50,
-        burst_packets: 20,
-        ..Rate::default()
-    }
-    .encode();
-    cfg.aggregate[Class::Udp as usize] = Rate {
-        pps: 20_000,
-        burst_packets: 2_000,
-        ..Rate::default()
-    }
-    .encode_per_cpu(cpus);
-    cfg.aggregate[Class::TcpSyn as usize] = Rate {
-        pps: 2_000,
-        burst_packets: 200,
-        ..Rate::default()
-    }
-    .encode_per_cpu(cpus);
-    Ok(cfg)
-}
+const DEMO_CONFIG: &str = r#"
+mode = "enforce"
+penalty = "30s"
+
+[limits.udp]
+pps = 2000
+burst = 400
+
+[limits.tcp_syn]
+pps = 50
+burst = 20
+
+[aggregate.udp]
+pps = 20000
+burst = 2000
+
+[aggregate.tcp_syn]
+pps = 2000
+burst = 200
+"#;
 
 /// Distinct spoofed sources inside the benchmarking range 198.18.0.0/15, away from the lab's
 /// own /24 (no packet is ever sent to them: the namespaces have no route out).
@@ -224,9 +221,28 @@ fn spoofed_source(i: usize) -> IpAddr {
     IpAddr::from((0xc612_0000u32 | n).to_be_bytes())
 }
 
-fn run_phase(lab: &Lab, dp: &Dataplane, received: &AtomicU64, phase: &Phase) -> Result<Row> {
+/// `levee stats --json` as (action, reason) -> packets.
+fn stats(daemon: &DaemonLab) -> HashMap<(String, String), u64> {
+    let v = daemon.cli_json(&["stats"]);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                (
+                    c["action"].as_str().unwrap_or_default().to_string(),
+                    c["reason"].as_str().unwrap_or_default().to_string(),
+                ),
+                c["packets"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn run_phase(daemon: &DaemonLab, received: &AtomicU64, phase: &Phase) -> Result<Row> {
+    let lab = &daemon.lab;
     received.store(0, Ordering::SeqCst);
-    let before = dp.counters()?;
+    let before = stats(daemon);
     let done = AtomicBool::new(false);
     let (legit_sent, tcp, flood_sent) = thread::scope(|s| -> Result<_> {
         let flood = s.spawn(|| -> Result<u64> {
@@ -248,15 +264,21 @@ fn run_phase(lab: &Lab, dp: &Dataplane, received: &AtomicU64, phase: &Phase) -> 
         Ok((sent, tcp, flood_sent))
     })?;
     thread::sleep(Duration::from_millis(100));
-    let after = dp.counters()?;
+    let after = stats(daemon);
     let legit_delivered = received.swap(0, Ordering::SeqCst);
-    let delta = |a| after.action_packets(a) - before.action_packets(a);
+    let delta = |actions: &[&str]| -> u64 {
+        after
+            .iter()
+            .filter(|((a, _), _)| actions.contains(&a.as_str()))
+            .map(|(k, n)| n - before.get(k).copied().unwrap_or(0))
+            .sum()
+    };
     Ok(Row {
         name: phase.name,
         mode: phase.mode,
         flood_sent,
-        passed: delta(Action::Pass) + delta(Action::WouldDrop),
-        dropped: delta(Action::Drop),
+        passed: delta(&["pass", "would_drop"]),
+        dropped: delta(&["drop"]),
         legit_sent,
         legit_delivered,
         tcp_ok: tcp.0,
@@ -315,16 +337,21 @@ fn tcp_connect(src: &str, dst: SocketAddr) -> bool {
 }
 
 /// Packets dropped (or, in monitor mode, that would have been) by reason during the phase.
-fn drops(before: &Counters, after: &Counters) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    for action in [Action::Drop, Action::WouldDrop] {
-        for reason in Reason::ALL {
-            let n = after.packets(action, reason) - before.packets(action, reason);
-            if n > 0 {
-                out.push((format!("{} {}", action.name(), reason.name()), n));
-            }
-        }
-    }
+fn drops(
+    before: &HashMap<(String, String), u64>,
+    after: &HashMap<(String, String), u64>,
+) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = after
+        .iter()
+        .filter(|((a, _), _)| a != "pass")
+        .map(|((a, r), n)| {
+            (
+                format!("{a} {r}"),
+                n - before.get(&(a.clone(), r.clone())).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
     out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     out
 }
