@@ -9,13 +9,15 @@
 use std::{
     collections::BTreeMap,
     fs,
+    net::IpAddr,
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     time::{Duration, SystemTime},
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use filter_common::abi::{Action, Class, Reason};
+use aya::maps::{MapData, RingBuf};
+use filter_common::abi::{Action, Class, Event, Reason, event};
 use ipnet::IpNet;
 use serde::Serialize;
 use tokio::{
@@ -37,7 +39,11 @@ struct Interface {
     name: String,
     attached: Attached,
     dp: Dataplane,
+    events: RingBuf<MapData>,
 }
+
+/// Offence events logged one by one per tick; past that they are summed in one line.
+const OFFENCES_LOGGED_PER_TICK: usize = 20;
 
 /// What the operator said about a blocked prefix (the maps hold the prefix and expiry).
 #[derive(Clone, Debug, Default)]
@@ -180,10 +186,12 @@ impl Daemon {
                 }
                 _ => info!(iface = %name, attach = attached.name(), "attached"),
             }
+            let events = dp.take_events()?;
             daemon.interfaces.push(Interface {
                 name: name.clone(),
                 attached,
                 dp,
+                events,
             });
         }
         let mode = daemon.settings.mode;
@@ -479,6 +487,47 @@ impl Daemon {
         })
     }
 
+    /// Logs what the program reported on its ring buffers: one line per offence (a source that
+    /// went over its limit and starts a penalty), summed past a few per second.
+    pub fn log_events(&mut self) {
+        for iface in &mut self.interfaces {
+            let mut offences = 0usize;
+            while let Some(item) = iface.events.next() {
+                if item.len() < std::mem::size_of::<Event>() {
+                    continue;
+                }
+                // SAFETY: the program writes whole `Event` records; read_unaligned copes with
+                // the ring's 8-byte alignment.
+                let e: Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+                if e.kind != event::OFFENCE {
+                    continue;
+                }
+                offences += 1;
+                if offences <= OFFENCES_LOGGED_PER_TICK {
+                    let src: IpAddr = if e.family == 6 {
+                        IpAddr::from(e.src)
+                    } else {
+                        IpAddr::from([e.src[0], e.src[1], e.src[2], e.src[3]])
+                    };
+                    info!(
+                        iface = %iface.name,
+                        source = %src,
+                        class = Class::ALL.get(e.class as usize).map_or("?", |c| c.name()),
+                        offences = e.offences,
+                        "source over its limit, penalty started"
+                    );
+                }
+            }
+            if offences > OFFENCES_LOGGED_PER_TICK {
+                info!(
+                    iface = %iface.name,
+                    more = offences - OFFENCES_LOGGED_PER_TICK,
+                    "more sources went over their limits"
+                );
+            }
+        }
+    }
+
     /// Removes expired blocks from the maps (the program already ignores them).
     pub fn expire(&mut self) -> Result<()> {
         let now = monotonic_coarse_ns();
@@ -526,7 +575,8 @@ impl Daemon {
     }
 
     /// Detaches and removes the pins, or leaves everything in place with `keep_on_exit`.
-    pub fn stop(self) -> Result<()> {
+    pub fn stop(mut self) -> Result<()> {
+        self.log_events();
         if self.settings.keep_on_exit {
             info!("stopping; the filter stays attached (keep_on_exit)");
             return Ok(());
@@ -591,6 +641,7 @@ pub async fn serve(mut daemon: Daemon, listener: std::os::unix::net::UnixListene
                 if let Err(e) = daemon.expire() {
                     error!("expiring blocks: {e:#}");
                 }
+                daemon.log_events();
             }
             _ = hup.recv() => {
                 if let Err(e) = daemon.reload() {

@@ -6,7 +6,8 @@
 //! - [`api`]: the JSON-lines protocol on the control socket, and its client.
 //! - [`cli`]: the command line and the client commands' output.
 //! - [`daemon`]: `levee run`: interfaces, lists, timers, signals, the socket server.
-//! - [`dataplane`]: the only module that touches aya: loads the XDP object, sizes its maps,
+//! - [`dataplane`]: the module that loads and drives the program through aya (the daemon
+//!   also reads the event ring buffer it hands out): loads the XDP object, sizes its maps,
 //!   writes its configuration and lists, attaches it to interfaces, reads its counters.
 
 pub mod api;

@@ -1,6 +1,6 @@
 //! `levee`: parse the command line, then either run the daemon or ask it something.
 
-use std::process::ExitCode;
+use std::{io::IsTerminal as _, process::ExitCode};
 
 use clap::Parser as _;
 use levee::{
@@ -39,6 +39,7 @@ fn run(
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let settings = cli::run_settings(socket, config.as_ref(), &ifaces, xdp_mode.as_deref())?;
     let listener = bind_socket(&settings.socket)?;

@@ -307,6 +307,13 @@ fn flooding_source_dropped_by_its_bucket_while_another_sources_tcp_works() {
         )
     });
     assert!(conn.is_ok(), "TCP from another source: {conn:?}");
+    // The offence reached the daemon's log through the ring buffer.
+    sleep(Duration::from_millis(1200));
+    let log = d.log();
+    assert!(
+        log.contains("source over its limit") && log.contains(&format!("source={flooder}")),
+        "{log}"
+    );
     drop(listener);
     let stats = d.cli_json(&["stats"]);
     let by = |reason: &str| -> u64 {
