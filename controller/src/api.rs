@@ -38,6 +38,10 @@ pub enum Request {
     },
     AllowList,
     Stats,
+    /// The heaviest sources of the last seconds, from sampled headers.
+    Top {
+        n: usize,
+    },
     LimitsShow,
     /// Changes the per-source limits (or the aggregate ceilings) of one class, or of all
     /// classes when `class` is None. Absent values stay as they are; 0 removes a limit.

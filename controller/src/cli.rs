@@ -57,6 +57,14 @@ pub enum Command {
     /// Per-source limits and aggregate ceilings by class.
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// The heaviest sources of the last 10 seconds, estimated from sampled headers.
+    Top {
+        /// How many sources.
+        #[arg(long, default_value_t = 20)]
+        n: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Packet counters by action and reason.
     Stats {
         #[arg(long)]
@@ -207,6 +215,7 @@ pub fn client(socket: Option<PathBuf>, command: Command) -> Result<()> {
         }
         Command::Allow(AllowCommand::List { json }) => (Request::AllowList, json, print_lines),
         Command::Stats { json } => (Request::Stats, json, print_stats),
+        Command::Top { n, json } => (Request::Top { n }, json, print_top),
         Command::Limits(LimitsCommand::Show { json }) => (Request::LimitsShow, json, print_limits),
         Command::Limits(LimitsCommand::Set {
             class,
@@ -303,6 +312,26 @@ fn print_stats(v: &Value) {
             c["reason"].as_str().unwrap_or_default(),
             c["packets"].as_u64().unwrap_or(0),
             c["bytes"].as_u64().unwrap_or(0)
+        );
+    }
+}
+
+fn print_top(v: &Value) {
+    println!(
+        "{:<40} {:<10} {:>12} {:>14} {:>8}",
+        "SOURCE", "CLASS", "RATE", "BANDWIDTH", "DROPPED"
+    );
+    for t in v.as_array().into_iter().flatten() {
+        println!(
+            "{:<40} {:<10} {:>12} {:>14} {:>7}%",
+            t["source"].as_str().unwrap_or_default(),
+            t["class"].as_str().unwrap_or_default(),
+            format!("{} pps", t["pps"].as_u64().unwrap_or(0)),
+            format!(
+                "{:.1} Mbit/s",
+                t["bits_per_sec"].as_u64().unwrap_or(0) as f64 / 1e6
+            ),
+            t["dropped_pct"].as_u64().unwrap_or(0)
         );
     }
 }

@@ -180,7 +180,7 @@ impl Default for Settings {
             allow_files: Vec::new(),
             block_files: Vec::new(),
             ring_bytes: filter_common::abi::DEFAULT_EVENT_BYTES,
-            sample_every: 0,
+            sample_every: 1000,
         }
     }
 }

@@ -32,6 +32,7 @@ use crate::{
     config::{self, Settings, parse_cidr, parse_mode},
     dataplane::{Attached, Dataplane, LoadOptions, cpu_count, monotonic_coarse_ns},
     lists,
+    top::TopTalkers,
 };
 
 /// One protected interface.
@@ -60,6 +61,7 @@ pub struct Daemon {
     block_notes: BTreeMap<IpNet, BlockNote>,
     allow_from_config: Vec<IpNet>,
     started: SystemTime,
+    top: TopTalkers,
 }
 
 /// A blocklist entry as `levee block list` shows it.
@@ -157,6 +159,7 @@ impl Daemon {
             block_notes: BTreeMap::new(),
             allow_from_config: Vec::new(),
             started: SystemTime::now(),
+            top: TopTalkers::default(),
         };
         let cpus = cpu_count()?;
         for name in &settings.interfaces {
@@ -340,6 +343,12 @@ impl Daemon {
                 Response::ok(nets)
             }
             Request::Stats => Response::ok(self.stats()?),
+            Request::Top { n } => {
+                if self.settings.sample_every == 0 {
+                    bail!("sampling is off (events.sample_every = 0): top has nothing to rank");
+                }
+                Response::ok(self.top.top(n, self.settings.sample_every))
+            }
             Request::LimitsShow => Response::ok(self.limits_view()),
             Request::LimitsSet {
                 class,
@@ -487,9 +496,11 @@ impl Daemon {
         })
     }
 
-    /// Logs what the program reported on its ring buffers: one line per offence (a source that
-    /// went over its limit and starts a penalty), summed past a few per second.
+    /// Reads what the program reported on its ring buffers: samples feed `levee top`; each
+    /// offence (a source that went over its limit and starts a penalty) is logged, summed past
+    /// a few per second.
     pub fn log_events(&mut self) {
+        self.top.tick();
         for iface in &mut self.interfaces {
             let mut offences = 0usize;
             while let Some(item) = iface.events.next() {
@@ -499,16 +510,20 @@ impl Daemon {
                 // SAFETY: the program writes whole `Event` records; read_unaligned copes with
                 // the ring's 8-byte alignment.
                 let e: Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+                let src: IpAddr = if e.family == 6 {
+                    IpAddr::from(e.src)
+                } else {
+                    IpAddr::from([e.src[0], e.src[1], e.src[2], e.src[3]])
+                };
+                if e.kind == event::SAMPLE {
+                    self.top.record(src, e.class, e.action, e.len);
+                    continue;
+                }
                 if e.kind != event::OFFENCE {
                     continue;
                 }
                 offences += 1;
                 if offences <= OFFENCES_LOGGED_PER_TICK {
-                    let src: IpAddr = if e.family == 6 {
-                        IpAddr::from(e.src)
-                    } else {
-                        IpAddr::from([e.src[0], e.src[1], e.src[2], e.src[3]])
-                    };
                     info!(
                         iface = %iface.name,
                         source = %src,

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: the TOML configuration, validated into plain settings; no kernel needed.
 //! - [`lists`]: allow- and blocklist files.
+//! - [`top`]: top talkers from sampled packet headers.
 //! - [`api`]: the JSON-lines protocol on the control socket, and its client.
 //! - [`cli`]: the command line and the client commands' output.
 //! - [`daemon`]: `levee run`: interfaces, lists, timers, signals, the socket server.
@@ -16,3 +17,4 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod lists;
+pub mod top;

@@ -93,7 +93,7 @@ fn block_unblock_and_ttl_expiry_through_the_cli() {
 fn monitor_mode_passes_everything_and_counts_what_it_would_drop() {
     let mut d = DaemonLab::new();
     d.write_config(&format!(
-        "mode = \"monitor\"\n[lists]\nblock = [\"{}\"]",
+        "mode = \"monitor\"\n[lists]\nblock = [\"{}\"]\n[events]\nsample_every = 1",
         CLIENT_V4[1]
     ));
     d.start();
@@ -114,6 +114,31 @@ fn monitor_mode_passes_everything_and_counts_what_it_would_drop() {
         .map(|c| c["packets"].as_u64().unwrap())
         .sum();
     assert_eq!(would, DATAGRAMS);
+    // Every header was sampled: `top` ranks the two UDP senders first (200 datagrams each),
+    // the blocked one with all its packets would-be drops.
+    sleep(Duration::from_millis(1100));
+    let top = d.cli_json(&["top", "--n", "5"]);
+    let entry = |src: &str| {
+        top.as_array()
+            .unwrap()
+            .iter()
+            .position(|t| t["source"] == src)
+            .unwrap_or_else(|| panic!("{src} missing: {top}"))
+    };
+    let (blocked, other) = (entry(CLIENT_V4[1]), entry(CLIENT_V4[0]));
+    assert!(blocked < 2 && other < 2, "{top}");
+    assert_eq!(top[blocked]["class"], "udp");
+    assert_eq!(top[blocked]["dropped_pct"], 100);
+    assert_eq!(top[other]["dropped_pct"], 0);
+    assert_eq!(
+        top[blocked]["pps"], top[other]["pps"],
+        "same count, same estimate: {top}"
+    );
+    assert!(
+        top[blocked]["pps"].as_u64().unwrap() >= DATAGRAMS / 10,
+        "{top}"
+    );
+    assert!(d.cli_ok(&["top"]).contains(CLIENT_V4[1]));
     assert_eq!(d.cli_ok(&["mode", "enforce"]), "enforce\n");
     assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0, "enforce drops it");
     let status = d.cli_json(&["status"]);
