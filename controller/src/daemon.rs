@@ -140,6 +140,41 @@ fn ensure_bpffs(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Progress of a long list load: a line rewritten in place on a terminal, one log line at
+/// the end otherwise. Short lists say nothing.
+struct Progress {
+    what: String,
+    total: usize,
+    terminal: bool,
+}
+
+impl Progress {
+    const QUIET_BELOW: usize = 10_000;
+
+    fn new(what: String, total: usize) -> Progress {
+        use std::io::IsTerminal as _;
+        Progress {
+            what,
+            total,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, done: usize) {
+        if self.total < Self::QUIET_BELOW {
+            return;
+        }
+        if self.terminal {
+            eprint!("\rloading {}: {done}/{} prefixes", self.what, self.total);
+            if done == self.total {
+                eprintln!();
+            }
+        } else if done == self.total {
+            info!(list = %self.what, prefixes = self.total, "loaded");
+        }
+    }
+}
+
 /// Where an interface's maps and link are pinned.
 fn pin_dir(settings: &Settings, iface: &str) -> PathBuf {
     settings.bpffs.join("levee").join(iface)
@@ -225,8 +260,13 @@ impl Daemon {
             self.for_each_dp(|dp| dp.unblock(net).map(|_| ()))?;
             self.block_notes.remove(&net);
         }
+        for iface in &mut self.interfaces {
+            let mut progress = Progress::new(format!("blocklist on {}", iface.name), block.len());
+            iface
+                .dp
+                .block_many(&block, None, &mut |n| progress.show(n))?;
+        }
         for net in &block {
-            self.for_each_dp(|dp| dp.block(*net, None))?;
             self.block_notes.entry(*net).or_insert(BlockNote {
                 reason: Some("config".into()),
                 from_config: true,
@@ -237,8 +277,9 @@ impl Daemon {
                 self.for_each_dp(|dp| dp.unallow(net).map(|_| ()))?;
             }
         }
-        for net in &allow {
-            self.for_each_dp(|dp| dp.allow(*net))?;
+        for iface in &mut self.interfaces {
+            let mut progress = Progress::new(format!("allowlist on {}", iface.name), allow.len());
+            iface.dp.allow_many(&allow, &mut |n| progress.show(n))?;
         }
         self.allow_from_config = allow;
         Ok(())

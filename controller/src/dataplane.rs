@@ -338,15 +338,60 @@ impl Dataplane {
 
     /// Inserts a prefix into the IPv4 or IPv6 trie of a list.
     fn insert_net<V: aya::Pod>(&mut self, list: [&str; 2], net: IpNet, value: V) -> Result<()> {
-        match net {
-            IpNet::V4(n) => {
-                self.trie_insert(list[0], n.prefix_len(), n.network().octets(), value)?
+        self.insert_nets(list, &[net], value, &mut |_| {})
+    }
+
+    /// Inserts many prefixes, telling `progress` how many are done every 10000; the tries'
+    /// HAS_* flags are refreshed once at the end. (LPM tries have no kernel batch update, so
+    /// this is one update call per prefix and one flag refresh per batch.)
+    fn insert_nets<V: aya::Pod>(
+        &mut self,
+        list: [&str; 2],
+        nets: &[IpNet],
+        value: V,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<()> {
+        let [m4, m6] = self.ebpf.maps_disjoint_mut(list);
+        let mut v4: LpmTrie<&mut MapData, [u8; 4], V> =
+            LpmTrie::try_from(m4.context("IPv4 list map missing")?)?;
+        let mut v6: LpmTrie<&mut MapData, [u8; 16], V> =
+            LpmTrie::try_from(m6.context("IPv6 list map missing")?)?;
+        for (i, net) in nets.iter().enumerate() {
+            match net {
+                IpNet::V4(n) => v4.insert(
+                    &Key::new(u32::from(n.prefix_len()), n.network().octets()),
+                    value,
+                    0,
+                ),
+                IpNet::V6(n) => v6.insert(
+                    &Key::new(u32::from(n.prefix_len()), n.network().octets()),
+                    value,
+                    0,
+                ),
             }
-            IpNet::V6(n) => {
-                self.trie_insert(list[1], n.prefix_len(), n.network().octets(), value)?
+            .with_context(|| format!("failed to add {net}"))?;
+            if (i + 1) % 10_000 == 0 {
+                progress(i + 1);
             }
         }
+        progress(nets.len());
         self.refresh_list_flags()
+    }
+
+    /// Blocks many prefixes, for `ttl` or for good (see [`Dataplane::block`]).
+    pub fn block_many(
+        &mut self,
+        nets: &[IpNet],
+        ttl: Option<Duration>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<()> {
+        let expires_ns = ttl.map_or(0, |t| monotonic_coarse_ns() + t.as_nanos() as u64);
+        self.insert_nets(BLOCKLIST, nets, BlockEntry { expires_ns }, progress)
+    }
+
+    /// Allowlists many prefixes.
+    pub fn allow_many(&mut self, nets: &[IpNet], progress: &mut dyn FnMut(usize)) -> Result<()> {
+        self.insert_nets(ALLOWLIST, nets, AllowEntry::default(), progress)
     }
 
     fn remove_net<V: aya::Pod>(&mut self, list: [&str; 2], net: IpNet) -> Result<bool> {
@@ -360,18 +405,6 @@ impl Dataplane {
         };
         self.refresh_list_flags()?;
         Ok(removed)
-    }
-
-    fn trie_insert<K: aya::Pod, V: aya::Pod>(
-        &mut self,
-        name: &str,
-        prefix: u8,
-        data: K,
-        value: V,
-    ) -> Result<()> {
-        let mut trie: LpmTrie<&mut MapData, K, V> = LpmTrie::try_from(self.map_mut(name)?)?;
-        trie.insert(&Key::new(u32::from(prefix), data), value, 0)
-            .with_context(|| format!("failed to insert into {name}"))
     }
 
     fn trie_remove<K: aya::Pod, V: aya::Pod>(

@@ -461,3 +461,55 @@ fn two_interfaces_at_once() {
         "both detached"
     );
 }
+
+#[test]
+fn a_million_prefix_block_file_loads_and_bad_lines_are_reported() {
+    use std::fmt::Write as _;
+    let mut d = DaemonLab::new();
+    let file = d.dir.join("block.txt");
+    let mut text = String::from("# a big list\n");
+    text.push_str(&format!("{}  # a lab client\n", CLIENT_V4[1]));
+    text.push_str("this-is-not-a-cidr\n");
+    // 999,999 more distinct /32s in 100.64.0.0/10 and 2001:db8::/32 (never sent to).
+    for i in 0u32..999_000 {
+        let a = 0x6440_0000u32 + i;
+        writeln!(
+            text,
+            "{}.{}.{}.{}/32",
+            a >> 24,
+            (a >> 16) & 255,
+            (a >> 8) & 255,
+            a & 255
+        )
+        .unwrap();
+    }
+    for i in 0u32..999 {
+        writeln!(text, "2001:db8:{i:x}::/48").unwrap();
+    }
+    std::fs::write(&file, text).unwrap();
+    d.write_config(&format!(
+        "mode = \"enforce\"\n[lists]\nblock_files = [\"{}\"]",
+        file.display()
+    ));
+    d.start();
+    let log = d.log();
+    assert!(
+        log.contains(&format!(
+            "{}:3: malformed CIDR \"this-is-not-a-cidr\"",
+            file.display()
+        )),
+        "the bad line is named with file and line: {log}"
+    );
+    let status = d.cli_json(&["status"]);
+    assert_eq!(
+        status["blocklist_entries"], 1_000_000,
+        "every good line loaded"
+    );
+    let rx = receiver(&d);
+    delivered(&d, &rx, CLIENT_V4[0]);
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[1]),
+        0,
+        "a listed source is dropped"
+    );
+}
