@@ -23,6 +23,8 @@ use crate::dataplane::AttachMode;
 
 /// Where the control socket lives unless the config says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/levee/levee.sock";
+/// Where CLI changes are kept across restarts unless the config says otherwise.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/levee/state.json";
 
 /// The file as written; every field optional, unknown fields rejected.
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +38,8 @@ pub struct File {
     pub keep_on_exit: Option<bool>,
     /// The bpffs mount under which state is pinned (`<bpffs>/levee/<iface>/`).
     pub bpffs: Option<PathBuf>,
+    /// Where the daemon keeps what was set through the CLI, so a restart restores it.
+    pub state_file: Option<PathBuf>,
     /// Block time of a source that went over its limit ("10s", "2m"; "0s" drops only excess).
     pub penalty: Option<String>,
     pub signatures: Option<SignaturesFile>,
@@ -116,6 +120,7 @@ pub struct Settings {
     pub socket: PathBuf,
     pub keep_on_exit: bool,
     pub bpffs: PathBuf,
+    pub state_file: PathBuf,
     pub penalty: Duration,
     pub sig_amp_ports: bool,
     pub amp_ports: Vec<u16>,
@@ -162,6 +167,7 @@ impl Default for Settings {
             socket: PathBuf::from(DEFAULT_SOCKET),
             keep_on_exit: false,
             bpffs: PathBuf::from("/sys/fs/bpf"),
+            state_file: PathBuf::from(DEFAULT_STATE_FILE),
             penalty: Duration::from_secs(10),
             sig_amp_ports: true,
             amp_ports: DEFAULT_AMP_PORTS.to_vec(),
@@ -295,6 +301,9 @@ fn settings(f: File) -> Result<Settings> {
     }
     if let Some(b) = f.bpffs {
         s.bpffs = b;
+    }
+    if let Some(p) = f.state_file {
+        s.state_file = p;
     }
     if let Some(p) = f.penalty {
         s.penalty = field("penalty", parse_duration(&p))?;

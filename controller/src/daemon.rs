@@ -32,6 +32,7 @@ use crate::{
     config::{self, Settings, parse_cidr, parse_mode},
     dataplane::{Attached, Dataplane, LoadOptions, cpu_count, monotonic_coarse_ns},
     lists,
+    state::{self, State},
     top::TopTalkers,
 };
 
@@ -60,6 +61,11 @@ pub struct Daemon {
     interfaces: Vec<Interface>,
     block_notes: BTreeMap<IpNet, BlockNote>,
     allow_from_config: Vec<IpNet>,
+    /// Allowlist entries added through the CLI (kept in the state file).
+    allow_from_cli: std::collections::BTreeSet<IpNet>,
+    /// Set through the CLI since the config was loaded (kept in the state file).
+    mode_from_cli: bool,
+    limits_from_cli: bool,
     started: SystemTime,
     top: TopTalkers,
 }
@@ -193,6 +199,9 @@ impl Daemon {
             interfaces: Vec::new(),
             block_notes: BTreeMap::new(),
             allow_from_config: Vec::new(),
+            allow_from_cli: Default::default(),
+            mode_from_cli: false,
+            limits_from_cli: false,
             started: SystemTime::now(),
             top: TopTalkers::default(),
         };
@@ -232,9 +241,10 @@ impl Daemon {
                 events,
             });
         }
+        daemon.apply_config_lists()?;
+        daemon.restore_state()?;
         let mode = daemon.settings.mode;
         daemon.for_each_dp(|dp| dp.set_mode(mode))?;
-        daemon.apply_config_lists()?;
         info!(mode = mode.name(), "levee running");
         Ok(daemon)
     }
@@ -296,12 +306,131 @@ impl Daemon {
         &self.interfaces[0].dp
     }
 
-    /// Answers one request; an error leaves everything as it was.
+    /// Answers one request; an error leaves everything as it was. A change is written to the
+    /// state file so a restart keeps it.
     pub fn handle(&mut self, request: Request) -> Response {
+        let changes = matches!(
+            request,
+            Request::Mode { mode: Some(_) }
+                | Request::BlockAdd { .. }
+                | Request::BlockDel { .. }
+                | Request::AllowAdd { .. }
+                | Request::AllowDel { .. }
+                | Request::LimitsSet { .. }
+        );
         match self.dispatch(request) {
-            Ok(r) => r,
+            Ok(r) => {
+                if changes {
+                    self.save_state();
+                }
+                r
+            }
             Err(e) => Response::error(&e),
         }
+    }
+
+    /// Writes what the CLI set to the state file; a failure is logged, never fatal.
+    fn save_state(&self) {
+        let now = monotonic_coarse_ns();
+        let blocks = match self.first().blocklist() {
+            Ok(b) => b,
+            Err(e) => {
+                warn!("cannot read the blocklist to save the state: {e:#}");
+                return;
+            }
+        };
+        let rates = |t: &config::ClassRates| {
+            t.iter()
+                .map(|r| [r.pps, r.burst_packets, r.bits_per_sec, r.burst_bytes])
+                .collect::<Vec<_>>()
+        };
+        let state = State {
+            mode: self
+                .mode_from_cli
+                .then(|| self.settings.mode.name().to_string()),
+            blocks: blocks
+                .into_iter()
+                .filter_map(|(net, expires)| {
+                    let note = self.block_notes.get(&net);
+                    if note.is_some_and(|n| n.from_config) || (expires != 0 && expires <= now) {
+                        return None;
+                    }
+                    Some(state::Block {
+                        cidr: net.to_string(),
+                        expires_unix: (expires != 0)
+                            .then(|| state::expires_unix(Duration::from_nanos(expires - now))),
+                        reason: note.and_then(|n| n.reason.clone()),
+                    })
+                })
+                .collect(),
+            allows: self.allow_from_cli.iter().map(|n| n.to_string()).collect(),
+            limits: self.limits_from_cli.then(|| rates(&self.settings.limits)),
+            aggregate: self
+                .limits_from_cli
+                .then(|| rates(&self.settings.aggregate)),
+        };
+        if let Err(e) = state::save(&self.settings.state_file, &state) {
+            warn!("cannot save the state: {e:#}");
+        }
+    }
+
+    /// Re-applies what the CLI set before a restart (see [`crate::state`]).
+    fn restore_state(&mut self) -> Result<()> {
+        let saved = state::load(&self.settings.state_file)?;
+        let now = SystemTime::now();
+        if let Some(m) = &saved.mode {
+            self.settings.mode = parse_mode(m).context("state file mode")?;
+            self.mode_from_cli = true;
+        }
+        let rates = |v: &Vec<[u64; 4]>, out: &mut config::ClassRates| {
+            for (slot, r) in out.iter_mut().zip(v) {
+                *slot = filter_common::config::Rate {
+                    pps: r[0],
+                    burst_packets: r[1],
+                    bits_per_sec: r[2],
+                    burst_bytes: r[3],
+                };
+            }
+        };
+        if let (Some(l), Some(a)) = (&saved.limits, &saved.aggregate) {
+            rates(l, &mut self.settings.limits);
+            rates(a, &mut self.settings.aggregate);
+            self.limits_from_cli = true;
+            let cfg = self.settings.dataplane_config(cpu_count()?);
+            self.for_each_dp(|dp| dp.set_config(cfg))?;
+        }
+        let mut restored = 0;
+        for b in &saved.blocks {
+            let net = parse_cidr(&b.cidr).context("state file block")?;
+            let ttl = b.ttl_left(now);
+            if ttl == Some(Duration::ZERO) {
+                continue;
+            }
+            self.for_each_dp(|dp| dp.block(net, ttl))?;
+            self.block_notes.insert(
+                net,
+                BlockNote {
+                    reason: b.reason.clone(),
+                    from_config: false,
+                },
+            );
+            restored += 1;
+        }
+        for a in &saved.allows {
+            let net = parse_cidr(a).context("state file allow")?;
+            self.for_each_dp(|dp| dp.allow(net))?;
+            self.allow_from_cli.insert(net);
+        }
+        if restored + saved.allows.len() > 0 || saved.mode.is_some() {
+            info!(
+                state = %self.settings.state_file.display(),
+                blocks = restored,
+                allows = saved.allows.len(),
+                mode = saved.mode.as_deref().unwrap_or("(config)"),
+                "restored what the CLI had set"
+            );
+        }
+        Ok(())
     }
 
     fn dispatch(&mut self, request: Request) -> Result<Response> {
@@ -317,6 +446,7 @@ impl Daemon {
                     "mode switched"
                 );
                 self.settings.mode = mode;
+                self.mode_from_cli = true;
                 Response::ok(mode.name())
             }
             Request::BlockAdd {
@@ -358,6 +488,7 @@ impl Daemon {
             Request::AllowAdd { cidr } => {
                 let net = parse_cidr(&cidr)?;
                 self.for_each_dp(|dp| dp.allow(net))?;
+                self.allow_from_cli.insert(net);
                 info!(cidr = %net, "allowlisted");
                 Response::ok(net.to_string())
             }
@@ -371,6 +502,7 @@ impl Daemon {
                 if !found {
                     bail!("{net} is not in the allowlist");
                 }
+                self.allow_from_cli.remove(&net);
                 info!(cidr = %net, "removed from the allowlist");
                 Response::ok(net.to_string())
             }
@@ -431,6 +563,7 @@ impl Daemon {
                 let cfg = new.dataplane_config(cpu_count()?);
                 self.for_each_dp(|dp| dp.set_config(cfg))?;
                 self.settings = new;
+                self.limits_from_cli = true;
                 info!(aggregate, classes = ?classes.iter().map(|c| c.name()).collect::<Vec<_>>(), pps, bps, burst, "limits set");
                 Response::ok(self.limits_view())
             }
@@ -594,10 +727,14 @@ impl Daemon {
             .filter(|(_, e)| *e != 0 && *e <= now)
             .map(|(n, _)| n)
             .collect();
+        let any = !expired.is_empty();
         for net in expired {
             self.for_each_dp(|dp| dp.unblock(net).map(|_| ()))?;
             self.block_notes.remove(&net);
             info!(cidr = %net, "block expired");
+        }
+        if any {
+            self.save_state();
         }
         Ok(())
     }
@@ -609,8 +746,35 @@ impl Daemon {
             return self.apply_config_lists();
         };
         let mut new = config::load(&path)?;
-        // What the command line fixed stays fixed.
+        // What the command line fixed, and what only a restart can change, stays.
+        for (what, changed) in [
+            ("socket", new.socket != self.settings.socket),
+            ("bpffs", new.bpffs != self.settings.bpffs),
+            (
+                "sources.max_tracked",
+                new.max_tracked != self.settings.max_tracked,
+            ),
+            (
+                "events.ring_bytes",
+                new.ring_bytes != self.settings.ring_bytes,
+            ),
+        ] {
+            if changed {
+                warn!(
+                    field = what,
+                    "changed in the config; takes effect at the next restart"
+                );
+            }
+        }
         new.interfaces = self.settings.interfaces.clone();
+        new.socket = self.settings.socket.clone();
+        new.bpffs = self.settings.bpffs.clone();
+        new.max_tracked = self.settings.max_tracked;
+        new.ring_bytes = self.settings.ring_bytes;
+        // A mode chosen with `levee mode` outlives a reload; limits come from the file again.
+        if self.mode_from_cli {
+            new.mode = self.settings.mode;
+        }
         let cpus = cpu_count()?;
         let old = std::mem::replace(&mut self.settings, new);
         let applied = (|| -> Result<()> {
@@ -624,8 +788,16 @@ impl Daemon {
         })();
         if let Err(e) = applied {
             self.settings = old;
+            let cfg = self.settings.dataplane_config(cpus);
+            let ports = self.settings.amp_ports.clone();
+            self.for_each_dp(|dp| {
+                dp.set_config(cfg)?;
+                dp.set_amp_ports(&ports)
+            })?;
             return Err(e);
         }
+        self.limits_from_cli = false;
+        self.save_state();
         info!(config = %path.display(), mode = self.settings.mode.name(), "config reloaded");
         Ok(())
     }

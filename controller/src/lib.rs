@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: the TOML configuration, validated into plain settings; no kernel needed.
 //! - [`lists`]: allow- and blocklist files.
+//! - [`state`]: what the CLI set, kept across restarts.
 //! - [`top`]: top talkers from sampled packet headers.
 //! - [`api`]: the JSON-lines protocol on the control socket, and its client.
 //! - [`cli`]: the command line and the client commands' output.
@@ -17,4 +18,5 @@ pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod lists;
+pub mod state;
 pub mod top;

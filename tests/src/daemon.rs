@@ -71,10 +71,11 @@ impl DaemonLab {
     /// Writes the config: the lab's interface, socket and bpffs, then `extra` TOML.
     pub fn write_config(&self, extra: &str) {
         let text = format!(
-            "interfaces = [\"{}\"]\nxdp_mode = \"native\"\nsocket = \"{}\"\nbpffs = \"{}\"\n{extra}\n",
+            "interfaces = [\"{}\"]\nxdp_mode = \"native\"\nsocket = \"{}\"\nbpffs = \"{}\"\nstate_file = \"{}\"\n{extra}\n",
             self.lab.iface,
             self.socket.display(),
-            self.bpffs.display()
+            self.bpffs.display(),
+            self.dir.join("state.json").display()
         );
         fs::write(&self.config, text).expect("write config");
     }

@@ -513,3 +513,100 @@ fn a_million_prefix_block_file_loads_and_bad_lines_are_reported() {
         "a listed source is dropped"
     );
 }
+
+#[test]
+fn restart_without_keep_detaches_then_restores_what_the_cli_set() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"monitor\"");
+    d.start();
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "control socket is root-only");
+    let rx = receiver(&d);
+    delivered(&d, &rx, CLIENT_V4[0]);
+    d.cli_ok(&["mode", "enforce"]);
+    d.cli_ok(&[
+        "block",
+        "add",
+        CLIENT_V4[1],
+        "--ttl",
+        "1h",
+        "--reason",
+        "reflection",
+    ]);
+    d.cli_ok(&["allow", "add", "192.0.2.0/24"]);
+    d.cli_ok(&[
+        "limits", "set", "--class", "icmp", "--pps", "77", "--burst", "7",
+    ]);
+    assert!(d.stop());
+    assert!(!d.xdp_attached(), "detached while stopped");
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[1]),
+        DATAGRAMS,
+        "no filter while stopped"
+    );
+
+    d.start();
+    assert_eq!(
+        d.cli_ok(&["mode"]),
+        "enforce\n",
+        "CLI mode restored over the config's"
+    );
+    let list = d.cli_json(&["block", "list"]);
+    assert_eq!(list[0]["cidr"], format!("{}/32", CLIENT_V4[1]));
+    assert_eq!(list[0]["reason"], "reflection");
+    let ttl = list[0]["ttl_secs"].as_u64().unwrap();
+    assert!((3590..=3600).contains(&ttl), "TTL continues: {ttl}");
+    assert_eq!(
+        d.cli_json(&["allow", "list"]),
+        serde_json::json!(["192.0.2.0/24"])
+    );
+    assert_eq!(
+        d.cli_json(&["limits", "show"])["per_source"]["icmp"]["pps"],
+        77
+    );
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0, "block active again");
+}
+
+#[test]
+fn auto_mode_falls_back_to_generic_and_says_so() {
+    let mut d = DaemonLab::new();
+    // A bridge has no native XDP support.
+    d.lab
+        .protected
+        .ip(&["link", "add", "lvbr0", "type", "bridge"]);
+    d.lab.protected.ip(&["link", "set", "lvbr0", "up"]);
+    d.write_config("xdp_mode = \"auto\"");
+    let text = std::fs::read_to_string(&d.config).unwrap().replace(
+        "interfaces = [\"lv0\"]\nxdp_mode = \"native\"\n",
+        "interfaces = [\"lvbr0\"]\n",
+    );
+    std::fs::write(&d.config, &text).unwrap();
+    d.start();
+    assert_eq!(
+        d.cli_json(&["status"])["interfaces"][0]["attach"],
+        "generic"
+    );
+    assert!(
+        d.log()
+            .contains("native XDP unavailable, attached in generic mode"),
+        "{}",
+        d.log()
+    );
+    assert!(d.stop());
+
+    // Native only: refused in one line, nothing attached.
+    std::fs::write(
+        &d.config,
+        text.replace("xdp_mode = \"auto\"", "xdp_mode = \"native\""),
+    )
+    .unwrap();
+    let out = d.run_expecting_exit();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed to attach to lvbr0 in Native mode"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
