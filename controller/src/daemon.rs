@@ -7,7 +7,7 @@
 //! adopts the running program's link and lists instead of starting from nothing.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     fs,
     net::IpAddr,
     os::unix::fs::PermissionsExt as _,
@@ -47,20 +47,24 @@ struct Interface {
 /// Offence events logged one by one per tick; past that they are summed in one line.
 const OFFENCES_LOGGED_PER_TICK: usize = 20;
 
-/// What the operator said about a blocked prefix (the maps hold the prefix and expiry).
+/// A block set through the CLI (or found with a TTL in adopted maps).
 #[derive(Clone, Debug, Default)]
-struct BlockNote {
+struct CliBlock {
     reason: Option<String>,
-    /// From the config or a list file, rather than the CLI: a reload may remove it.
-    from_config: bool,
+    /// CLOCK_MONOTONIC_COARSE ns when it ends; 0 for no TTL.
+    expires_ns: u64,
 }
 
 pub struct Daemon {
     settings: Settings,
     config_path: Option<PathBuf>,
     interfaces: Vec<Interface>,
-    block_notes: BTreeMap<IpNet, BlockNote>,
-    allow_from_config: Vec<IpNet>,
+    /// Blocks from the config and its list files (a reload may remove them).
+    config_blocks: HashSet<IpNet>,
+    /// Blocks set through the CLI: expired by the timer, kept in the state file. Only these
+    /// are walked every second, never the whole (possibly million-entry) list.
+    cli_blocks: BTreeMap<IpNet, CliBlock>,
+    allow_from_config: HashSet<IpNet>,
     /// Allowlist entries added through the CLI (kept in the state file).
     allow_from_cli: std::collections::BTreeSet<IpNet>,
     /// Set through the CLI since the config was loaded (kept in the state file).
@@ -146,6 +150,11 @@ fn ensure_bpffs(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The expiry of a block with `ttl`, in the data plane's clock; 0 for none.
+fn expires_ns(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |t| monotonic_coarse_ns() + t.as_nanos() as u64)
+}
+
 /// Progress of a long list load: a line rewritten in place on a terminal, one log line at
 /// the end otherwise. Short lists say nothing.
 struct Progress {
@@ -197,8 +206,9 @@ impl Daemon {
             settings: settings.clone(),
             config_path,
             interfaces: Vec::new(),
-            block_notes: BTreeMap::new(),
-            allow_from_config: Vec::new(),
+            config_blocks: HashSet::new(),
+            cli_blocks: BTreeMap::new(),
+            allow_from_config: HashSet::new(),
             allow_from_cli: Default::default(),
             mode_from_cli: false,
             limits_from_cli: false,
@@ -243,6 +253,21 @@ impl Daemon {
         }
         daemon.apply_config_lists()?;
         daemon.restore_state()?;
+        // Timed blocks found in adopted maps are expired by this daemon too.
+        if daemon
+            .interfaces
+            .iter()
+            .any(|i| i.dp.previous_config().is_some())
+        {
+            for (net, expires_ns) in daemon.first().blocklist()? {
+                if expires_ns != 0 {
+                    daemon.cli_blocks.entry(net).or_insert(CliBlock {
+                        reason: None,
+                        expires_ns,
+                    });
+                }
+            }
+        }
         let mode = daemon.settings.mode;
         daemon.for_each_dp(|dp| dp.set_mode(mode))?;
         info!(mode = mode.name(), "levee running");
@@ -252,8 +277,8 @@ impl Daemon {
     /// Inserts the config's and the list files' prefixes; removes config prefixes that the
     /// settings no longer name (CLI entries stay).
     fn apply_config_lists(&mut self) -> Result<()> {
-        let mut block = self.settings.block.clone();
-        let mut allow = self.settings.allow.clone();
+        let mut block: HashSet<IpNet> = self.settings.block.iter().copied().collect();
+        let mut allow: HashSet<IpNet> = self.settings.allow.iter().copied().collect();
         for file in &self.settings.block_files {
             block.extend(lists::load_file(file)?);
         }
@@ -261,35 +286,42 @@ impl Daemon {
             allow.extend(lists::load_file(file)?);
         }
         let stale: Vec<IpNet> = self
-            .block_notes
+            .config_blocks
             .iter()
-            .filter(|(net, note)| note.from_config && !block.contains(net))
-            .map(|(net, _)| *net)
+            .filter(|net| !block.contains(net) && !self.cli_blocks.contains_key(net))
+            .copied()
             .collect();
         for net in stale {
             self.for_each_dp(|dp| dp.unblock(net).map(|_| ()))?;
-            self.block_notes.remove(&net);
         }
+        // A CLI block of the same prefix keeps its TTL.
+        let to_block: Vec<IpNet> = block
+            .iter()
+            .filter(|n| !self.cli_blocks.contains_key(n))
+            .copied()
+            .collect();
         for iface in &mut self.interfaces {
-            let mut progress = Progress::new(format!("blocklist on {}", iface.name), block.len());
+            let mut progress =
+                Progress::new(format!("blocklist on {}", iface.name), to_block.len());
             iface
                 .dp
-                .block_many(&block, None, &mut |n| progress.show(n))?;
+                .block_many(&to_block, None, &mut |n| progress.show(n))?;
         }
-        for net in &block {
-            self.block_notes.entry(*net).or_insert(BlockNote {
-                reason: Some("config".into()),
-                from_config: true,
-            });
+        self.config_blocks = block;
+        let stale: Vec<IpNet> = self
+            .allow_from_config
+            .iter()
+            .filter(|net| !allow.contains(net) && !self.allow_from_cli.contains(net))
+            .copied()
+            .collect();
+        for net in stale {
+            self.for_each_dp(|dp| dp.unallow(net).map(|_| ()))?;
         }
-        for net in self.allow_from_config.clone() {
-            if !allow.contains(&net) {
-                self.for_each_dp(|dp| dp.unallow(net).map(|_| ()))?;
-            }
-        }
+        let to_allow: Vec<IpNet> = allow.iter().copied().collect();
         for iface in &mut self.interfaces {
-            let mut progress = Progress::new(format!("allowlist on {}", iface.name), allow.len());
-            iface.dp.allow_many(&allow, &mut |n| progress.show(n))?;
+            let mut progress =
+                Progress::new(format!("allowlist on {}", iface.name), to_allow.len());
+            iface.dp.allow_many(&to_allow, &mut |n| progress.show(n))?;
         }
         self.allow_from_config = allow;
         Ok(())
@@ -332,13 +364,6 @@ impl Daemon {
     /// Writes what the CLI set to the state file; a failure is logged, never fatal.
     fn save_state(&self) {
         let now = monotonic_coarse_ns();
-        let blocks = match self.first().blocklist() {
-            Ok(b) => b,
-            Err(e) => {
-                warn!("cannot read the blocklist to save the state: {e:#}");
-                return;
-            }
-        };
         let rates = |t: &config::ClassRates| {
             t.iter()
                 .map(|r| [r.pps, r.burst_packets, r.bits_per_sec, r.burst_bytes])
@@ -348,19 +373,15 @@ impl Daemon {
             mode: self
                 .mode_from_cli
                 .then(|| self.settings.mode.name().to_string()),
-            blocks: blocks
-                .into_iter()
-                .filter_map(|(net, expires)| {
-                    let note = self.block_notes.get(&net);
-                    if note.is_some_and(|n| n.from_config) || (expires != 0 && expires <= now) {
-                        return None;
-                    }
-                    Some(state::Block {
-                        cidr: net.to_string(),
-                        expires_unix: (expires != 0)
-                            .then(|| state::expires_unix(Duration::from_nanos(expires - now))),
-                        reason: note.and_then(|n| n.reason.clone()),
-                    })
+            blocks: self
+                .cli_blocks
+                .iter()
+                .filter(|(_, b)| b.expires_ns == 0 || b.expires_ns > now)
+                .map(|(net, b)| state::Block {
+                    cidr: net.to_string(),
+                    expires_unix: (b.expires_ns != 0)
+                        .then(|| state::expires_unix(Duration::from_nanos(b.expires_ns - now))),
+                    reason: b.reason.clone(),
                 })
                 .collect(),
             allows: self.allow_from_cli.iter().map(|n| n.to_string()).collect(),
@@ -407,11 +428,11 @@ impl Daemon {
                 continue;
             }
             self.for_each_dp(|dp| dp.block(net, ttl))?;
-            self.block_notes.insert(
+            self.cli_blocks.insert(
                 net,
-                BlockNote {
+                CliBlock {
                     reason: b.reason.clone(),
-                    from_config: false,
+                    expires_ns: expires_ns(ttl),
                 },
             );
             restored += 1;
@@ -461,11 +482,11 @@ impl Daemon {
                 }
                 self.for_each_dp(|dp| dp.block(net, ttl))?;
                 info!(cidr = %net, ttl_secs, reason = reason.as_deref().unwrap_or(""), "blocked");
-                self.block_notes.insert(
+                self.cli_blocks.insert(
                     net,
-                    BlockNote {
+                    CliBlock {
                         reason,
-                        from_config: false,
+                        expires_ns: expires_ns(ttl),
                     },
                 );
                 Response::ok(net.to_string())
@@ -480,7 +501,8 @@ impl Daemon {
                 if !found {
                     bail!("{net} is not in the blocklist");
                 }
-                self.block_notes.remove(&net);
+                self.cli_blocks.remove(&net);
+                self.config_blocks.remove(&net);
                 info!(cidr = %net, "unblocked");
                 Response::ok(net.to_string())
             }
@@ -604,7 +626,11 @@ impl Daemon {
             .map(|(net, expires)| BlockView {
                 cidr: net.to_string(),
                 ttl_secs: (expires != 0).then(|| (expires - now).div_ceil(1_000_000_000)),
-                reason: self.block_notes.get(&net).and_then(|n| n.reason.clone()),
+                reason: match self.cli_blocks.get(&net) {
+                    Some(b) => b.reason.clone(),
+                    None if self.config_blocks.contains(&net) => Some("config".into()),
+                    None => None,
+                },
             })
             .collect())
     }
@@ -658,7 +684,11 @@ impl Daemon {
                 })
                 .collect(),
             uptime_secs: self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0),
-            blocklist_entries: self.block_list()?.len(),
+            blocklist_entries: {
+                let now = monotonic_coarse_ns();
+                let list = self.first().blocklist()?;
+                list.iter().filter(|(_, e)| *e == 0 || *e > now).count()
+            },
             allowlist_entries: self.first().allowlist()?.len(),
             packets,
             dropped,
@@ -721,16 +751,15 @@ impl Daemon {
     pub fn expire(&mut self) -> Result<()> {
         let now = monotonic_coarse_ns();
         let expired: Vec<IpNet> = self
-            .first()
-            .blocklist()?
-            .into_iter()
-            .filter(|(_, e)| *e != 0 && *e <= now)
-            .map(|(n, _)| n)
+            .cli_blocks
+            .iter()
+            .filter(|(_, b)| b.expires_ns != 0 && b.expires_ns <= now)
+            .map(|(n, _)| *n)
             .collect();
         let any = !expired.is_empty();
         for net in expired {
             self.for_each_dp(|dp| dp.unblock(net).map(|_| ()))?;
-            self.block_notes.remove(&net);
+            self.cli_blocks.remove(&net);
             info!(cidr = %net, "block expired");
         }
         if any {
