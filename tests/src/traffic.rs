@@ -78,3 +78,26 @@ pub fn drain(sock: &UdpSocket) -> HashMap<IpAddr, u64> {
     }
     got
 }
+
+/// Sends single datagrams from `src` until one arrives on `sock` (up to 10 s), so neighbour
+/// discovery (ARP, NDP) is done before a measured burst: an unresolved neighbour queues only a
+/// few packets, and a busy machine can take more than one retransmission to resolve.
+pub fn warm_up(client: &Netns, src: &str, sock: &UdpSocket) {
+    let dst = sock.local_addr().expect("receiver address");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let from: IpAddr = src.parse().expect("source address");
+    client.run(|| {
+        let s = UdpSocket::bind(addr(src, 0)).expect("bind warm-up socket");
+        loop {
+            s.send_to(b"warm-up", dst).expect("send warm-up");
+            sleep(Duration::from_millis(100));
+            if drain(sock).contains_key(&from) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{src} cannot reach {dst}: neighbour discovery failed"
+            );
+        }
+    });
+}

@@ -4,7 +4,6 @@
 use std::{
     io::{Read, Write},
     net::{TcpListener, UdpSocket},
-    thread::sleep,
     time::Duration,
 };
 
@@ -12,7 +11,7 @@ use filter_common::abi::{Action, Class, Config, Mode, Reason};
 use levee::dataplane::{AttachMode, Attached, Dataplane, LoadOptions};
 use levee_tests::{
     netns::{CLIENT_V4, CLIENT_V6, Lab, PROTECTED_V4, PROTECTED_V6},
-    traffic::{DATAGRAMS, addr, drain, force_receive_buffer, send_udp, tcp_connect},
+    traffic::{DATAGRAMS, addr, drain, force_receive_buffer, send_udp, tcp_connect, warm_up},
 };
 
 #[test]
@@ -97,13 +96,8 @@ fn blocklisted_source_dropped_while_another_sources_tcp_works() {
     assert!(syn_drops_after > syn_drops, "the blocked SYNs were counted");
 
     // Resolve neighbours first (ARP, NDP), so no measured datagram waits in an unresolved queue.
-    lab.client.run(|| {
-        for (src, dst) in [(CLIENT_V4[0], PROTECTED_V4), (CLIENT_V6[0], PROTECTED_V6)] {
-            let sock = UdpSocket::bind(addr(src, 0)).unwrap();
-            sock.send_to(b"warm-up", addr(dst, 9001)).unwrap();
-        }
-    });
-    sleep(Duration::from_millis(300));
+    warm_up(&lab.client, CLIENT_V4[0], &udp4);
+    warm_up(&lab.client, CLIENT_V6[0], &udp6);
 
     let before = dp.counters().unwrap();
     let mut delivered = Vec::new();
