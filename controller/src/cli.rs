@@ -398,6 +398,15 @@ fn print_status(v: &Value) {
         v["packets"].as_u64().unwrap_or(0),
         v["dropped"].as_u64().unwrap_or(0)
     );
+    let r = &v["rates"];
+    let n = |f: &str| r[f].as_u64().unwrap_or(0);
+    println!(
+        "rate        {} pps ({:.1} Mbit/s) passed, {} pps ({:.1} Mbit/s) dropped",
+        n("pass_pps"),
+        n("pass_bps") as f64 / 1e6,
+        n("drop_pps"),
+        n("drop_bps") as f64 / 1e6
+    );
     for c in v["top_reasons"].as_array().into_iter().flatten() {
         println!(
             "  {:<10} {:<20} {:>14}",

@@ -72,6 +72,8 @@ pub struct Daemon {
     limits_from_cli: bool,
     started: SystemTime,
     top: TopTalkers,
+    /// The last two counter totals, for `status` rates.
+    totals: [Option<Totals>; 2],
 }
 
 /// A blocklist entry as `levee block list` shows it.
@@ -123,7 +125,28 @@ pub struct StatusView {
     pub allowlist_entries: usize,
     pub packets: u64,
     pub dropped: u64,
+    /// Rates over the last second, all interfaces.
+    pub rates: RatesView,
     pub top_reasons: Vec<CounterView>,
+}
+
+/// Packets and bits per second over the last second, passed (including would-be drops in
+/// monitor mode) and dropped.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct RatesView {
+    pub pass_pps: u64,
+    pub pass_bps: u64,
+    pub drop_pps: u64,
+    pub drop_bps: u64,
+}
+
+/// Counter totals at one instant, to derive rates.
+#[derive(Clone, Copy, Debug)]
+struct Totals {
+    at: std::time::Instant,
+    /// (packets, bytes) passed and dropped.
+    pass: (u64, u64),
+    drop: (u64, u64),
 }
 
 /// Mounts bpffs at `path` unless a bpffs is mounted there already.
@@ -214,6 +237,7 @@ impl Daemon {
             limits_from_cli: false,
             started: SystemTime::now(),
             top: TopTalkers::default(),
+            totals: [None, None],
         };
         let cpus = cpu_count()?;
         for name in &settings.interfaces {
@@ -665,6 +689,51 @@ impl Daemon {
         Ok(out)
     }
 
+    /// Samples the counter totals (once a second) so `status` can show rates.
+    pub fn sample_rates(&mut self) -> Result<()> {
+        let (mut pass, mut drop) = ((0, 0), (0, 0));
+        for iface in &self.interfaces {
+            let c = iface.dp.counters()?;
+            for action in Action::ALL {
+                let slot = if action == Action::Drop {
+                    &mut drop
+                } else {
+                    &mut pass
+                };
+                for reason in Reason::ALL {
+                    for class in Class::ALL {
+                        let v = c.get(action, reason, class);
+                        slot.0 += v.packets;
+                        slot.1 += v.bytes;
+                    }
+                }
+            }
+        }
+        self.totals = [
+            self.totals[1],
+            Some(Totals {
+                at: std::time::Instant::now(),
+                pass,
+                drop,
+            }),
+        ];
+        Ok(())
+    }
+
+    fn rates(&self) -> RatesView {
+        let [Some(a), Some(b)] = self.totals else {
+            return RatesView::default();
+        };
+        let secs = b.at.duration_since(a.at).as_secs_f64().max(0.001);
+        let per_sec = |x: u64, y: u64| ((y.saturating_sub(x)) as f64 / secs) as u64;
+        RatesView {
+            pass_pps: per_sec(a.pass.0, b.pass.0),
+            pass_bps: per_sec(a.pass.1 * 8, b.pass.1 * 8),
+            drop_pps: per_sec(a.drop.0, b.drop.0),
+            drop_bps: per_sec(a.drop.1 * 8, b.drop.1 * 8),
+        }
+    }
+
     fn status(&self) -> Result<StatusView> {
         let stats = self.stats()?;
         let packets = stats.iter().map(|c| c.packets).sum();
@@ -692,6 +761,7 @@ impl Daemon {
             allowlist_entries: self.first().allowlist()?.len(),
             packets,
             dropped,
+            rates: self.rates(),
             top_reasons: stats
                 .into_iter()
                 .filter(|c| c.action != "pass")
@@ -899,6 +969,9 @@ pub async fn serve(mut daemon: Daemon, listener: std::os::unix::net::UnixListene
                     error!("expiring blocks: {e:#}");
                 }
                 daemon.log_events();
+                if let Err(e) = daemon.sample_rates() {
+                    error!("reading counters: {e:#}");
+                }
             }
             _ = hup.recv() => {
                 if let Err(e) = daemon.reload() {

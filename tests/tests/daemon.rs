@@ -127,6 +127,10 @@ fn monitor_mode_passes_everything_and_counts_what_it_would_drop() {
     let status = d.cli_json(&["status"]);
     assert_eq!(status["mode"], "enforce");
     assert_eq!(status["interfaces"][0]["attach"], "native");
+    for f in ["pass_pps", "pass_bps", "drop_pps", "drop_bps"] {
+        assert!(status["rates"][f].is_u64(), "status rates.{f}: {status}");
+    }
+    assert!(d.cli_ok(&["status"]).contains(" pps ("));
 }
 
 #[test]
