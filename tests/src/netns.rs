@@ -86,22 +86,7 @@ impl Lab {
         let protected = Netns::new("prot");
         let client = Netns::new("cli");
         let iface = "lv0".to_string();
-        let peer = format!("lvp{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        sh(Command::new("ip").args([
-            "link",
-            "add",
-            &peer,
-            "netns",
-            &client.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &iface,
-            "netns",
-            &protected.name,
-        ]));
-        client.ip(&["link", "set", &peer, "name", "lv1"]);
+        veth(&protected, &iface, &client, "lv1");
         protected.ip(&["addr", "add", &format!("{PROTECTED_V4}/24"), "dev", &iface]);
         protected.ip(&[
             "addr",
@@ -143,22 +128,7 @@ impl Lab {
     pub fn second_link(&self) -> SecondLink {
         let client = Netns::new("cli2");
         let iface = "lv2".to_string();
-        let peer = format!("lvp{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        sh(Command::new("ip").args([
-            "link",
-            "add",
-            &peer,
-            "netns",
-            &client.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &iface,
-            "netns",
-            &self.protected.name,
-        ]));
-        client.ip(&["link", "set", &peer, "name", "lv3"]);
+        veth(&self.protected, &iface, &client, "lv3");
         self.protected
             .ip(&["addr", "add", &format!("{PROTECTED2_V4}/24"), "dev", &iface]);
         client.ip(&["addr", "add", &format!("{CLIENT2_V4}/24"), "dev", "lv3"]);
@@ -188,6 +158,17 @@ impl Default for Lab {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A veth pair with one end, `a`, in namespace `ns_a` and the other, `b`, in `ns_b`. (Made
+/// under a unique temporary name, since the root namespace sees it first.)
+fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str) {
+    let tmp = format!("lvp{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    sh(Command::new("ip").args([
+        "link", "add", &tmp, "netns", &ns_b.name, "type", "veth", "peer", "name", a, "netns",
+        &ns_a.name,
+    ]));
+    ns_b.ip(&["link", "set", &tmp, "name", b]);
 }
 
 fn sh(cmd: &mut Command) -> Output {

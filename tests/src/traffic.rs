@@ -101,3 +101,15 @@ pub fn warm_up(client: &Netns, src: &str, sock: &UdpSocket) {
         }
     });
 }
+
+/// A UDP socket bound in `ns` at `ip:port`, with a short read timeout and a receive buffer
+/// large enough for a test burst.
+pub fn udp_receiver(ns: &Netns, ip: &str, port: u16) -> UdpSocket {
+    ns.run(|| {
+        let u = UdpSocket::bind(addr(ip, port)).expect("bind receiver");
+        u.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("read timeout");
+        force_receive_buffer(&u, 4 << 20);
+        u
+    })
+}

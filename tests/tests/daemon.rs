@@ -6,18 +6,12 @@ use std::{net::UdpSocket, thread::sleep, time::Duration};
 use levee_tests::{
     daemon::DaemonLab,
     netns::{CLIENT_V4, PROTECTED_V4},
-    traffic::{DATAGRAMS, addr, drain, force_receive_buffer, send_udp, warm_up},
+    traffic::{DATAGRAMS, addr, drain, send_udp, udp_receiver, warm_up},
 };
 
 /// A UDP receiver on the protected side.
 fn receiver(d: &DaemonLab) -> UdpSocket {
-    d.lab.protected.run(|| {
-        let u = UdpSocket::bind(addr(PROTECTED_V4, 9000)).unwrap();
-        u.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        force_receive_buffer(&u, 4 << 20);
-        u
-    })
+    udp_receiver(&d.lab.protected, PROTECTED_V4, 9000)
 }
 
 /// Sends a burst from `src` and returns how many datagrams arrived from it.
@@ -351,13 +345,7 @@ fn lockdown_passes_only_the_allowlist_and_ipv6_takes_the_same_paths() {
     d.write_config("mode = \"enforce\"");
     d.start();
     let rx4 = receiver(&d);
-    let rx6 = d.lab.protected.run(|| {
-        let u = UdpSocket::bind(addr(PROTECTED_V6, 9000)).unwrap();
-        u.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        force_receive_buffer(&u, 4 << 20);
-        u
-    });
+    let rx6 = udp_receiver(&d.lab.protected, PROTECTED_V6, 9000);
     let v6 = |src: &str| {
         send_udp(&d.lab, src, addr(PROTECTED_V6, 9000));
         sleep(Duration::from_millis(100));
@@ -417,13 +405,7 @@ fn two_interfaces_at_once() {
         .collect();
     assert_eq!(names, ["lv0", "lv2"]);
     let rx1 = receiver(&d);
-    let rx2 = d.lab.protected.run(|| {
-        let u = UdpSocket::bind(addr(PROTECTED2_V4, 9000)).unwrap();
-        u.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        force_receive_buffer(&u, 4 << 20);
-        u
-    });
+    let rx2 = udp_receiver(&d.lab.protected, PROTECTED2_V4, 9000);
     let on2 = || {
         send_udp_from(&second.client, CLIENT2_V4, addr(PROTECTED2_V4, 9000));
         sleep(Duration::from_millis(100));

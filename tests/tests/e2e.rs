@@ -3,7 +3,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{TcpListener, UdpSocket},
+    net::TcpListener,
     time::Duration,
 };
 
@@ -11,7 +11,7 @@ use filter_common::abi::{Action, Class, Config, Mode, Reason};
 use levee::dataplane::{AttachMode, Attached, Dataplane, LoadOptions};
 use levee_tests::{
     netns::{CLIENT_V4, CLIENT_V6, Lab, PROTECTED_V4, PROTECTED_V6},
-    traffic::{DATAGRAMS, addr, drain, force_receive_buffer, send_udp, tcp_connect, warm_up},
+    traffic::{DATAGRAMS, addr, drain, send_udp, tcp_connect, udp_receiver, warm_up},
 };
 
 #[test]
@@ -36,16 +36,11 @@ fn blocklisted_source_dropped_while_another_sources_tcp_works() {
     assert_eq!(attached, Attached::Native);
 
     // Services on the protected side; the sockets live in its namespace.
-    let (udp4, udp6, listener) = lab.protected.run(|| {
-        let u4 = UdpSocket::bind(addr(PROTECTED_V4, 9000)).unwrap();
-        let u6 = UdpSocket::bind(addr(PROTECTED_V6, 9000)).unwrap();
-        for u in [&u4, &u6] {
-            u.set_read_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
-            force_receive_buffer(u, 4 << 20);
-        }
-        (u4, u6, TcpListener::bind(addr(PROTECTED_V4, 8080)).unwrap())
-    });
+    let udp4 = udp_receiver(&lab.protected, PROTECTED_V4, 9000);
+    let udp6 = udp_receiver(&lab.protected, PROTECTED_V6, 9000);
+    let listener = lab
+        .protected
+        .run(|| TcpListener::bind(addr(PROTECTED_V4, 8080)).unwrap());
     let echo = std::thread::spawn(move || {
         let (mut conn, peer) = listener.accept().expect("accept");
         let mut buf = [0u8; 64];
