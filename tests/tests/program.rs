@@ -605,13 +605,21 @@ fn ipv6_sources_share_state_per_64() {
 
 #[test]
 fn token_bucket_refills_over_time() {
-    let h = Harness::new(limited(2, Duration::ZERO));
+    let mut cfg = limited(2, Duration::ZERO);
+    // 2 pps: one packet every 500 ms, so a late wake-up of the test cannot change the count.
+    cfg.source[Class::Udp as usize] = Rate {
+        pps: 2,
+        burst_packets: 2,
+        ..Rate::default()
+    }
+    .encode();
+    let h = Harness::new(cfg);
     let f = udp(SRC4, DST4, 1, 2);
     assert_eq!(h.run(&f), XDP_PASS);
     assert_eq!(h.run(&f), XDP_PASS);
     assert_eq!(h.run(&f), XDP_DROP);
-    // 10 pps: one packet every 100 ms. After 250 ms two more fit, not three.
-    sleep(Duration::from_millis(250));
+    // After 1.2 s two more fit (at 0.5 and 1.0 s), not three (1.5 s).
+    sleep(Duration::from_millis(1200));
     h.expect(
         "refilled 1",
         &f,
@@ -640,7 +648,7 @@ fn token_bucket_refills_over_time() {
 
 #[test]
 fn offender_serves_a_penalty_and_is_reported() {
-    let mut h = Harness::new(limited(2, Duration::from_millis(500)));
+    let mut h = Harness::new(limited(2, Duration::from_millis(1500)));
     let mut events = h.dp.take_events().unwrap();
     let f = udp(SRC4, DST4, 1, 2);
     assert_eq!(h.run(&f), XDP_PASS);
@@ -681,7 +689,7 @@ fn offender_serves_a_penalty_and_is_reported() {
         events.next().is_none(),
         "one event per offence, none per dropped packet"
     );
-    sleep(Duration::from_millis(300));
+    sleep(Duration::from_millis(1500));
     h.set_mode(Mode::Enforce);
     h.expect(
         "penalty over",
