@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML configuration, validated into plain settings; no kernel needed.
+//! - [`engine`]: the detection engine: baselines, attack states, decisions; no kernel needed.
 //! - [`lists`]: allow- and blocklist files.
 //! - [`state`]: what the CLI set, kept across restarts.
 //! - [`top`]: top talkers from sampled packet headers.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod engine;
 pub mod lists;
 pub mod state;
 pub mod top;
