@@ -407,6 +407,30 @@ fn print_status(v: &Value) {
         n("drop_pps"),
         n("drop_bps") as f64 / 1e6
     );
+    let attacked: Vec<String> = v["attack"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, s)| s.as_str() != Some("normal"))
+        .map(|(c, s)| format!("{c} {}", s.as_str().unwrap_or_default()))
+        .collect();
+    println!(
+        "attack      {}",
+        if attacked.is_empty() {
+            "none".to_string()
+        } else {
+            attacked.join(", ")
+        }
+    );
+    let decisions: Vec<String> = v["decisions"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, n)| format!("{k} {}", n.as_u64().unwrap_or(0)))
+        .collect();
+    if !decisions.is_empty() {
+        println!("detection   {}", decisions.join(", "));
+    }
     for c in v["top_reasons"].as_array().into_iter().flatten() {
         println!(
             "  {:<10} {:<20} {:>14}",

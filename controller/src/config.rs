@@ -19,7 +19,7 @@ use filter_common::{
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::dataplane::AttachMode;
+use crate::{dataplane::AttachMode, engine::EngineConfig};
 
 /// Where the control socket lives unless the config says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/levee/levee.sock";
@@ -48,6 +48,32 @@ pub struct File {
     pub aggregate: Option<ClassRatesFile>,
     pub lists: Option<ListsFile>,
     pub events: Option<EventsFile>,
+    pub detection: Option<DetectionFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionFile {
+    pub enabled: Option<bool>,
+    pub onset_factor: Option<f64>,
+    pub onset_secs: Option<u32>,
+    pub recovery_factor: Option<f64>,
+    pub recovery_secs: Option<u32>,
+    pub auto_enforce: Option<bool>,
+    pub escalate_after: Option<u32>,
+    pub offence_window: Option<String>,
+    pub block_ttl: Option<String>,
+    pub floor_pps: Option<ClassFloorsFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassFloorsFile {
+    pub tcp_syn: Option<u64>,
+    pub tcp_other: Option<u64>,
+    pub udp: Option<u64>,
+    pub icmp: Option<u64>,
+    pub other: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +166,7 @@ pub struct Settings {
     pub block_files: Vec<PathBuf>,
     pub ring_bytes: u32,
     pub sample_every: u32,
+    pub detection: EngineConfig,
 }
 
 /// Per-source defaults: far above what one legitimate client sends, well below a flood.
@@ -187,6 +214,7 @@ impl Default for Settings {
             block_files: Vec::new(),
             ring_bytes: filter_common::abi::DEFAULT_EVENT_BYTES,
             sample_every: 1000,
+            detection: EngineConfig::default(),
         }
     }
 }
@@ -372,6 +400,9 @@ fn settings(f: File) -> Result<Settings> {
         s.allow_files = lists.allow_files.unwrap_or_default();
         s.block_files = lists.block_files.unwrap_or_default();
     }
+    if let Some(d) = f.detection {
+        apply_detection(&d, &mut s.detection)?;
+    }
     if let Some(ev) = f.events {
         if let Some(b) = ev.ring_bytes {
             if !b.is_power_of_two() || !(4096..=(1 << 30)).contains(&b) {
@@ -384,6 +415,69 @@ fn settings(f: File) -> Result<Settings> {
         s.sample_every = ev.sample_every.unwrap_or(s.sample_every);
     }
     Ok(s)
+}
+
+fn apply_detection(f: &DetectionFile, out: &mut EngineConfig) -> Result<()> {
+    out.enabled = f.enabled.unwrap_or(out.enabled);
+    out.auto_enforce = f.auto_enforce.unwrap_or(out.auto_enforce);
+    if let Some(x) = f.onset_factor {
+        if !(x > 1.0 && x <= 1000.0) {
+            bail!("field detection.onset_factor: must be above 1 and at most 1000, got {x}");
+        }
+        out.onset_factor = x;
+    }
+    if let Some(x) = f.recovery_factor {
+        if !(1.0..=1000.0).contains(&x) {
+            bail!("field detection.recovery_factor: must be between 1 and 1000, got {x}");
+        }
+        out.recovery_factor = x;
+    }
+    if out.recovery_factor > out.onset_factor {
+        bail!(
+            "field detection.recovery_factor: must not exceed onset_factor ({} > {})",
+            out.recovery_factor,
+            out.onset_factor
+        );
+    }
+    if let Some(n) = f.onset_secs {
+        if !(1..=60).contains(&n) {
+            bail!("field detection.onset_secs: must be between 1 and 60, got {n}");
+        }
+        out.onset_secs = n;
+    }
+    if let Some(n) = f.recovery_secs {
+        if !(1..=3600).contains(&n) {
+            bail!("field detection.recovery_secs: must be between 1 and 3600, got {n}");
+        }
+        out.recovery_secs = n;
+    }
+    if let Some(n) = f.escalate_after {
+        out.escalate_after = n;
+    }
+    if let Some(w) = &f.offence_window {
+        out.offence_window = field("detection.offence_window", parse_duration(w))?;
+    }
+    if let Some(t) = &f.block_ttl {
+        let ttl = field("detection.block_ttl", parse_duration(t))?;
+        if ttl.as_secs() == 0 {
+            bail!("field detection.block_ttl: must be at least 1s, got {t:?}");
+        }
+        out.block_ttl = ttl;
+    }
+    if let Some(fl) = &f.floor_pps {
+        for (class, v) in [
+            (Class::TcpSyn, fl.tcp_syn),
+            (Class::TcpOther, fl.tcp_other),
+            (Class::Udp, fl.udp),
+            (Class::Icmp, fl.icmp),
+            (Class::Other, fl.other),
+        ] {
+            if let Some(v) = v {
+                out.floor_pps[class as usize] = v;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn apply_rates(section: &str, f: &ClassRatesFile, out: &mut ClassRates) -> Result<()> {
@@ -513,6 +607,19 @@ mod tests {
                 "field limits.udp.burst",
             ),
             ("[events]\nring_bytes = 1000", "field events.ring_bytes"),
+            (
+                "[detection]\nonset_factor = 0.5",
+                "field detection.onset_factor",
+            ),
+            (
+                "[detection]\nrecovery_factor = 9.0",
+                "field detection.recovery_factor: must not exceed",
+            ),
+            (
+                "[detection]\nblock_ttl = \"0s\"",
+                "field detection.block_ttl",
+            ),
+            ("[detection.floor_pps]\nudpp = 5", "unknown field `udpp`"),
             ("interfaces = [\"eth 0\"]", "field interfaces"),
             ("mode = 3", "invalid type"),
         ] {

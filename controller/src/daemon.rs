@@ -31,6 +31,7 @@ use crate::{
     api::{Request, Response},
     config::{self, Settings, parse_cidr, parse_mode},
     dataplane::{Attached, Dataplane, LoadOptions, cpu_count, monotonic_coarse_ns},
+    engine::{Decision, Engine},
     lists,
     state::{self, State},
     top::TopTalkers,
@@ -72,8 +73,11 @@ pub struct Daemon {
     limits_from_cli: bool,
     started: SystemTime,
     top: TopTalkers,
-    /// The last two counter totals, for `status` rates.
+    /// The last two counter totals, for `status` rates and detection.
     totals: [Option<Totals>; 2],
+    engine: Engine,
+    /// Decisions of the engine so far, by kind.
+    decisions: BTreeMap<&'static str, u64>,
 }
 
 /// A blocklist entry as `levee block list` shows it.
@@ -127,6 +131,12 @@ pub struct StatusView {
     pub dropped: u64,
     /// Rates over the last second, all interfaces.
     pub rates: RatesView,
+    /// Attack state per class: normal, under_attack, recovering.
+    pub attack: BTreeMap<&'static str, &'static str>,
+    /// Learned baseline per class, packets/s.
+    pub baseline_pps: BTreeMap<&'static str, u64>,
+    /// Decisions the detection engine took, by kind.
+    pub decisions: BTreeMap<&'static str, u64>,
     pub top_reasons: Vec<CounterView>,
 }
 
@@ -147,6 +157,8 @@ struct Totals {
     /// (packets, bytes) passed and dropped.
     pass: (u64, u64),
     drop: (u64, u64),
+    /// Packets per class, all actions.
+    classes: [u64; Class::COUNT],
 }
 
 /// Mounts bpffs at `path` unless a bpffs is mounted there already.
@@ -238,6 +250,8 @@ impl Daemon {
             started: SystemTime::now(),
             top: TopTalkers::default(),
             totals: [None, None],
+            engine: Engine::new(settings.detection.clone()),
+            decisions: BTreeMap::new(),
         };
         let cpus = cpu_count()?;
         for name in &settings.interfaces {
@@ -492,6 +506,7 @@ impl Daemon {
                 );
                 self.settings.mode = mode;
                 self.mode_from_cli = true;
+                self.engine.mode_set_by_operator();
                 Response::ok(mode.name())
             }
             Request::BlockAdd {
@@ -692,6 +707,7 @@ impl Daemon {
     /// Samples the counter totals (once a second) so `status` can show rates.
     pub fn sample_rates(&mut self) -> Result<()> {
         let (mut pass, mut drop) = ((0, 0), (0, 0));
+        let mut classes = [0u64; Class::COUNT];
         for iface in &self.interfaces {
             let c = iface.dp.counters()?;
             for action in Action::ALL {
@@ -705,6 +721,7 @@ impl Daemon {
                         let v = c.get(action, reason, class);
                         slot.0 += v.packets;
                         slot.1 += v.bytes;
+                        classes[class as usize] += v.packets;
                     }
                 }
             }
@@ -715,9 +732,82 @@ impl Daemon {
                 at: std::time::Instant::now(),
                 pass,
                 drop,
+                classes,
             }),
         ];
         Ok(())
+    }
+
+    /// Feeds the last second's per-class rates to the detection engine and applies what it
+    /// decides.
+    pub fn detect(&mut self) {
+        let [Some(a), Some(b)] = self.totals else {
+            return;
+        };
+        let secs = b.at.duration_since(a.at).as_secs_f64().max(0.001);
+        let mut rates = [0u64; Class::COUNT];
+        for (i, r) in rates.iter_mut().enumerate() {
+            *r = (b.classes[i].saturating_sub(a.classes[i]) as f64 / secs) as u64;
+        }
+        for decision in self.engine.observe(rates, self.settings.mode) {
+            self.apply(decision);
+        }
+    }
+
+    /// Applies one decision of the engine, logs it as one line and counts it.
+    fn apply(&mut self, decision: Decision) {
+        *self.decisions.entry(decision.kind()).or_default() += 1;
+        match decision {
+            Decision::AttackStarted {
+                class,
+                pps,
+                baseline_pps,
+            } => {
+                warn!(class = class.name(), pps, baseline_pps, "attack started");
+            }
+            Decision::AttackEnded { class } => info!(class = class.name(), "attack over"),
+            Decision::SwitchMode { to } => match self.for_each_dp(|dp| dp.set_mode(to)) {
+                Ok(()) => {
+                    info!(
+                        from = self.settings.mode.name(),
+                        to = to.name(),
+                        "detection switched the mode"
+                    );
+                    self.settings.mode = to;
+                }
+                Err(e) => error!("detection could not switch the mode: {e:#}"),
+            },
+            Decision::Block {
+                source,
+                ttl,
+                offences,
+            } => {
+                let prefix = match source {
+                    IpAddr::V4(_) => self.settings.ipv4_prefix,
+                    IpAddr::V6(_) => self.settings.ipv6_prefix,
+                };
+                let Ok(net) = IpNet::new(source, prefix).map(|n| n.trunc()) else {
+                    return;
+                };
+                if self.cli_blocks.contains_key(&net) || self.config_blocks.contains(&net) {
+                    return;
+                }
+                if let Err(e) = self.for_each_dp(|dp| dp.block(net, Some(ttl))) {
+                    error!(cidr = %net, "detection could not block: {e:#}");
+                    return;
+                }
+                let reason = format!("detection: {offences} offence(s)");
+                info!(cidr = %net, ttl_secs = ttl.as_secs(), offences, "detection blocked an offender");
+                self.cli_blocks.insert(
+                    net,
+                    CliBlock {
+                        reason: Some(reason),
+                        expires_ns: expires_ns(Some(ttl)),
+                    },
+                );
+                self.save_state();
+            }
+        }
     }
 
     fn rates(&self) -> RatesView {
@@ -762,6 +852,15 @@ impl Daemon {
             packets,
             dropped,
             rates: self.rates(),
+            attack: Class::ALL
+                .iter()
+                .map(|c| (c.name(), self.engine.state(*c).name()))
+                .collect(),
+            baseline_pps: Class::ALL
+                .iter()
+                .map(|c| (c.name(), self.engine.baseline_pps(*c)))
+                .collect(),
+            decisions: self.decisions.clone(),
             top_reasons: stats
                 .into_iter()
                 .filter(|c| c.action != "pass")
@@ -775,6 +874,7 @@ impl Daemon {
     /// a few per second.
     pub fn log_events(&mut self) {
         self.top.tick();
+        let mut escalations = Vec::new();
         for iface in &mut self.interfaces {
             let mut offences = 0usize;
             while let Some(item) = iface.events.next() {
@@ -796,6 +896,9 @@ impl Daemon {
                 if e.kind != event::OFFENCE {
                     continue;
                 }
+                if let Some(class) = Class::ALL.get(e.class as usize) {
+                    escalations.extend(self.engine.offence(src, *class));
+                }
                 offences += 1;
                 if offences <= OFFENCES_LOGGED_PER_TICK {
                     info!(
@@ -814,6 +917,9 @@ impl Daemon {
                     "more sources went over their limits"
                 );
             }
+        }
+        for decision in escalations {
+            self.apply(decision);
         }
     }
 
@@ -896,6 +1002,7 @@ impl Daemon {
             return Err(e);
         }
         self.limits_from_cli = false;
+        self.engine.set_config(self.settings.detection.clone());
         self.save_state();
         info!(config = %path.display(), mode = self.settings.mode.name(), "config reloaded");
         Ok(())
@@ -968,10 +1075,13 @@ pub async fn serve(mut daemon: Daemon, listener: std::os::unix::net::UnixListene
                 if let Err(e) = daemon.expire() {
                     error!("expiring blocks: {e:#}");
                 }
-                daemon.log_events();
-                if let Err(e) = daemon.sample_rates() {
-                    error!("reading counters: {e:#}");
+                // Rates first, so an offence in the second an attack starts is judged under
+                // attack.
+                match daemon.sample_rates() {
+                    Ok(()) => daemon.detect(),
+                    Err(e) => error!("reading counters: {e:#}"),
                 }
+                daemon.log_events();
             }
             _ = hup.recv() => {
                 if let Err(e) = daemon.reload() {

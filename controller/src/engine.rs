@@ -154,6 +154,11 @@ impl Engine {
         }
     }
 
+    /// New settings (a reload); baselines and states carry on.
+    pub fn set_config(&mut self, config: EngineConfig) {
+        self.config = config;
+    }
+
     pub fn state(&self, class: Class) -> AttackState {
         self.classes[class as usize].state
     }

@@ -113,3 +113,41 @@ pub fn udp_receiver(ns: &Netns, ip: &str, port: u16) -> UdpSocket {
         u
     })
 }
+
+/// `count` 64-byte UDP frames from `src` to the protected side's `port`, addressed to its
+/// veth's MAC so the stack takes them, source ports varying. Returns the frames back to back.
+pub fn udp_flood_frames(lab: &Lab, src: &str, port: u16, count: usize) -> Vec<u8> {
+    use filter_common::frames::{FrameSpec, L4};
+    let server_mac = Lab::mac(&lab.protected, &lab.iface);
+    let client_mac = Lab::mac(&lab.client, "lv1");
+    let mut out = Vec::with_capacity(count * 64);
+    for i in 0..count {
+        let l4 = L4::Udp {
+            sport: 10_000 + (i % 50_000) as u16,
+            dport: port,
+        };
+        let mut f = FrameSpec::new(
+            src.parse().expect("source"),
+            crate::netns::PROTECTED_V4.parse().expect("dst"),
+            l4,
+        )
+        .payload(22)
+        .build();
+        f[0..6].copy_from_slice(&server_mac);
+        f[6..12].copy_from_slice(&client_mac);
+        out.extend_from_slice(&f);
+    }
+    out
+}
+
+/// Sends `frames` (64 bytes each) out of the client's veth again and again until `stop`.
+pub fn flood_until(lab: &Lab, frames: &[u8], stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let mut sent = 0;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        sent += lab
+            .client
+            .run(|| crate::sender::send_frames("lv1", frames, 64))
+            .expect("flood");
+    }
+    sent
+}

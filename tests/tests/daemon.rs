@@ -578,3 +578,101 @@ fn auto_mode_falls_back_to_generic_and_says_so() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Issue 4's bar: during a lab flood the attack is declared within 2 s of its start and the
+/// offender blocklisted within 3 s; monitor is switched to enforce and back after recovery.
+#[test]
+fn a_lab_flood_is_detected_and_its_source_blocklisted_in_seconds() {
+    use levee_tests::traffic::{flood_until, udp_flood_frames};
+    use std::{
+        sync::atomic::{AtomicBool, Ordering},
+        time::Instant,
+    };
+    let mut d = DaemonLab::new();
+    d.write_config(
+        "mode = \"monitor\"\n[detection]\nrecovery_secs = 2\n[detection.floor_pps]\nudp = 5000",
+    );
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    // Let the engine see a few calm seconds.
+    sleep(Duration::from_millis(2500));
+    assert_eq!(d.cli_json(&["status"])["attack"]["udp"], "normal");
+
+    let flooder = CLIENT_V4[3];
+    let frames = udp_flood_frames(&d.lab, flooder, 9000, 20_000);
+    let stop = AtomicBool::new(false);
+    let (attack_after, blocked_after) = std::thread::scope(|s| {
+        s.spawn(|| flood_until(&d.lab, &frames, &stop));
+        let start = Instant::now();
+        let (mut attack, mut blocked) = (None, None);
+        while start.elapsed() < Duration::from_secs(10) && (attack.is_none() || blocked.is_none()) {
+            if attack.is_none() && d.cli_json(&["status"])["attack"]["udp"] == "under_attack" {
+                attack = Some(start.elapsed());
+            }
+            if blocked.is_none()
+                && d.cli_json(&["block", "list"])
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|b| b["cidr"] == format!("{flooder}/32"))
+            {
+                blocked = Some(start.elapsed());
+            }
+            sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::SeqCst);
+        (attack, blocked)
+    });
+    let attack_after = attack_after.unwrap_or_else(|| panic!("no attack declared: {}", d.log()));
+    let blocked_after =
+        blocked_after.unwrap_or_else(|| panic!("flooder not blocklisted: {}", d.log()));
+    eprintln!(
+        "attack declared after {attack_after:?}, offender blocklisted after {blocked_after:?}"
+    );
+    assert!(
+        attack_after < Duration::from_secs(2),
+        "attack declared after {attack_after:?}"
+    );
+    assert!(
+        blocked_after < Duration::from_secs(3),
+        "blocklisted after {blocked_after:?}"
+    );
+    let list = d.cli_json(&["block", "list"]);
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["cidr"] == format!("{flooder}/32"))
+        .unwrap();
+    assert!(
+        entry["reason"].as_str().unwrap().starts_with("detection"),
+        "{entry}"
+    );
+    assert!(entry["ttl_secs"].as_u64().unwrap() > 500, "{entry}");
+    let status = d.cli_json(&["status"]);
+    assert_eq!(
+        status["mode"], "enforce",
+        "monitor switched to enforce: {status}"
+    );
+    assert!(status["decisions"]["attack_started"].as_u64().unwrap() >= 1);
+    assert!(status["decisions"]["block"].as_u64().unwrap() >= 1);
+    // No other source was blocked.
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    // After the flood: recovery, and monitor again.
+    let start = Instant::now();
+    while d.cli_json(&["status"])["mode"] != "monitor" {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no recovery: {}",
+            d.log()
+        );
+        sleep(Duration::from_millis(200));
+    }
+    assert_eq!(d.cli_json(&["status"])["attack"]["udp"], "normal");
+    let log = d.log();
+    assert!(
+        log.contains("attack started") && log.contains("detection blocked an offender"),
+        "{log}"
+    );
+}
