@@ -69,6 +69,8 @@ struct Row {
     tcp_ok: u32,
     tcp_tried: u32,
     drops: Vec<(String, u64)>,
+    /// What the detection engine did during the phase, and the mode at its end.
+    detection: String,
 }
 
 fn run() -> Result<()> {
@@ -243,6 +245,7 @@ fn run_phase(daemon: &DaemonLab, received: &AtomicU64, phase: &Phase) -> Result<
     let lab = &daemon.lab;
     received.store(0, Ordering::SeqCst);
     let before = stats(daemon);
+    let decisions_before = daemon.cli_json(&["status"])["decisions"].clone();
     let done = AtomicBool::new(false);
     let (legit_sent, tcp, flood_sent) = thread::scope(|s| -> Result<_> {
         let flood = s.spawn(|| -> Result<u64> {
@@ -284,6 +287,7 @@ fn run_phase(daemon: &DaemonLab, received: &AtomicU64, phase: &Phase) -> Result<
         tcp_ok: tcp.0,
         tcp_tried: tcp.1,
         drops: drops(&before, &after),
+        detection: detection_summary(daemon, &decisions_before),
     })
 }
 
@@ -356,6 +360,28 @@ fn drops(
     out
 }
 
+/// The engine's decisions during a phase (from `levee status --json`) and the mode after it.
+fn detection_summary(daemon: &DaemonLab, before: &serde_json::Value) -> String {
+    let status = daemon.cli_json(&["status"]);
+    let mut parts: Vec<String> = status["decisions"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, n)| {
+            let d = n.as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+            (d > 0).then(|| format!("{k} {d}"))
+        })
+        .collect();
+    if parts.is_empty() {
+        parts.push("no decision".into());
+    }
+    format!(
+        "{}; mode now {}",
+        parts.join(", "),
+        status["mode"].as_str().unwrap_or("?")
+    )
+}
+
 fn print_table(rows: &[Row]) {
     println!();
     println!(
@@ -380,5 +406,10 @@ fn print_table(rows: &[Row]) {
                 reasons.join(", ")
             }
         );
+    }
+    println!();
+    println!("detection engine, per phase:");
+    for r in rows {
+        println!("  {:<24} {:<8} {}", r.name, r.mode.name(), r.detection);
     }
 }
