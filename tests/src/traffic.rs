@@ -123,7 +123,8 @@ pub fn udp_flood_frames(lab: &Lab, src: &str, port: u16, count: usize) -> Vec<u8
     let mut out = Vec::with_capacity(count * 64);
     for i in 0..count {
         let l4 = L4::Udp {
-            sport: 10_000 + (i % 50_000) as u16,
+            // Ephemeral source ports, clear of the amplification-port signature.
+            sport: 40_000 + (i % 20_000) as u16,
             dport: port,
         };
         let mut f = FrameSpec::new(

@@ -676,3 +676,99 @@ fn a_lab_flood_is_detected_and_its_source_blocklisted_in_seconds() {
         "{log}"
     );
 }
+
+/// A crowd of 2000 legitimate sources, each well within its limits, arrives together with a
+/// single-source flood: the flood is dropped and its source blocklisted; no crowd source is
+/// blocked and every crowd packet is passed, although the crowd alone is a large rate.
+#[test]
+fn a_crowd_with_a_flood_loses_no_member() {
+    use levee_tests::{
+        sender::send_frames,
+        traffic::{flood_until, udp_flood_frames},
+    };
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"\n[detection.floor_pps]\nudp = 5000");
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    sleep(Duration::from_millis(2500));
+
+    // The crowd: 2000 sources in 198.19.0.0/16, round robin, 100 packets each.
+    let template = udp_flood_frames(&d.lab, CLIENT_V4[0], 9000, 1);
+    let members = 2000u32;
+    let mut crowd = Vec::new();
+    for i in 0..members * 100 {
+        let mut f = template.clone();
+        let src = 0xc613_0000u32 + 1 + (i % members);
+        f[26..30].copy_from_slice(&src.to_be_bytes());
+        // Fix the IPv4 header checksum for the new source.
+        f[24] = 0;
+        f[25] = 0;
+        let mut sum: u32 = f[14..34]
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        crowd.extend_from_slice(&f);
+    }
+    let flooder = CLIENT_V4[3];
+    let flood = udp_flood_frames(&d.lab, flooder, 9000, 20_000);
+    let before = d.cli_json(&["stats"]);
+    let stop = AtomicBool::new(false);
+    let crowd_sent = std::thread::scope(|s| {
+        s.spawn(|| flood_until(&d.lab, &flood, &stop));
+        // The crowd arrives over about two seconds, in four waves.
+        let mut sent = 0;
+        for wave in crowd.chunks(crowd.len() / 4) {
+            sent += d.lab.client.run(|| send_frames("lv1", wave, 64)).unwrap();
+            sleep(Duration::from_millis(400));
+        }
+        sleep(Duration::from_millis(1200));
+        stop.store(true, Ordering::SeqCst);
+        sent
+    });
+    assert_eq!(crowd_sent, u64::from(members) * 100);
+    let list = d.cli_json(&["block", "list"]);
+    let blocked: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["cidr"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        blocked,
+        [format!("{flooder}/32")],
+        "only the flooder is blocked"
+    );
+    let after = d.cli_json(&["stats"]);
+    let sum = |v: &serde_json::Value, action: &str| -> u64 {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["action"] == action)
+            .map(|c| c["packets"].as_u64().unwrap())
+            .sum()
+    };
+    let passed = sum(&after, "pass") - sum(&before, "pass");
+    assert!(
+        passed >= crowd_sent,
+        "every crowd packet passed: {passed} passed, {crowd_sent} crowd packets"
+    );
+    let drops: Vec<String> = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "drop")
+        .map(|c| c["reason"].as_str().unwrap().to_string())
+        .collect();
+    for reason in &drops {
+        assert!(
+            ["source_rate", "source_penalty", "blocklisted"].contains(&reason.as_str()),
+            "only the flooder's drops: {after}"
+        );
+    }
+}
