@@ -5,9 +5,11 @@
 //! Per traffic class it keeps a learned baseline (an exponentially weighted moving average of
 //! the rate, learned only while the class is calm) and a state:
 //!
-//!     normal --(rate > onset threshold for `onset_secs`)--> under attack
-//!     under attack --(rate < recovery threshold)--> recovering
-//!     recovering --(calm for `recovery_secs`)--> normal     (back to under attack if it rises)
+//! ```text
+//! normal --(rate > onset threshold for `onset_secs`)--> under attack
+//! under attack --(rate < recovery threshold)--> recovering
+//! recovering --(calm for `recovery_secs`)--> normal     (back to under attack if it rises)
+//! ```
 //!
 //! The onset threshold is max(floor, onset_factor x baseline); the recovery threshold is
 //! lower (hysteresis), so a rate hovering near one line does not flap.
