@@ -40,6 +40,9 @@ pub enum Command {
         /// auto (native, else generic), native or generic.
         #[arg(long, value_name = "MODE")]
         xdp_mode: Option<String>,
+        /// Serve Prometheus metrics at ADDR:PORT/metrics (default 127.0.0.1:9750), or off.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Mode, interfaces, list sizes, packets and the top drop reasons.
     Status {
@@ -139,6 +142,7 @@ pub fn run_settings(
     config: Option<&PathBuf>,
     ifaces: &[String],
     xdp_mode: Option<&str>,
+    metrics: Option<&str>,
 ) -> Result<config::Settings> {
     let mut s = match config {
         Some(path) => config::load(path)?,
@@ -154,6 +158,10 @@ pub fn run_settings(
     }
     if let Some(p) = socket {
         s.socket = p;
+    }
+    if let Some(m) = metrics {
+        s.metrics =
+            config::parse_metrics_addr(m).map_err(|e| anyhow::anyhow!("--metrics: {e:#}"))?;
     }
     Ok(s)
 }

@@ -23,6 +23,21 @@ use crate::{dataplane::AttachMode, engine::EngineConfig};
 
 /// Where the control socket lives unless the config says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/levee/levee.sock";
+/// Port of the Prometheus endpoint unless the config says otherwise (on loopback).
+pub const DEFAULT_METRICS_PORT: u16 = 9750;
+
+/// Parses the metrics address: `ADDRESS:PORT`, or `off`.
+pub fn parse_metrics_addr(s: &str) -> Result<Option<std::net::SocketAddr>> {
+    if s == "off" {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| {
+        anyhow::anyhow!(
+            "malformed address {s:?}: expected ADDRESS:PORT such as 127.0.0.1:9750, or off"
+        )
+    })
+}
+
 /// Where CLI changes are kept across restarts unless the config says otherwise.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/levee/state.json";
 
@@ -40,6 +55,8 @@ pub struct File {
     pub bpffs: Option<PathBuf>,
     /// Where the daemon keeps what was set through the CLI, so a restart restores it.
     pub state_file: Option<PathBuf>,
+    /// Address of the Prometheus endpoint (`/metrics`), or "off".
+    pub metrics: Option<String>,
     /// Block time of a source that went over its limit ("10s", "2m"; "0s" drops only excess).
     pub penalty: Option<String>,
     pub signatures: Option<SignaturesFile>,
@@ -147,6 +164,8 @@ pub struct Settings {
     pub keep_on_exit: bool,
     pub bpffs: PathBuf,
     pub state_file: PathBuf,
+    /// Where `/metrics` is served; None: not served.
+    pub metrics: Option<std::net::SocketAddr>,
     pub penalty: Duration,
     pub sig_amp_ports: bool,
     pub amp_ports: Vec<u16>,
@@ -195,6 +214,10 @@ impl Default for Settings {
             keep_on_exit: false,
             bpffs: PathBuf::from("/sys/fs/bpf"),
             state_file: PathBuf::from(DEFAULT_STATE_FILE),
+            metrics: Some(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                DEFAULT_METRICS_PORT,
+            ))),
             penalty: Duration::from_secs(10),
             sig_amp_ports: true,
             amp_ports: DEFAULT_AMP_PORTS.to_vec(),
@@ -332,6 +355,9 @@ fn settings(f: File) -> Result<Settings> {
     }
     if let Some(p) = f.state_file {
         s.state_file = p;
+    }
+    if let Some(m) = f.metrics {
+        s.metrics = field("metrics", parse_metrics_addr(&m))?;
     }
     if let Some(p) = f.penalty {
         s.penalty = field("penalty", parse_duration(&p))?;
@@ -607,6 +633,10 @@ mod tests {
                 "field limits.udp.burst",
             ),
             ("[events]\nring_bytes = 1000", "field events.ring_bytes"),
+            (
+                "metrics = \"localhost\"",
+                "field metrics: malformed address",
+            ),
             (
                 "[detection]\nonset_factor = 0.5",
                 "field detection.onset_factor",

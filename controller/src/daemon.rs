@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{MapData, RingBuf};
-use filter_common::abi::{Action, Class, Event, Reason, event};
+use filter_common::abi::{Action, Class, Event, Mode, Reason, event};
 use ipnet::IpNet;
 use serde::Serialize;
 use tokio::{
@@ -31,8 +31,11 @@ use crate::{
     api::{Request, Response},
     config::{self, Settings, parse_cidr, parse_mode},
     dataplane::{Attached, Dataplane, LoadOptions, cpu_count, monotonic_coarse_ns},
-    engine::{Decision, Engine},
+    engine::{AttackState, Decision, Engine},
     lists,
+    metrics::{
+        ClassLabels, KindLabels, Metrics, ModeLabels, PacketLabels, SharedMetrics, StateLabels,
+    },
     state::{self, State},
     top::TopTalkers,
 };
@@ -78,6 +81,7 @@ pub struct Daemon {
     engine: Engine,
     /// Decisions of the engine so far, by kind.
     decisions: BTreeMap<&'static str, u64>,
+    metrics: SharedMetrics,
 }
 
 /// A blocklist entry as `levee block list` shows it.
@@ -252,6 +256,7 @@ impl Daemon {
             totals: [None, None],
             engine: Engine::new(settings.detection.clone()),
             decisions: BTreeMap::new(),
+            metrics: Metrics::shared(),
         };
         let cpus = cpu_count()?;
         for name in &settings.interfaces {
@@ -738,6 +743,83 @@ impl Daemon {
         Ok(())
     }
 
+    /// Brings the Prometheus metrics up to date (once a second).
+    pub fn update_metrics(&mut self) -> Result<()> {
+        let mut counters = Vec::new();
+        for iface in &self.interfaces {
+            counters.push((iface.name.clone(), iface.dp.counters()?));
+        }
+        let mut m = self
+            .metrics
+            .lock()
+            .map_err(|_| anyhow!("metrics lock poisoned"))?;
+        for (name, c) in counters {
+            for (action, reason, class, v) in c.non_zero() {
+                let labels = PacketLabels {
+                    interface: name.clone(),
+                    action: action.name().to_string(),
+                    reason: reason.name().to_string(),
+                    class: class.name().to_string(),
+                };
+                m.observe_counter(labels, v.packets, v.bytes);
+            }
+        }
+        for mode in Mode::ALL {
+            m.mode
+                .get_or_create(&ModeLabels {
+                    mode: mode.name().to_string(),
+                })
+                .set(i64::from(mode == self.settings.mode));
+        }
+        for class in Class::ALL {
+            let state = self.engine.state(class);
+            let labels = ClassLabels {
+                class: class.name().to_string(),
+            };
+            m.under_attack
+                .get_or_create(&labels)
+                .set(i64::from(state != AttackState::Normal));
+            m.baseline
+                .get_or_create(&labels)
+                .set(self.engine.baseline_pps(class) as i64);
+            for s in [
+                AttackState::Normal,
+                AttackState::UnderAttack,
+                AttackState::Recovering,
+            ] {
+                m.attack_state
+                    .get_or_create(&StateLabels {
+                        class: class.name().to_string(),
+                        state: s.name().to_string(),
+                    })
+                    .set(i64::from(s == state));
+            }
+        }
+        let blocked = self.config_blocks.len()
+            + self
+                .cli_blocks
+                .keys()
+                .filter(|n| !self.config_blocks.contains(n))
+                .count();
+        m.blocklist_entries.set(blocked as i64);
+        let allowed = self.allow_from_config.len()
+            + self
+                .allow_from_cli
+                .iter()
+                .filter(|n| !self.allow_from_config.contains(n))
+                .count();
+        m.allowlist_entries.set(allowed as i64);
+        m.tick();
+        Ok(())
+    }
+
+    /// Counts an error of the controller's loop.
+    pub fn count_error(&self) {
+        if let Ok(m) = self.metrics.lock() {
+            m.errors.inc();
+        }
+    }
+
     /// Feeds the last second's per-class rates to the detection engine and applies what it
     /// decides.
     pub fn detect(&mut self) {
@@ -757,6 +839,13 @@ impl Daemon {
     /// Applies one decision of the engine, logs it as one line and counts it.
     fn apply(&mut self, decision: Decision) {
         *self.decisions.entry(decision.kind()).or_default() += 1;
+        if let Ok(m) = self.metrics.lock() {
+            m.decisions
+                .get_or_create(&KindLabels {
+                    kind: decision.kind().to_string(),
+                })
+                .inc();
+        }
         match decision {
             Decision::AttackStarted {
                 class,
@@ -1052,10 +1141,42 @@ pub fn bind_socket(socket: &Path) -> Result<std::os::unix::net::UnixListener> {
 }
 
 /// Serves the control socket and the timers until SIGINT or SIGTERM, then stops the daemon.
-pub async fn serve(mut daemon: Daemon, listener: std::os::unix::net::UnixListener) -> Result<()> {
+pub async fn serve(
+    mut daemon: Daemon,
+    listener: std::os::unix::net::UnixListener,
+    metrics_listener: Option<std::net::TcpListener>,
+) -> Result<()> {
     let socket = daemon.socket_path().to_path_buf();
     let listener = UnixListener::from_std(listener)?;
     info!(socket = %socket.display(), "control socket ready");
+    if let Some(l) = metrics_listener {
+        l.set_nonblocking(true)?;
+        let l = tokio::net::TcpListener::from_std(l)?;
+        info!(addr = %l.local_addr()?, "metrics at /metrics");
+        let metrics = daemon.metrics.clone();
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(
+                    |axum::extract::State(m): axum::extract::State<SharedMetrics>| async move {
+                        let body = m.lock().map(|m| m.render()).unwrap_or_default();
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            body,
+                        )
+                    },
+                ),
+            )
+            .with_state(metrics);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                error!("metrics server stopped: {e}");
+            }
+        });
+    }
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -1079,9 +1200,16 @@ pub async fn serve(mut daemon: Daemon, listener: std::os::unix::net::UnixListene
                 // attack.
                 match daemon.sample_rates() {
                     Ok(()) => daemon.detect(),
-                    Err(e) => error!("reading counters: {e:#}"),
+                    Err(e) => {
+                        daemon.count_error();
+                        error!("reading counters: {e:#}");
+                    }
                 }
                 daemon.log_events();
+                if let Err(e) = daemon.update_metrics() {
+                    daemon.count_error();
+                    error!("updating metrics: {e:#}");
+                }
             }
             _ = hup.recv() => {
                 if let Err(e) = daemon.reload() {

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: the TOML configuration, validated into plain settings; no kernel needed.
 //! - [`engine`]: the detection engine: baselines, attack states, decisions; no kernel needed.
+//! - [`metrics`]: the Prometheus metrics and their exposition.
 //! - [`lists`]: allow- and blocklist files.
 //! - [`state`]: what the CLI set, kept across restarts.
 //! - [`top`]: top talkers from sampled packet headers.
@@ -20,5 +21,6 @@ pub mod daemon;
 pub mod dataplane;
 pub mod engine;
 pub mod lists;
+pub mod metrics;
 pub mod state;
 pub mod top;

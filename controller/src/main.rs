@@ -15,7 +15,8 @@ fn main() -> ExitCode {
             config,
             ifaces,
             xdp_mode,
-        } => run(cli.socket, config, ifaces, xdp_mode),
+            metrics,
+        } => run(cli.socket, config, ifaces, xdp_mode, metrics),
         command => cli::client(cli.socket, command),
     };
     match result {
@@ -32,6 +33,7 @@ fn run(
     config: Option<std::path::PathBuf>,
     ifaces: Vec<String>,
     xdp_mode: Option<String>,
+    metrics: Option<String>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -41,11 +43,25 @@ fn run(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let settings = cli::run_settings(socket, config.as_ref(), &ifaces, xdp_mode.as_deref())?;
+    let settings = cli::run_settings(
+        socket,
+        config.as_ref(),
+        &ifaces,
+        xdp_mode.as_deref(),
+        metrics.as_deref(),
+    )?;
     let listener = bind_socket(&settings.socket)?;
+    // Bound before anything is attached, so a taken port fails the start cleanly.
+    let metrics_listener = match settings.metrics {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let daemon = Daemon::start(settings, config)?;
-    runtime.block_on(serve(daemon, listener))
+    runtime.block_on(serve(daemon, listener, metrics_listener))
 }

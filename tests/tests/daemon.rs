@@ -772,3 +772,63 @@ fn a_crowd_with_a_flood_loses_no_member() {
         );
     }
 }
+
+/// Fetches `/metrics` from the daemon (it listens on loopback inside the protected namespace).
+fn scrape(d: &DaemonLab) -> String {
+    use std::io::{Read as _, Write as _};
+    d.lab.protected.run(|| {
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9750").expect("connect to /metrics");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: levee\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+}
+
+#[test]
+fn metrics_endpoint_serves_counters_mode_lists_and_health() {
+    let mut d = DaemonLab::new();
+    d.write_config(&format!(
+        "mode = \"enforce\"\n[lists]\nblock = [\"{}\"]",
+        CLIENT_V4[1]
+    ));
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0);
+    sleep(Duration::from_millis(1200));
+    let text = scrape(&d);
+    assert!(
+        text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+        "{text}"
+    );
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    };
+    let drops = value(
+        "levee_packets_total{interface=\"lv0\",action=\"drop\",reason=\"blocklisted\",class=\"udp\"}",
+    );
+    assert_eq!(drops, DATAGRAMS as f64);
+    assert_eq!(value("levee_mode{mode=\"enforce\"}"), 1.0);
+    assert_eq!(value("levee_mode{mode=\"monitor\"}"), 0.0);
+    assert_eq!(value("levee_blocklist_entries"), 1.0);
+    assert_eq!(value("levee_under_attack{class=\"udp\"}"), 0.0);
+    assert!(value("levee_controller_ticks_total") >= 1.0);
+    assert!(value("levee_controller_last_tick_timestamp_seconds") > 1.7e9);
+
+    // A bad --metrics value is named in one line before anything is attached.
+    assert!(d.stop());
+    d.write_config("metrics = \"nowhere\"\nmode = \"enforce\"");
+    let out = d.run_expecting_exit();
+    let err = stderr(&out);
+    assert!(
+        err.contains("field metrics: malformed address \"nowhere\""),
+        "{err}"
+    );
+    assert!(!d.xdp_attached());
+}

@@ -1,0 +1,244 @@
+//! Prometheus metrics, with the official Rust client: what `levee status` shows, in a form
+//! alerting can use. The daemon updates them once a second; `/metrics` encodes the registry.
+//!
+//! Names follow Prometheus conventions: `_total` for counters, base units, labels for the
+//! dimensions (interface, action, reason, class).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PacketLabels {
+    pub interface: String,
+    pub action: String,
+    pub reason: String,
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub class: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+/// Every metric Levee exports.
+pub struct Metrics {
+    registry: Registry,
+    pub packets: Family<PacketLabels, Counter>,
+    pub bytes: Family<PacketLabels, Counter>,
+    pub mode: Family<ModeLabels, Gauge>,
+    pub under_attack: Family<ClassLabels, Gauge>,
+    pub attack_state: Family<StateLabels, Gauge>,
+    pub baseline: Family<ClassLabels, Gauge>,
+    pub decisions: Family<KindLabels, Counter>,
+    pub blocklist_entries: Gauge,
+    pub allowlist_entries: Gauge,
+    pub ticks: Counter,
+    pub last_tick: Gauge,
+    pub errors: Counter,
+    /// Last absolute counter values read from the data plane, to turn them into increments.
+    seen: HashMap<PacketLabels, (u64, u64)>,
+}
+
+/// The registry shared between the daemon (writes) and the HTTP handler (reads).
+pub type SharedMetrics = Arc<Mutex<Metrics>>;
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("levee");
+        let m = Metrics {
+            packets: Family::default(),
+            bytes: Family::default(),
+            mode: Family::default(),
+            under_attack: Family::default(),
+            attack_state: Family::default(),
+            baseline: Family::default(),
+            decisions: Family::default(),
+            blocklist_entries: Gauge::default(),
+            allowlist_entries: Gauge::default(),
+            ticks: Counter::default(),
+            last_tick: Gauge::default(),
+            errors: Counter::default(),
+            seen: HashMap::new(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "packets",
+            "Packets seen by the XDP program, by interface, action, reason and traffic class",
+            m.packets.clone(),
+        );
+        registry.register(
+            "bytes",
+            "Bytes seen by the XDP program, by interface, action, reason and traffic class",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "mode",
+            "Mitigation mode: 1 for the current one",
+            m.mode.clone(),
+        );
+        registry.register(
+            "under_attack",
+            "1 while a traffic class is under attack or recovering",
+            m.under_attack.clone(),
+        );
+        registry.register(
+            "attack_state",
+            "Attack state per class: 1 for the current state",
+            m.attack_state.clone(),
+        );
+        registry.register(
+            "baseline_packets_per_second",
+            "Learned baseline rate per traffic class",
+            m.baseline.clone(),
+        );
+        registry.register(
+            "detection_decisions",
+            "Decisions of the detection engine, by kind",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "blocklist_entries",
+            "Prefixes in the blocklist",
+            m.blocklist_entries.clone(),
+        );
+        registry.register(
+            "allowlist_entries",
+            "Prefixes in the allowlist",
+            m.allowlist_entries.clone(),
+        );
+        registry.register(
+            "controller_ticks",
+            "Seconds the controller has run its loop",
+            m.ticks.clone(),
+        );
+        registry.register(
+            "controller_last_tick_timestamp_seconds",
+            "Unix time of the controller's last loop: stale when the controller hangs",
+            m.last_tick.clone(),
+        );
+        registry.register(
+            "controller_errors",
+            "Errors in the controller's loop",
+            m.errors.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn shared() -> SharedMetrics {
+        Arc::new(Mutex::new(Metrics::new()))
+    }
+
+    /// Records an absolute data-plane counter, adding only what is new since the last read
+    /// (a smaller value means the maps were recreated: it counts from zero again).
+    pub fn observe_counter(&mut self, labels: PacketLabels, packets: u64, bytes: u64) {
+        let (p0, b0) = self.seen.get(&labels).copied().unwrap_or((0, 0));
+        let (dp, db) = if packets < p0 {
+            (packets, bytes)
+        } else {
+            (packets - p0, bytes.saturating_sub(b0))
+        };
+        if dp > 0 {
+            self.packets.get_or_create(&labels).inc_by(dp);
+            self.bytes.get_or_create(&labels).inc_by(db);
+        }
+        self.seen.insert(labels, (packets, bytes));
+    }
+
+    /// Marks one loop of the controller done.
+    pub fn tick(&mut self) {
+        self.ticks.inc();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_tick.set(now as i64);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> PacketLabels {
+        PacketLabels {
+            interface: "eth0".into(),
+            action: "drop".into(),
+            reason: "blocklisted".into(),
+            class: "udp".into(),
+        }
+    }
+
+    #[test]
+    fn counters_follow_the_data_plane_and_survive_a_reset() {
+        let mut m = Metrics::new();
+        m.observe_counter(labels(), 10, 640);
+        m.observe_counter(labels(), 25, 1600);
+        assert_eq!(m.packets.get_or_create(&labels()).get(), 25);
+        // Maps recreated: the data plane counts from zero; Prometheus must not go backwards.
+        m.observe_counter(labels(), 5, 320);
+        assert_eq!(m.packets.get_or_create(&labels()).get(), 30);
+        assert_eq!(m.bytes.get_or_create(&labels()).get(), 1920);
+    }
+
+    #[test]
+    fn exposition_uses_prometheus_names() {
+        let mut m = Metrics::new();
+        m.observe_counter(labels(), 3, 192);
+        m.mode
+            .get_or_create(&ModeLabels {
+                mode: "enforce".into(),
+            })
+            .set(1);
+        m.tick();
+        let text = m.render();
+        for want in [
+            "# TYPE levee_packets counter",
+            "levee_packets_total{interface=\"eth0\",action=\"drop\",reason=\"blocklisted\",class=\"udp\"} 3",
+            "levee_bytes_total{",
+            "levee_mode{mode=\"enforce\"} 1",
+            "levee_controller_ticks_total 1",
+            "levee_controller_last_tick_timestamp_seconds ",
+            "# EOF",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+}
