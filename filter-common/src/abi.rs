@@ -34,6 +34,8 @@ pub const CLOCK_PROGRAM: &str = "levee_clock";
 pub const DEFAULT_MAX_SOURCES: u32 = 1 << 20;
 /// Default size of the event ring buffer in bytes (a power of two, a multiple of the page size).
 pub const DEFAULT_EVENT_BYTES: u32 = 1 << 18;
+/// Maximum prefixes in each allow- and blocklist trie.
+pub const LIST_ENTRIES: u32 = 1 << 20;
 /// Entries in AMP_PORTS: a bitmap of the 65536 UDP source ports, 64 per entry.
 pub const AMP_PORT_WORDS: u32 = 65536 / 64;
 

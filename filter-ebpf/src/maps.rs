@@ -6,11 +6,8 @@ use aya_ebpf::{
 };
 use filter_common::abi::{
     AMP_PORT_WORDS, AllowEntry, BlockEntry, COUNTER_ENTRIES, Config, Counter, CpuState,
-    DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, SourceKey, SourceState,
+    DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, LIST_ENTRIES, SourceKey, SourceState,
 };
-
-/// Maximum prefixes in each allow- and blocklist trie.
-const LIST_ENTRIES: u32 = 1 << 20;
 
 #[map]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);

@@ -12,7 +12,12 @@ use crate::run_cmd;
 const EBPF_TOOLCHAIN: &str = "nightly";
 
 /// Commands the tests and the lab need, and the Debian package that brings each.
-const DEBIAN_TOOLS: &[(&str, &str)] = &[("ip", "iproute2"), ("bpftool", "bpftool")];
+const DEBIAN_TOOLS: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("bpftool", "bpftool"),
+    // promtool checks and tests the shipped alert rules; prometheus scrapes in a lab test.
+    ("promtool", "prometheus"),
+];
 
 pub fn run() -> Result<()> {
     ensure_nightly()?;
