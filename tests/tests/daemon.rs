@@ -832,3 +832,131 @@ fn metrics_endpoint_serves_counters_mode_lists_and_health() {
     );
     assert!(!d.xdp_attached());
 }
+
+/// A plain HTTP GET inside the protected namespace; returns the body.
+fn http_get(d: &DaemonLab, addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    d.lab.protected.run(|| {
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+            return String::new();
+        };
+        let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n").as_bytes());
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// Kills the Prometheus server when the test ends, whatever happens.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real Prometheus server (Debian's) scrapes the daemon every second with the shipped alert
+/// rules loaded; during a lab flood, the attack alert's expression returns the attack and
+/// the alert fires.
+#[test]
+fn prometheus_sees_the_attack_during_a_lab_flood() {
+    use levee_tests::traffic::{flood_until, udp_flood_frames};
+    use std::{
+        sync::atomic::{AtomicBool, Ordering},
+        time::Instant,
+    };
+    let mut d = DaemonLab::new();
+    d.write_config(
+        "mode = \"enforce\"\n[detection]\nrecovery_secs = 30\n[detection.floor_pps]\nudp = 5000",
+    );
+    d.start();
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/prometheus/levee-alerts.yml");
+    let prom_dir = d.dir.join("prometheus");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let prom_config = prom_dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: levee\n    static_configs:\n      - targets: ['127.0.0.1:9750']\n",
+            rules.canonicalize().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let _prometheus = KillOnDrop(
+        d.lab
+            .protected
+            .command("prometheus")
+            .arg(format!("--config.file={}", prom_config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.join("data").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:9090")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(prom_dir.join("log")).unwrap())
+            .spawn()
+            .expect("start prometheus (Debian package prometheus)"),
+    );
+    let start = Instant::now();
+    while !http_get(&d, "127.0.0.1:9090", "/-/ready").contains("Ready") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "prometheus not ready"
+        );
+        sleep(Duration::from_millis(200));
+    }
+    // The scrape works before the flood.
+    let start = Instant::now();
+    while !http_get(
+        &d,
+        "127.0.0.1:9090",
+        "/api/v1/query?query=up%7Bjob%3D%22levee%22%7D",
+    )
+    .contains("\"1\"]")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "levee never scraped"
+        );
+        sleep(Duration::from_millis(300));
+    }
+
+    let frames = udp_flood_frames(&d.lab, CLIENT_V4[3], 9000, 20_000);
+    let stop = AtomicBool::new(false);
+    let (attack, alert) = std::thread::scope(|s| {
+        s.spawn(|| flood_until(&d.lab, &frames, &stop));
+        let start = Instant::now();
+        // The attack alert's expression: max by (instance, class) (levee_under_attack) == 1
+        let query = "/api/v1/query?query=max%20by%20(instance%2C%20class)%20(levee_under_attack)%20%3D%3D%201";
+        let (mut attack, mut alert) = (String::new(), String::new());
+        while start.elapsed() < Duration::from_secs(20) {
+            if !attack.contains("\"udp\"") {
+                attack = http_get(&d, "127.0.0.1:9090", query);
+            }
+            alert = http_get(&d, "127.0.0.1:9090", "/api/v1/alerts");
+            if attack.contains("\"udp\"")
+                && alert.contains("LeveeAttackStarted")
+                && alert.contains("firing")
+            {
+                break;
+            }
+            sleep(Duration::from_millis(300));
+        }
+        stop.store(true, Ordering::SeqCst);
+        (attack, alert)
+    });
+    assert!(
+        attack.contains("\"class\":\"udp\""),
+        "the alert expression returns the attack: {attack}"
+    );
+    assert!(
+        alert.contains("LeveeAttackStarted") && alert.contains("\"state\":\"firing\""),
+        "alert fires: {alert}"
+    );
+}
