@@ -137,6 +137,11 @@ impl DaemonLab {
         child.wait_with_output().expect("output")
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends a signal to the daemon.
     pub fn signal(&self, sig: libc::c_int) {
         let child = self.child.as_ref().expect("running");

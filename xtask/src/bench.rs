@@ -3,7 +3,9 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::{require_root, run_lab_bin};
+use std::process::Command;
+
+use crate::{require_root, run_cmd, run_lab_bin};
 
 #[derive(Args)]
 pub struct Options {
@@ -17,6 +19,8 @@ pub struct Options {
 
 pub fn run(opts: &Options) -> Result<()> {
     require_root("bench")?;
+    // The detection figures run the real daemon, built in the same profile.
+    run_cmd(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "levee"]))?;
     run_lab_bin(
         "bench",
         &[
