@@ -60,11 +60,15 @@ pub enum Command {
     /// Per-source limits and aggregate ceilings by class.
     #[command(subcommand)]
     Limits(LimitsCommand),
-    /// The heaviest sources of the last 10 seconds, estimated from sampled headers.
+    /// The heaviest sources of the last 10 seconds, estimated from sampled headers; on a
+    /// terminal refreshed in place every second until Ctrl-C.
     Top {
         /// How many sources.
         #[arg(long, default_value_t = 20)]
         n: usize,
+        /// Print once and exit (always the case with --json or when not on a terminal).
+        #[arg(long)]
+        once: bool,
         #[arg(long)]
         json: bool,
     },
@@ -169,6 +173,17 @@ pub fn run_settings(
 /// Runs a client command: checks it, sends it, prints the answer. Returns the exit code.
 pub fn client(socket: Option<PathBuf>, command: Command) -> Result<()> {
     let socket = socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    if let Command::Top {
+        n,
+        once: false,
+        json: false,
+    } = command
+    {
+        use std::io::IsTerminal as _;
+        if std::io::stdout().is_terminal() {
+            return top_live(&socket, n);
+        }
+    }
     let (request, json, print): (Request, bool, fn(&Value)) = match command {
         Command::Run { .. } => unreachable!("run is not a client command"),
         Command::Status { json } => (Request::Status, json, print_status),
@@ -223,7 +238,7 @@ pub fn client(socket: Option<PathBuf>, command: Command) -> Result<()> {
         }
         Command::Allow(AllowCommand::List { json }) => (Request::AllowList, json, print_lines),
         Command::Stats { json } => (Request::Stats, json, print_stats),
-        Command::Top { n, json } => (Request::Top { n }, json, print_top),
+        Command::Top { n, json, .. } => (Request::Top { n }, json, print_top),
         Command::Limits(LimitsCommand::Show { json }) => (Request::LimitsShow, json, print_limits),
         Command::Limits(LimitsCommand::Set {
             class,
@@ -321,6 +336,26 @@ fn print_stats(v: &Value) {
             c["packets"].as_u64().unwrap_or(0),
             c["bytes"].as_u64().unwrap_or(0)
         );
+    }
+}
+
+/// `levee top` on a terminal: the table redrawn in place every second.
+fn top_live(socket: &std::path::Path, n: usize) -> Result<()> {
+    loop {
+        let response = api::call(socket, &Request::Top { n })?;
+        if !response.ok {
+            anyhow::bail!(
+                "{}",
+                response
+                    .error
+                    .unwrap_or_else(|| "the daemon refused".into())
+            );
+        }
+        // Home the cursor and clear the screen, then draw.
+        print!("\x1b[H\x1b[2J");
+        println!("levee top: heaviest sources of the last 10 s (Ctrl-C to quit)\n");
+        print_top(&response.data);
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
 

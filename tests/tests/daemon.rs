@@ -960,3 +960,38 @@ fn prometheus_sees_the_attack_during_a_lab_flood() {
         "alert fires: {alert}"
     );
 }
+
+/// On a terminal `levee top` redraws in place every second; run under a pseudo-terminal
+/// (`script`, from util-linux) for 2.5 s, it draws at least twice.
+#[test]
+fn top_refreshes_in_place_on_a_terminal() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"\n[events]\nsample_every = 1");
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    delivered(&d, &rx, CLIENT_V4[2]);
+    sleep(Duration::from_millis(1100));
+    let cmd = format!(
+        "{} --socket {} top",
+        levee_tests::daemon::levee_bin().display(),
+        d.socket.display()
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["2.5", "script", "-qfc", &cmd, "/dev/null"])
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.matches("levee top: heaviest sources").count() >= 2,
+        "{text}"
+    );
+    assert!(text.contains("\x1b[H\x1b[2J"), "cleared in place: {text:?}");
+    assert!(text.contains(CLIENT_V4[2]), "{text}");
+    // Not on a terminal: printed once.
+    let once = d.cli_ok(&["top"]);
+    assert!(
+        !once.contains("\x1b[2J") && once.contains(CLIENT_V4[2]),
+        "{once}"
+    );
+}
