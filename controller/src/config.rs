@@ -80,6 +80,7 @@ pub struct DetectionFile {
     pub escalate_after: Option<u32>,
     pub offence_window: Option<String>,
     pub block_ttl: Option<String>,
+    pub tighten_factor: Option<f64>,
     pub floor_pps: Option<ClassFloorsFile>,
 }
 
@@ -479,6 +480,12 @@ fn apply_detection(f: &DetectionFile, out: &mut EngineConfig) -> Result<()> {
     }
     if let Some(n) = f.escalate_after {
         out.escalate_after = n;
+    }
+    if let Some(x) = f.tighten_factor {
+        if !(x > 0.0 && x <= 1.0) {
+            bail!("field detection.tighten_factor: must be above 0 and at most 1, got {x}");
+        }
+        out.tighten_factor = x;
     }
     if let Some(w) = &f.offence_window {
         out.offence_window = field("detection.offence_window", parse_duration(w))?;

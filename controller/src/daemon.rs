@@ -82,6 +82,8 @@ pub struct Daemon {
     /// Decisions of the engine so far, by kind.
     decisions: BTreeMap<&'static str, u64>,
     metrics: SharedMetrics,
+    /// Per-source limit scale per class, set by the engine while a class is under attack.
+    limit_scale: [f64; Class::COUNT],
 }
 
 /// A blocklist entry as `levee block list` shows it.
@@ -257,6 +259,7 @@ impl Daemon {
             engine: Engine::new(settings.detection.clone()),
             decisions: BTreeMap::new(),
             metrics: Metrics::shared(),
+            limit_scale: [1.0; Class::COUNT],
         };
         let cpus = cpu_count()?;
         for name in &settings.interfaces {
@@ -460,7 +463,7 @@ impl Daemon {
             rates(l, &mut self.settings.limits);
             rates(a, &mut self.settings.aggregate);
             self.limits_from_cli = true;
-            let cfg = self.settings.dataplane_config(cpu_count()?);
+            let cfg = self.effective_config(&self.settings, cpu_count()?);
             self.for_each_dp(|dp| dp.set_config(cfg))?;
         }
         let mut restored = 0;
@@ -626,7 +629,7 @@ impl Daemon {
                         rate,
                     )?;
                 }
-                let cfg = new.dataplane_config(cpu_count()?);
+                let cfg = self.effective_config(&new, cpu_count()?);
                 self.for_each_dp(|dp| dp.set_config(cfg))?;
                 self.settings = new;
                 self.limits_from_cli = true;
@@ -836,6 +839,25 @@ impl Daemon {
         }
     }
 
+    /// The data plane's config for `settings`, with the per-source limits of classes under
+    /// attack scaled as the engine decided.
+    fn effective_config(&self, settings: &Settings, cpus: u32) -> filter_common::abi::Config {
+        let mut s = settings.clone();
+        for (rate, scale) in s.limits.iter_mut().zip(self.limit_scale) {
+            if scale < 1.0 {
+                let f = |v: u64| ((v as f64 * scale) as u64).max(1);
+                if rate.pps > 0 {
+                    rate.pps = f(rate.pps);
+                    rate.burst_packets = f(rate.burst_packets);
+                }
+                if rate.bits_per_sec > 0 {
+                    rate.bits_per_sec = f(rate.bits_per_sec);
+                }
+            }
+        }
+        s.dataplane_config(cpus)
+    }
+
     /// Applies one decision of the engine, logs it as one line and counts it.
     fn apply(&mut self, decision: Decision) {
         *self.decisions.entry(decision.kind()).or_default() += 1;
@@ -855,6 +877,20 @@ impl Daemon {
                 warn!(class = class.name(), pps, baseline_pps, "attack started");
             }
             Decision::AttackEnded { class } => info!(class = class.name(), "attack over"),
+            Decision::ScaleLimits { class, factor } => {
+                self.limit_scale[class as usize] = factor;
+                let applied = cpu_count().and_then(|cpus| {
+                    let cfg = self.effective_config(&self.settings, cpus);
+                    self.for_each_dp(|dp| dp.set_config(cfg))
+                });
+                match applied {
+                    Ok(()) => info!(
+                        class = class.name(),
+                        factor, "detection scaled the per-source limits"
+                    ),
+                    Err(e) => error!("detection could not scale the limits: {e:#}"),
+                }
+            }
             Decision::SwitchMode { to } => match self.for_each_dp(|dp| dp.set_mode(to)) {
                 Ok(()) => {
                     info!(
@@ -1072,7 +1108,7 @@ impl Daemon {
         let cpus = cpu_count()?;
         let old = std::mem::replace(&mut self.settings, new);
         let applied = (|| -> Result<()> {
-            let cfg = self.settings.dataplane_config(cpus);
+            let cfg = self.effective_config(&self.settings, cpus);
             let ports = self.settings.amp_ports.clone();
             self.for_each_dp(|dp| {
                 dp.set_config(cfg)?;
@@ -1082,7 +1118,7 @@ impl Daemon {
         })();
         if let Err(e) = applied {
             self.settings = old;
-            let cfg = self.settings.dataplane_config(cpus);
+            let cfg = self.effective_config(&self.settings, cpus);
             let ports = self.settings.amp_ports.clone();
             self.for_each_dp(|dp| {
                 dp.set_config(cfg)?;

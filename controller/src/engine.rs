@@ -48,6 +48,10 @@ pub struct EngineConfig {
     pub offence_window: Duration,
     /// How long an escalated source stays blocked.
     pub block_ttl: Duration,
+    /// Per-source limits of a class under attack are multiplied by this (0..1]; 1 = leave
+    /// them. Tightening can push members of a large crowd over their limits, so it is off
+    /// by default.
+    pub tighten_factor: f64,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +68,7 @@ impl Default for EngineConfig {
             escalate_after: 3,
             offence_window: Duration::from_secs(60),
             block_ttl: Duration::from_secs(600),
+            tighten_factor: 1.0,
         }
     }
 }
@@ -100,6 +105,11 @@ pub enum Decision {
     SwitchMode {
         to: Mode,
     },
+    /// Scale the per-source limits of `class` by `factor` (1.0 restores them).
+    ScaleLimits {
+        class: Class,
+        factor: f64,
+    },
     Block {
         source: IpAddr,
         ttl: Duration,
@@ -114,6 +124,7 @@ impl Decision {
             Decision::AttackStarted { .. } => "attack_started",
             Decision::AttackEnded { .. } => "attack_ended",
             Decision::SwitchMode { .. } => "switch_mode",
+            Decision::ScaleLimits { .. } => "scale_limits",
             Decision::Block { .. } => "block",
         }
     }
@@ -201,6 +212,12 @@ impl Engine {
                                 pps: pps as u64,
                                 baseline_pps: t.baseline as u64,
                             });
+                            if cfg.tighten_factor < 1.0 {
+                                out.push(Decision::ScaleLimits {
+                                    class,
+                                    factor: cfg.tighten_factor,
+                                });
+                            }
                         }
                     } else {
                         t.streak = 0;
@@ -224,6 +241,9 @@ impl Engine {
                             t.state = AttackState::Normal;
                             t.streak = 0;
                             out.push(Decision::AttackEnded { class });
+                            if cfg.tighten_factor < 1.0 {
+                                out.push(Decision::ScaleLimits { class, factor: 1.0 });
+                            }
                         }
                     }
                 }
@@ -492,5 +512,46 @@ mod attack_tests {
             })
         );
         assert_eq!(e.offence("192.0.2.9".parse().unwrap(), Class::TcpSyn), None);
+    }
+}
+
+#[cfg(test)]
+mod tighten_tests {
+    use super::*;
+
+    #[test]
+    fn tightening_is_off_by_default_and_restored_after_the_attack() {
+        let run = |factor: f64| {
+            let mut e = Engine::new(EngineConfig {
+                tighten_factor: factor,
+                ..EngineConfig::default()
+            });
+            let mut r = [100; Class::COUNT];
+            let mut d = Vec::new();
+            for pps in std::iter::repeat_n(5_000, 100)
+                .chain([300_000])
+                .chain(std::iter::repeat_n(5_000, 10))
+            {
+                r[Class::Udp as usize] = pps;
+                d.extend(e.observe(r, Mode::Enforce));
+            }
+            d.into_iter()
+                .filter(|d| matches!(d, Decision::ScaleLimits { .. }))
+                .collect::<Vec<_>>()
+        };
+        assert!(run(1.0).is_empty());
+        assert_eq!(
+            run(0.5),
+            vec![
+                Decision::ScaleLimits {
+                    class: Class::Udp,
+                    factor: 0.5
+                },
+                Decision::ScaleLimits {
+                    class: Class::Udp,
+                    factor: 1.0
+                }
+            ]
+        );
     }
 }
