@@ -34,7 +34,8 @@ use crate::{
     engine::{AttackState, Decision, Engine},
     lists,
     metrics::{
-        ClassLabels, KindLabels, Metrics, ModeLabels, PacketLabels, SharedMetrics, StateLabels,
+        ClassLabels, InterfaceLabels, KindLabels, Metrics, ModeLabels, PacketLabels, SharedMetrics,
+        StateLabels,
     },
     state::{self, State},
     top::TopTalkers,
@@ -84,6 +85,8 @@ pub struct Daemon {
     metrics: SharedMetrics,
     /// Per-source limit scale per class, set by the engine while a class is under attack.
     limit_scale: [f64; Class::COUNT],
+    /// Metric updates so far (some metrics are refreshed less often).
+    metric_ticks: u64,
 }
 
 /// A blocklist entry as `levee block list` shows it.
@@ -260,6 +263,7 @@ impl Daemon {
             decisions: BTreeMap::new(),
             metrics: Metrics::shared(),
             limit_scale: [1.0; Class::COUNT],
+            metric_ticks: 0,
         };
         let cpus = cpu_count()?;
         for name in &settings.interfaces {
@@ -752,10 +756,25 @@ impl Daemon {
         for iface in &self.interfaces {
             counters.push((iface.name.clone(), iface.dp.counters()?));
         }
+        // Counting tracked sources walks the table: every 10 s is enough.
+        let mut tracked = Vec::new();
+        if self.metric_ticks.is_multiple_of(10) {
+            for iface in &self.interfaces {
+                tracked.push((iface.name.clone(), iface.dp.tracked_sources()?));
+            }
+        }
+        self.metric_ticks += 1;
         let mut m = self
             .metrics
             .lock()
             .map_err(|_| anyhow!("metrics lock poisoned"))?;
+        for (name, n) in tracked {
+            m.tracked_sources
+                .get_or_create(&InterfaceLabels { interface: name })
+                .set(n as i64);
+        }
+        m.tracked_sources_capacity
+            .set(i64::from(self.settings.max_tracked));
         for (name, c) in counters {
             for (action, reason, class, v) in c.non_zero() {
                 let labels = PacketLabels {

@@ -25,6 +25,11 @@ pub struct PacketLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InterfaceLabels {
+    pub interface: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModeLabels {
     pub mode: String,
 }
@@ -59,6 +64,8 @@ pub struct Metrics {
     pub allowlist_entries: Gauge,
     pub blocklist_capacity: Gauge,
     pub allowlist_capacity: Gauge,
+    pub tracked_sources: Family<InterfaceLabels, Gauge>,
+    pub tracked_sources_capacity: Gauge,
     pub ticks: Counter,
     pub last_tick: Gauge,
     pub errors: Counter,
@@ -84,6 +91,8 @@ impl Metrics {
             allowlist_entries: Gauge::default(),
             blocklist_capacity: Gauge::default(),
             allowlist_capacity: Gauge::default(),
+            tracked_sources: Family::default(),
+            tracked_sources_capacity: Gauge::default(),
             ticks: Counter::default(),
             last_tick: Gauge::default(),
             errors: Counter::default(),
@@ -134,6 +143,30 @@ impl Metrics {
             "allowlist_entries",
             "Prefixes in the allowlist",
             m.allowlist_entries.clone(),
+        );
+        registry.register(
+            "blocklist_capacity",
+            "Prefixes the blocklist can hold (each family)",
+            m.blocklist_capacity.clone(),
+        );
+        registry.register(
+            "allowlist_capacity",
+            "Prefixes the allowlist can hold (each family)",
+            m.allowlist_capacity.clone(),
+        );
+        m.blocklist_capacity
+            .set(i64::from(filter_common::abi::LIST_ENTRIES));
+        m.allowlist_capacity
+            .set(i64::from(filter_common::abi::LIST_ENTRIES));
+        registry.register(
+            "tracked_sources",
+            "Sources with exact per-source state (the LRU table), per interface; counted every 10 s",
+            m.tracked_sources.clone(),
+        );
+        registry.register(
+            "tracked_sources_capacity",
+            "Entries the per-source table holds",
+            m.tracked_sources_capacity.clone(),
         );
         registry.register(
             "controller_ticks",

@@ -33,7 +33,9 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
 }
 
 /// Metric names the daemon exports (see controller/src/metrics.rs).
-const EXPORTED: [&str; 15] = [
+const EXPORTED: [&str; 17] = [
+    "levee_tracked_sources",
+    "levee_tracked_sources_capacity",
     "levee_packets_total",
     "levee_bytes_total",
     "levee_mode",
