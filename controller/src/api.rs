@@ -104,6 +104,20 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response> {
         .with_context(|| format!("malformed answer from the daemon: {answer:?}"))
 }
 
+/// Sends a request and returns its data, or the daemon's refusal as the error.
+pub fn request(socket: &Path, request: &Request) -> Result<serde_json::Value> {
+    let response = call(socket, request)?;
+    if !response.ok {
+        return Err(anyhow!(
+            "{}",
+            response
+                .error
+                .unwrap_or_else(|| "the daemon refused".into())
+        ));
+    }
+    Ok(response.data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

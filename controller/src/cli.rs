@@ -266,19 +266,11 @@ pub fn client(socket: Option<PathBuf>, command: Command) -> Result<()> {
             )
         }
     };
-    let response = api::call(&socket, &request)?;
-    if !response.ok {
-        anyhow::bail!(
-            "{}",
-            response
-                .error
-                .unwrap_or_else(|| "the daemon refused".into())
-        );
-    }
+    let data = api::request(&socket, &request)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&response.data)?);
+        println!("{}", serde_json::to_string_pretty(&data)?);
     } else {
-        print(&response.data);
+        print(&data);
     }
     Ok(())
 }
@@ -342,19 +334,11 @@ fn print_stats(v: &Value) {
 /// `levee top` on a terminal: the table redrawn in place every second.
 fn top_live(socket: &std::path::Path, n: usize) -> Result<()> {
     loop {
-        let response = api::call(socket, &Request::Top { n })?;
-        if !response.ok {
-            anyhow::bail!(
-                "{}",
-                response
-                    .error
-                    .unwrap_or_else(|| "the daemon refused".into())
-            );
-        }
+        let data = api::request(socket, &Request::Top { n })?;
         // Home the cursor and clear the screen, then draw.
         print!("\x1b[H\x1b[2J");
         println!("levee top: heaviest sources of the last 10 s (Ctrl-C to quit)\n");
-        print_top(&response.data);
+        print_top(&data);
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }

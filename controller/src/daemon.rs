@@ -30,7 +30,7 @@ use tracing::{error, info, warn};
 use crate::{
     api::{Request, Response},
     config::{self, Settings, parse_cidr, parse_mode},
-    dataplane::{Attached, Dataplane, LoadOptions, cpu_count, monotonic_coarse_ns},
+    dataplane::{Attached, Counters, Dataplane, LoadOptions, cpu_count, monotonic_coarse_ns},
     engine::{AttackState, Decision, Engine},
     lists,
     metrics::{
@@ -384,6 +384,19 @@ impl Daemon {
         Ok(())
     }
 
+    /// Removes an entry on every interface; whether any of them had it.
+    fn remove_everywhere(
+        &mut self,
+        mut remove: impl FnMut(&mut Dataplane) -> Result<bool>,
+    ) -> Result<bool> {
+        let mut found = false;
+        self.for_each_dp(|dp| {
+            found |= remove(dp)?;
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
     fn first(&self) -> &Dataplane {
         &self.interfaces[0].dp
     }
@@ -544,12 +557,7 @@ impl Daemon {
             }
             Request::BlockDel { cidr } => {
                 let net = parse_cidr(&cidr)?;
-                let mut found = false;
-                self.for_each_dp(|dp| {
-                    found |= dp.unblock(net)?;
-                    Ok(())
-                })?;
-                if !found {
+                if !self.remove_everywhere(|dp| dp.unblock(net))? {
                     bail!("{net} is not in the blocklist");
                 }
                 self.cli_blocks.remove(&net);
@@ -567,12 +575,7 @@ impl Daemon {
             }
             Request::AllowDel { cidr } => {
                 let net = parse_cidr(&cidr)?;
-                let mut found = false;
-                self.for_each_dp(|dp| {
-                    found |= dp.unallow(net)?;
-                    Ok(())
-                })?;
-                if !found {
+                if !self.remove_everywhere(|dp| dp.unallow(net))? {
                     bail!("{net} is not in the allowlist");
                 }
                 self.allow_from_cli.remove(&net);
@@ -717,11 +720,18 @@ impl Daemon {
     }
 
     /// Samples the counter totals (once a second) so `status` can show rates.
-    pub fn sample_rates(&mut self) -> Result<()> {
+    /// Every interface's counters, read once per loop for rates, detection and metrics.
+    pub fn read_counters(&self) -> Result<Vec<(String, Counters)>> {
+        self.interfaces
+            .iter()
+            .map(|i| Ok((i.name.clone(), i.dp.counters()?)))
+            .collect()
+    }
+
+    pub fn sample_rates(&mut self, counters: &[(String, Counters)]) {
         let (mut pass, mut drop) = ((0, 0), (0, 0));
         let mut classes = [0u64; Class::COUNT];
-        for iface in &self.interfaces {
-            let c = iface.dp.counters()?;
+        for (_, c) in counters {
             for action in Action::ALL {
                 let slot = if action == Action::Drop {
                     &mut drop
@@ -747,15 +757,10 @@ impl Daemon {
                 classes,
             }),
         ];
-        Ok(())
     }
 
     /// Brings the Prometheus metrics up to date (once a second).
-    pub fn update_metrics(&mut self) -> Result<()> {
-        let mut counters = Vec::new();
-        for iface in &self.interfaces {
-            counters.push((iface.name.clone(), iface.dp.counters()?));
-        }
+    pub fn update_metrics(&mut self, counters: &[(String, Counters)]) -> Result<()> {
         // Counting tracked sources walks the table: every 10 s is enough.
         let mut tracked = Vec::new();
         if self.metric_ticks.is_multiple_of(10) {
@@ -1253,17 +1258,16 @@ pub async fn serve(
                 }
                 // Rates first, so an offence in the second an attack starts is judged under
                 // attack.
-                match daemon.sample_rates() {
-                    Ok(()) => daemon.detect(),
-                    Err(e) => {
-                        daemon.count_error();
-                        error!("reading counters: {e:#}");
-                    }
+                let counters = daemon.read_counters();
+                if let Ok(c) = &counters {
+                    daemon.sample_rates(c);
+                    daemon.detect();
                 }
                 daemon.log_events();
-                if let Err(e) = daemon.update_metrics() {
+                let updated = counters.and_then(|c| daemon.update_metrics(&c));
+                if let Err(e) = updated {
                     daemon.count_error();
-                    error!("updating metrics: {e:#}");
+                    error!("reading counters: {e:#}");
                 }
             }
             _ = hup.recv() => {
