@@ -1,26 +1,29 @@
 //! Levee's user-space half.
 //!
 //! # Layout
-//! - [`config`]: the TOML configuration, validated into plain settings; no kernel needed.
+//! - [`config`]: the TOML configuration, validated into settings grouped by concern, and the
+//!   value parsers the CLI and the API share; no kernel needed.
 //! - [`engine`]: the detection engine: baselines, attack states, decisions; no kernel needed.
-//! - [`metrics`]: the Prometheus metrics and their exposition.
-//! - [`lists`]: allow- and blocklist files.
-//! - [`state`]: what the CLI set, kept across restarts.
-//! - [`top`]: top talkers from sampled packet headers.
-//! - [`api`]: the JSON-lines protocol on the control socket, and its client.
+//! - [`dataplane`]: the only module that speaks aya: loads, configures, attaches and reads
+//!   one XDP program and its maps.
+//! - [`controller`]: what `levee run` owns and decides, one room per part (interfaces,
+//!   lists, mode, persistence, response to detection, telemetry).
+//! - [`cmd`]: the control commands, one file per family.
+//! - [`server`]: the async shell: control socket, /metrics, signals, the controller thread.
+//! - [`api`]: the JSON-lines protocol, its typed requests and views, and its client.
 //! - [`cli`]: the command line and the client commands' output.
-//! - [`daemon`]: `levee run`: interfaces, lists, timers, signals, the socket server.
-//! - [`dataplane`]: the module that loads and drives the program through aya (the daemon
-//!   also reads the event ring buffer it hands out): loads the XDP object, sizes its maps,
-//!   writes its configuration and lists, attaches it to interfaces, reads its counters.
+//! - [`metrics`]: the Prometheus metrics and their exposition.
+//! - [`list_files`]: allow- and blocklist files.
+//! - [`top`]: top talkers from sampled packet headers.
 
 pub mod api;
 pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod daemon;
+pub mod controller;
 pub mod dataplane;
 pub mod engine;
-pub mod lists;
+pub mod list_files;
 pub mod metrics;
-pub mod state;
+pub mod server;
 pub mod top;

@@ -2,14 +2,21 @@
 
 use std::{io::IsTerminal as _, process::ExitCode};
 
-use clap::Parser as _;
+use clap::{
+    Parser as _,
+    error::{ContextKind, ErrorKind},
+};
 use levee::{
     cli::{self, Cli, Command},
-    daemon::{Daemon, bind_socket, serve},
+    controller::Controller,
+    server::{self, Listeners},
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
     let result = match cli.command {
         Command::Run {
             config,
@@ -28,12 +35,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// A value the parsers refused is one line naming the argument and what is wrong; other
+/// command-line errors (and --help) are clap's own.
+fn clap_error(e: clap::Error) -> ExitCode {
+    if e.kind() == ErrorKind::ValueValidation
+        && let Some(arg) = e.get(ContextKind::InvalidArg)
+        && let Some(source) = std::error::Error::source(&e)
+    {
+        let arg = arg.to_string();
+        let name = arg.split(' ').next().unwrap_or(&arg);
+        eprintln!("error: {name}: {source}");
+        return ExitCode::FAILURE;
+    }
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn run(
     socket: Option<std::path::PathBuf>,
     config: Option<std::path::PathBuf>,
     ifaces: Vec<String>,
-    xdp_mode: Option<String>,
-    metrics: Option<String>,
+    xdp_mode: Option<levee::dataplane::AttachMode>,
+    metrics: Option<Option<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -43,16 +70,10 @@ fn run(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let settings = cli::run_settings(
-        socket,
-        config.as_ref(),
-        &ifaces,
-        xdp_mode.as_deref(),
-        metrics.as_deref(),
-    )?;
-    let listener = bind_socket(&settings.socket)?;
+    let settings = cli::run_settings(socket, config.as_ref(), &ifaces, xdp_mode, metrics)?;
+    let control = server::bind_control_socket(&settings.daemon.socket)?;
     // Bound before anything is attached, so a taken port fails the start cleanly.
-    let metrics_listener = match settings.metrics {
+    let metrics = match settings.daemon.metrics {
         Some(addr) => Some(
             std::net::TcpListener::bind(addr)
                 .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?,
@@ -62,6 +83,18 @@ fn run(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let daemon = Daemon::start(settings, config)?;
-    runtime.block_on(serve(daemon, listener, metrics_listener))
+    let socket = settings.daemon.socket.clone();
+    let (bpffs, interfaces) = (
+        settings.daemon.bpffs.clone(),
+        settings.daemon.interfaces.clone(),
+    );
+    let controller = Controller::start(settings, config)?;
+    levee::controller::telemetry::spawn_source_counter(bpffs, interfaces, controller.metrics());
+    let served = runtime.block_on(server::run(
+        controller,
+        Listeners { control, metrics },
+        std::future::pending(),
+    ));
+    let _ = std::fs::remove_file(&socket);
+    served
 }

@@ -8,7 +8,8 @@ use std::{
 };
 
 use filter_common::abi::{Action, Class};
-use serde::Serialize;
+
+use crate::api::views::TalkerView;
 
 /// Seconds of history the ranking covers.
 pub const WINDOW_SECS: usize = 10;
@@ -18,17 +19,6 @@ struct Tally {
     packets: u64,
     bytes: u64,
     dropped: u64,
-}
-
-/// One ranked source, rates estimated from samples (sampled count x N / seconds).
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Talker {
-    pub source: String,
-    pub class: &'static str,
-    pub pps: u64,
-    pub bits_per_sec: u64,
-    /// Share of its sampled packets that were dropped (or would be, in monitor mode), in %.
-    pub dropped_pct: u8,
 }
 
 /// Sliding window of per-second tallies by (source, class).
@@ -65,7 +55,7 @@ impl TopTalkers {
     }
 
     /// The `n` heaviest (source, class) pairs, for a sampling rate of one in `every`.
-    pub fn top(&self, n: usize, every: u32) -> Vec<Talker> {
+    pub fn top(&self, n: usize, every: u32) -> Vec<TalkerView> {
         let mut sum: HashMap<(IpAddr, u32), Tally> = HashMap::new();
         for second in &self.seconds {
             for (k, t) in second {
@@ -82,9 +72,12 @@ impl TopTalkers {
         ranked
             .into_iter()
             .take(n)
-            .map(|((source, class), t)| Talker {
-                source: source.to_string(),
-                class: Class::ALL.get(class as usize).map_or("?", |c| c.name()),
+            .map(|((source, class), t)| TalkerView {
+                source,
+                class: Class::ALL
+                    .get(class as usize)
+                    .map_or("?", |c| c.name())
+                    .to_string(),
                 pps: t.packets * every / secs,
                 bits_per_sec: t.bytes * 8 * every / secs,
                 dropped_pct: (t.dropped * 100 / t.packets.max(1)) as u8,
@@ -116,15 +109,15 @@ mod tests {
         // 40 samples x 100 over 2 s.
         assert_eq!(
             top[0],
-            Talker {
-                source: "192.0.2.1".into(),
-                class: "udp",
+            TalkerView {
+                source: a,
+                class: "udp".into(),
                 pps: 2000,
                 bits_per_sec: 1_600_000,
                 dropped_pct: 75
             }
         );
-        assert_eq!((top[1].class, top[1].pps), ("tcp_syn", 50));
+        assert_eq!((top[1].class.as_str(), top[1].pps), ("tcp_syn", 50));
         assert_eq!(t.top(1, 100).len(), 1);
         for _ in 0..WINDOW_SECS {
             t.tick();

@@ -4,20 +4,29 @@
 //! what is wrong with it, so a typo never silently becomes a default. Parsing is pure: the
 //! daemon applies a [`Settings`] only once it is whole, so a broken reload changes nothing.
 
+mod file;
+mod per_class;
+pub mod values;
+
 use std::{
-    net::IpAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 use filter_common::{
-    abi::{Class, Config as DataplaneConfig, Mode, flags},
+    abi::{Config as DataplaneConfig, Mode, flags},
     config::{DEFAULT_AMP_PORTS, Rate, source_mask_v4, source_mask_v6},
     limit::SKETCH_MAX_THRESHOLD,
 };
 use ipnet::IpNet;
-use serde::Deserialize;
+
+pub use file::{DetectionFile, File, RateFile};
+pub use per_class::{PerClass, PerClassFile};
+pub use values::{
+    parse_cidr, parse_class, parse_duration, parse_iface, parse_metrics_addr, parse_mode,
+    parse_ttl, parse_xdp_mode,
+};
 
 use crate::{dataplane::AttachMode, engine::EngineConfig};
 
@@ -25,281 +34,142 @@ use crate::{dataplane::AttachMode, engine::EngineConfig};
 pub const DEFAULT_SOCKET: &str = "/run/levee/levee.sock";
 /// Port of the Prometheus endpoint unless the config says otherwise (on loopback).
 pub const DEFAULT_METRICS_PORT: u16 = 9750;
-
-/// Parses the metrics address: `ADDRESS:PORT`, or `off`.
-pub fn parse_metrics_addr(s: &str) -> Result<Option<std::net::SocketAddr>> {
-    if s == "off" {
-        return Ok(None);
-    }
-    s.parse().map(Some).map_err(|_| {
-        anyhow::anyhow!(
-            "malformed address {s:?}: expected ADDRESS:PORT such as 127.0.0.1:9750, or off"
-        )
-    })
-}
-
 /// Where CLI changes are kept across restarts unless the config says otherwise.
 pub const DEFAULT_STATE_FILE: &str = "/var/lib/levee/state.json";
 
-/// The file as written; every field optional, unknown fields rejected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct File {
-    pub interfaces: Option<Vec<String>>,
-    pub xdp_mode: Option<String>,
-    pub mode: Option<String>,
-    pub socket: Option<PathBuf>,
-    /// Leave the program attached (pinned) when the daemon stops.
-    pub keep_on_exit: Option<bool>,
-    /// The bpffs mount under which state is pinned (`<bpffs>/levee/<iface>/`).
-    pub bpffs: Option<PathBuf>,
-    /// Where the daemon keeps what was set through the CLI, so a restart restores it.
-    pub state_file: Option<PathBuf>,
-    /// Address of the Prometheus endpoint (`/metrics`), or "off".
-    pub metrics: Option<String>,
-    /// Block time of a source that went over its limit ("10s", "2m"; "0s" drops only excess).
-    pub penalty: Option<String>,
-    pub signatures: Option<SignaturesFile>,
-    pub sources: Option<SourcesFile>,
-    pub limits: Option<ClassRatesFile>,
-    pub aggregate: Option<ClassRatesFile>,
-    pub lists: Option<ListsFile>,
-    pub events: Option<EventsFile>,
-    pub detection: Option<DetectionFile>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetectionFile {
-    pub enabled: Option<bool>,
-    pub onset_factor: Option<f64>,
-    pub onset_secs: Option<u32>,
-    pub recovery_factor: Option<f64>,
-    pub recovery_secs: Option<u32>,
-    pub auto_enforce: Option<bool>,
-    pub escalate_after: Option<u32>,
-    pub offence_window: Option<String>,
-    pub block_ttl: Option<String>,
-    pub tighten_factor: Option<f64>,
-    pub floor_pps: Option<ClassFloorsFile>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClassFloorsFile {
-    pub tcp_syn: Option<u64>,
-    pub tcp_other: Option<u64>,
-    pub udp: Option<u64>,
-    pub icmp: Option<u64>,
-    pub other: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignaturesFile {
-    pub amp_ports: Option<bool>,
-    /// The UDP source ports the amplification signature drops (replaces the default list).
-    pub amp_port_list: Option<Vec<u16>>,
-    pub tcp_flags: Option<bool>,
-    pub fragments: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourcesFile {
-    /// Per-source limiting on or off.
-    pub enabled: Option<bool>,
-    pub ipv4_prefix: Option<u8>,
-    pub ipv6_prefix: Option<u8>,
-    pub max_tracked: Option<u32>,
-    pub sketch_threshold: Option<u32>,
-    pub sketch_window: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClassRatesFile {
-    pub tcp_syn: Option<RateFile>,
-    pub tcp_other: Option<RateFile>,
-    pub udp: Option<RateFile>,
-    pub icmp: Option<RateFile>,
-    pub other: Option<RateFile>,
-}
-
-#[derive(Debug, Default, Deserialize, Clone, Copy)]
-#[serde(deny_unknown_fields)]
-pub struct RateFile {
-    pub pps: Option<u64>,
-    pub burst: Option<u64>,
-    /// Bits per second.
-    pub bps: Option<u64>,
-    pub burst_bytes: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListsFile {
-    pub allow: Option<Vec<String>>,
-    pub block: Option<Vec<String>>,
-    pub allow_files: Option<Vec<PathBuf>>,
-    pub block_files: Option<Vec<PathBuf>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventsFile {
-    pub ring_bytes: Option<u32>,
-    pub sample_every: Option<u32>,
-}
-
-/// A rate limit per traffic class.
-pub type ClassRates = [Rate; Class::COUNT];
-
-/// A validated configuration.
+/// A validated configuration, grouped by concern.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
+    /// Where and how the daemon runs: fixed for its lifetime (a reload keeps them).
+    pub daemon: DaemonSettings,
+    /// The mitigation mode the config asks for.
+    pub mode: Mode,
+    /// What the program checks and how hard: written to its CONFIG map.
+    pub filter: FilterSettings,
+    pub lists: ListSettings,
+    pub events: EventSettings,
+    pub detection: EngineConfig,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonSettings {
     pub interfaces: Vec<String>,
     pub xdp_mode: AttachMode,
-    pub mode: Mode,
     pub socket: PathBuf,
     pub keep_on_exit: bool,
     pub bpffs: PathBuf,
     pub state_file: PathBuf,
     /// Where `/metrics` is served; None: not served.
     pub metrics: Option<std::net::SocketAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilterSettings {
     pub penalty: Duration,
-    pub sig_amp_ports: bool,
-    pub amp_ports: Vec<u16>,
-    pub sig_tcp_flags: bool,
-    pub sig_fragments: bool,
-    pub source_limits: bool,
+    pub signatures: Signatures,
+    pub sources: SourceSettings,
+    /// Per-source limits by class.
+    pub limits: PerClass<Rate>,
+    /// Aggregate ceilings (all sources together) by class.
+    pub aggregate: PerClass<Rate>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signatures {
+    pub amp_ports: bool,
+    /// The UDP source ports the amplification signature drops.
+    pub amp_port_list: Vec<u16>,
+    pub tcp_flags: bool,
+    pub fragments: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceSettings {
+    /// Per-source limiting on or off.
+    pub enabled: bool,
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
+    /// Entries in the per-source table (fixed at load).
     pub max_tracked: u32,
     pub sketch_threshold: u32,
     pub sketch_window_shift: u32,
-    pub limits: ClassRates,
-    pub aggregate: ClassRates,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListSettings {
     pub allow: Vec<IpNet>,
     pub block: Vec<IpNet>,
     pub allow_files: Vec<PathBuf>,
     pub block_files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventSettings {
+    /// Size of the event ring buffer (fixed at load).
     pub ring_bytes: u32,
+    /// One header in this many is sampled for `levee top`; 0: none.
     pub sample_every: u32,
-    pub detection: EngineConfig,
 }
 
 /// Per-source defaults: far above what one legitimate client sends, well below a flood.
-fn default_limits() -> ClassRates {
+fn default_limits() -> PerClass<Rate> {
     let rate = |pps: u64, burst: u64| Rate {
         pps,
         burst_packets: burst,
         ..Rate::default()
     };
-    [
+    PerClass([
         rate(1_000, 200),
         rate(50_000, 10_000),
         rate(10_000, 2_000),
         rate(1_000, 200),
         rate(1_000, 200),
-    ]
+    ])
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            interfaces: Vec::new(),
-            xdp_mode: AttachMode::Auto,
+            daemon: DaemonSettings {
+                interfaces: Vec::new(),
+                xdp_mode: AttachMode::Auto,
+                socket: PathBuf::from(DEFAULT_SOCKET),
+                keep_on_exit: false,
+                bpffs: PathBuf::from("/sys/fs/bpf"),
+                state_file: PathBuf::from(DEFAULT_STATE_FILE),
+                metrics: Some(std::net::SocketAddr::from((
+                    [127, 0, 0, 1],
+                    DEFAULT_METRICS_PORT,
+                ))),
+            },
             mode: Mode::Monitor,
-            socket: PathBuf::from(DEFAULT_SOCKET),
-            keep_on_exit: false,
-            bpffs: PathBuf::from("/sys/fs/bpf"),
-            state_file: PathBuf::from(DEFAULT_STATE_FILE),
-            metrics: Some(std::net::SocketAddr::from((
-                [127, 0, 0, 1],
-                DEFAULT_METRICS_PORT,
-            ))),
-            penalty: Duration::from_secs(10),
-            sig_amp_ports: true,
-            amp_ports: DEFAULT_AMP_PORTS.to_vec(),
-            sig_tcp_flags: true,
-            sig_fragments: false,
-            source_limits: true,
-            ipv4_prefix: 32,
-            ipv6_prefix: 64,
-            max_tracked: filter_common::abi::DEFAULT_MAX_SOURCES,
-            sketch_threshold: 8,
-            sketch_window_shift: 24,
-            limits: default_limits(),
-            aggregate: [Rate::default(); Class::COUNT],
-            allow: Vec::new(),
-            block: Vec::new(),
-            allow_files: Vec::new(),
-            block_files: Vec::new(),
-            ring_bytes: filter_common::abi::DEFAULT_EVENT_BYTES,
-            sample_every: 1000,
+            filter: FilterSettings {
+                penalty: Duration::from_secs(10),
+                signatures: Signatures {
+                    amp_ports: true,
+                    amp_port_list: DEFAULT_AMP_PORTS.to_vec(),
+                    tcp_flags: true,
+                    fragments: false,
+                },
+                sources: SourceSettings {
+                    enabled: true,
+                    ipv4_prefix: 32,
+                    ipv6_prefix: 64,
+                    max_tracked: filter_common::abi::DEFAULT_MAX_SOURCES,
+                    sketch_threshold: 8,
+                    sketch_window_shift: 24,
+                },
+                limits: default_limits(),
+                aggregate: PerClass::default(),
+            },
+            lists: ListSettings::default(),
+            events: EventSettings {
+                ring_bytes: filter_common::abi::DEFAULT_EVENT_BYTES,
+                sample_every: 1000,
+            },
             detection: EngineConfig::default(),
         }
     }
-}
-
-/// Parses a mode name.
-pub fn parse_mode(s: &str) -> Result<Mode> {
-    Mode::ALL
-        .into_iter()
-        .find(|m| m.name() == s)
-        .with_context(|| format!("unknown mode {s:?}: expected off, monitor, enforce or lockdown"))
-}
-
-/// Parses a traffic class name.
-pub fn parse_class(s: &str) -> Result<Class> {
-    Class::ALL
-        .into_iter()
-        .find(|c| c.name() == s)
-        .with_context(|| {
-            format!("unknown class {s:?}: expected tcp_syn, tcp_other, udp, icmp or other")
-        })
-}
-
-/// Parses an attach mode name.
-pub fn parse_xdp_mode(s: &str) -> Result<AttachMode> {
-    match s {
-        "auto" => Ok(AttachMode::Auto),
-        "native" => Ok(AttachMode::Native),
-        "generic" => Ok(AttachMode::Generic),
-        _ => bail!("unknown XDP mode {s:?}: expected auto, native or generic"),
-    }
-}
-
-/// Parses a prefix such as `192.0.2.0/24`, `2001:db8::/32`, or a bare address (a /32 or /128).
-/// Host bits set below the prefix are refused: `192.0.2.7/24` is most likely a typo.
-pub fn parse_cidr(s: &str) -> Result<IpNet> {
-    let s = s.trim();
-    let net: IpNet = if s.contains('/') {
-        s.parse()
-            .map_err(|_| anyhow::anyhow!("malformed CIDR {s:?}: expected ADDRESS/PREFIX such as 192.0.2.0/24 or 2001:db8::/32"))?
-    } else {
-        let addr: IpAddr = s
-            .parse()
-            .map_err(|_| anyhow::anyhow!("malformed CIDR {s:?}: expected ADDRESS/PREFIX such as 192.0.2.0/24 or 2001:db8::/32"))?;
-        IpNet::from(addr)
-    };
-    if net.trunc() != net {
-        bail!(
-            "CIDR {s:?} has host bits set below its prefix: did you mean {}?",
-            net.trunc()
-        );
-    }
-    Ok(net)
-}
-
-/// Parses a duration such as `10m`, `30s`, `1h 30m`.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        anyhow::anyhow!(
-            "malformed duration {s:?} ({e}): expected a number and a unit, such as 30s, 10m or 1h"
-        )
-    })
 }
 
 /// Reads and validates a config file.
@@ -329,67 +199,67 @@ fn field<T>(name: &str, r: Result<T>) -> Result<T> {
 
 fn settings(f: File) -> Result<Settings> {
     let mut s = Settings::default();
+    let d = &mut s.daemon;
     if let Some(ifaces) = f.interfaces {
-        for i in &ifaces {
-            if i.is_empty() || i.len() > 15 || i.contains('/') || i.contains(char::is_whitespace) {
-                bail!(
-                    "field interfaces: {i:?} is not an interface name (1 to 15 characters, no '/' or spaces)"
-                );
-            }
-        }
-        s.interfaces = ifaces;
+        d.interfaces = ifaces
+            .iter()
+            .map(|i| field("interfaces", parse_iface(i)))
+            .collect::<Result<_>>()?;
     }
     if let Some(m) = f.xdp_mode {
-        s.xdp_mode = field("xdp_mode", parse_xdp_mode(&m))?;
+        d.xdp_mode = field("xdp_mode", parse_xdp_mode(&m))?;
+    }
+    if let Some(p) = f.socket {
+        d.socket = p;
+    }
+    if let Some(k) = f.keep_on_exit {
+        d.keep_on_exit = k;
+    }
+    if let Some(b) = f.bpffs {
+        d.bpffs = b;
+    }
+    if let Some(p) = f.state_file {
+        d.state_file = p;
+    }
+    if let Some(m) = f.metrics {
+        d.metrics = field("metrics", parse_metrics_addr(&m))?;
     }
     if let Some(m) = f.mode {
         s.mode = field("mode", parse_mode(&m))?;
     }
-    if let Some(p) = f.socket {
-        s.socket = p;
-    }
-    if let Some(k) = f.keep_on_exit {
-        s.keep_on_exit = k;
-    }
-    if let Some(b) = f.bpffs {
-        s.bpffs = b;
-    }
-    if let Some(p) = f.state_file {
-        s.state_file = p;
-    }
-    if let Some(m) = f.metrics {
-        s.metrics = field("metrics", parse_metrics_addr(&m))?;
-    }
+    let flt = &mut s.filter;
     if let Some(p) = f.penalty {
-        s.penalty = field("penalty", parse_duration(&p))?;
+        flt.penalty = field("penalty", parse_duration(&p))?;
     }
     if let Some(sig) = f.signatures {
-        s.sig_amp_ports = sig.amp_ports.unwrap_or(s.sig_amp_ports);
-        s.sig_tcp_flags = sig.tcp_flags.unwrap_or(s.sig_tcp_flags);
-        s.sig_fragments = sig.fragments.unwrap_or(s.sig_fragments);
+        let out = &mut flt.signatures;
+        out.amp_ports = sig.amp_ports.unwrap_or(out.amp_ports);
+        out.tcp_flags = sig.tcp_flags.unwrap_or(out.tcp_flags);
+        out.fragments = sig.fragments.unwrap_or(out.fragments);
         if let Some(ports) = sig.amp_port_list {
-            s.amp_ports = ports;
+            out.amp_port_list = ports;
         }
     }
     if let Some(src) = f.sources {
-        s.source_limits = src.enabled.unwrap_or(s.source_limits);
+        let out = &mut flt.sources;
+        out.enabled = src.enabled.unwrap_or(out.enabled);
         if let Some(p) = src.ipv4_prefix {
             if !(8..=32).contains(&p) {
                 bail!("field sources.ipv4_prefix: must be between 8 and 32, got {p}");
             }
-            s.ipv4_prefix = p;
+            out.ipv4_prefix = p;
         }
         if let Some(p) = src.ipv6_prefix {
             if !(16..=64).contains(&p) {
                 bail!("field sources.ipv6_prefix: must be between 16 and 64, got {p}");
             }
-            s.ipv6_prefix = p;
+            out.ipv6_prefix = p;
         }
         if let Some(n) = src.max_tracked {
             if !(1024..=(1 << 26)).contains(&n) {
                 bail!("field sources.max_tracked: must be between 1024 and 67108864, got {n}");
             }
-            s.max_tracked = n;
+            out.max_tracked = n;
         }
         if let Some(t) = src.sketch_threshold {
             if !(1..=SKETCH_MAX_THRESHOLD).contains(&t) {
@@ -397,7 +267,7 @@ fn settings(f: File) -> Result<Settings> {
                     "field sources.sketch_threshold: must be between 1 and {SKETCH_MAX_THRESHOLD}, got {t}"
                 );
             }
-            s.sketch_threshold = t;
+            out.sketch_threshold = t;
         }
         if let Some(w) = src.sketch_window {
             let d = field("sources.sketch_window", parse_duration(&w))?;
@@ -406,29 +276,29 @@ fn settings(f: File) -> Result<Settings> {
                 bail!("field sources.sketch_window: must be between 1ms and 1s, got {w}");
             }
             // Windows are a power of two of nanoseconds; take the nearest.
-            s.sketch_window_shift = (ns as f64).log2().round() as u32;
+            out.sketch_window_shift = (ns as f64).log2().round() as u32;
         }
     }
     if let Some(l) = f.limits {
-        apply_rates("limits", &l, &mut s.limits)?;
+        apply_rates("limits", l, &mut flt.limits)?;
     }
     if let Some(a) = f.aggregate {
-        apply_rates("aggregate", &a, &mut s.aggregate)?;
+        apply_rates("aggregate", a, &mut flt.aggregate)?;
     }
     if let Some(lists) = f.lists {
         for (name, entries, out) in [
-            ("lists.allow", lists.allow, &mut s.allow),
-            ("lists.block", lists.block, &mut s.block),
+            ("lists.allow", lists.allow, &mut s.lists.allow),
+            ("lists.block", lists.block, &mut s.lists.block),
         ] {
             for (i, e) in entries.unwrap_or_default().iter().enumerate() {
                 out.push(field(&format!("{name}[{i}]"), parse_cidr(e))?);
             }
         }
-        s.allow_files = lists.allow_files.unwrap_or_default();
-        s.block_files = lists.block_files.unwrap_or_default();
+        s.lists.allow_files = lists.allow_files.unwrap_or_default();
+        s.lists.block_files = lists.block_files.unwrap_or_default();
     }
     if let Some(d) = f.detection {
-        apply_detection(&d, &mut s.detection)?;
+        apply_detection(d, &mut s.detection)?;
     }
     if let Some(ev) = f.events {
         if let Some(b) = ev.ring_bytes {
@@ -437,14 +307,14 @@ fn settings(f: File) -> Result<Settings> {
                     "field events.ring_bytes: must be a power of two between 4096 and 1073741824, got {b}"
                 );
             }
-            s.ring_bytes = b;
+            s.events.ring_bytes = b;
         }
-        s.sample_every = ev.sample_every.unwrap_or(s.sample_every);
+        s.events.sample_every = ev.sample_every.unwrap_or(s.events.sample_every);
     }
     Ok(s)
 }
 
-fn apply_detection(f: &DetectionFile, out: &mut EngineConfig) -> Result<()> {
+fn apply_detection(f: DetectionFile, out: &mut EngineConfig) -> Result<()> {
     out.enabled = f.enabled.unwrap_or(out.enabled);
     out.auto_enforce = f.auto_enforce.unwrap_or(out.auto_enforce);
     if let Some(x) = f.onset_factor {
@@ -497,34 +367,18 @@ fn apply_detection(f: &DetectionFile, out: &mut EngineConfig) -> Result<()> {
         }
         out.block_ttl = ttl;
     }
-    if let Some(fl) = &f.floor_pps {
-        for (class, v) in [
-            (Class::TcpSyn, fl.tcp_syn),
-            (Class::TcpOther, fl.tcp_other),
-            (Class::Udp, fl.udp),
-            (Class::Icmp, fl.icmp),
-            (Class::Other, fl.other),
-        ] {
-            if let Some(v) = v {
-                out.floor_pps[class as usize] = v;
-            }
+    if let Some(floors) = f.floor_pps {
+        for (class, v) in floors.given() {
+            out.floor_pps[class] = v;
         }
     }
     Ok(())
 }
 
-fn apply_rates(section: &str, f: &ClassRatesFile, out: &mut ClassRates) -> Result<()> {
-    let entries = [
-        (Class::TcpSyn, f.tcp_syn),
-        (Class::TcpOther, f.tcp_other),
-        (Class::Udp, f.udp),
-        (Class::Icmp, f.icmp),
-        (Class::Other, f.other),
-    ];
-    for (class, rate) in entries {
-        let Some(r) = rate else { continue };
+fn apply_rates(section: &str, f: PerClassFile<RateFile>, out: &mut PerClass<Rate>) -> Result<()> {
+    for (class, r) in f.given() {
         let name = format!("{section}.{}", class.name());
-        let slot = &mut out[class as usize];
+        let slot = &mut out[class];
         if let Some(pps) = r.pps {
             slot.pps = pps;
         }
@@ -553,31 +407,43 @@ pub fn check_rate(name: &str, rate: &Rate) -> Result<()> {
     Ok(())
 }
 
+impl FilterSettings {
+    /// The data plane's encoded configuration in `mode`. `cpus` splits the aggregate
+    /// ceilings.
+    pub fn dataplane_config(&self, mode: Mode, sample_every: u32, cpus: u32) -> DataplaneConfig {
+        let mut c = DataplaneConfig::new(mode);
+        c.set_flag(flags::SIG_AMP_PORTS, self.signatures.amp_ports);
+        c.set_flag(flags::SIG_TCP_FLAGS, self.signatures.tcp_flags);
+        c.set_flag(flags::SIG_FRAGMENTS, self.signatures.fragments);
+        c.set_flag(flags::SOURCE_LIMITS, self.sources.enabled);
+        c.source_mask_v4 = source_mask_v4(self.sources.ipv4_prefix);
+        c.source_mask_v6 = source_mask_v6(self.sources.ipv6_prefix);
+        c.sketch_threshold = self.sources.sketch_threshold;
+        c.sketch_window_shift = self.sources.sketch_window_shift;
+        c.penalty_ns = self.penalty.as_nanos() as u64;
+        c.sample_every = sample_every;
+        for (class, rate) in self.limits.iter() {
+            c.source[class as usize] = rate.encode();
+        }
+        for (class, rate) in self.aggregate.iter() {
+            c.aggregate[class as usize] = rate.encode_per_cpu(cpus);
+        }
+        c
+    }
+}
+
 impl Settings {
     /// The data plane's encoded configuration. `cpus` splits the aggregate ceilings.
     pub fn dataplane_config(&self, cpus: u32) -> DataplaneConfig {
-        let mut c = DataplaneConfig::new(self.mode);
-        c.set_flag(flags::SIG_AMP_PORTS, self.sig_amp_ports);
-        c.set_flag(flags::SIG_TCP_FLAGS, self.sig_tcp_flags);
-        c.set_flag(flags::SIG_FRAGMENTS, self.sig_fragments);
-        c.set_flag(flags::SOURCE_LIMITS, self.source_limits);
-        c.source_mask_v4 = source_mask_v4(self.ipv4_prefix);
-        c.source_mask_v6 = source_mask_v6(self.ipv6_prefix);
-        c.sketch_threshold = self.sketch_threshold;
-        c.sketch_window_shift = self.sketch_window_shift;
-        c.penalty_ns = self.penalty.as_nanos() as u64;
-        c.sample_every = self.sample_every;
-        for class in Class::ALL {
-            c.source[class as usize] = self.limits[class as usize].encode();
-            c.aggregate[class as usize] = self.aggregate[class as usize].encode_per_cpu(cpus);
-        }
-        c
+        self.filter
+            .dataplane_config(self.mode, self.events.sample_every, cpus)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use filter_common::abi::Class;
 
     fn err(text: &str) -> String {
         format!("{:#}", parse(text).expect_err("expected an error"))
@@ -592,10 +458,10 @@ mod tests {
     fn example_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../levee.example.toml");
         let s = load(&path).unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(s.interfaces, vec!["eth0".to_string()]);
+        assert_eq!(s.daemon.interfaces, vec!["eth0".to_string()]);
         assert_eq!(s.mode, Mode::Monitor);
-        assert_eq!(s.limits[Class::Udp as usize].pps, 10_000);
-        assert!(!s.block.is_empty());
+        assert_eq!(s.filter.limits[Class::Udp].pps, 10_000);
+        assert!(!s.lists.block.is_empty());
     }
 
     #[test]
@@ -664,19 +530,6 @@ mod tests {
             assert!(e.contains(want), "{text:?}: got {e:?}, want {want:?}");
             assert!(!e.contains('\n'), "{text:?}: one line, got {e}");
         }
-    }
-
-    #[test]
-    fn cidrs_and_durations() {
-        assert_eq!(parse_cidr("192.0.2.1").unwrap().to_string(), "192.0.2.1/32");
-        assert_eq!(
-            parse_cidr("2001:db8::/32").unwrap().to_string(),
-            "2001:db8::/32"
-        );
-        assert!(parse_cidr("192.0.2.0/33").is_err());
-        assert!(parse_cidr("banana").is_err());
-        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert!(parse_duration("10").is_err());
     }
 
     #[test]

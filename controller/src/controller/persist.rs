@@ -1,6 +1,7 @@
-//! What the operator set through the CLI (mode, blocks with their TTL and reason, allows,
-//! limits), kept in a JSON file so that a restarted daemon restores it even after it detached
-//! and removed its pins. The config file stays the source of the rest.
+//! Persistence: what the operator set through the CLI (mode, blocks with their TTL and reason,
+//! allows, limits) and whether detection holds `enforce`, kept in a JSON file so that a
+//! restarted daemon restores it even after it detached and removed its pins. The config file
+//! stays the source of the rest.
 
 use std::{
     path::Path,
@@ -21,6 +22,10 @@ pub struct State {
     /// class order, as [pps, burst, bps, burst_bytes].
     pub limits: Option<Vec<[u64; 4]>>,
     pub aggregate: Option<Vec<[u64; 4]>>,
+    /// Detection had switched `monitor` to `enforce` for an attack still under way: a
+    /// restart keeps enforcing and lets detection switch back when the attack is over.
+    #[serde(default)]
+    pub detection_holds_enforce: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +52,47 @@ pub fn expires_unix(ttl: Duration) -> u64 {
     (SystemTime::now() + ttl)
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+impl State {
+    /// What `controller` must keep across a restart.
+    pub fn of(controller: &super::Controller) -> State {
+        use super::lists::Setter;
+        let now = crate::dataplane::monotonic_coarse_ns();
+        let rates = |t: &crate::config::PerClass<filter_common::config::Rate>| {
+            t.0.iter()
+                .map(|r| [r.pps, r.burst_packets, r.bits_per_sec, r.burst_bytes])
+                .collect::<Vec<_>>()
+        };
+        let c = controller;
+        let limits = &c.settings.filter;
+        State {
+            mode: (c.mode.set_by == super::mode::SetBy::Cli)
+                .then(|| c.mode.operator.name().to_string()),
+            blocks: c
+                .lists
+                .blocks()
+                .filter_map(|(net, b)| Some((net, b.operator.as_ref()?)))
+                .filter(|(_, o)| o.by != Setter::Adopted)
+                .filter(|(_, o)| o.expires_ns == 0 || o.expires_ns > now)
+                .map(|(net, o)| Block {
+                    cidr: net.to_string(),
+                    expires_unix: (o.expires_ns != 0)
+                        .then(|| expires_unix(Duration::from_nanos(o.expires_ns - now))),
+                    reason: o.reason.clone(),
+                })
+                .collect(),
+            allows: c
+                .lists
+                .allows()
+                .filter(|(_, a)| a.cli)
+                .map(|(n, _)| n.to_string())
+                .collect(),
+            limits: c.limits_from_cli.then(|| rates(&limits.limits)),
+            aggregate: c.limits_from_cli.then(|| rates(&limits.aggregate)),
+            detection_holds_enforce: c.mode.detection_holds,
+        }
+    }
 }
 
 /// Reads the state file; a missing file is an empty state.
@@ -77,6 +123,7 @@ mod tests {
     #[test]
     fn round_trips_and_missing_is_empty() {
         let dir = std::env::temp_dir().join(format!("levee-state-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("state.json");
         assert_eq!(load(&path).unwrap(), State::default());
         let state = State {
@@ -89,6 +136,7 @@ mod tests {
             allows: vec!["2001:db8::/32".into()],
             limits: None,
             aggregate: Some(vec![[1, 2, 3, 4]; 5]),
+            detection_holds_enforce: true,
         };
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), state);

@@ -1,6 +1,10 @@
 //! The control API between the CLI and the daemon: one JSON request line over a Unix socket,
-//! one JSON response line back. The types are plain serde structs, so the protocol is
-//! testable without a daemon and scripts can speak it too.
+//! one JSON response line back. Requests carry typed values (checked again when the daemon
+//! reads them, so a script cannot send what the CLI would refuse); the answers are the
+//! [`views`], defined once for the daemon, the CLI and the tests.
+
+pub mod views;
+pub mod wire;
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -10,31 +14,40 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow};
-use serde::{Deserialize, Serialize};
+use filter_common::abi::{Class, Mode};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// A request from the CLI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     Status,
     /// Reads the mode, or sets it when `mode` is given.
     Mode {
-        mode: Option<String>,
+        #[serde(default, with = "wire::opt_mode")]
+        mode: Option<Mode>,
     },
     BlockAdd {
-        cidr: String,
-        ttl_secs: Option<u64>,
+        #[serde(with = "wire::cidr")]
+        cidr: IpNet,
+        #[serde(default, rename = "ttl_secs", with = "wire::opt_secs")]
+        ttl: Option<Duration>,
+        #[serde(default)]
         reason: Option<String>,
     },
     BlockDel {
-        cidr: String,
+        #[serde(with = "wire::cidr")]
+        cidr: IpNet,
     },
     BlockList,
     AllowAdd {
-        cidr: String,
+        #[serde(with = "wire::cidr")]
+        cidr: IpNet,
     },
     AllowDel {
-        cidr: String,
+        #[serde(with = "wire::cidr")]
+        cidr: IpNet,
     },
     AllowList,
     Stats,
@@ -46,12 +59,29 @@ pub enum Request {
     /// Changes the per-source limits (or the aggregate ceilings) of one class, or of all
     /// classes when `class` is None. Absent values stay as they are; 0 removes a limit.
     LimitsSet {
-        class: Option<String>,
+        #[serde(default, with = "wire::opt_class")]
+        class: Option<Class>,
+        #[serde(default)]
         aggregate: bool,
         pps: Option<u64>,
         bps: Option<u64>,
         burst: Option<u64>,
     },
+}
+
+impl Request {
+    /// Whether the request changes what the daemon enforces (and so is persisted).
+    pub fn changes(&self) -> bool {
+        matches!(
+            self,
+            Request::Mode { mode: Some(_) }
+                | Request::BlockAdd { .. }
+                | Request::BlockDel { .. }
+                | Request::AllowAdd { .. }
+                | Request::AllowDel { .. }
+                | Request::LimitsSet { .. }
+        )
+    }
 }
 
 /// The daemon's answer: `ok` with data, or one error line.
@@ -66,10 +96,13 @@ pub struct Response {
 
 impl Response {
     pub fn ok(data: impl Serialize) -> Response {
-        Response {
-            ok: true,
-            error: None,
-            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+        match serde_json::to_value(data) {
+            Ok(data) => Response {
+                ok: true,
+                error: None,
+                data,
+            },
+            Err(e) => Response::error(&anyhow!("cannot encode the answer: {e}")),
         }
     }
 
@@ -82,6 +115,9 @@ impl Response {
     }
 }
 
+/// How long the CLI waits for the daemon's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Sends one request to the daemon at `socket` and waits for its answer.
 pub fn call(socket: &Path, request: &Request) -> Result<Response> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
@@ -90,7 +126,7 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response> {
             socket.display()
         )
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
     stream
@@ -100,12 +136,14 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response> {
     BufReader::new(stream)
         .read_line(&mut answer)
         .context("the daemon did not answer")?;
-    serde_json::from_str(&answer)
-        .with_context(|| format!("malformed answer from the daemon: {answer:?}"))
+    serde_json::from_str(&answer).with_context(|| {
+        let shown: String = answer.chars().take(200).collect();
+        format!("malformed answer from the daemon: {shown:?}")
+    })
 }
 
-/// Sends a request and returns its data, or the daemon's refusal as the error.
-pub fn request(socket: &Path, request: &Request) -> Result<serde_json::Value> {
+/// Sends a request and returns its data as `T`, or the daemon's refusal as the error.
+pub fn request<T: DeserializeOwned>(socket: &Path, request: &Request) -> Result<T> {
     let response = call(socket, request)?;
     if !response.ok {
         return Err(anyhow!(
@@ -115,7 +153,7 @@ pub fn request(socket: &Path, request: &Request) -> Result<serde_json::Value> {
                 .unwrap_or_else(|| "the daemon refused".into())
         ));
     }
-    Ok(response.data)
+    serde_json::from_value(response.data).context("unexpected answer from the daemon")
 }
 
 #[cfg(test)]
@@ -123,10 +161,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_are_tagged_json() {
+    fn requests_are_tagged_json_with_checked_values() {
         let r = Request::BlockAdd {
-            cidr: "192.0.2.0/24".into(),
-            ttl_secs: Some(600),
+            cidr: "192.0.2.0/24".parse().unwrap(),
+            ttl: Some(Duration::from_secs(600)),
             reason: None,
         };
         let j = serde_json::to_string(&r).unwrap();
@@ -138,10 +176,27 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<Request>(r#"{"cmd":"mode","mode":"enforce"}"#).unwrap(),
             Request::Mode {
-                mode: Some("enforce".into())
+                mode: Some(Mode::Enforce)
             }
         );
-        assert!(serde_json::from_str::<Request>(r#"{"cmd":"explode"}"#).is_err());
+        for (bad, want) in [
+            (r#"{"cmd":"explode"}"#, "unknown variant"),
+            (r#"{"cmd":"mode","mode":"panic"}"#, "unknown mode"),
+            (r#"{"cmd":"block_del","cidr":"192.0.2.7/24"}"#, "host bits"),
+            (
+                r#"{"cmd":"block_add","cidr":"192.0.2.7","ttl_secs":0}"#,
+                "more than zero",
+            ),
+            (
+                r#"{"cmd":"limits_set","class":"sctp","pps":1}"#,
+                "unknown class",
+            ),
+        ] {
+            let e = serde_json::from_str::<Request>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! plain Rust types.
 
 use std::{
-    net::IpAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -11,7 +10,7 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key},
+    maps::{Array, MapData, RingBuf},
     programs::{
         TestRun, TestRunOptions, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -21,13 +20,17 @@ use aya::{
 };
 use filter_common::{
     abi::{
-        AMP_PORT_WORDS, Action, AllowEntry, BlockEntry, CLOCK_PROGRAM, COUNTER_ENTRIES, Class,
-        Config, Counter, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, Mode, PROGRAM, Reason,
-        SourceState, counter_index, flags, map,
+        AMP_PORT_WORDS, CLOCK_PROGRAM, Config, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, Mode,
+        PROGRAM, flags, map,
     },
-    config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns, source_key_v4, source_key_v6},
+    config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns},
 };
-use ipnet::IpNet;
+
+mod counters;
+mod lists;
+
+pub use counters::Counters;
+pub use lists::{Edit, Expiry, List, expiry_after};
 
 /// The compiled XDP program, built by build.rs.
 pub static LEVEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/levee"));
@@ -83,51 +86,6 @@ impl Attached {
         }
     }
 }
-
-/// Counters summed over all CPUs, indexed like the COUNTERS map.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Counters {
-    slots: Vec<Counter>,
-}
-
-impl Counters {
-    pub fn get(&self, action: Action, reason: Reason, class: Class) -> Counter {
-        self.slots[counter_index(action, reason, class) as usize]
-    }
-
-    /// Packets with this action and reason, all classes.
-    pub fn packets(&self, action: Action, reason: Reason) -> u64 {
-        Class::ALL
-            .iter()
-            .map(|c| self.get(action, reason, *c).packets)
-            .sum()
-    }
-
-    /// Packets with this action, all reasons and classes.
-    pub fn action_packets(&self, action: Action) -> u64 {
-        Reason::ALL.iter().map(|r| self.packets(action, *r)).sum()
-    }
-
-    /// Every non-zero slot as (action, reason, class, counter).
-    pub fn non_zero(&self) -> Vec<(Action, Reason, Class, Counter)> {
-        let mut out = Vec::new();
-        for a in Action::ALL {
-            for r in Reason::ALL {
-                for c in Class::ALL {
-                    let v = self.get(a, r, c);
-                    if v.packets != 0 {
-                        out.push((a, r, c, v));
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
-/// The IPv4 and IPv6 tries of each list.
-const BLOCKLIST: [&str; 2] = [map::BLOCK_V4, map::BLOCK_V6];
-const ALLOWLIST: [&str; 2] = [map::ALLOW_V4, map::ALLOW_V6];
 
 /// The loaded program and its maps.
 pub struct Dataplane {
@@ -261,7 +219,7 @@ impl Dataplane {
         self.write_config()
     }
 
-    fn write_config(&mut self) -> Result<()> {
+    pub(crate) fn write_config(&mut self) -> Result<()> {
         let config = self.config;
         let mut array: Array<&mut MapData, Config> = Array::try_from(self.map_mut(map::CONFIG)?)?;
         array.set(0, config, 0).context("failed to write CONFIG")
@@ -278,178 +236,6 @@ impl Dataplane {
             array.set(i as u32, *w, 0)?;
         }
         Ok(())
-    }
-
-    /// Blocks a prefix, for `ttl` or for good.
-    pub fn block(&mut self, net: IpNet, ttl: Option<Duration>) -> Result<()> {
-        let expires_ns = match ttl {
-            Some(ttl) => monotonic_coarse_ns() + ttl.as_nanos() as u64,
-            None => 0,
-        };
-        self.insert_net(BLOCKLIST, net, BlockEntry { expires_ns })
-    }
-
-    /// Removes a blocked prefix; false if it was not there.
-    pub fn unblock(&mut self, net: IpNet) -> Result<bool> {
-        self.remove_net::<BlockEntry>(BLOCKLIST, net)
-    }
-
-    /// Allowlists a prefix: its traffic skips every check, in every mode.
-    pub fn allow(&mut self, net: IpNet) -> Result<()> {
-        self.insert_net(ALLOWLIST, net, AllowEntry::default())
-    }
-
-    /// Removes an allowlisted prefix; false if it was not there.
-    pub fn unallow(&mut self, net: IpNet) -> Result<bool> {
-        self.remove_net::<AllowEntry>(ALLOWLIST, net)
-    }
-
-    /// Blocked prefixes with their expiry (CLOCK_MONOTONIC_COARSE ns, 0 = never), expired ones
-    /// included until they are removed.
-    pub fn blocklist(&self) -> Result<Vec<(IpNet, u64)>> {
-        let mut out = Vec::new();
-        for (key, e) in self.trie_entries::<[u8; 4], BlockEntry>(map::BLOCK_V4)? {
-            out.push((net_v4(key.prefix_len(), key.data())?, e.expires_ns));
-        }
-        for (key, e) in self.trie_entries::<[u8; 16], BlockEntry>(map::BLOCK_V6)? {
-            out.push((net_v6(key.prefix_len(), key.data())?, e.expires_ns));
-        }
-        Ok(out)
-    }
-
-    /// Allowlisted prefixes.
-    pub fn allowlist(&self) -> Result<Vec<IpNet>> {
-        let mut out = Vec::new();
-        for (key, _) in self.trie_entries::<[u8; 4], AllowEntry>(map::ALLOW_V4)? {
-            out.push(net_v4(key.prefix_len(), key.data())?);
-        }
-        for (key, _) in self.trie_entries::<[u8; 16], AllowEntry>(map::ALLOW_V6)? {
-            out.push(net_v6(key.prefix_len(), key.data())?);
-        }
-        Ok(out)
-    }
-
-    fn trie_entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Vec<(Key<K>, V)>> {
-        let trie: LpmTrie<&MapData, K, V> = LpmTrie::try_from(self.map(name)?)?;
-        trie.iter()
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("failed to read {name}"))
-    }
-
-    /// Inserts a prefix into the IPv4 or IPv6 trie of a list.
-    fn insert_net<V: aya::Pod>(&mut self, list: [&str; 2], net: IpNet, value: V) -> Result<()> {
-        self.insert_nets(list, &[net], value, &mut |_| {})
-    }
-
-    /// Inserts many prefixes, telling `progress` how many are done every 10000; the tries'
-    /// HAS_* flags are refreshed once at the end. (LPM tries have no kernel batch update, so
-    /// this is one update call per prefix and one flag refresh per batch.)
-    fn insert_nets<V: aya::Pod>(
-        &mut self,
-        list: [&str; 2],
-        nets: &[IpNet],
-        value: V,
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<()> {
-        let [m4, m6] = self.ebpf.maps_disjoint_mut(list);
-        let mut v4: LpmTrie<&mut MapData, [u8; 4], V> =
-            LpmTrie::try_from(m4.context("IPv4 list map missing")?)?;
-        let mut v6: LpmTrie<&mut MapData, [u8; 16], V> =
-            LpmTrie::try_from(m6.context("IPv6 list map missing")?)?;
-        for (i, net) in nets.iter().enumerate() {
-            match net {
-                IpNet::V4(n) => v4.insert(
-                    &Key::new(u32::from(n.prefix_len()), n.network().octets()),
-                    value,
-                    0,
-                ),
-                IpNet::V6(n) => v6.insert(
-                    &Key::new(u32::from(n.prefix_len()), n.network().octets()),
-                    value,
-                    0,
-                ),
-            }
-            .with_context(|| format!("failed to add {net}"))?;
-            if (i + 1) % 10_000 == 0 {
-                progress(i + 1);
-            }
-        }
-        progress(nets.len());
-        self.refresh_list_flags()
-    }
-
-    /// Blocks many prefixes, for `ttl` or for good (see [`Dataplane::block`]).
-    pub fn block_many(
-        &mut self,
-        nets: &[IpNet],
-        ttl: Option<Duration>,
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<()> {
-        let expires_ns = ttl.map_or(0, |t| monotonic_coarse_ns() + t.as_nanos() as u64);
-        self.insert_nets(BLOCKLIST, nets, BlockEntry { expires_ns }, progress)
-    }
-
-    /// Allowlists many prefixes.
-    pub fn allow_many(&mut self, nets: &[IpNet], progress: &mut dyn FnMut(usize)) -> Result<()> {
-        self.insert_nets(ALLOWLIST, nets, AllowEntry::default(), progress)
-    }
-
-    fn remove_net<V: aya::Pod>(&mut self, list: [&str; 2], net: IpNet) -> Result<bool> {
-        let removed = match net {
-            IpNet::V4(n) => {
-                self.trie_remove::<_, V>(list[0], n.prefix_len(), n.network().octets())?
-            }
-            IpNet::V6(n) => {
-                self.trie_remove::<_, V>(list[1], n.prefix_len(), n.network().octets())?
-            }
-        };
-        self.refresh_list_flags()?;
-        Ok(removed)
-    }
-
-    fn trie_remove<K: aya::Pod, V: aya::Pod>(
-        &mut self,
-        name: &str,
-        prefix: u8,
-        data: K,
-    ) -> Result<bool> {
-        let mut trie: LpmTrie<&mut MapData, K, V> = LpmTrie::try_from(self.map_mut(name)?)?;
-        match trie.remove(&Key::new(u32::from(prefix), data)) {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("failed to remove from {name}")),
-        }
-    }
-
-    fn trie_has_entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<bool> {
-        let trie: LpmTrie<&MapData, K, V> = LpmTrie::try_from(self.map(name)?)?;
-        Ok(trie.keys().next().is_some())
-    }
-
-    /// Sets the HAS_* flags so the program skips lookups in empty lists.
-    fn refresh_list_flags(&mut self) -> Result<()> {
-        let has = [
-            (
-                flags::HAS_ALLOW_V4,
-                self.trie_has_entries::<[u8; 4], AllowEntry>(map::ALLOW_V4)?,
-            ),
-            (
-                flags::HAS_ALLOW_V6,
-                self.trie_has_entries::<[u8; 16], AllowEntry>(map::ALLOW_V6)?,
-            ),
-            (
-                flags::HAS_BLOCK_V4,
-                self.trie_has_entries::<[u8; 4], BlockEntry>(map::BLOCK_V4)?,
-            ),
-            (
-                flags::HAS_BLOCK_V6,
-                self.trie_has_entries::<[u8; 16], BlockEntry>(map::BLOCK_V6)?,
-            ),
-        ];
-        for (flag, on) in has {
-            self.config.set_flag(flag, on);
-        }
-        self.write_config()
     }
 
     /// Attaches to `iface`. Auto tries native mode first and falls back to generic mode.
@@ -538,45 +324,6 @@ impl Dataplane {
         self.links.iter().map(|(i, _, a)| (i.clone(), *a)).collect()
     }
 
-    /// Counters summed over CPUs.
-    pub fn counters(&self) -> Result<Counters> {
-        let array: PerCpuArray<&MapData, Counter> =
-            PerCpuArray::try_from(self.map(map::COUNTERS)?)?;
-        let mut slots = Vec::with_capacity(COUNTER_ENTRIES as usize);
-        for values in array.iter() {
-            let values = values?;
-            let mut sum = Counter::default();
-            for v in values.iter() {
-                sum.packets += v.packets;
-                sum.bytes += v.bytes;
-            }
-            slots.push(sum);
-        }
-        Ok(Counters { slots })
-    }
-
-    /// The exact state of a tracked source, if it has an entry.
-    pub fn source(&self, addr: IpAddr) -> Result<Option<SourceState>> {
-        let key = match addr {
-            IpAddr::V4(a) => source_key_v4(a.octets(), self.config.source_mask_v4),
-            IpAddr::V6(a) => source_key_v6(&a.octets(), self.config.source_mask_v6),
-        };
-        let sources: HashMap<&MapData, u64, SourceState> =
-            HashMap::try_from(self.map(map::SOURCES)?)?;
-        match sources.get(&key, 0) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Number of tracked sources (walks the table: for tests and status, not per packet).
-    pub fn tracked_sources(&self) -> Result<usize> {
-        let sources: HashMap<&MapData, u64, SourceState> =
-            HashMap::try_from(self.map(map::SOURCES)?)?;
-        Ok(sources.keys().count())
-    }
-
     /// The event ring buffer; it can be taken once.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
         let m = self
@@ -619,29 +366,21 @@ impl Dataplane {
             .try_into()?)
     }
 
-    fn map(&self, name: &str) -> Result<&aya::maps::Map> {
+    pub(crate) fn map(&self, name: &str) -> Result<&aya::maps::Map> {
         self.ebpf
             .map(name)
             .ok_or_else(|| anyhow!("map {name} missing from the object"))
     }
 
-    fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
+    pub(crate) fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
         self.ebpf
             .map_mut(name)
             .ok_or_else(|| anyhow!("map {name} missing from the object"))
     }
 }
 
-fn net_v4(prefix: u32, octets: [u8; 4]) -> Result<IpNet> {
-    Ok(IpNet::V4(ipnet::Ipv4Net::new(octets.into(), prefix as u8)?))
-}
-
-fn net_v6(prefix: u32, octets: [u8; 16]) -> Result<IpNet> {
-    Ok(IpNet::V6(ipnet::Ipv6Net::new(octets.into(), prefix as u8)?))
-}
-
 /// A lookup or delete of a key that is not in the map (aya reports ENOENT either way).
-fn is_not_found(e: &aya::maps::MapError) -> bool {
+pub(crate) fn is_not_found(e: &aya::maps::MapError) -> bool {
     match e {
         aya::maps::MapError::KeyNotFound => true,
         aya::maps::MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),

@@ -1,0 +1,106 @@
+//! What the daemon answers, defined once: the daemon builds these, the CLI prints them, the
+//! demo and the tests read them. Field names are the stable JSON of `--json` (fields may be
+//! added, never renamed).
+
+use std::collections::BTreeMap;
+
+use filter_common::abi::Mode;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::wire;
+
+/// A prefix, as CIDR text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Prefix(#[serde(with = "wire::cidr")] pub IpNet);
+
+/// A mode, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModeName(#[serde(with = "wire::mode")] pub Mode);
+
+/// A blocklist entry as `levee block list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockView {
+    pub cidr: Prefix,
+    /// Seconds left, or null for a block without TTL.
+    pub ttl_secs: Option<u64>,
+    /// The operator's note, `config` for entries from the config, `detection: ...` for the
+    /// engine's; null when none was given.
+    pub reason: Option<String>,
+}
+
+/// Counters of one (action, reason) pair, all interfaces and classes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CounterView {
+    pub action: String,
+    pub reason: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// One rate limit; 0 means no limit on that dimension.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateView {
+    pub pps: u64,
+    pub burst: u64,
+    pub bps: u64,
+    pub burst_bytes: u64,
+}
+
+/// `levee limits show`: per class name, in class order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LimitsView {
+    pub per_source: BTreeMap<String, RateView>,
+    pub aggregate: BTreeMap<String, RateView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceView {
+    pub name: String,
+    /// `native`, `generic` or `adopted` (a link pinned by an earlier run).
+    pub attach: String,
+}
+
+/// Packets and bits per second over the last interval, passed (including would-be drops in
+/// monitor mode) and dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RatesView {
+    pub pass_pps: u64,
+    pub pass_bps: u64,
+    pub drop_pps: u64,
+    pub drop_bps: u64,
+}
+
+/// `levee status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    #[serde(with = "wire::mode")]
+    pub mode: Mode,
+    /// Who set the mode in force: `config`, `cli` or `detection`.
+    pub mode_set_by: String,
+    pub interfaces: Vec<InterfaceView>,
+    pub uptime_secs: u64,
+    pub blocklist_entries: u64,
+    pub allowlist_entries: u64,
+    pub packets: u64,
+    pub dropped: u64,
+    pub rates: RatesView,
+    /// Attack state per class: normal, under_attack, recovering.
+    pub attack: BTreeMap<String, String>,
+    /// Learned baseline per class, packets/s.
+    pub baseline_pps: BTreeMap<String, u64>,
+    /// Decisions the detection engine took, by kind.
+    pub decisions: BTreeMap<String, u64>,
+    pub top_reasons: Vec<CounterView>,
+}
+
+/// One source of `levee top`, rates estimated from samples (sampled count x N / seconds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TalkerView {
+    pub source: std::net::IpAddr,
+    pub class: String,
+    pub pps: u64,
+    pub bits_per_sec: u64,
+    /// Share of its sampled packets that were dropped (or would be, in monitor mode), in %.
+    pub dropped_pct: u8,
+}

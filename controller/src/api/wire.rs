@@ -1,0 +1,92 @@
+//! How typed values travel in JSON: modes and classes by name, prefixes as CIDR text checked
+//! like the CLI checks them, durations in whole seconds. Used with `#[serde(with = ...)]`.
+
+use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+/// A [`Mode`](filter_common::abi::Mode) by name.
+pub mod mode {
+    use super::*;
+    use filter_common::abi::Mode;
+
+    pub fn serialize<S: Serializer>(m: &Mode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::config::parse_mode(&s).map_err(|e| D::Error::custom(format!("{e:#}")))
+    }
+}
+
+/// An optional mode by name.
+pub mod opt_mode {
+    use super::*;
+    use filter_common::abi::Mode;
+
+    pub fn serialize<S: Serializer>(m: &Option<Mode>, s: S) -> Result<S::Ok, S::Error> {
+        match m {
+            Some(m) => s.serialize_some(m.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| crate::config::parse_mode(&s).map_err(|e| D::Error::custom(format!("{e:#}"))))
+            .transpose()
+    }
+}
+
+/// An optional [`Class`](filter_common::abi::Class) by name.
+pub mod opt_class {
+    use super::*;
+    use filter_common::abi::Class;
+
+    pub fn serialize<S: Serializer>(c: &Option<Class>, s: S) -> Result<S::Ok, S::Error> {
+        match c {
+            Some(c) => s.serialize_some(c.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Class>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| crate::config::parse_class(&s).map_err(|e| D::Error::custom(format!("{e:#}"))))
+            .transpose()
+    }
+}
+
+/// A prefix as CIDR text; host bits below the prefix are refused, as on the command line.
+pub mod cidr {
+    use super::*;
+    use ipnet::IpNet;
+
+    pub fn serialize<S: Serializer>(n: &IpNet, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(n)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::config::parse_cidr(&s).map_err(|e| D::Error::custom(format!("{e:#}")))
+    }
+}
+
+/// An optional duration in whole seconds; zero is refused.
+pub mod opt_secs {
+    use super::*;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<u64>::deserialize(d)? {
+            Some(0) => Err(D::Error::custom("TTL must be more than zero")),
+            other => Ok(other.map(Duration::from_secs)),
+        }
+    }
+}

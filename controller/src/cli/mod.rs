@@ -1,0 +1,416 @@
+//! The command line: `levee run` starts the daemon; every other command talks to it over the
+//! control socket. Values are parsed by the same parsers as the config file (as clap value
+//! parsers), so a typo gets one line naming it and the daemon is never asked to do something
+//! malformed.
+
+mod print;
+
+use std::{
+    io::{self, Write},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use filter_common::abi::{Class, Mode};
+use ipnet::IpNet;
+
+use crate::{
+    api::{self, Request, views},
+    config::{self, DEFAULT_SOCKET, values},
+};
+
+fn cidr(s: &str) -> Result<IpNet, String> {
+    values::parse_cidr(s).map_err(|e| format!("{e:#}"))
+}
+fn mode(s: &str) -> Result<Mode, String> {
+    values::parse_mode(s).map_err(|e| format!("{e:#}"))
+}
+fn class(s: &str) -> Result<Class, String> {
+    values::parse_class(s).map_err(|e| format!("{e:#}"))
+}
+fn ttl(s: &str) -> Result<Duration, String> {
+    values::parse_ttl(s).map_err(|e| format!("{e:#}"))
+}
+fn xdp_mode(s: &str) -> Result<crate::dataplane::AttachMode, String> {
+    values::parse_xdp_mode(s).map_err(|e| format!("{e:#}"))
+}
+fn metrics_addr(s: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    values::parse_metrics_addr(s).map_err(|e| format!("{e:#}"))
+}
+fn iface(s: &str) -> Result<String, String> {
+    values::parse_iface(s).map_err(|e| format!("{e:#}"))
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "levee",
+    version,
+    about = "XDP DDoS mitigation: drop floods in the NIC driver"
+)]
+pub struct Cli {
+    /// Control socket of the daemon.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load Levee, attach to the interfaces and serve the control socket until SIGINT/SIGTERM.
+    Run {
+        /// TOML configuration file (see levee.example.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Interface to protect (repeat for several); adds to the config's list.
+        #[arg(long = "iface", value_name = "IF", value_parser = iface)]
+        ifaces: Vec<String>,
+        /// auto (native, else generic), native or generic.
+        #[arg(long, value_name = "MODE", value_parser = xdp_mode)]
+        xdp_mode: Option<crate::dataplane::AttachMode>,
+        /// Serve Prometheus metrics at ADDR:PORT/metrics (default 127.0.0.1:9750), or off.
+        #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
+        metrics: Option<Option<std::net::SocketAddr>>,
+    },
+    /// Mode, interfaces, list sizes, packets and the top drop reasons.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the mitigation mode, or switch it: off, monitor, enforce, lockdown.
+    Mode {
+        #[arg(value_parser = mode)]
+        mode: Option<Mode>,
+    },
+    /// Blocked prefixes.
+    #[command(subcommand)]
+    Block(BlockCommand),
+    /// Allowlisted prefixes: they skip every check, in every mode.
+    #[command(subcommand)]
+    Allow(AllowCommand),
+    /// Per-source limits and aggregate ceilings by class.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+    /// The heaviest sources of the last 10 seconds, estimated from sampled headers; on a
+    /// terminal refreshed in place every second until Ctrl-C.
+    Top {
+        /// How many sources.
+        #[arg(long, default_value_t = 20)]
+        n: usize,
+        /// Print once and exit (always the case with --json or when not on a terminal).
+        #[arg(long)]
+        once: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Packet counters by action and reason.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BlockCommand {
+    /// Block a prefix (a bare address blocks that address).
+    Add {
+        #[arg(value_parser = cidr)]
+        cidr: IpNet,
+        /// Remove the block after this long (30s, 10m, 2h); without it the block stays.
+        #[arg(long, value_parser = ttl)]
+        ttl: Option<Duration>,
+        /// A note shown by `block list`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Remove a blocked prefix.
+    Del {
+        #[arg(value_parser = cidr)]
+        cidr: IpNet,
+    },
+    /// List blocked prefixes with their time left.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LimitsCommand {
+    /// Show the limits (0: no limit).
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a class's per-source limit (or, with --aggregate, its ceiling); 0 removes it.
+    Set {
+        /// tcp_syn, tcp_other, udp, icmp or other; all classes when absent.
+        #[arg(long, value_parser = class)]
+        class: Option<Class>,
+        /// Set the aggregate ceiling (all sources together) instead of the per-source limit.
+        #[arg(long)]
+        aggregate: bool,
+        /// Packets per second.
+        #[arg(long)]
+        pps: Option<u64>,
+        /// Bits per second.
+        #[arg(long)]
+        bps: Option<u64>,
+        /// Packets allowed at once after an idle time.
+        #[arg(long)]
+        burst: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AllowCommand {
+    /// Allowlist a prefix.
+    Add {
+        #[arg(value_parser = cidr)]
+        cidr: IpNet,
+    },
+    /// Remove an allowlisted prefix.
+    Del {
+        #[arg(value_parser = cidr)]
+        cidr: IpNet,
+    },
+    /// List allowlisted prefixes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The validated settings for `levee run`: the config file, then the command line on top.
+pub fn run_settings(
+    socket: Option<PathBuf>,
+    config: Option<&PathBuf>,
+    ifaces: &[String],
+    xdp_mode: Option<crate::dataplane::AttachMode>,
+    metrics: Option<Option<std::net::SocketAddr>>,
+) -> Result<config::Settings> {
+    let mut s = match config {
+        Some(path) => config::load(path)?,
+        None => config::Settings::default(),
+    };
+    let d = &mut s.daemon;
+    for i in ifaces {
+        if !d.interfaces.contains(i) {
+            d.interfaces.push(i.clone());
+        }
+    }
+    if let Some(m) = xdp_mode {
+        d.xdp_mode = m;
+    }
+    if let Some(p) = socket {
+        d.socket = p;
+    }
+    if let Some(m) = metrics {
+        d.metrics = m;
+    }
+    Ok(s)
+}
+
+/// Runs a client command: sends it, prints the answer. A closed stdout (`levee block list |
+/// head`) ends it quietly.
+pub fn client(socket: Option<PathBuf>, command: Command) -> Result<()> {
+    let socket = socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let mut out = io::stdout().lock();
+    match ask(&socket, command, &mut out).and_then(|()| Ok(out.flush()?)) {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// Asks the daemon and prints its typed answer, as a table or as JSON.
+fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
+    use print::Print;
+    fn show<T: serde::de::DeserializeOwned + serde::Serialize + Print>(
+        socket: &Path,
+        request: Request,
+        json: bool,
+        out: &mut impl Write,
+    ) -> Result<()> {
+        let view: T = api::request(socket, &request)?;
+        if json {
+            serde_json::to_writer_pretty(&mut *out, &view)?;
+            writeln!(out)?;
+        } else {
+            view.print(out)?;
+        }
+        Ok(())
+    }
+    fn done(socket: &Path, request: Request, what: &str, out: &mut impl Write) -> Result<()> {
+        let views::Prefix(net) = api::request(socket, &request)?;
+        match what {
+            "removed from the allowlist" => writeln!(out, "removed {net} from the allowlist")?,
+            _ => writeln!(out, "{what} {net}")?,
+        }
+        Ok(())
+    }
+    match command {
+        Command::Run { .. } => unreachable!("run is not a client command"),
+        Command::Status { json } => show::<views::StatusView>(socket, Request::Status, json, out),
+        Command::Mode { mode } => {
+            let views::ModeName(m) = api::request(socket, &Request::Mode { mode })?;
+            Ok(writeln!(out, "{}", m.name())?)
+        }
+        Command::Block(BlockCommand::Add { cidr, ttl, reason }) => {
+            let request = Request::BlockAdd { cidr, ttl, reason };
+            done(socket, request, "blocked", out)
+        }
+        Command::Block(BlockCommand::Del { cidr }) => {
+            done(socket, Request::BlockDel { cidr }, "unblocked", out)
+        }
+        Command::Block(BlockCommand::List { json }) => {
+            show::<Vec<views::BlockView>>(socket, Request::BlockList, json, out)
+        }
+        Command::Allow(AllowCommand::Add { cidr }) => {
+            done(socket, Request::AllowAdd { cidr }, "allowlisted", out)
+        }
+        Command::Allow(AllowCommand::Del { cidr }) => done(
+            socket,
+            Request::AllowDel { cidr },
+            "removed from the allowlist",
+            out,
+        ),
+        Command::Allow(AllowCommand::List { json }) => {
+            show::<Vec<views::Prefix>>(socket, Request::AllowList, json, out)
+        }
+        Command::Stats { json } => {
+            show::<Vec<views::CounterView>>(socket, Request::Stats, json, out)
+        }
+        Command::Top { n, once, json } => {
+            use std::io::IsTerminal as _;
+            if !once && !json && io::stdout().is_terminal() {
+                return top_live(socket, n, out);
+            }
+            show::<Vec<views::TalkerView>>(socket, Request::Top { n }, json, out)
+        }
+        Command::Limits(LimitsCommand::Show { json }) => {
+            show::<views::LimitsView>(socket, Request::LimitsShow, json, out)
+        }
+        Command::Limits(LimitsCommand::Set {
+            class,
+            aggregate,
+            pps,
+            bps,
+            burst,
+        }) => {
+            if pps.is_none() && bps.is_none() && burst.is_none() {
+                anyhow::bail!("nothing to set: give --pps, --bps or --burst");
+            }
+            let request = Request::LimitsSet {
+                class,
+                aggregate,
+                pps,
+                bps,
+                burst,
+            };
+            show::<views::LimitsView>(socket, request, false, out)
+        }
+    }
+}
+
+/// `levee top` on a terminal: the table redrawn in place every second.
+fn top_live(socket: &Path, n: usize, out: &mut impl Write) -> Result<()> {
+    use print::Print;
+    loop {
+        let top: Vec<views::TalkerView> = api::request(socket, &Request::Top { n })?;
+        // Home the cursor and clear the screen, then draw.
+        write!(out, "\x1b[H\x1b[2J")?;
+        writeln!(
+            out,
+            "levee top: heaviest sources of the last 10 s (Ctrl-C to quit)\n"
+        )?;
+        top.print(out)?;
+        out.flush()?;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("levee").chain(args.iter().copied())).unwrap()
+    }
+
+    fn refused(args: &[&str]) -> String {
+        let e = Cli::try_parse_from(std::iter::once("levee").chain(args.iter().copied()))
+            .expect_err("refused");
+        e.to_string()
+    }
+
+    #[test]
+    fn contract_parses() {
+        assert!(
+            matches!(parse(&["run", "--iface", "eth0", "--iface", "eth1"]).command, Command::Run { ref ifaces, .. } if ifaces.len() == 2)
+        );
+        assert!(matches!(
+            parse(&["mode", "enforce"]).command,
+            Command::Mode {
+                mode: Some(Mode::Enforce)
+            }
+        ));
+        assert!(matches!(
+            parse(&[
+                "--socket",
+                "/tmp/s",
+                "block",
+                "add",
+                "192.0.2.0/24",
+                "--ttl",
+                "10m",
+                "--reason",
+                "x"
+            ])
+            .command,
+            Command::Block(BlockCommand::Add { ttl: Some(t), .. }) if t == Duration::from_secs(600)
+        ));
+        assert!(matches!(
+            parse(&["allow", "list", "--json"]).command,
+            Command::Allow(AllowCommand::List { json: true })
+        ));
+        assert!(Cli::try_parse_from(["levee", "block", "frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_the_daemon_is_asked() {
+        for (args, want) in [
+            (&["mode", "panic"][..], "unknown mode \"panic\""),
+            (&["block", "add", "10.0.0.300/8"], "malformed CIDR"),
+            (
+                &["block", "add", "192.0.2.0/24", "--ttl", "soon"],
+                "malformed duration",
+            ),
+            (
+                &["block", "add", "192.0.2.0/24", "--ttl", "0s"],
+                "at least 1s",
+            ),
+            (&["allow", "del", "x"], "malformed CIDR"),
+            (
+                &["limits", "set", "--class", "sctp", "--pps", "1"],
+                "unknown class",
+            ),
+            (&["run", "--iface", ".."], "not an interface name"),
+        ] {
+            let e = refused(args);
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+        let nowhere = Some(PathBuf::from("/nonexistent/levee.sock"));
+        let e = format!(
+            "{:#}",
+            client(nowhere, Command::Stats { json: false }).unwrap_err()
+        );
+        assert!(e.starts_with("levee is not running"), "{e}");
+    }
+}

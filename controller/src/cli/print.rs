@@ -1,0 +1,178 @@
+//! The human-readable form of each view: one table or block of lines per command.
+
+use std::io::{Result, Write};
+
+use filter_common::abi::Class;
+
+use crate::api::views::{BlockView, CounterView, LimitsView, Prefix, StatusView, TalkerView};
+
+pub trait Print {
+    fn print(&self, out: &mut dyn Write) -> Result<()>;
+}
+
+impl Print for Vec<Prefix> {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        for Prefix(net) in self {
+            writeln!(out, "{net}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Print for Vec<BlockView> {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(out, "{:<43} {:>10}  REASON", "CIDR", "TTL")?;
+        for b in self {
+            let ttl = b.ttl_secs.map_or("-".into(), |s| format!("{s}s"));
+            let reason = b.reason.as_deref().unwrap_or("-");
+            writeln!(out, "{:<43} {:>10}  {reason}", b.cidr.0.to_string(), ttl)?;
+        }
+        Ok(())
+    }
+}
+
+impl Print for Vec<CounterView> {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(
+            out,
+            "{:<11} {:<20} {:>14} {:>16}",
+            "ACTION", "REASON", "PACKETS", "BYTES"
+        )?;
+        for c in self {
+            writeln!(
+                out,
+                "{:<11} {:<20} {:>14} {:>16}",
+                c.action, c.reason, c.packets, c.bytes
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Print for Vec<TalkerView> {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(
+            out,
+            "{:<40} {:<10} {:>12} {:>14} {:>8}",
+            "SOURCE", "CLASS", "RATE", "BANDWIDTH", "DROPPED"
+        )?;
+        for t in self {
+            writeln!(
+                out,
+                "{:<40} {:<10} {:>12} {:>14} {:>7}%",
+                t.source.to_string(),
+                t.class,
+                format!("{} pps", t.pps),
+                format!("{:.1} Mbit/s", t.bits_per_sec as f64 / 1e6),
+                t.dropped_pct
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Print for LimitsView {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        let rate = |n: u64, unit: &str, scale: f64| {
+            if n == 0 {
+                "-".to_string()
+            } else if scale == 1.0 {
+                format!("{n} {unit}")
+            } else {
+                format!("{:.1} {unit}", n as f64 / scale)
+            }
+        };
+        for (title, table) in [
+            ("per source", &self.per_source),
+            ("aggregate (all sources)", &self.aggregate),
+        ] {
+            writeln!(out, "{title}")?;
+            writeln!(
+                out,
+                "  {:<10} {:>14} {:>10} {:>14} {:>12}",
+                "CLASS", "RATE", "BURST", "BANDWIDTH", "BURST"
+            )?;
+            for class in Class::ALL {
+                let r = table.get(class.name()).copied().unwrap_or_default();
+                let burst = if r.pps == 0 {
+                    "-".into()
+                } else {
+                    format!("{} pkt", r.burst)
+                };
+                let burst_bytes = if r.bps == 0 {
+                    "-".into()
+                } else {
+                    format!("{} B", r.burst_bytes)
+                };
+                writeln!(
+                    out,
+                    "  {:<10} {:>14} {:>10} {:>14} {:>12}",
+                    class.name(),
+                    rate(r.pps, "pps", 1.0),
+                    burst,
+                    rate(r.bps, "Mbit/s", 1e6),
+                    burst_bytes,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Print for StatusView {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        let mode = if self.mode_set_by == "detection" {
+            format!("{} (detection, while the attack lasts)", self.mode.name())
+        } else {
+            self.mode.name().to_string()
+        };
+        writeln!(out, "mode        {mode}")?;
+        for i in &self.interfaces {
+            writeln!(out, "interface   {} ({})", i.name, i.attach)?;
+        }
+        writeln!(out, "uptime      {}s", self.uptime_secs)?;
+        writeln!(
+            out,
+            "lists       {} blocked, {} allowlisted",
+            self.blocklist_entries, self.allowlist_entries
+        )?;
+        writeln!(
+            out,
+            "packets     {} seen, {} dropped",
+            self.packets, self.dropped
+        )?;
+        let r = &self.rates;
+        writeln!(
+            out,
+            "rate        {} pps ({:.1} Mbit/s) passed, {} pps ({:.1} Mbit/s) dropped",
+            r.pass_pps,
+            r.pass_bps as f64 / 1e6,
+            r.drop_pps,
+            r.drop_bps as f64 / 1e6
+        )?;
+        let attacked: Vec<String> = self
+            .attack
+            .iter()
+            .filter(|(_, s)| *s != "normal")
+            .map(|(c, s)| format!("{c} {s}"))
+            .collect();
+        let attacked = if attacked.is_empty() {
+            "none".to_string()
+        } else {
+            attacked.join(", ")
+        };
+        writeln!(out, "attack      {attacked}")?;
+        let decisions: Vec<String> = self
+            .decisions
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        if !decisions.is_empty() {
+            writeln!(out, "detection   {}", decisions.join(", "))?;
+        }
+        for c in &self.top_reasons {
+            writeln!(out, "  {:<10} {:<20} {:>14}", c.action, c.reason, c.packets)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! The control commands, one file per family: the request is already typed and checked; each
+//! handler changes the controller all-or-nothing and returns its view. Adding a command is
+//! its handler plus one line here.
+
+mod allow;
+mod block;
+mod limits;
+mod mode;
+mod show;
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{api::Request, controller::Controller};
+
+/// Runs one request against the controller; the answer's data as JSON.
+pub fn dispatch(c: &mut Controller, request: Request) -> Result<Value> {
+    match request {
+        Request::Status => json(show::status(c)),
+        Request::Stats => json(show::stats(c)),
+        Request::Top { n } => json(show::top(c, n)),
+        Request::Mode { mode } => json(mode::mode(c, mode)),
+        Request::BlockAdd { cidr, ttl, reason } => json(block::add(c, cidr, ttl, reason)),
+        Request::BlockDel { cidr } => json(block::del(c, cidr)),
+        Request::BlockList => json(Ok(block::list(c))),
+        Request::AllowAdd { cidr } => json(allow::add(c, cidr)),
+        Request::AllowDel { cidr } => json(allow::del(c, cidr)),
+        Request::AllowList => json(Ok(allow::list(c))),
+        Request::LimitsShow => json(Ok(limits::show(c))),
+        Request::LimitsSet {
+            class,
+            aggregate,
+            pps,
+            bps,
+            burst,
+        } => json(limits::set(c, class, aggregate, pps, bps, burst)),
+    }
+}
+
+fn json<T: Serialize>(view: Result<T>) -> Result<Value> {
+    Ok(serde_json::to_value(view?)?)
+}

@@ -1,0 +1,90 @@
+//! `levee status`, `levee stats`, `levee top`: views of what the controller keeps. None of
+//! them walks a list or a table, so they answer at once whatever the list sizes.
+
+use anyhow::{Result, bail};
+use filter_common::abi::{Action, Class, Reason};
+
+use crate::{
+    api::views::{CounterView, InterfaceView, StatusView, TalkerView},
+    controller::Controller,
+};
+
+pub fn status(c: &Controller) -> Result<StatusView> {
+    let stats = stats(c)?;
+    let packets = stats.iter().map(|s| s.packets).sum();
+    let dropped = stats
+        .iter()
+        .filter(|s| s.action == Action::Drop.name())
+        .map(|s| s.packets)
+        .sum();
+    Ok(StatusView {
+        mode: c.mode.effective(),
+        mode_set_by: c.mode.set_by_name().to_string(),
+        interfaces: c
+            .fleet
+            .interfaces
+            .iter()
+            .map(|i| InterfaceView {
+                name: i.name.clone(),
+                attach: i.attached.name().to_string(),
+            })
+            .collect(),
+        uptime_secs: c.started.elapsed().as_secs(),
+        blocklist_entries: c.lists.block_count() as u64,
+        allowlist_entries: c.lists.allow_count() as u64,
+        packets,
+        dropped,
+        rates: c.telemetry.rates(),
+        attack: Class::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), c.engine.state(*k).name().to_string()))
+            .collect(),
+        baseline_pps: Class::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), c.engine.baseline_pps(*k)))
+            .collect(),
+        decisions: c
+            .decisions
+            .iter()
+            .map(|(k, n)| (k.to_string(), *n))
+            .collect(),
+        top_reasons: stats
+            .into_iter()
+            .filter(|s| s.action != Action::Pass.name())
+            .take(5)
+            .collect(),
+    })
+}
+
+/// Counters by (action, reason), summed over interfaces and classes, largest first.
+pub fn stats(c: &Controller) -> Result<Vec<CounterView>> {
+    let mut sums = vec![(0u64, 0u64); Action::COUNT * Reason::COUNT];
+    for (_, counters) in c.fleet.counters()? {
+        for (action, reason, _, v) in counters.non_zero() {
+            let slot = &mut sums[action as usize * Reason::COUNT + reason as usize];
+            slot.0 += v.packets;
+            slot.1 += v.bytes;
+        }
+    }
+    let mut out: Vec<CounterView> = sums
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (packets, _))| *packets > 0)
+        .map(|(i, (packets, bytes))| CounterView {
+            action: Action::ALL[i / Reason::COUNT].name().to_string(),
+            reason: Reason::ALL[i % Reason::COUNT].name().to_string(),
+            packets,
+            bytes,
+        })
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.packets));
+    Ok(out)
+}
+
+pub fn top(c: &Controller, n: usize) -> Result<Vec<TalkerView>> {
+    let every = c.settings.events.sample_every;
+    if every == 0 {
+        bail!("sampling is off (events.sample_every = 0): top has nothing to rank");
+    }
+    Ok(c.telemetry.top.top(n, every))
+}

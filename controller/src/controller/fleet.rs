@@ -1,0 +1,285 @@
+//! The protected interfaces, one loaded program each, written as one: every change goes to
+//! all of them or to none (a failure on one undoes it on those already changed), so a refused
+//! command changes nothing anywhere.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::maps::{MapData, RingBuf};
+use filter_common::abi::Config;
+use ipnet::IpNet;
+use tracing::{error, info, warn};
+
+use crate::{
+    config::Settings,
+    dataplane::{AttachMode, Attached, Counters, Dataplane, Edit, Expiry, List, LoadOptions},
+};
+
+/// One protected interface.
+pub struct Interface {
+    pub name: String,
+    pub attached: Attached,
+    pub dp: Dataplane,
+    pub events: RingBuf<MapData>,
+}
+
+#[derive(Default)]
+pub struct Fleet {
+    pub interfaces: Vec<Interface>,
+    bpffs: PathBuf,
+}
+
+/// Where an interface's maps and link are pinned.
+pub fn pin_dir(bpffs: &Path, iface: &str) -> PathBuf {
+    bpffs.join("levee").join(iface)
+}
+
+impl Fleet {
+    /// Loads the program for every interface (reusing maps an earlier run pinned) with
+    /// `config` in place. Nothing is attached yet: [`Fleet::attach`] does that.
+    pub fn load(settings: &Settings, config: Config) -> Result<Fleet> {
+        let d = &settings.daemon;
+        if d.interfaces.is_empty() {
+            bail!("no interface to protect: give --iface IF or `interfaces` in the config");
+        }
+        ensure_bpffs(&d.bpffs)?;
+        let mut interfaces = Vec::new();
+        for name in &d.interfaces {
+            let options = LoadOptions {
+                max_sources: settings.filter.sources.max_tracked,
+                event_bytes: settings.events.ring_bytes,
+                pin_dir: Some(pin_dir(&d.bpffs, name)),
+            };
+            let mut dp =
+                Dataplane::load(&options, config).with_context(|| format!("interface {name}"))?;
+            dp.set_amp_ports(&settings.filter.signatures.amp_port_list)?;
+            let events = dp.take_events()?;
+            interfaces.push(Interface {
+                name: name.clone(),
+                attached: Attached::Native,
+                dp,
+                events,
+            });
+        }
+        Ok(Fleet {
+            interfaces,
+            bpffs: d.bpffs.clone(),
+        })
+    }
+
+    /// Attaches every program through its pinned link (adopting a link an earlier run left).
+    pub fn attach(&mut self, mode: AttachMode) -> Result<()> {
+        for iface in &mut self.interfaces {
+            let link = pin_dir(&self.bpffs, &iface.name).join("link");
+            iface.attached = iface
+                .dp
+                .attach_pinned(&iface.name, mode, &link)
+                .with_context(|| format!("interface {}", iface.name))?;
+            match iface.attached {
+                Attached::Generic if mode == AttachMode::Auto => warn!(
+                    iface = %iface.name,
+                    "native XDP unavailable, attached in generic mode (slower)"
+                ),
+                a => info!(iface = %iface.name, attach = a.name(), "attached"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the maps were reused from an earlier run (a restart with keep_on_exit).
+    pub fn adopted(&self) -> bool {
+        self.interfaces
+            .iter()
+            .any(|i| i.dp.previous_config().is_some())
+    }
+
+    pub fn first(&self) -> &Dataplane {
+        &self.interfaces[0].dp
+    }
+
+    /// Writes list edits to every interface, all or nothing.
+    pub fn write(&mut self, list: List, edits: &[Edit]) -> Result<()> {
+        if edits.is_empty() {
+            return Ok(());
+        }
+        let undo: Vec<Edit> = edits.iter().rev().map(|e| e.inverse()).collect();
+        self.on_all(
+            |iface| {
+                let mut progress = Progress::new(&iface.name, list, edits.len());
+                iface.dp.write(list, edits, &mut |n| progress.show(n))
+            },
+            |dp| dp.write(list, &undo, &mut |_| {}),
+        )
+    }
+
+    /// Makes every interface's `list` hold exactly `desired` (prefix and expiry), at start-up:
+    /// maps adopted from an earlier run are read and only the differences written.
+    pub fn converge(&mut self, list: List, desired: &BTreeMap<IpNet, Expiry>) -> Result<()> {
+        for iface in &mut self.interfaces {
+            let actual: BTreeMap<IpNet, Expiry> = match (iface.dp.previous_config(), list) {
+                (None, _) => BTreeMap::new(),
+                (Some(_), List::Block) => iface.dp.blocklist()?.into_iter().collect(),
+                (Some(_), List::Allow) => {
+                    iface.dp.allowlist()?.into_iter().map(|n| (n, 0)).collect()
+                }
+            };
+            let mut edits: Vec<Edit> = desired
+                .iter()
+                .filter(|(net, e)| actual.get(net) != Some(e))
+                .map(|(net, e)| Edit {
+                    net: *net,
+                    new: Some(*e),
+                    old: actual.get(net).copied(),
+                })
+                .collect();
+            edits.extend(
+                actual
+                    .iter()
+                    .filter(|(net, _)| !desired.contains_key(net))
+                    .map(|(net, e)| Edit {
+                        net: *net,
+                        new: None,
+                        old: Some(*e),
+                    }),
+            );
+            let mut progress = Progress::new(&iface.name, list, edits.len());
+            iface
+                .dp
+                .write(list, &edits, &mut |n| progress.show(n))
+                .with_context(|| format!("interface {}", iface.name))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the program's configuration on every interface, all or nothing.
+    pub fn set_config(&mut self, config: Config) -> Result<()> {
+        let before: Vec<Config> = self.interfaces.iter().map(|i| i.dp.config()).collect();
+        let mut index = 0;
+        self.on_all(
+            |iface| iface.dp.set_config(config),
+            |dp| {
+                let c = before[index];
+                index += 1;
+                dp.set_config(c)
+            },
+        )
+    }
+
+    /// Sets the amplification ports on every interface, all or nothing.
+    pub fn set_amp_ports(&mut self, ports: &[u16], before: &[u16]) -> Result<()> {
+        self.on_all(
+            |iface| iface.dp.set_amp_ports(ports),
+            |dp| dp.set_amp_ports(before),
+        )
+    }
+
+    /// Applies `change` to each interface in turn; if one fails, `undo` runs on those
+    /// already changed (first to last) and the error is returned.
+    fn on_all(
+        &mut self,
+        mut change: impl FnMut(&mut Interface) -> Result<()>,
+        mut undo: impl FnMut(&mut Dataplane) -> Result<()>,
+    ) -> Result<()> {
+        for i in 0..self.interfaces.len() {
+            let iface = &mut self.interfaces[i];
+            if let Err(e) = change(iface).with_context(|| format!("interface {}", iface.name)) {
+                for done in &mut self.interfaces[..i] {
+                    if let Err(undo_err) = undo(&mut done.dp) {
+                        error!(iface = %done.name, "cannot undo a refused change, interfaces now differ: {undo_err:#}");
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every interface's counters.
+    pub fn counters(&self) -> Result<Vec<(String, Counters)>> {
+        self.interfaces
+            .iter()
+            .map(|i| Ok((i.name.clone(), i.dp.counters()?)))
+            .collect()
+    }
+
+    /// Detaches every interface and removes its pins.
+    pub fn detach(self) -> Result<()> {
+        for iface in self.interfaces {
+            let dir = pin_dir(&self.bpffs, &iface.name);
+            Dataplane::unpin_link(&dir.join("link"))?;
+            drop(iface.dp);
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                warn!(dir = %dir.display(), "cannot remove pins: {e}");
+            }
+            info!(iface = %iface.name, "detached");
+        }
+        Ok(())
+    }
+}
+
+/// Mounts bpffs at `path` unless a bpffs is mounted there already.
+fn ensure_bpffs(path: &Path) -> Result<()> {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let target = path.to_string_lossy();
+    let mounted = mounts.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        let (_, mount_point, fs_type) = (f.next(), f.next(), f.next());
+        mount_point == Some(&*target) && fs_type == Some("bpf")
+    });
+    if mounted {
+        return Ok(());
+    }
+    fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let status = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf"])
+        .arg(path)
+        .status()
+        .context("cannot run mount")?;
+    if !status.success() {
+        bail!("cannot mount bpffs at {}: {status}", path.display());
+    }
+    Ok(())
+}
+
+/// Progress of a long list write: a line rewritten in place on a terminal, one log line at
+/// the end otherwise. Short writes say nothing.
+struct Progress {
+    what: String,
+    total: usize,
+    terminal: bool,
+}
+
+impl Progress {
+    const QUIET_BELOW: usize = 10_000;
+
+    fn new(iface: &str, list: List, total: usize) -> Progress {
+        use std::io::IsTerminal as _;
+        let list = match list {
+            List::Allow => "allowlist",
+            List::Block => "blocklist",
+        };
+        Progress {
+            what: format!("{list} on {iface}"),
+            total,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, done: usize) {
+        if self.total < Self::QUIET_BELOW {
+            return;
+        }
+        if self.terminal {
+            eprint!("\rloading {}: {done}/{} prefixes", self.what, self.total);
+            if done == self.total {
+                eprintln!();
+            }
+        } else if done == self.total {
+            info!(list = %self.what, prefixes = self.total, "loaded");
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The controller: everything `levee run` owns and decides, behind one synchronous type that
+//! answers one call at a time (the [`crate::server`] serializes calls onto its thread). Each
+//! part has its own room:
+//!
+//! - [`fleet`]: the interfaces, written all-or-nothing;
+//! - [`lists`]: every list entry and where it came from, with its expiry;
+//! - [`mode`]: who owns the mode (operator or detection);
+//! - [`persist`]: the state file;
+//! - [`response`]: what the detection engine's decisions do;
+//! - [`telemetry`]: rates, events drained from the ring, top talkers, metrics.
+//!
+//! The commands themselves live in [`crate::cmd`], one file per family.
+
+pub mod fleet;
+pub mod lists;
+pub mod mode;
+pub mod persist;
+pub mod response;
+pub mod telemetry;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context as _, Result};
+use filter_common::abi::{Class, Mode};
+use ipnet::IpNet;
+use tracing::{error, info, warn};
+
+use crate::{
+    api::{Request, Response},
+    config::{self, ListSettings, PerClass, Settings, parse_cidr, parse_mode},
+    dataplane::{List, cpu_count, expiry_after, monotonic_coarse_ns},
+    engine::Engine,
+    list_files,
+    metrics::SharedMetrics,
+};
+use fleet::Fleet;
+use lists::{Allow, Block, ListBook, OperatorBlock, Setter};
+use mode::{ModeOwner, SetBy};
+use telemetry::Telemetry;
+
+pub struct Controller {
+    /// The config file's settings, with what only a restart changes kept from the start, and
+    /// limits set through the CLI applied (`limits_from_cli`).
+    pub(crate) settings: Settings,
+    config_path: Option<PathBuf>,
+    pub(crate) fleet: Fleet,
+    pub(crate) lists: ListBook,
+    pub(crate) mode: ModeOwner,
+    pub(crate) limits_from_cli: bool,
+    pub(crate) engine: Engine,
+    /// Decisions of the engine so far, by kind.
+    pub(crate) decisions: BTreeMap<&'static str, u64>,
+    /// Per-source limit scale per class, set by the engine while a class is under attack.
+    pub(crate) limit_scale: PerClass<f64>,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) started: Instant,
+    last_tick: Instant,
+    cpus: u32,
+}
+
+impl Controller {
+    /// Loads and attaches to every interface in the settings with the final settings (config,
+    /// then what the state file saved) and the lists in place.
+    pub fn start(settings: Settings, config_path: Option<PathBuf>) -> Result<Controller> {
+        let cpus = cpu_count()?;
+        let saved = persist::load(&settings.daemon.state_file)?;
+        let (config_blocks, config_allows) = read_list_settings(&settings.lists)?;
+        let mut c = Controller {
+            mode: ModeOwner::from_config(settings.mode),
+            engine: Engine::new(settings.detection.clone()),
+            fleet: Fleet::default(),
+            settings,
+            config_path,
+            lists: ListBook::default(),
+            limits_from_cli: false,
+            decisions: BTreeMap::new(),
+            limit_scale: PerClass([1.0; Class::COUNT]),
+            telemetry: Telemetry::new(),
+            started: Instant::now(),
+            last_tick: Instant::now(),
+            cpus,
+        };
+        c.restore_settings(&saved)?;
+        c.fleet = Fleet::load(&c.settings, c.dataplane_config())?;
+        let (plan, _, _) = c.lists.plan_config(&config_blocks, &config_allows);
+        c.lists.commit(plan);
+        c.restore_lists(&saved)?;
+        if c.fleet.adopted() {
+            c.adopt_unknown_entries()?;
+        }
+        let blocks: BTreeMap<IpNet, u64> = c
+            .lists
+            .blocks()
+            .filter_map(|(n, b)| Some((*n, b.expiry()?)))
+            .collect();
+        let allows: BTreeMap<IpNet, u64> = c.lists.allows().map(|(n, _)| (*n, 0)).collect();
+        c.fleet.converge(List::Block, &blocks)?;
+        c.fleet.converge(List::Allow, &allows)?;
+        c.fleet.attach(c.settings.daemon.xdp_mode)?;
+        info!(mode = c.mode.effective().name(), "levee running");
+        Ok(c)
+    }
+
+    /// What the state file saved, applied to the settings before anything is written.
+    fn restore_settings(&mut self, saved: &persist::State) -> Result<()> {
+        if let Some(m) = &saved.mode {
+            self.mode.operator = parse_mode(m).context("state file mode")?;
+            self.mode.set_by = SetBy::Cli;
+        }
+        if saved.detection_holds_enforce && self.mode.operator == Mode::Monitor {
+            self.mode.detection_holds = true;
+            self.engine.adopt_enforce();
+            info!(
+                "detection held enforce when the last run stopped: enforcing until the attack is over"
+            );
+        }
+        let rates = |v: &Vec<[u64; 4]>, out: &mut PerClass<filter_common::config::Rate>| {
+            for (slot, r) in out.0.iter_mut().zip(v) {
+                *slot = filter_common::config::Rate {
+                    pps: r[0],
+                    burst_packets: r[1],
+                    bits_per_sec: r[2],
+                    burst_bytes: r[3],
+                };
+            }
+        };
+        if let (Some(l), Some(a)) = (&saved.limits, &saved.aggregate) {
+            rates(l, &mut self.settings.filter.limits);
+            rates(a, &mut self.settings.filter.aggregate);
+            self.limits_from_cli = true;
+        }
+        Ok(())
+    }
+
+    /// The blocks and allows the state file saved, recorded in the book (written later).
+    fn restore_lists(&mut self, saved: &persist::State) -> Result<()> {
+        let now = SystemTime::now();
+        let mut restored = 0;
+        for b in &saved.blocks {
+            let net = parse_cidr(&b.cidr).context("state file block")?;
+            let ttl = b.ttl_left(now);
+            if ttl == Some(Duration::ZERO) {
+                continue;
+            }
+            let mut entry = self.lists.block(&net).cloned().unwrap_or_default();
+            entry.operator = Some(OperatorBlock {
+                by: Setter::Cli,
+                reason: b.reason.clone(),
+                expires_ns: expiry_after(ttl)?,
+            });
+            self.lists.set_block(net, entry);
+            restored += 1;
+        }
+        for a in &saved.allows {
+            let net = parse_cidr(a).context("state file allow")?;
+            let entry = self.lists.allow(&net).copied().unwrap_or_default();
+            self.lists.set_allow(net, Allow { cli: true, ..entry });
+        }
+        if restored + saved.allows.len() > 0 || saved.mode.is_some() {
+            info!(
+                state = %self.settings.daemon.state_file.display(),
+                blocks = restored,
+                allows = saved.allows.len(),
+                mode = saved.mode.as_deref().unwrap_or("(config)"),
+                "restored what the CLI had set"
+            );
+        }
+        Ok(())
+    }
+
+    /// Entries the adopted maps hold that neither the config nor the state file account for
+    /// stay as they were: timed blocks are expired by this daemon too.
+    fn adopt_unknown_entries(&mut self) -> Result<()> {
+        for (net, expires_ns) in self.fleet.first().blocklist()? {
+            if self.lists.block(&net).is_none() {
+                let by = if expires_ns == 0 {
+                    Setter::Adopted
+                } else {
+                    Setter::Cli
+                };
+                let operator = Some(OperatorBlock {
+                    by,
+                    reason: None,
+                    expires_ns,
+                });
+                self.lists.set_block(
+                    net,
+                    Block {
+                        config: false,
+                        operator,
+                    },
+                );
+            }
+        }
+        for net in self.fleet.first().allowlist()? {
+            if self.lists.allow(&net).is_none() {
+                let adopted = Allow {
+                    adopted: true,
+                    ..Allow::default()
+                };
+                self.lists.set_allow(net, adopted);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers one request; an error leaves everything as it was. A change is written to the
+    /// state file so a restart keeps it.
+    pub fn handle(&mut self, request: Request) -> Response {
+        let changes = request.changes();
+        match crate::cmd::dispatch(self, request) {
+            Ok(data) => {
+                if changes {
+                    self.save_state();
+                }
+                Response {
+                    ok: true,
+                    error: None,
+                    data,
+                }
+            }
+            Err(e) => Response::error(&e),
+        }
+    }
+
+    /// The program's configuration: the filter settings with the engine's limit scaling, in
+    /// the mode in force.
+    pub(crate) fn dataplane_config(&self) -> filter_common::abi::Config {
+        let mut filter = self.settings.filter.clone();
+        for (rate, scale) in filter.limits.0.iter_mut().zip(self.limit_scale.0) {
+            if scale < 1.0 {
+                let f = |v: u64| ((v as f64 * scale) as u64).max(1);
+                if rate.pps > 0 {
+                    rate.pps = f(rate.pps);
+                    rate.burst_packets = f(rate.burst_packets);
+                }
+                if rate.bits_per_sec > 0 {
+                    rate.bits_per_sec = f(rate.bits_per_sec);
+                }
+            }
+        }
+        filter.dataplane_config(
+            self.mode.effective(),
+            self.settings.events.sample_every,
+            self.cpus,
+        )
+    }
+
+    /// Writes [`Controller::dataplane_config`] to every interface, all or nothing.
+    pub(crate) fn write_config(&mut self) -> Result<()> {
+        let config = self.dataplane_config();
+        self.fleet.set_config(config)
+    }
+
+    /// Writes what the CLI set to the state file; a failure is logged, never fatal.
+    pub(crate) fn save_state(&self) {
+        let state = persist::State::of(self);
+        if let Err(e) = persist::save(&self.settings.daemon.state_file, &state) {
+            warn!("cannot save the state: {e:#}");
+        }
+    }
+
+    /// One turn of the loop: expiry, rates and detection, events, metrics. `elapsed` is
+    /// measured, so a late tick (after a long reload, say) is one long interval.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last_tick);
+        self.last_tick = now;
+        if let Err(e) = self.expire() {
+            self.telemetry.count_error();
+            error!("expiring blocks: {e:#}");
+        }
+        // Rates first, so an offence in the second an attack starts is judged under attack.
+        let counters = self.fleet.counters();
+        if let Ok(c) = &counters {
+            self.telemetry.sample(c, now);
+            self.detect(elapsed);
+        }
+        self.drain_events();
+        let updated = counters.and_then(|c| self.update_metrics(&c));
+        if let Err(e) = updated {
+            self.telemetry.count_error();
+            error!("reading counters: {e:#}");
+        }
+    }
+
+    /// Removes operator blocks whose time is up (the program already ignores them).
+    fn expire(&mut self) -> Result<()> {
+        let due = self.lists.due(monotonic_coarse_ns());
+        for net in &due {
+            let Some(old) = self.lists.block(net).cloned() else {
+                continue;
+            };
+            let new = Block {
+                operator: None,
+                ..old
+            };
+            let edit = self.lists.block_edit(*net, &new);
+            if edit.new != edit.old {
+                self.fleet.write(List::Block, &[edit])?;
+            }
+            self.lists.set_block(*net, new);
+            info!(cidr = %net, "block expired");
+        }
+        if !due.is_empty() {
+            self.save_state();
+        }
+        Ok(())
+    }
+
+    /// Re-reads the config file and list files. Everything is read and checked first; then
+    /// the changes are written all-or-nothing, so on any error the running state stays as it
+    /// was.
+    pub fn reload(&mut self) -> Result<()> {
+        let mut new = match &self.config_path {
+            Some(path) => config::load(path)?,
+            None => {
+                info!("SIGHUP: no config file, reloading list files only");
+                self.settings.clone()
+            }
+        };
+        let (blocks, allows) = read_list_settings(&new.lists)?;
+        // What only a restart can change stays.
+        let old = &self.settings;
+        for (what, changed) in [
+            ("socket", new.daemon.socket != old.daemon.socket),
+            ("bpffs", new.daemon.bpffs != old.daemon.bpffs),
+            (
+                "sources.max_tracked",
+                new.filter.sources.max_tracked != old.filter.sources.max_tracked,
+            ),
+            (
+                "events.ring_bytes",
+                new.events.ring_bytes != old.events.ring_bytes,
+            ),
+        ] {
+            if changed {
+                warn!(
+                    field = what,
+                    "changed in the config; takes effect at the next restart"
+                );
+            }
+        }
+        new.daemon = old.daemon.clone();
+        new.filter.sources.max_tracked = old.filter.sources.max_tracked;
+        new.events.ring_bytes = old.events.ring_bytes;
+
+        let (plan, block_edits, allow_edits) = self.lists.plan_config(&blocks, &allows);
+        let old_settings = std::mem::replace(&mut self.settings, new);
+        let old_mode = self.mode;
+        let old_limits_from_cli = self.limits_from_cli;
+        // A mode chosen with `levee mode` outlives a reload; limits come from the file again.
+        if self.mode.set_by == SetBy::Config {
+            self.mode.operator = self.settings.mode;
+        }
+        self.limits_from_cli = false;
+        let ports = self.settings.filter.signatures.amp_port_list.clone();
+        let old_ports = old_settings.filter.signatures.amp_port_list.clone();
+        let applied = (|| -> Result<()> {
+            self.write_config()?;
+            self.fleet.set_amp_ports(&ports, &old_ports)?;
+            if let Err(e) = self.fleet.write(List::Block, &block_edits) {
+                self.fleet.set_amp_ports(&old_ports, &ports)?;
+                return Err(e);
+            }
+            if let Err(e) = self.fleet.write(List::Allow, &allow_edits) {
+                let undo: Vec<_> = block_edits.iter().rev().map(|e| e.inverse()).collect();
+                self.fleet.write(List::Block, &undo)?;
+                self.fleet.set_amp_ports(&old_ports, &ports)?;
+                return Err(e);
+            }
+            Ok(())
+        })();
+        if let Err(e) = applied {
+            self.settings = old_settings;
+            self.mode = old_mode;
+            self.limits_from_cli = old_limits_from_cli;
+            if let Err(undo) = self.write_config() {
+                error!("cannot restore the running configuration after a failed reload: {undo:#}");
+            }
+            return Err(e);
+        }
+        self.lists.commit(plan);
+        self.engine.set_config(self.settings.detection.clone());
+        self.save_state();
+        info!(
+            config = %self.config_path.as_deref().map_or("-".into(), |p| p.display().to_string()),
+            mode = self.mode.effective().name(),
+            "config reloaded"
+        );
+        Ok(())
+    }
+
+    /// Detaches and removes the pins, or leaves everything in place with `keep_on_exit`.
+    pub fn stop(mut self) -> Result<()> {
+        self.drain_events();
+        self.save_state();
+        if self.settings.daemon.keep_on_exit {
+            info!("stopping; the filter stays attached (keep_on_exit)");
+            return Ok(());
+        }
+        self.fleet.detach()
+    }
+
+    pub fn metrics(&self) -> SharedMetrics {
+        self.telemetry.metrics.clone()
+    }
+}
+
+/// The config's and its list files' prefixes.
+fn read_list_settings(lists: &ListSettings) -> Result<(BTreeSet<IpNet>, BTreeSet<IpNet>)> {
+    let mut block: BTreeSet<IpNet> = lists.block.iter().copied().collect();
+    let mut allow: BTreeSet<IpNet> = lists.allow.iter().copied().collect();
+    for file in &lists.block_files {
+        block.extend(list_files::load_file(file)?);
+    }
+    for file in &lists.allow_files {
+        allow.extend(list_files::load_file(file)?);
+    }
+    Ok((block, allow))
+}

@@ -1,0 +1,298 @@
+//! Telemetry: counter totals turned into rates, the program's events drained from its ring
+//! (samples feed `levee top`, offences feed detection), and the Prometheus metrics.
+
+use std::{
+    net::IpAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, anyhow};
+use filter_common::abi::{Action, Class, Event, Mode, SourceState, event, map};
+use tracing::{info, warn};
+
+use super::Controller;
+use crate::{
+    api::views::RatesView,
+    dataplane::Counters,
+    engine::AttackState,
+    metrics::{
+        ClassLabels, InterfaceLabels, KindLabels, Metrics, ModeLabels, PacketLabels, SharedMetrics,
+        StateLabels,
+    },
+    top::TopTalkers,
+};
+
+/// Offence events logged one by one per tick; past that they are summed in one line.
+const OFFENCES_LOGGED_PER_TICK: usize = 20;
+
+/// Counter totals at one instant, to derive rates.
+#[derive(Clone, Copy, Debug)]
+struct Totals {
+    at: Instant,
+    /// (packets, bytes) passed and dropped.
+    pass: (u64, u64),
+    drop: (u64, u64),
+    /// Packets per class, all actions.
+    classes: [u64; Class::COUNT],
+}
+
+pub struct Telemetry {
+    pub top: TopTalkers,
+    /// The last two counter totals.
+    totals: [Option<Totals>; 2],
+    pub metrics: SharedMetrics,
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        Telemetry {
+            top: TopTalkers::default(),
+            totals: [None, None],
+            metrics: Metrics::shared(),
+        }
+    }
+
+    /// Records the counter totals of every interface at `at`.
+    pub fn sample(&mut self, counters: &[(String, Counters)], at: Instant) {
+        let (mut pass, mut drop) = ((0, 0), (0, 0));
+        let mut classes = [0u64; Class::COUNT];
+        for (_, c) in counters {
+            for (action, _, class, v) in c.non_zero() {
+                let slot = if action == Action::Drop {
+                    &mut drop
+                } else {
+                    &mut pass
+                };
+                slot.0 += v.packets;
+                slot.1 += v.bytes;
+                classes[class as usize] += v.packets;
+            }
+        }
+        let now = Totals {
+            at,
+            pass,
+            drop,
+            classes,
+        };
+        self.totals = [self.totals[1], Some(now)];
+    }
+
+    /// Seconds between the last two samples, and the samples.
+    fn interval(&self) -> Option<(f64, Totals, Totals)> {
+        let [Some(a), Some(b)] = self.totals else {
+            return None;
+        };
+        let secs = b.at.duration_since(a.at).as_secs_f64().max(0.001);
+        Some((secs, a, b))
+    }
+
+    /// Packets and bits per second between the last two samples.
+    pub fn rates(&self) -> RatesView {
+        let Some((secs, a, b)) = self.interval() else {
+            return RatesView::default();
+        };
+        let per_sec = |x: u64, y: u64| (y.saturating_sub(x) as f64 / secs) as u64;
+        RatesView {
+            pass_pps: per_sec(a.pass.0, b.pass.0),
+            pass_bps: per_sec(a.pass.1.saturating_mul(8), b.pass.1.saturating_mul(8)),
+            drop_pps: per_sec(a.drop.0, b.drop.0),
+            drop_bps: per_sec(a.drop.1.saturating_mul(8), b.drop.1.saturating_mul(8)),
+        }
+    }
+
+    /// Packets per second per class between the last two samples.
+    pub fn class_rates(&self) -> Option<[u64; Class::COUNT]> {
+        let (secs, a, b) = self.interval()?;
+        let mut rates = [0u64; Class::COUNT];
+        for (i, r) in rates.iter_mut().enumerate() {
+            *r = (b.classes[i].saturating_sub(a.classes[i]) as f64 / secs) as u64;
+        }
+        Some(rates)
+    }
+
+    /// Counts an error of the controller's loop.
+    pub fn count_error(&self) {
+        if let Ok(m) = self.metrics.lock() {
+            m.errors.inc();
+        }
+    }
+
+    pub fn count_decision(&self, kind: &str) {
+        if let Ok(m) = self.metrics.lock() {
+            m.decisions
+                .get_or_create(&KindLabels {
+                    kind: kind.to_string(),
+                })
+                .inc();
+        }
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Controller {
+    /// Reads what the program reported on its ring buffers: samples feed `levee top`; each
+    /// offence (a source that went over its limit and starts a penalty) is logged, summed past
+    /// a few per tick, and fed to the engine.
+    pub(super) fn drain_events(&mut self) {
+        self.telemetry.top.tick();
+        let mut offenders = Vec::new();
+        for iface in &mut self.fleet.interfaces {
+            let mut offences = 0usize;
+            while let Some(item) = iface.events.next() {
+                if item.len() < std::mem::size_of::<Event>() {
+                    continue;
+                }
+                // SAFETY: the program writes whole `Event` records; read_unaligned copes with
+                // the ring's 8-byte alignment.
+                let e: Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+                let src: IpAddr = if e.family == 6 {
+                    IpAddr::from(e.src)
+                } else {
+                    IpAddr::from([e.src[0], e.src[1], e.src[2], e.src[3]])
+                };
+                if e.kind == event::SAMPLE {
+                    self.telemetry.top.record(src, e.class, e.action, e.len);
+                    continue;
+                }
+                if e.kind != event::OFFENCE {
+                    continue;
+                }
+                let class = Class::ALL.get(e.class as usize).copied();
+                if let Some(class) = class {
+                    offenders.push((src, class));
+                }
+                offences += 1;
+                if offences <= OFFENCES_LOGGED_PER_TICK {
+                    info!(
+                        iface = %iface.name,
+                        source = %src,
+                        class = class.map_or("?", |c| c.name()),
+                        offences = e.offences,
+                        "source over its limit, penalty started"
+                    );
+                }
+            }
+            if offences > OFFENCES_LOGGED_PER_TICK {
+                info!(
+                    iface = %iface.name,
+                    more = offences - OFFENCES_LOGGED_PER_TICK,
+                    "more sources went over their limits"
+                );
+            }
+        }
+        let decisions: Vec<_> = offenders
+            .into_iter()
+            .filter_map(|(src, class)| self.engine.offence(src, class))
+            .collect();
+        for decision in decisions {
+            self.apply(decision);
+        }
+    }
+
+    /// Brings the Prometheus metrics up to date. Everything here is kept, never recounted:
+    /// no list or table is walked.
+    pub(super) fn update_metrics(&mut self, counters: &[(String, Counters)]) -> Result<()> {
+        let mut m = self
+            .telemetry
+            .metrics
+            .lock()
+            .map_err(|_| anyhow!("metrics lock poisoned"))?;
+        m.tracked_sources_capacity
+            .set(i64::from(self.settings.filter.sources.max_tracked));
+        for (name, c) in counters {
+            for (action, reason, class, v) in c.non_zero() {
+                let labels = PacketLabels {
+                    interface: name.clone(),
+                    action: action.name().to_string(),
+                    reason: reason.name().to_string(),
+                    class: class.name().to_string(),
+                };
+                m.observe_counter(labels, v.packets, v.bytes);
+            }
+        }
+        let mode = self.mode.effective();
+        for each in Mode::ALL {
+            m.mode
+                .get_or_create(&ModeLabels {
+                    mode: each.name().to_string(),
+                })
+                .set(i64::from(each == mode));
+        }
+        for class in Class::ALL {
+            let state = self.engine.state(class);
+            let labels = ClassLabels {
+                class: class.name().to_string(),
+            };
+            m.under_attack
+                .get_or_create(&labels)
+                .set(i64::from(state != AttackState::Normal));
+            m.baseline
+                .get_or_create(&labels)
+                .set(self.engine.baseline_pps(class) as i64);
+            for s in [
+                AttackState::Normal,
+                AttackState::UnderAttack,
+                AttackState::Recovering,
+            ] {
+                m.attack_state
+                    .get_or_create(&StateLabels {
+                        class: class.name().to_string(),
+                        state: s.name().to_string(),
+                    })
+                    .set(i64::from(s == state));
+            }
+        }
+        m.blocklist_entries.set(self.lists.block_count() as i64);
+        m.allowlist_entries.set(self.lists.allow_count() as i64);
+        m.tick();
+        Ok(())
+    }
+}
+
+/// How often the per-source tables are counted.
+const SOURCE_COUNT_EVERY: Duration = Duration::from_secs(10);
+
+/// Counts the per-source table of each interface every 10 s on a thread of its own, through
+/// the pinned maps: the kernel keeps no count of an LRU table, so it must be walked (one
+/// syscall per entry), and that walk must never hold up the controller.
+pub fn spawn_source_counter(bpffs: PathBuf, interfaces: Vec<String>, metrics: SharedMetrics) {
+    let spawned = std::thread::Builder::new()
+        .name("levee-sources".into())
+        .spawn(move || {
+            loop {
+                for name in &interfaces {
+                    let pin = super::fleet::pin_dir(&bpffs, name).join(map::SOURCES);
+                    match count_sources(&pin) {
+                        Ok(n) => {
+                            if let Ok(m) = metrics.lock() {
+                                m.tracked_sources
+                                    .get_or_create(&InterfaceLabels {
+                                        interface: name.clone(),
+                                    })
+                                    .set(n as i64);
+                            }
+                        }
+                        // The pins go when the daemon stops.
+                        Err(_) => return,
+                    }
+                }
+                std::thread::sleep(SOURCE_COUNT_EVERY);
+            }
+        });
+    if let Err(e) = spawned {
+        warn!("cannot count tracked sources: {e}");
+    }
+}
+
+fn count_sources(pin: &std::path::Path) -> Result<usize> {
+    let data = aya::maps::MapData::from_pin(pin)?;
+    let sources: aya::maps::HashMap<_, u64, SourceState> =
+        aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(data))?;
+    Ok(sources.keys().count())
+}

@@ -1,0 +1,96 @@
+//! Reading what the program counted: per-CPU counters summed, and the per-source table.
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+use aya::maps::{HashMap, MapData, PerCpuArray};
+use filter_common::{
+    abi::{Action, COUNTER_ENTRIES, Class, Counter, Reason, SourceState, counter_index, map},
+    config::{source_key_v4, source_key_v6},
+};
+
+use super::{Dataplane, is_not_found};
+
+/// Counters summed over all CPUs, indexed like the COUNTERS map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    slots: Vec<Counter>,
+}
+
+impl Counters {
+    pub fn get(&self, action: Action, reason: Reason, class: Class) -> Counter {
+        self.slots[counter_index(action, reason, class) as usize]
+    }
+
+    /// Packets with this action and reason, all classes.
+    pub fn packets(&self, action: Action, reason: Reason) -> u64 {
+        Class::ALL
+            .iter()
+            .map(|c| self.get(action, reason, *c).packets)
+            .sum()
+    }
+
+    /// Packets with this action, all reasons and classes.
+    pub fn action_packets(&self, action: Action) -> u64 {
+        Reason::ALL.iter().map(|r| self.packets(action, *r)).sum()
+    }
+
+    /// Every non-zero slot as (action, reason, class, counter).
+    pub fn non_zero(&self) -> Vec<(Action, Reason, Class, Counter)> {
+        let mut out = Vec::new();
+        for a in Action::ALL {
+            for r in Reason::ALL {
+                for c in Class::ALL {
+                    let v = self.get(a, r, c);
+                    if v.packets != 0 {
+                        out.push((a, r, c, v));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Dataplane {
+    /// Counters summed over CPUs.
+    pub fn counters(&self) -> Result<Counters> {
+        let array: PerCpuArray<&MapData, Counter> =
+            PerCpuArray::try_from(self.map(map::COUNTERS)?)?;
+        let mut slots = Vec::with_capacity(COUNTER_ENTRIES as usize);
+        for values in array.iter() {
+            let values = values?;
+            let mut sum = Counter::default();
+            for v in values.iter() {
+                sum.packets += v.packets;
+                sum.bytes += v.bytes;
+            }
+            slots.push(sum);
+        }
+        Ok(Counters { slots })
+    }
+
+    /// The exact state of a tracked source, if it has an entry.
+    pub fn source(&self, addr: IpAddr) -> Result<Option<SourceState>> {
+        let config = self.config();
+        let key = match addr {
+            IpAddr::V4(a) => source_key_v4(a.octets(), config.source_mask_v4),
+            IpAddr::V6(a) => source_key_v6(&a.octets(), config.source_mask_v6),
+        };
+        let sources: HashMap<&MapData, u64, SourceState> =
+            HashMap::try_from(self.map(map::SOURCES)?)?;
+        match sources.get(&key, 0) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Number of tracked sources. It walks the table, one syscall per entry: for tests and
+    /// benchmarks, never for the daemon's loop.
+    pub fn tracked_sources(&self) -> Result<usize> {
+        let sources: HashMap<&MapData, u64, SourceState> =
+            HashMap::try_from(self.map(map::SOURCES)?)?;
+        Ok(sources.keys().count())
+    }
+}

@@ -1,0 +1,85 @@
+//! The control socket: one JSON request line in, one JSON answer line out, per connection,
+//! in a task of its own with read and write timeouts and a bound on connections.
+
+use std::{sync::Arc, sync::mpsc, time::Duration};
+
+use anyhow::{Result, anyhow};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::{Semaphore, oneshot},
+};
+use tracing::{debug, info, warn};
+
+use super::Call;
+use crate::api::{Request, Response};
+
+/// Connections served at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send its request, and to read the answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest request line accepted.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+pub async fn serve(listener: std::os::unix::net::UnixListener, calls: mpsc::Sender<Call>) {
+    let listener = match UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return warn!("control socket: {e}"),
+    };
+    if let Ok(addr) = listener.local_addr()
+        && let Some(path) = addr.as_pathname()
+    {
+        info!(socket = %path.display(), "control socket ready");
+    }
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: wait instead of spinning.
+                warn!("control socket accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            debug!("control socket: too many connections, one closed");
+            continue;
+        };
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, calls).await {
+                warn!("control connection: {e:#}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| anyhow!("client sent no request within 5 s"))??;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => {
+            let (reply, answer) = oneshot::channel();
+            calls
+                .send(Call::Request(request, reply))
+                .map_err(|_| anyhow!("the controller has stopped"))?;
+            answer
+                .await
+                .map_err(|_| anyhow!("the controller has stopped"))?
+        }
+        Err(e) => Response::error(&anyhow!("malformed request: {e}")),
+    };
+    let mut out = serde_json::to_vec(&response)?;
+    out.push(b'\n');
+    tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
+        .await
+        .map_err(|_| anyhow!("client did not read the answer within 10 s"))??;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The thin async server of `levee run`, in the style of mini-redis: the controller runs on
+//! a thread of its own and takes one call at a time from a channel; the control socket and
+//! the /metrics endpoint serve each connection in its own task, with timeouts and a bound on
+//! connections. A client that never reads, or a flood of idle connections, stalls only its
+//! own tasks: never the controller's tick (expiry, detection, metrics) or the signals.
+
+mod control;
+mod http;
+
+use std::{
+    future::Future,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::oneshot,
+};
+use tracing::{error, info};
+
+use crate::{
+    api::{Request, Response},
+    controller::Controller,
+};
+
+/// What the server asks of the controller thread.
+pub enum Call {
+    Request(Request, oneshot::Sender<Response>),
+    Reload,
+    Stop,
+}
+
+/// The sockets `levee run` bound before anything was attached.
+pub struct Listeners {
+    pub control: std::os::unix::net::UnixListener,
+    pub metrics: Option<std::net::TcpListener>,
+}
+
+/// How often the controller ticks.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Serves until `shutdown` completes or SIGINT/SIGTERM arrives, then stops the controller
+/// (which detaches unless keep_on_exit) and returns its result.
+pub async fn run(
+    controller: Controller,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let metrics = controller.metrics();
+    let (calls, inbox) = mpsc::channel::<Call>();
+    let worker = std::thread::Builder::new()
+        .name("levee-controller".into())
+        .spawn(move || controller_loop(controller, inbox))
+        .context("cannot start the controller thread")?;
+
+    let control = tokio::spawn(control::serve(listeners.control, calls.clone()));
+    let http = listeners
+        .metrics
+        .map(|l| tokio::spawn(http::serve(l, metrics)));
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let _ = calls.send(Call::Reload);
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = &mut shutdown => break,
+        }
+    }
+    control.abort();
+    if let Some(h) = http {
+        h.abort();
+    }
+    let _ = calls.send(Call::Stop);
+    tokio::task::spawn_blocking(move || worker.join())
+        .await?
+        .map_err(|_| anyhow!("the controller thread panicked"))?
+}
+
+/// The controller's thread: one call at a time, and a tick once a second. A tick never
+/// catches up: after a stall (a long reload) the next one comes at once and measures the
+/// whole interval, then the cadence starts again.
+fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> Result<()> {
+    let mut next_tick = Instant::now() + TICK;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match inbox.recv_timeout(wait) {
+            Ok(Call::Request(request, reply)) => {
+                let _ = reply.send(controller.handle(request));
+            }
+            Ok(Call::Reload) => {
+                if let Err(e) = controller.reload() {
+                    error!("reload failed, the running config stays: {e:#}");
+                }
+            }
+            Ok(Call::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() >= next_tick {
+            controller.tick();
+            next_tick = Instant::now() + TICK;
+        }
+    }
+    info!("stopping");
+    controller.stop()
+}
+
+/// Binds the control socket (mode 0600) before anything is attached, so a second daemon
+/// fails here instead of taking over the first one's interfaces.
+pub fn bind_control_socket(socket: &std::path::Path) -> Result<std::os::unix::net::UnixListener> {
+    use std::{fs, os::unix::fs::PermissionsExt as _};
+    if let Some(dir) = socket.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if socket.exists() {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            anyhow::bail!("another levee is already running on {}", socket.display());
+        }
+        fs::remove_file(socket)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
