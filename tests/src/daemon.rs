@@ -199,6 +199,11 @@ impl DaemonLab {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("levee {a:?}: {e}: {out}"))
     }
 
+    /// Where the daemon pins an interface's maps and link.
+    pub fn pin_dir(&self, iface: &str) -> PathBuf {
+        self.bpffs.join("levee").join(iface)
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }

@@ -10,12 +10,12 @@ mod show;
 
 use anyhow::Result;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::{api::Request, controller::Controller};
 
 /// Runs one request against the controller; the answer's data as JSON.
-pub fn dispatch(c: &mut Controller, request: Request) -> Result<Value> {
+pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
     match request {
         Request::Status => json(show::status(c)),
         Request::Stats => json(show::stats(c)),
@@ -38,6 +38,6 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Value> {
     }
 }
 
-fn json<T: Serialize>(view: Result<T>) -> Result<Value> {
-    Ok(serde_json::to_value(view?)?)
+fn json<T: Serialize>(view: Result<T>) -> Result<Box<RawValue>> {
+    Ok(serde_json::value::to_raw_value(&view?)?)
 }
