@@ -1,8 +1,10 @@
 //! Shared harness of Levee's kernel tests and benchmarks: a loaded program driven through
-//! BPF_PROG_TEST_RUN ([`Harness`]), network namespaces joined by veth ([`netns`]), and a raw
-//! frame sender ([`sender`]).
+//! BPF_PROG_TEST_RUN ([`Harness`], fed tables of [`Case`]s), network namespaces joined by veth
+//! ([`netns`]), the real daemon in a lab ([`daemon`], with a flood on top in [`flood`]), and a
+//! raw frame sender ([`sender`]).
 
 pub mod daemon;
+pub mod flood;
 pub mod netns;
 pub mod sender;
 pub mod traffic;
@@ -18,6 +20,19 @@ use levee::dataplane::{Counters, Dataplane, LoadOptions};
 pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+
+/// One row of a program test's fixture table, as in Katran's `KatranBaseTestFixtures.h`: a
+/// described frame and what the program must make of it, both the XDP action it returns and
+/// the (action, reason, class) slot it counts the packet under.
+pub struct Case {
+    /// Names the case in a failure message.
+    pub what: String,
+    pub frame: Vec<u8>,
+    pub xdp: u32,
+    pub action: Action,
+    pub reason: Reason,
+    pub class: Class,
+}
 
 /// The program loaded into the kernel with a given configuration, not attached anywhere.
 pub struct Harness {
@@ -90,6 +105,14 @@ impl Harness {
             1,
             "{what}: exactly one packet counted"
         );
+    }
+
+    /// [`Harness::expect`] for every case of a table, in order; a failure names its case.
+    #[track_caller]
+    pub fn expect_all(&self, cases: &[Case]) {
+        for c in cases {
+            self.expect(&c.what, &c.frame, c.xdp, c.action, c.reason, c.class);
+        }
     }
 
     pub fn set_mode(&mut self, mode: Mode) {

@@ -1,0 +1,67 @@
+//! The set-up every detection test shares: a daemon in a lab, a receiver on the protected side,
+//! a calm stretch so the detection engine learns a baseline, then a single-source raw UDP flood
+//! for as long as the test watches. One fixture, so the tests differ only in what they watch.
+
+use std::{
+    net::UdpSocket,
+    sync::atomic::{AtomicBool, Ordering},
+    thread::sleep,
+    time::Duration,
+};
+
+use crate::{
+    daemon::DaemonLab,
+    netns::{CLIENT_V4, PROTECTED_V4},
+    traffic::{flood_until, udp_flood_frames, udp_receiver, warm_up},
+};
+
+/// The lab client that floods; no test sends anything else from it.
+pub const FLOODER: &str = CLIENT_V4[3];
+
+/// The protected side's UDP port the flood and the receiver use.
+pub const FLOOD_PORT: u16 = 9000;
+
+/// How long the engine sees calm traffic before a test may flood.
+const CALM: Duration = Duration::from_millis(2500);
+
+/// A running daemon with a flood ready to aim at it.
+pub struct FloodLab {
+    pub daemon: DaemonLab,
+    /// Receives on [`FLOOD_PORT`], so the flood lands on a socket as real traffic would.
+    pub rx: UdpSocket,
+    /// 20,000 frames from [`FLOODER`], sent again and again while a flood lasts.
+    frames: Vec<u8>,
+}
+
+impl FloodLab {
+    /// Starts `levee run` with `config` (TOML after the lab's own lines), warms up the path from
+    /// the first client, and waits through the calm stretch.
+    pub fn start(config: &str) -> FloodLab {
+        let mut daemon = DaemonLab::new();
+        daemon.write_config(config);
+        daemon.start();
+        let rx = udp_receiver(&daemon.lab.protected, PROTECTED_V4, FLOOD_PORT);
+        warm_up(&daemon.lab.client, CLIENT_V4[0], &rx);
+        sleep(CALM);
+        let frames = udp_flood_frames(&daemon.lab, FLOODER, FLOOD_PORT, 20_000);
+        FloodLab { daemon, rx, frames }
+    }
+
+    /// Floods from [`FLOODER`] while `watch` runs; the flood stops when `watch` returns or
+    /// panics (a panicking test must not leave the sender running forever).
+    pub fn flood<T>(&self, watch: impl FnOnce() -> T) -> T {
+        /// Stops the flood when dropped, on return and on unwind alike.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| flood_until(&self.daemon.lab, &self.frames, &stop));
+            let _stop = StopOnDrop(&stop);
+            watch()
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! The CLI as an operator meets it: every error one line that says what is wrong and changes
+//! nothing, a bad config field named with its line, and `levee top` on a terminal.
+
+use std::{thread::sleep, time::Duration};
+
+use levee_tests::{daemon::DaemonLab, netns::CLIENT_V4, traffic::warm_up};
+
+use crate::{delivered, receiver, stderr};
+
+#[test]
+fn cli_errors_are_one_line_and_change_nothing() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"");
+    d.start();
+    d.cli_ok(&["block", "add", "192.0.2.0/24"]);
+    let before = (d.cli_ok(&["mode"]), d.cli_ok(&["block", "list", "--json"]));
+    for (args, want) in [
+        (vec!["block", "add", "192.0.2.300/24"], "malformed CIDR"),
+        (vec!["block", "add", "192.0.2.7/24"], "host bits set"),
+        (
+            vec!["block", "add", "198.51.100.0/24", "--ttl", "forever"],
+            "--ttl: malformed duration",
+        ),
+        (
+            vec!["block", "del", "203.0.113.0/24"],
+            "not in the blocklist",
+        ),
+        (vec!["mode", "panic"], "unknown mode \"panic\""),
+        (vec!["allow", "add", "2001:db8::/129"], "malformed CIDR"),
+    ] {
+        let out = d.cli(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err}");
+    }
+    assert_eq!(
+        (d.cli_ok(&["mode"]), d.cli_ok(&["block", "list", "--json"])),
+        before
+    );
+
+    // The daemon not running: one line, non-zero, for every command.
+    assert!(d.stop());
+    for args in [
+        vec!["status"],
+        vec!["mode", "off"],
+        vec!["block", "list"],
+        vec!["stats"],
+    ] {
+        let out = d.cli(&args);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("error: levee is not running"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+    }
+}
+
+#[test]
+fn bad_config_field_is_named_and_nothing_is_attached() {
+    let d = DaemonLab::new();
+    d.write_config("[limits.udp]\npps = 100\nbrust = 10");
+    let out = d.run_expecting_exit();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown field `brust`"), "{err}");
+    assert!(err.contains("line 8, column 1"), "names the line: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!d.xdp_attached());
+}
+
+/// On a terminal `levee top` redraws in place every second; run under a pseudo-terminal
+/// (`script`, from util-linux) for 2.5 s, it draws at least twice.
+#[test]
+fn top_refreshes_in_place_on_a_terminal() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"\n[events]\nsample_every = 1");
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    delivered(&d, &rx, CLIENT_V4[2]);
+    sleep(Duration::from_millis(1100));
+    let cmd = format!(
+        "{} --socket {} top",
+        levee_tests::daemon::levee_bin().display(),
+        d.socket.display()
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["2.5", "script", "-qfc", &cmd, "/dev/null"])
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.matches("levee top: heaviest sources").count() >= 2,
+        "{text}"
+    );
+    assert!(text.contains("\x1b[H\x1b[2J"), "cleared in place: {text:?}");
+    assert!(text.contains(CLIENT_V4[2]), "{text}");
+    // Not on a terminal: printed once.
+    let once = d.cli_ok(&["top"]);
+    assert!(
+        !once.contains("\x1b[2J") && once.contains(CLIENT_V4[2]),
+        "{once}"
+    );
+}

@@ -1,0 +1,45 @@
+//! The ring buffer to user space: sampled packet headers with their verdicts. Offence events
+//! are tested with the limiter that raises them.
+
+use filter_common::{
+    abi::{Action, Class, Config, Mode, Reason, event},
+    frames::arp,
+    parse::TCP_SYN,
+};
+use levee_tests::{Harness, XDP_DROP, XDP_PASS, tcp, udp};
+
+use crate::{DST4, DST6, SRC4, SRC6, net, read_event};
+
+/// With `sample_every` set to 1, every IP packet's header goes to user space as a sample event,
+/// with its verdict; non-IP frames are not sampled.
+#[test]
+fn sampled_headers_reach_the_ring_buffer() {
+    let mut cfg = Config::new(Mode::Enforce);
+    cfg.sample_every = 1;
+    let mut h = Harness::new(cfg);
+    h.dp.block(net("198.18.1.0/24"), None).unwrap();
+    let mut events = h.dp.take_events().unwrap();
+    assert_eq!(h.run(&udp(SRC6, DST6, 5000, 443)), XDP_PASS);
+    assert_eq!(h.run(&tcp(SRC4, DST4, TCP_SYN)), XDP_DROP);
+    assert_eq!(h.run(&arp()), XDP_PASS);
+    let mut got = Vec::new();
+    while let Some(item) = events.next() {
+        got.push(read_event(&item));
+    }
+    assert_eq!(got.len(), 2, "one sample per IP packet, none for ARP");
+    assert_eq!(got[0].kind, event::SAMPLE);
+    assert_eq!(
+        (got[0].family, got[0].src_port, got[0].dst_port),
+        (6, 5000, 443)
+    );
+    assert_eq!(
+        (got[0].action, got[0].reason),
+        (Action::Pass as u32, Reason::Clean as u32)
+    );
+    assert_eq!((got[1].family, got[1].class), (4, Class::TcpSyn as u32));
+    assert_eq!(
+        (got[1].action, got[1].reason),
+        (Action::Drop as u32, Reason::Blocklisted as u32)
+    );
+    assert_eq!(got[1].tcp_flags, TCP_SYN);
+}
