@@ -246,3 +246,41 @@ fn tightening_is_off_by_default_and_restored_after_the_attack() {
         ]
     );
 }
+
+#[test]
+fn time_is_what_elapsed_not_a_count_of_calls() {
+    let mut e = calm_engine();
+    e.observe(SECOND, rates(200_000), Mode::Monitor);
+    e.observe(SECOND, rates(5_000), Mode::Enforce);
+    assert_eq!(e.state(Class::Udp), AttackState::Recovering);
+    // One late tick that covers ten calm seconds ends the attack at once...
+    let d = e.observe(Duration::from_secs(10), rates(5_000), Mode::Enforce);
+    assert!(
+        d.contains(&Decision::AttackEnded { class: Class::Udp }),
+        "{d:?}"
+    );
+    // ...and ten quick ticks of 10 ms are 100 ms, not ten seconds.
+    let mut e = calm_engine();
+    e.observe(SECOND, rates(200_000), Mode::Monitor);
+    e.observe(SECOND, rates(5_000), Mode::Enforce);
+    for _ in 0..10 {
+        let d = e.observe(Duration::from_millis(10), rates(5_000), Mode::Enforce);
+        assert!(d.is_empty(), "{d:?}");
+    }
+    assert_eq!(e.state(Class::Udp), AttackState::Recovering);
+}
+
+#[test]
+fn an_adopted_enforce_is_released_after_calm_seconds() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.adopt_enforce();
+    assert!(e.holds_enforce());
+    for _ in 0..9 {
+        assert!(e.observe(SECOND, rates(100), Mode::Enforce).is_empty());
+    }
+    assert_eq!(
+        e.observe(SECOND, rates(100), Mode::Enforce),
+        [Decision::SwitchMode { to: Mode::Monitor }]
+    );
+    assert!(!e.holds_enforce());
+}

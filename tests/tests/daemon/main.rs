@@ -5,6 +5,7 @@
 
 mod cli;
 mod detection;
+mod faults;
 mod interfaces;
 mod lists;
 mod metrics;
