@@ -60,7 +60,7 @@ fn run(
     config: Option<std::path::PathBuf>,
     ifaces: Vec<String>,
     xdp_mode: Option<levee::dataplane::AttachMode>,
-    metrics: Option<Option<std::net::SocketAddr>>,
+    metrics: Option<cli::MetricsAddr>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -36,8 +36,14 @@ fn ttl(s: &str) -> Result<Duration, String> {
 fn xdp_mode(s: &str) -> Result<crate::dataplane::AttachMode, String> {
     values::parse_xdp_mode(s).map_err(|e| format!("{e:#}"))
 }
-fn metrics_addr(s: &str) -> Result<Option<std::net::SocketAddr>, String> {
-    values::parse_metrics_addr(s).map_err(|e| format!("{e:#}"))
+/// `--metrics`: an address, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<std::net::SocketAddr>);
+
+fn metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+    values::parse_metrics_addr(s)
+        .map(MetricsAddr)
+        .map_err(|e| format!("{e:#}"))
 }
 fn iface(s: &str) -> Result<String, String> {
     values::parse_iface(s).map_err(|e| format!("{e:#}"))
@@ -72,7 +78,7 @@ pub enum Command {
         xdp_mode: Option<crate::dataplane::AttachMode>,
         /// Serve Prometheus metrics at ADDR:PORT/metrics (default 127.0.0.1:9750), or off.
         #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
-        metrics: Option<Option<std::net::SocketAddr>>,
+        metrics: Option<MetricsAddr>,
     },
     /// Mode, interfaces, list sizes, packets and the top drop reasons.
     Status {
@@ -189,7 +195,7 @@ pub fn run_settings(
     config: Option<&PathBuf>,
     ifaces: &[String],
     xdp_mode: Option<crate::dataplane::AttachMode>,
-    metrics: Option<Option<std::net::SocketAddr>>,
+    metrics: Option<MetricsAddr>,
 ) -> Result<config::Settings> {
     let mut s = match config {
         Some(path) => config::load(path)?,
@@ -207,7 +213,7 @@ pub fn run_settings(
     if let Some(p) = socket {
         d.socket = p;
     }
-    if let Some(m) = metrics {
+    if let Some(MetricsAddr(m)) = metrics {
         d.metrics = m;
     }
     Ok(s)
@@ -337,80 +343,4 @@ fn top_live(socket: &Path, n: usize, out: &mut impl Write) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("levee").chain(args.iter().copied())).unwrap()
-    }
-
-    fn refused(args: &[&str]) -> String {
-        let e = Cli::try_parse_from(std::iter::once("levee").chain(args.iter().copied()))
-            .expect_err("refused");
-        e.to_string()
-    }
-
-    #[test]
-    fn contract_parses() {
-        assert!(
-            matches!(parse(&["run", "--iface", "eth0", "--iface", "eth1"]).command, Command::Run { ref ifaces, .. } if ifaces.len() == 2)
-        );
-        assert!(matches!(
-            parse(&["mode", "enforce"]).command,
-            Command::Mode {
-                mode: Some(Mode::Enforce)
-            }
-        ));
-        assert!(matches!(
-            parse(&[
-                "--socket",
-                "/tmp/s",
-                "block",
-                "add",
-                "192.0.2.0/24",
-                "--ttl",
-                "10m",
-                "--reason",
-                "x"
-            ])
-            .command,
-            Command::Block(BlockCommand::Add { ttl: Some(t), .. }) if t == Duration::from_secs(600)
-        ));
-        assert!(matches!(
-            parse(&["allow", "list", "--json"]).command,
-            Command::Allow(AllowCommand::List { json: true })
-        ));
-        assert!(Cli::try_parse_from(["levee", "block", "frobnicate"]).is_err());
-    }
-
-    #[test]
-    fn bad_values_are_refused_before_the_daemon_is_asked() {
-        for (args, want) in [
-            (&["mode", "panic"][..], "unknown mode \"panic\""),
-            (&["block", "add", "10.0.0.300/8"], "malformed CIDR"),
-            (
-                &["block", "add", "192.0.2.0/24", "--ttl", "soon"],
-                "malformed duration",
-            ),
-            (
-                &["block", "add", "192.0.2.0/24", "--ttl", "0s"],
-                "at least 1s",
-            ),
-            (&["allow", "del", "x"], "malformed CIDR"),
-            (
-                &["limits", "set", "--class", "sctp", "--pps", "1"],
-                "unknown class",
-            ),
-            (&["run", "--iface", ".."], "not an interface name"),
-        ] {
-            let e = refused(args);
-            assert!(e.contains(want), "{args:?}: {e}");
-        }
-        let nowhere = Some(PathBuf::from("/nonexistent/levee.sock"));
-        let e = format!(
-            "{:#}",
-            client(nowhere, Command::Stats { json: false }).unwrap_err()
-        );
-        assert!(e.starts_with("levee is not running"), "{e}");
-    }
-}
+mod tests;

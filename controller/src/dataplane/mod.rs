@@ -2,20 +2,13 @@
 //! them. Everything aya-specific stays in this module, so the rest of the controller works on
 //! plain Rust types.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, RingBuf},
-    programs::{
-        TestRun, TestRunOptions, Xdp, XdpMode,
-        links::{FdLink, PinnedLink},
-        xdp::{XdpLink, XdpLinkId},
-    },
+    programs::{TestRun, TestRunOptions, Xdp, xdp::XdpLinkId},
     util::nr_cpus,
 };
 use filter_common::{
@@ -26,8 +19,11 @@ use filter_common::{
     config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns},
 };
 
+mod attach;
 mod counters;
 mod lists;
+
+pub use attach::{AttachMode, Attached};
 
 pub use counters::Counters;
 pub use lists::{Edit, Expiry, List, expiry_after};
@@ -55,34 +51,6 @@ impl Default for LoadOptions {
             max_sources: DEFAULT_MAX_SOURCES,
             event_bytes: DEFAULT_EVENT_BYTES,
             pin_dir: None,
-        }
-    }
-}
-
-/// How to attach to an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttachMode {
-    /// Native (driver) mode, else generic (skb) mode.
-    Auto,
-    Native,
-    Generic,
-}
-
-/// The mode an attachment ended up in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attached {
-    Native,
-    Generic,
-    /// A link pinned by an earlier run, now running this program (its mode is the earlier one).
-    Adopted,
-}
-
-impl Attached {
-    pub fn name(self) -> &'static str {
-        match self {
-            Attached::Native => "native",
-            Attached::Generic => "generic",
-            Attached::Adopted => "adopted",
         }
     }
 }
@@ -238,92 +206,6 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Attaches to `iface`. Auto tries native mode first and falls back to generic mode.
-    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<Attached> {
-        let attempts: &[(XdpMode, Attached)] = match mode {
-            AttachMode::Native => &[(XdpMode::Driver, Attached::Native)],
-            AttachMode::Generic => &[(XdpMode::Skb, Attached::Generic)],
-            AttachMode::Auto => &[
-                (XdpMode::Driver, Attached::Native),
-                (XdpMode::Skb, Attached::Generic),
-            ],
-        };
-        let program = self.program_mut()?;
-        let mut last_err = None;
-        for (xdp_mode, attached) in attempts {
-            match program.attach(iface, *xdp_mode) {
-                Ok(id) => {
-                    self.links.push((iface.to_string(), id, *attached));
-                    return Ok(*attached);
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        let err = last_err.expect("at least one attempt");
-        Err(anyhow::Error::new(err))
-            .with_context(|| format!("failed to attach to {iface} in {mode:?} mode"))
-    }
-
-    /// Attaches to `iface` through a link pinned at `link_pin`: an existing pin (left by an
-    /// earlier run) has its program replaced atomically, without a moment unfiltered;
-    /// otherwise a new link is made and pinned. The pin owns the link: it outlives this
-    /// process until [`Dataplane::unpin_link`] removes it.
-    pub fn attach_pinned(
-        &mut self,
-        iface: &str,
-        mode: AttachMode,
-        link_pin: &Path,
-    ) -> Result<Attached> {
-        if link_pin.exists() {
-            let pinned = PinnedLink::from_pin(link_pin)
-                .with_context(|| format!("cannot open the pinned link {}", link_pin.display()))?;
-            let link = XdpLink::try_from(FdLink::from(pinned))
-                .with_context(|| format!("{} is not an XDP link", link_pin.display()))?;
-            let id = self.program_mut()?.attach_to_link(link).with_context(|| {
-                format!(
-                    "failed to replace the program on the link pinned at {}",
-                    link_pin.display()
-                )
-            })?;
-            self.links.push((iface.to_string(), id, Attached::Adopted));
-            return Ok(Attached::Adopted);
-        }
-        let attached = self.attach(iface, mode)?;
-        let (_, id, _) = self.links.pop().expect("attach recorded the link");
-        let link = self.program_mut()?.take_link(id)?;
-        let fd_link = FdLink::try_from(link).with_context(|| {
-            format!("the kernel attached {iface} without a BPF link, which cannot be pinned")
-        })?;
-        fd_link
-            .pin(link_pin)
-            .with_context(|| format!("cannot pin the link at {}", link_pin.display()))?;
-        Ok(attached)
-    }
-
-    /// Removes a link pin; the link (and the attachment) ends when the last holder lets go.
-    pub fn unpin_link(link_pin: &Path) -> Result<()> {
-        match std::fs::remove_file(link_pin) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("cannot remove {}", link_pin.display())),
-        }
-    }
-
-    /// Detaches from `iface`.
-    pub fn detach(&mut self, iface: &str) -> Result<()> {
-        let Some(pos) = self.links.iter().position(|(i, _, _)| i == iface) else {
-            bail!("not attached to {iface}");
-        };
-        let (_, id, _) = self.links.remove(pos);
-        self.program_mut()?.detach(id)?;
-        Ok(())
-    }
-
-    /// Interfaces attached and how.
-    pub fn attachments(&self) -> Vec<(String, Attached)> {
-        self.links.iter().map(|(i, _, a)| (i.clone(), *a)).collect()
-    }
-
     /// The event ring buffer; it can be taken once.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
         let m = self
@@ -358,7 +240,7 @@ impl Dataplane {
             .try_into()?)
     }
 
-    fn program_mut(&mut self) -> Result<&mut Xdp> {
+    pub(crate) fn program_mut(&mut self) -> Result<&mut Xdp> {
         Ok(self
             .ebpf
             .program_mut(PROGRAM)

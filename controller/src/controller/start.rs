@@ -1,0 +1,187 @@
+//! Start-up: the final state is computed first (config, then what the state file saved,
+//! then what adopted maps hold), then written into the maps once, then attached.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context as _, Result};
+use filter_common::abi::{Class, Mode};
+use ipnet::IpNet;
+use tracing::info;
+
+use super::{
+    Controller, Fleet, ListBook, ModeOwner, SetBy, Telemetry,
+    lists::{Allow, Block, OperatorBlock, Setter},
+    persist,
+};
+use crate::{
+    config::{ListSettings, PerClass, Settings, parse_cidr, parse_mode},
+    dataplane::{List, cpu_count, expiry_after},
+    engine::Engine,
+    list_files,
+};
+
+impl Controller {
+    /// Loads and attaches to every interface in the settings with the final settings (config,
+    /// then what the state file saved) and the lists in place.
+    pub fn start(settings: Settings, config_path: Option<PathBuf>) -> Result<Controller> {
+        let cpus = cpu_count()?;
+        let saved = persist::load(&settings.daemon.state_file)?;
+        let (config_blocks, config_allows) = read_list_settings(&settings.lists)?;
+        let mut c = Controller {
+            mode: ModeOwner::from_config(settings.mode),
+            engine: Engine::new(settings.detection.clone()),
+            fleet: Fleet::default(),
+            settings,
+            config_path,
+            lists: ListBook::default(),
+            limits_from_cli: false,
+            decisions: BTreeMap::new(),
+            limit_scale: PerClass([1.0; Class::COUNT]),
+            telemetry: Telemetry::new(),
+            started: Instant::now(),
+            last_tick: Instant::now(),
+            cpus,
+        };
+        c.restore_settings(&saved)?;
+        c.fleet = Fleet::load(&c.settings, c.dataplane_config())?;
+        let (plan, _, _) = c.lists.plan_config(&config_blocks, &config_allows);
+        c.lists.commit(plan);
+        c.restore_lists(&saved)?;
+        if c.fleet.adopted() {
+            c.adopt_unknown_entries()?;
+        }
+        let blocks: BTreeMap<IpNet, u64> = c
+            .lists
+            .blocks()
+            .filter_map(|(n, b)| Some((*n, b.expiry()?)))
+            .collect();
+        let allows: BTreeMap<IpNet, u64> = c.lists.allows().map(|(n, _)| (*n, 0)).collect();
+        c.fleet.converge(List::Block, &blocks)?;
+        c.fleet.converge(List::Allow, &allows)?;
+        c.fleet.attach(c.settings.daemon.xdp_mode)?;
+        info!(mode = c.mode.effective().name(), "levee running");
+        Ok(c)
+    }
+
+    /// What the state file saved, applied to the settings before anything is written.
+    fn restore_settings(&mut self, saved: &persist::State) -> Result<()> {
+        if let Some(m) = &saved.mode {
+            self.mode.operator = parse_mode(m).context("state file mode")?;
+            self.mode.set_by = SetBy::Cli;
+        }
+        if saved.detection_holds_enforce && self.mode.operator == Mode::Monitor {
+            self.mode.detection_holds = true;
+            self.engine.adopt_enforce();
+            info!(
+                "detection held enforce when the last run stopped: enforcing until the attack is over"
+            );
+        }
+        let rates = |v: &Vec<[u64; 4]>, out: &mut PerClass<filter_common::config::Rate>| {
+            for (slot, r) in out.0.iter_mut().zip(v) {
+                *slot = filter_common::config::Rate {
+                    pps: r[0],
+                    burst_packets: r[1],
+                    bits_per_sec: r[2],
+                    burst_bytes: r[3],
+                };
+            }
+        };
+        if let (Some(l), Some(a)) = (&saved.limits, &saved.aggregate) {
+            rates(l, &mut self.settings.filter.limits);
+            rates(a, &mut self.settings.filter.aggregate);
+            self.limits_from_cli = true;
+        }
+        Ok(())
+    }
+
+    /// The blocks and allows the state file saved, recorded in the book (written later).
+    fn restore_lists(&mut self, saved: &persist::State) -> Result<()> {
+        let now = SystemTime::now();
+        let mut restored = 0;
+        for b in &saved.blocks {
+            let net = parse_cidr(&b.cidr).context("state file block")?;
+            let ttl = b.ttl_left(now);
+            if ttl == Some(Duration::ZERO) {
+                continue;
+            }
+            let mut entry = self.lists.block(&net).cloned().unwrap_or_default();
+            entry.operator = Some(OperatorBlock {
+                by: Setter::Cli,
+                reason: b.reason.clone(),
+                expires_ns: expiry_after(ttl)?,
+            });
+            self.lists.set_block(net, entry);
+            restored += 1;
+        }
+        for a in &saved.allows {
+            let net = parse_cidr(a).context("state file allow")?;
+            let entry = self.lists.allow(&net).copied().unwrap_or_default();
+            self.lists.set_allow(net, Allow { cli: true, ..entry });
+        }
+        if restored + saved.allows.len() > 0 || saved.mode.is_some() {
+            info!(
+                state = %self.settings.daemon.state_file.display(),
+                blocks = restored,
+                allows = saved.allows.len(),
+                mode = saved.mode.as_deref().unwrap_or("(config)"),
+                "restored what the CLI had set"
+            );
+        }
+        Ok(())
+    }
+
+    /// Entries the adopted maps hold that neither the config nor the state file account for
+    /// stay as they were: timed blocks are expired by this daemon too.
+    fn adopt_unknown_entries(&mut self) -> Result<()> {
+        for (net, expires_ns) in self.fleet.first().blocklist()? {
+            if self.lists.block(&net).is_none() {
+                let by = if expires_ns == 0 {
+                    Setter::Adopted
+                } else {
+                    Setter::Cli
+                };
+                let operator = Some(OperatorBlock {
+                    by,
+                    reason: None,
+                    expires_ns,
+                });
+                self.lists.set_block(
+                    net,
+                    Block {
+                        config: false,
+                        operator,
+                    },
+                );
+            }
+        }
+        for net in self.fleet.first().allowlist()? {
+            if self.lists.allow(&net).is_none() {
+                let adopted = Allow {
+                    adopted: true,
+                    ..Allow::default()
+                };
+                self.lists.set_allow(net, adopted);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The config's and its list files' prefixes.
+pub(super) fn read_list_settings(
+    lists: &ListSettings,
+) -> Result<(BTreeSet<IpNet>, BTreeSet<IpNet>)> {
+    let mut block: BTreeSet<IpNet> = lists.block.iter().copied().collect();
+    let mut allow: BTreeSet<IpNet> = lists.allow.iter().copied().collect();
+    for file in &lists.block_files {
+        block.extend(list_files::load_file(file)?);
+    }
+    for file in &lists.allow_files {
+        allow.extend(list_files::load_file(file)?);
+    }
+    Ok((block, allow))
+}
