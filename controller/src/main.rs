@@ -84,12 +84,7 @@ fn run(
         .enable_all()
         .build()?;
     let socket = settings.daemon.socket.clone();
-    let (bpffs, interfaces) = (
-        settings.daemon.bpffs.clone(),
-        settings.daemon.interfaces.clone(),
-    );
     let controller = Controller::start(settings, config)?;
-    levee::controller::telemetry::spawn_source_counter(bpffs, interfaces, controller.metrics());
     let served = runtime.block_on(server::run(
         controller,
         Listeners { control, metrics },

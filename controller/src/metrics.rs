@@ -160,7 +160,7 @@ impl Metrics {
             .set(i64::from(filter_common::abi::LIST_ENTRIES));
         registry.register(
             "tracked_sources",
-            "Sources with exact per-source state (the LRU table), per interface; counted every 10 s",
+            "Sources with exact per-source state (the LRU table), per interface: entries added, capped at the capacity",
             m.tracked_sources.clone(),
         );
         registry.register(

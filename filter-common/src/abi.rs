@@ -18,10 +18,23 @@ pub mod map {
     pub const EVENTS: &str = "EVENTS";
     /// Written by the clock-calibration program: [jiffies, CLOCK_MONOTONIC_COARSE ns].
     pub const CLOCK: &str = "CLOCK";
+    /// Per CPU: entries the program added to SOURCES. The kernel keeps no count of an LRU
+    /// table and it only loses entries to eviction, so min(sum, capacity) is its size.
+    pub const SOURCES_ADDED: &str = "SOURCES_ADDED";
     /// Every map, for pinning and listing.
-    pub const ALL: [&str; 11] = [
-        CONFIG, ALLOW_V4, ALLOW_V6, BLOCK_V4, BLOCK_V6, AMP_PORTS, SOURCES, CPU_STATE, COUNTERS,
-        EVENTS, CLOCK,
+    pub const ALL: [&str; 12] = [
+        CONFIG,
+        ALLOW_V4,
+        ALLOW_V6,
+        BLOCK_V4,
+        BLOCK_V6,
+        AMP_PORTS,
+        SOURCES,
+        CPU_STATE,
+        COUNTERS,
+        EVENTS,
+        CLOCK,
+        SOURCES_ADDED,
     ];
 }
 

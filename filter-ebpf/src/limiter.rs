@@ -14,7 +14,10 @@ use filter_common::{
     parse::IpPacket,
 };
 
-use crate::{events, maps::SOURCES};
+use crate::{
+    events,
+    maps::{SOURCES, SOURCES_ADDED},
+};
 
 /// Reads the time at most once per packet, and only if a stage needs it, in the domain of
 /// CLOCK_MONOTONIC_COARSE: from jiffies (the verifier inlines bpf_jiffies64 into a load),
@@ -103,7 +106,12 @@ pub fn source(
         offend(cfg, &mut state, pkt, len, now);
     }
     // A full LRU evicts its least recently used entry; failure only means we stay untracked.
-    let _ = SOURCES.insert(&key, &state, 0);
+    if SOURCES.insert(&key, &state, 0).is_ok()
+        && let Some(added) = SOURCES_ADDED.get_ptr_mut(0)
+    {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *added += 1 };
+    }
     if admitted {
         None
     } else {

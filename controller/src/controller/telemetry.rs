@@ -1,15 +1,11 @@
 //! Telemetry: counter totals turned into rates, the program's events drained from its ring
 //! (samples feed `levee top`, offences feed detection), and the Prometheus metrics.
 
-use std::{
-    net::IpAddr,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{net::IpAddr, time::Instant};
 
 use anyhow::{Result, anyhow};
-use filter_common::abi::{Action, Class, Event, Mode, SourceState, event, map};
-use tracing::{info, warn};
+use filter_common::abi::{Action, Class, Event, Mode, event};
+use tracing::info;
 
 use super::Controller;
 use crate::{
@@ -203,8 +199,16 @@ impl Controller {
             .metrics
             .lock()
             .map_err(|_| anyhow!("metrics lock poisoned"))?;
-        m.tracked_sources_capacity
-            .set(i64::from(self.settings.filter.sources.max_tracked));
+        let capacity = self.settings.filter.sources.max_tracked;
+        m.tracked_sources_capacity.set(i64::from(capacity));
+        for iface in &self.fleet.interfaces {
+            let added = iface.dp.sources_added()?;
+            m.tracked_sources
+                .get_or_create(&InterfaceLabels {
+                    interface: iface.name.clone(),
+                })
+                .set(added.min(u64::from(capacity)) as i64);
+        }
         for (name, c) in counters {
             for (action, reason, class, v) in c.non_zero() {
                 let labels = PacketLabels {
@@ -253,46 +257,4 @@ impl Controller {
         m.tick();
         Ok(())
     }
-}
-
-/// How often the per-source tables are counted.
-const SOURCE_COUNT_EVERY: Duration = Duration::from_secs(10);
-
-/// Counts the per-source table of each interface every 10 s on a thread of its own, through
-/// the pinned maps: the kernel keeps no count of an LRU table, so it must be walked (one
-/// syscall per entry), and that walk must never hold up the controller.
-pub fn spawn_source_counter(bpffs: PathBuf, interfaces: Vec<String>, metrics: SharedMetrics) {
-    let spawned = std::thread::Builder::new()
-        .name("levee-sources".into())
-        .spawn(move || {
-            loop {
-                for name in &interfaces {
-                    let pin = super::fleet::pin_dir(&bpffs, name).join(map::SOURCES);
-                    match count_sources(&pin) {
-                        Ok(n) => {
-                            if let Ok(m) = metrics.lock() {
-                                m.tracked_sources
-                                    .get_or_create(&InterfaceLabels {
-                                        interface: name.clone(),
-                                    })
-                                    .set(n as i64);
-                            }
-                        }
-                        // The pins go when the daemon stops.
-                        Err(_) => return,
-                    }
-                }
-                std::thread::sleep(SOURCE_COUNT_EVERY);
-            }
-        });
-    if let Err(e) = spawned {
-        warn!("cannot count tracked sources: {e}");
-    }
-}
-
-fn count_sources(pin: &std::path::Path) -> Result<usize> {
-    let data = aya::maps::MapData::from_pin(pin)?;
-    let sources: aya::maps::HashMap<_, u64, SourceState> =
-        aya::maps::HashMap::try_from(aya::maps::Map::LruHashMap(data))?;
-    Ok(sources.keys().count())
 }

@@ -86,6 +86,15 @@ impl Dataplane {
         }
     }
 
+    /// Entries the program has added to the per-source table, all CPUs. The table only
+    /// loses entries to eviction when full, so min(this, capacity) is its size, kept rather
+    /// than counted (near full, the LRU's per-CPU free lists may make it a few hundred high).
+    pub fn sources_added(&self) -> Result<u64> {
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map(map::SOURCES_ADDED)?)?;
+        Ok(array.get(&0, 0)?.iter().sum())
+    }
+
     /// Number of tracked sources. It walks the table, one syscall per entry: for tests and
     /// benchmarks, never for the daemon's loop.
     pub fn tracked_sources(&self) -> Result<usize> {
