@@ -69,6 +69,7 @@ pub struct Metrics {
     pub ticks: Counter,
     pub last_tick: Gauge,
     pub errors: Counter,
+    pub state_write_errors: Counter,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
 }
@@ -96,6 +97,7 @@ impl Metrics {
             ticks: Counter::default(),
             last_tick: Gauge::default(),
             errors: Counter::default(),
+            state_write_errors: Counter::default(),
             seen: HashMap::new(),
             registry: Registry::default(),
         };
@@ -182,6 +184,11 @@ impl Metrics {
             "controller_errors",
             "Errors in the controller's loop",
             m.errors.clone(),
+        );
+        registry.register(
+            "state_write_errors",
+            "Failed writes of the state file: what the CLI set since then is lost at a restart",
+            m.state_write_errors.clone(),
         );
         Metrics { registry, ..m }
     }

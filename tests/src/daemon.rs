@@ -80,15 +80,6 @@ impl DaemonLab {
         fs::write(&self.config, text).expect("write config");
     }
 
-    fn run_command(&self) -> Command {
-        let mut c = self
-            .lab
-            .protected
-            .command(levee_bin().to_str().expect("utf-8 path"));
-        c.args(["run", "--config"]).arg(&self.config);
-        c
-    }
-
     /// Starts the daemon and waits until it answers `status` (the socket is bound before the
     /// interfaces are attached, so a connect alone proves nothing).
     pub fn start(&mut self) {
@@ -148,6 +139,24 @@ impl DaemonLab {
         // `ip netns exec` execs levee in place, so the child's pid is levee's.
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(child.id() as i32, sig) };
+    }
+
+    /// Waits for a daemon killed with SIGKILL to be gone, leaving its socket and pins as they
+    /// were.
+    pub fn reap(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// The `levee run` command line of this lab, for a test that manages the process itself.
+    pub fn run_command(&self) -> Command {
+        let mut c = self
+            .lab
+            .protected
+            .command(levee_bin().to_str().expect("utf-8 path"));
+        c.args(["run", "--config"]).arg(&self.config);
+        c
     }
 
     /// SIGTERM, then waits for the daemon to exit; returns whether it exited cleanly.

@@ -92,6 +92,9 @@ pub struct Response {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Done, but with a caveat the operator must hear (the CLI prints it on stderr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
     pub data: Box<RawValue>,
 }
 
@@ -101,6 +104,7 @@ impl Response {
             Ok(data) => Response {
                 ok: true,
                 error: None,
+                warning: None,
                 data,
             },
             Err(e) => Response::error(&anyhow!("cannot encode the answer: {e}")),
@@ -111,6 +115,7 @@ impl Response {
         Response {
             ok: false,
             error: Some(format!("{e:#}")),
+            warning: None,
             data: RawValue::from_string("null".into()).expect("null is JSON"),
         }
     }
@@ -121,11 +126,15 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Sends one request to the daemon at `socket` and waits for its answer.
 pub fn call(socket: &Path, request: &Request) -> Result<Response> {
-    let mut stream = UnixStream::connect(socket).map_err(|e| {
-        anyhow!(
+    let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => anyhow!(
+            "permission denied on {}: the control socket is root's alone; run levee as root",
+            socket.display()
+        ),
+        _ => anyhow!(
             "levee is not running: cannot connect to {} ({e}); start it with `levee run`",
             socket.display()
-        )
+        ),
     })?;
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut line = serde_json::to_string(request)?;
@@ -153,6 +162,9 @@ pub fn request<T: DeserializeOwned>(socket: &Path, request: &Request) -> Result<
                 .error
                 .unwrap_or_else(|| "the daemon refused".into())
         ));
+    }
+    if let Some(w) = &response.warning {
+        eprintln!("warning: {w}");
     }
     serde_json::from_str(response.data.get()).context("unexpected answer from the daemon")
 }

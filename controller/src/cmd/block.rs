@@ -12,7 +12,7 @@ use crate::{
         Controller,
         lists::{Block, OperatorBlock, Setter},
     },
-    dataplane::{List, expiry_after, monotonic_coarse_ns},
+    dataplane::{expiry_after, monotonic_coarse_ns},
 };
 
 pub fn add(
@@ -31,9 +31,7 @@ pub fn add(
         }),
         ..old
     };
-    let edit = c.lists.block_edit(net, &new);
-    c.fleet.write(List::Block, &[edit])?;
-    c.lists.set_block(net, new);
+    c.change_blocks(vec![(net, new)])?;
     let ttl_secs = ttl.map(|t| t.as_secs());
     info!(cidr = %net, ttl_secs, reason = reason.as_deref().unwrap_or(""), "blocked");
     Ok(Prefix(net))
@@ -44,9 +42,7 @@ pub fn del(c: &mut Controller, net: IpNet) -> Result<Prefix> {
     if c.lists.block(&net).is_none() {
         bail!("{net} is not in the blocklist");
     }
-    let edit = c.lists.block_edit(net, &Block::default());
-    c.fleet.write(List::Block, &[edit])?;
-    c.lists.set_block(net, Block::default());
+    c.change_blocks(vec![(net, Block::default())])?;
     info!(cidr = %net, "unblocked");
     Ok(Prefix(net))
 }

@@ -70,11 +70,19 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     })
 }
 
-/// Parses a block's TTL: a duration of at least one second, in whole seconds.
+/// The longest TTL, 100 years (of 365.25 days): far below what the nanosecond clock holds
+/// (about 584 years from boot).
+pub const MAX_TTL: Duration = Duration::from_secs(3_155_760_000);
+
+/// Parses a block's TTL: a duration of at least one second and at most [`MAX_TTL`], in whole
+/// seconds.
 pub fn parse_ttl(s: &str) -> Result<Duration> {
     let d = parse_duration(s)?;
     if d.as_secs() == 0 {
         bail!("must be at least 1s, got {s:?}");
+    }
+    if d > MAX_TTL {
+        bail!("must be at most 100 years, got {s:?}");
     }
     Ok(Duration::from_secs(d.as_secs()))
 }
@@ -122,6 +130,9 @@ mod tests {
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert!(parse_duration("10").is_err());
         assert!(parse_ttl("500ms").is_err());
+        assert!(parse_ttl("585y").is_err());
+        assert!(parse_ttl("18446744074s").is_err());
+        assert_eq!(parse_ttl("100y").unwrap(), MAX_TTL);
         assert!(parse_iface("..").is_err());
         assert!(parse_iface("eth0").is_ok());
     }

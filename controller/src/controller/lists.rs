@@ -3,9 +3,14 @@
 //! reload removes only what the config added, a permanent config block outlives a timed one on
 //! the same prefix, counts need no walk of the tries, and expiry needs no scan.
 //!
-//! The book plans changes as [`Edit`]s of what the program's maps hold; the caller writes them
-//! to every interface and only then records them with the `set_*` methods, so a refused write
-//! leaves the book as it was.
+//! A timed block never weakens a permanent one: a block goes into the program's trie only if
+//! no shorter prefix in the book outlasts it. Otherwise the longer prefix would match first
+//! and, once expired (the program ignores expired entries until the controller removes them),
+//! hide the block that still holds.
+//!
+//! Block changes return the [`Edit`]s of the trie they need (the entries changed, and those
+//! they newly cover or uncover) and an undo; the caller writes the edits to every interface
+//! and undoes the book if that fails. Allow changes are planned, then recorded once written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -75,13 +80,33 @@ impl Allow {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ListBook {
     blocks: BTreeMap<IpNet, Block>,
+    /// Blocks per prefix length, IPv4 then IPv6, so looking for covering blocks tries only
+    /// the lengths in use.
+    lengths_v4: [u32; 33],
+    lengths_v6: [u32; 129],
     /// Timed operator blocks by expiry, so expiry looks only at what is due.
     expiry: BTreeSet<(Expiry, IpNet)>,
     allows: BTreeMap<IpNet, Allow>,
 }
+
+impl Default for ListBook {
+    fn default() -> Self {
+        ListBook {
+            blocks: BTreeMap::new(),
+            lengths_v4: [0; 33],
+            lengths_v6: [0; 129],
+            expiry: BTreeSet::new(),
+            allows: BTreeMap::new(),
+        }
+    }
+}
+
+/// What [`ListBook::change_blocks`] replaced, to put back.
+#[derive(Debug, Default)]
+pub struct BlockUndo(Vec<(IpNet, Block)>);
 
 impl ListBook {
     pub fn block(&self, net: &IpNet) -> Option<&Block> {
@@ -108,12 +133,80 @@ impl ListBook {
         self.allows.len()
     }
 
-    /// The map edit that turns `net`'s block into `new`.
-    pub fn block_edit(&self, net: IpNet, new: &Block) -> Edit {
-        Edit {
-            net,
-            new: new.expiry(),
-            old: self.blocks.get(&net).and_then(Block::expiry),
+    /// What the trie holds for `net`: its expiry, unless a shorter prefix in the book
+    /// outlasts it (then the shorter one decides, and `net` stays out of the trie).
+    pub fn in_map(&self, net: &IpNet) -> Option<Expiry> {
+        let own = self.blocks.get(net)?.expiry()?;
+        let lengths: &[u32] = match net {
+            IpNet::V4(_) => &self.lengths_v4,
+            IpNet::V6(_) => &self.lengths_v6,
+        };
+        let outlasted = (0..net.prefix_len())
+            .filter(|len| lengths[usize::from(*len)] > 0)
+            .filter_map(|len| IpNet::new(net.addr(), len).ok().map(|n| n.trunc()))
+            .filter_map(|outer| self.blocks.get(&outer)?.expiry())
+            .any(|outer| outer == 0 || (own != 0 && outer >= own));
+        (!outlasted).then_some(own)
+    }
+
+    /// Every prefix the trie holds, with its expiry.
+    pub fn materialized(&self) -> impl Iterator<Item = (IpNet, Expiry)> + '_ {
+        self.blocks
+            .keys()
+            .filter_map(|net| Some((*net, self.in_map(net)?)))
+    }
+
+    /// Blocks inside `net` (longer prefixes), in the book.
+    fn inside(&self, net: &IpNet) -> Vec<IpNet> {
+        let (first, last) = match net {
+            IpNet::V4(n) => (
+                IpNet::from(ipnet::Ipv4Net::new(n.network(), 0).expect("valid")),
+                IpNet::from(ipnet::Ipv4Net::new(n.broadcast(), 32).expect("valid")),
+            ),
+            IpNet::V6(n) => (
+                IpNet::from(ipnet::Ipv6Net::new(n.network(), 0).expect("valid")),
+                IpNet::from(ipnet::Ipv6Net::new(n.broadcast(), 128).expect("valid")),
+            ),
+        };
+        self.blocks
+            .range(first..=last)
+            .map(|(n, _)| *n)
+            .filter(|n| n != net && net.contains(n))
+            .collect()
+    }
+
+    /// Sets each block in `changes` (an empty one removes it). Returns the trie edits that
+    /// makes, for the entries changed and the ones inside them they now cover or uncover,
+    /// and the undo to use if writing the edits fails.
+    pub fn change_blocks(&mut self, changes: Vec<(IpNet, Block)>) -> (Vec<Edit>, BlockUndo) {
+        let mut affected: BTreeSet<IpNet> = BTreeSet::new();
+        for (net, _) in &changes {
+            affected.insert(*net);
+            affected.extend(self.inside(net));
+        }
+        let before: Vec<(IpNet, Option<Expiry>)> =
+            affected.iter().map(|n| (*n, self.in_map(n))).collect();
+        let mut undo = Vec::with_capacity(changes.len());
+        for (net, block) in changes {
+            undo.push((net, self.block(&net).cloned().unwrap_or_default()));
+            self.set_block(net, block);
+        }
+        let edits = before
+            .into_iter()
+            .map(|(net, old)| Edit {
+                net,
+                new: self.in_map(&net),
+                old,
+            })
+            .filter(|e| e.new != e.old)
+            .collect();
+        (edits, BlockUndo(undo))
+    }
+
+    /// Puts back what a [`ListBook::change_blocks`] replaced.
+    pub fn restore_blocks(&mut self, undo: BlockUndo) {
+        for (net, block) in undo.0.into_iter().rev() {
+            self.set_block(net, block);
         }
     }
 
@@ -140,10 +233,20 @@ impl ListBook {
         {
             self.expiry.insert((o.expires_ns, net));
         }
-        if new.config || new.operator.is_some() {
-            self.blocks.insert(net, new);
+        let held = new.config || new.operator.is_some();
+        let was = if held {
+            self.blocks.insert(net, new).is_some()
         } else {
-            self.blocks.remove(&net);
+            self.blocks.remove(&net).is_some()
+        };
+        let count = match net {
+            IpNet::V4(_) => &mut self.lengths_v4[usize::from(net.prefix_len())],
+            IpNet::V6(_) => &mut self.lengths_v6[usize::from(net.prefix_len())],
+        };
+        match (was, held) {
+            (false, true) => *count += 1,
+            (true, false) => *count -= 1,
+            _ => {}
         }
     }
 
@@ -165,88 +268,77 @@ impl ListBook {
             .collect()
     }
 
-    /// The edits and new entries that make the config's own entries `block` and `allow`:
-    /// config entries no longer named lose their config origin (and go, unless the operator
-    /// holds them), new ones are added.
-    pub fn plan_config(
-        &self,
-        block: &BTreeSet<IpNet>,
-        allow: &BTreeSet<IpNet>,
-    ) -> (ConfigPlan, Vec<Edit>, Vec<Edit>) {
-        let mut plan = ConfigPlan::default();
-        let (mut block_edits, mut allow_edits) = (Vec::new(), Vec::new());
-        let stale_blocks = self
+    /// The block changes that make the config's own blocks exactly `block`: those no longer
+    /// named lose their config origin (and go, unless the operator holds them), new ones come.
+    pub fn config_block_changes(&self, block: &BTreeSet<IpNet>) -> Vec<(IpNet, Block)> {
+        let stale = self
             .blocks
             .iter()
-            .filter(|(n, b)| b.config && !block.contains(n));
-        for (net, b) in stale_blocks {
-            let new = Block {
-                config: false,
-                ..b.clone()
-            };
-            push_if_changed(&mut block_edits, self.block_edit(*net, &new));
-            plan.blocks.push((*net, new));
-        }
-        for net in block {
+            .filter(|(n, b)| b.config && !block.contains(n))
+            .map(|(net, b)| {
+                let new = Block {
+                    config: false,
+                    ..b.clone()
+                };
+                (*net, new)
+            });
+        let fresh = block.iter().filter_map(|net| {
             let old = self.blocks.get(net).cloned().unwrap_or_default();
-            if old.config {
-                continue;
-            }
-            let new = Block {
-                config: true,
-                ..old
-            };
-            push_if_changed(&mut block_edits, self.block_edit(*net, &new));
-            plan.blocks.push((*net, new));
-        }
-        let stale_allows = self
+            (!old.config).then_some((
+                *net,
+                Block {
+                    config: true,
+                    ..old
+                },
+            ))
+        });
+        stale.chain(fresh).collect()
+    }
+
+    /// The allow changes that make the config's own allows exactly `allow`, and their trie
+    /// edits; record them with [`ListBook::commit_allows`] once written.
+    pub fn config_allow_changes(
+        &self,
+        allow: &BTreeSet<IpNet>,
+    ) -> (Vec<(IpNet, Allow)>, Vec<Edit>) {
+        let mut changes = Vec::new();
+        let stale = self
             .allows
             .iter()
             .filter(|(n, a)| a.config && !allow.contains(n));
-        for (net, a) in stale_allows {
-            let new = Allow {
-                config: false,
-                ..*a
-            };
-            push_if_changed(&mut allow_edits, self.allow_edit(*net, &new));
-            plan.allows.push((*net, new));
+        for (net, a) in stale {
+            changes.push((
+                *net,
+                Allow {
+                    config: false,
+                    ..*a
+                },
+            ));
         }
         for net in allow {
             let old = self.allows.get(net).copied().unwrap_or_default();
-            if old.config {
-                continue;
+            if !old.config {
+                changes.push((
+                    *net,
+                    Allow {
+                        config: true,
+                        ..old
+                    },
+                ));
             }
-            let new = Allow {
-                config: true,
-                ..old
-            };
-            push_if_changed(&mut allow_edits, self.allow_edit(*net, &new));
-            plan.allows.push((*net, new));
         }
-        (plan, block_edits, allow_edits)
+        let edits = changes
+            .iter()
+            .map(|(net, a)| self.allow_edit(*net, a))
+            .filter(|e| e.new != e.old)
+            .collect();
+        (changes, edits)
     }
 
-    /// Records a plan made by [`ListBook::plan_config`] once its edits are written.
-    pub fn commit(&mut self, plan: ConfigPlan) {
-        for (net, b) in plan.blocks {
-            self.set_block(net, b);
-        }
-        for (net, a) in plan.allows {
+    pub fn commit_allows(&mut self, changes: Vec<(IpNet, Allow)>) {
+        for (net, a) in changes {
             self.set_allow(net, a);
         }
-    }
-}
-
-/// New entries a config change makes, recorded once the maps hold them.
-#[derive(Debug, Default)]
-pub struct ConfigPlan {
-    blocks: Vec<(IpNet, Block)>,
-    allows: Vec<(IpNet, Allow)>,
-}
-
-fn push_if_changed(edits: &mut Vec<Edit>, edit: Edit) {
-    if edit.new != edit.old {
-        edits.push(edit);
     }
 }
 
@@ -266,11 +358,18 @@ mod tests {
         }
     }
 
+    fn block(config: bool, expires_ns: Option<Expiry>) -> Block {
+        Block {
+            config,
+            operator: expires_ns.map(timed),
+        }
+    }
+
     #[test]
     fn a_config_block_outlives_a_timed_block_on_the_same_prefix() {
         let mut book = ListBook::default();
         let p = net("192.0.2.0/24");
-        let (plan, edits, _) = book.plan_config(&[p].into(), &BTreeSet::new());
+        let (edits, _) = book.change_blocks(book.config_block_changes(&[p].into()));
         assert_eq!(
             edits,
             [Edit {
@@ -279,46 +378,92 @@ mod tests {
                 old: None
             }]
         );
-        book.commit(plan);
-        let both = Block {
-            operator: Some(timed(50)),
-            ..book.block(&p).cloned().unwrap()
-        };
-        assert_eq!(book.block_edit(p, &both).new, Some(0), "stays permanent");
-        book.set_block(p, both);
+        let (edits, _) = book.change_blocks(vec![(p, block(true, Some(50)))]);
+        assert!(edits.is_empty(), "stays permanent: {edits:?}");
         assert_eq!(book.due(60), [p]);
-        let expired = Block {
-            operator: None,
-            ..book.block(&p).cloned().unwrap()
-        };
-        assert_eq!(book.block_edit(p, &expired).new, Some(0));
-        book.set_block(p, expired);
+        let (edits, _) = book.change_blocks(vec![(p, block(true, None))]);
+        assert!(edits.is_empty(), "its expiry changes nothing: {edits:?}");
         assert!(book.due(u64::MAX).is_empty());
         assert_eq!(book.block_count(), 1);
+    }
+
+    #[test]
+    fn a_timed_block_inside_one_that_outlasts_it_stays_out_of_the_trie() {
+        let mut book = ListBook::default();
+        let (outer, inner) = (net("10.205.9.0/24"), net("10.205.9.6/32"));
+        book.change_blocks(vec![(outer, block(true, None))]);
+        let (edits, _) = book.change_blocks(vec![(inner, block(false, Some(100)))]);
+        assert!(edits.is_empty(), "covered: {edits:?}");
+        assert_eq!(book.in_map(&inner), None);
+        // The outer block goes: the inner one must hold on its own now.
+        let (edits, undo) = book.change_blocks(vec![(outer, Block::default())]);
+        assert_eq!(
+            edits,
+            [
+                Edit {
+                    net: outer,
+                    new: None,
+                    old: Some(0)
+                },
+                Edit {
+                    net: inner,
+                    new: Some(100),
+                    old: None
+                },
+            ]
+        );
+        // Undone (the write failed): as before.
+        book.restore_blocks(undo);
+        assert_eq!(book.in_map(&outer), Some(0));
+        assert_eq!(book.in_map(&inner), None);
+        // A timed outer block that ends first does not cover a longer-lived inner one.
+        let (edits, _) = book.change_blocks(vec![(outer, block(false, Some(50)))]);
+        assert_eq!(
+            edits,
+            [
+                Edit {
+                    net: outer,
+                    new: Some(50),
+                    old: Some(0)
+                },
+                Edit {
+                    net: inner,
+                    new: Some(100),
+                    old: None
+                }
+            ]
+        );
+        // A permanent inner block inside a timed outer one is written.
+        let other = net("10.205.9.7/32");
+        let (edits, _) = book.change_blocks(vec![(other, block(false, Some(0)))]);
+        assert_eq!(
+            edits,
+            [Edit {
+                net: other,
+                new: Some(0),
+                old: None
+            }]
+        );
     }
 
     #[test]
     fn a_reload_removes_only_what_the_config_added() {
         let mut book = ListBook::default();
         let (a, b) = (net("192.0.2.0/24"), net("198.51.100.0/24"));
-        let (plan, _, _) = book.plan_config(&[a, b].into(), &[a].into());
-        book.commit(plan);
-        book.set_block(
-            b,
-            Block {
-                config: true,
-                operator: Some(timed(0)),
-            },
-        );
-        let (plan, block_edits, allow_edits) = book.plan_config(&BTreeSet::new(), &BTreeSet::new());
+        book.change_blocks(book.config_block_changes(&[a, b].into()));
+        let (allows, _) = book.config_allow_changes(&[a].into());
+        book.commit_allows(allows);
+        book.change_blocks(vec![(b, block(true, Some(0)))]);
+        let (edits, _) = book.change_blocks(book.config_block_changes(&BTreeSet::new()));
         assert_eq!(
-            block_edits,
+            edits,
             [Edit {
                 net: a,
                 new: None,
                 old: Some(0)
             }]
         );
+        let (allows, allow_edits) = book.config_allow_changes(&BTreeSet::new());
         assert_eq!(
             allow_edits,
             [Edit {
@@ -327,7 +472,7 @@ mod tests {
                 old: Some(0)
             }]
         );
-        book.commit(plan);
+        book.commit_allows(allows);
         assert!(book.block(&a).is_none());
         assert_eq!(book.block(&b).unwrap().reason().as_deref(), Some("x"));
         assert_eq!((book.block_count(), book.allow_count()), (1, 0));

@@ -56,21 +56,26 @@ pub struct Controller {
     pub(crate) started: Instant,
     last_tick: Instant,
     cpus: u32,
+    /// The state file is out of date (see [`Controller::save_state_soon`]).
+    state_dirty: bool,
 }
 
 impl Controller {
     /// Answers one request; an error leaves everything as it was. A change is written to the
-    /// state file so a restart keeps it.
+    /// state file at once so a restart keeps it; if it cannot be, the change holds and the
+    /// answer carries a warning (the CLI prints it) and a metric counts it.
     pub fn handle(&mut self, request: Request) -> Response {
         let changes = request.changes();
         match crate::cmd::dispatch(self, request) {
             Ok(data) => {
-                if changes {
-                    self.save_state();
-                }
+                let warning = changes
+                    .then(|| self.save_state().err())
+                    .flatten()
+                    .map(|e| format!("applied, but not saved ({e:#}): a restart will lose it"));
                 Response {
                     ok: true,
                     error: None,
+                    warning,
                     data,
                 }
             }
@@ -107,12 +112,23 @@ impl Controller {
         self.fleet.set_config(config)
     }
 
-    /// Writes what the CLI set to the state file; a failure is logged, never fatal.
-    pub(crate) fn save_state(&self) {
+    /// Writes what must outlive a restart to the state file now. A failure is logged and
+    /// counted, and returned for the caller to report.
+    pub(crate) fn save_state(&mut self) -> Result<()> {
+        self.state_dirty = false;
         let state = persist::State::of(self);
-        if let Err(e) = persist::save(&self.settings.daemon.state_file, &state) {
+        let saved = persist::save(&self.settings.daemon.state_file, &state);
+        if let Err(e) = &saved {
+            self.telemetry.count_state_error();
             warn!("cannot save the state: {e:#}");
         }
+        saved
+    }
+
+    /// Marks the state file out of date: the next tick writes it once, however many changes
+    /// (detection blocks, expiries) came in between.
+    pub(crate) fn save_state_soon(&mut self) {
+        self.state_dirty = true;
     }
 
     /// One turn of the loop: expiry, rates and detection, events, metrics. `elapsed` is
@@ -125,6 +141,7 @@ impl Controller {
             self.telemetry.count_error();
             error!("expiring blocks: {e:#}");
         }
+
         // Rates first, so an offence in the second an attack starts is judged under attack.
         let counters = self.fleet.counters();
         if let Ok(c) = &counters {
@@ -137,28 +154,44 @@ impl Controller {
             self.telemetry.count_error();
             error!("reading counters: {e:#}");
         }
+        if self.state_dirty {
+            let _ = self.save_state();
+        }
     }
 
     /// Removes operator blocks whose time is up (the program already ignores them).
     fn expire(&mut self) -> Result<()> {
         let due = self.lists.due(monotonic_coarse_ns());
+        if due.is_empty() {
+            return Ok(());
+        }
+        let changes = due
+            .iter()
+            .filter_map(|net| {
+                let old = self.lists.block(net)?.clone();
+                Some((
+                    *net,
+                    Block {
+                        operator: None,
+                        ..old
+                    },
+                ))
+            })
+            .collect();
+        self.change_blocks(changes)?;
         for net in &due {
-            let Some(old) = self.lists.block(net).cloned() else {
-                continue;
-            };
-            let new = Block {
-                operator: None,
-                ..old
-            };
-            let edit = self.lists.block_edit(*net, &new);
-            if edit.new != edit.old {
-                self.fleet.write(List::Block, &[edit])?;
-            }
-            self.lists.set_block(*net, new);
             info!(cidr = %net, "block expired");
         }
-        if !due.is_empty() {
-            self.save_state();
+        self.save_state_soon();
+        Ok(())
+    }
+
+    /// Changes blocks in the book and on every interface, all or nothing.
+    pub(crate) fn change_blocks(&mut self, changes: Vec<(ipnet::IpNet, Block)>) -> Result<()> {
+        let (edits, undo) = self.lists.change_blocks(changes);
+        if let Err(e) = self.fleet.write(List::Block, &edits) {
+            self.lists.restore_blocks(undo);
+            return Err(e);
         }
         Ok(())
     }
@@ -204,7 +237,8 @@ impl Controller {
         new.filter.sources.max_tracked = old.filter.sources.max_tracked;
         new.events.ring_bytes = old.events.ring_bytes;
 
-        let (plan, block_edits, allow_edits) = self.lists.plan_config(&blocks, &allows);
+        let block_changes = self.lists.config_block_changes(&blocks);
+        let (allow_changes, allow_edits) = self.lists.config_allow_changes(&allows);
         let old_settings = std::mem::replace(&mut self.settings, new);
         let old_mode = self.mode;
         let old_limits_from_cli = self.limits_from_cli;
@@ -221,13 +255,16 @@ impl Controller {
         let applied = (|| -> Result<()> {
             self.write_config()?;
             self.fleet.set_amp_ports(&ports, &old_ports)?;
+            let (block_edits, undo) = self.lists.change_blocks(block_changes);
             if let Err(e) = self.fleet.write(List::Block, &block_edits) {
+                self.lists.restore_blocks(undo);
                 self.fleet.set_amp_ports(&old_ports, &ports)?;
                 return Err(e);
             }
             if let Err(e) = self.fleet.write(List::Allow, &allow_edits) {
-                let undo: Vec<_> = block_edits.iter().rev().map(|e| e.inverse()).collect();
-                self.fleet.write(List::Block, &undo)?;
+                let inverse: Vec<_> = block_edits.iter().rev().map(|e| e.inverse()).collect();
+                self.fleet.write(List::Block, &inverse)?;
+                self.lists.restore_blocks(undo);
                 self.fleet.set_amp_ports(&old_ports, &ports)?;
                 return Err(e);
             }
@@ -242,9 +279,9 @@ impl Controller {
             }
             return Err(e);
         }
-        self.lists.commit(plan);
+        self.lists.commit_allows(allow_changes);
         self.engine.set_config(self.settings.detection.clone());
-        self.save_state();
+        let _ = self.save_state();
         info!(
             config = %self.config_path.as_deref().map_or("-".into(), |p| p.display().to_string()),
             mode = self.mode.effective().name(),
@@ -256,7 +293,7 @@ impl Controller {
     /// Detaches and removes the pins, or leaves everything in place with `keep_on_exit`.
     pub fn stop(mut self) -> Result<()> {
         self.drain_events();
-        self.save_state();
+        let _ = self.save_state();
         if self.settings.daemon.keep_on_exit {
             info!("stopping; the filter stays attached (keep_on_exit)");
             return Ok(());

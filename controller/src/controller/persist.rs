@@ -55,6 +55,28 @@ pub fn expires_unix(ttl: Duration) -> u64 {
 }
 
 impl State {
+    /// Checks every value, so a start either takes the whole file or sets it aside.
+    fn check(&self) -> Result<()> {
+        use crate::config::{parse_cidr, parse_mode};
+        if let Some(m) = &self.mode {
+            parse_mode(m)?;
+        }
+        for b in &self.blocks {
+            parse_cidr(&b.cidr)?;
+        }
+        for a in &self.allows {
+            parse_cidr(a)?;
+        }
+        for rates in [&self.limits, &self.aggregate].into_iter().flatten() {
+            anyhow::ensure!(
+                rates.len() == filter_common::abi::Class::COUNT,
+                "limits for {} classes",
+                rates.len()
+            );
+        }
+        Ok(())
+    }
+
     /// What `controller` must keep across a restart.
     pub fn of(controller: &super::Controller) -> State {
         use super::lists::Setter;
@@ -98,22 +120,65 @@ impl State {
 /// Reads the state file; a missing file is an empty state.
 pub fn load(path: &Path) -> Result<State> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
+        Ok(text) => serde_json::from_str::<State>(&text)
+            .map_err(anyhow::Error::from)
+            .and_then(|s| s.check().map(|()| s))
             .with_context(|| format!("state file {} is malformed", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
         Err(e) => Err(e).with_context(|| format!("cannot read state file {}", path.display())),
     }
 }
 
-/// Writes the state file atomically (write, then rename).
-pub fn save(path: &Path, state: &State) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// Reads the state file for a start. The state file never stops protection: one that cannot
+/// be read or parsed is set aside (renamed beside itself, when it is a file) and the daemon
+/// starts from the config alone, saying so in one log line.
+pub fn load_or_set_aside(path: &Path) -> State {
+    let e = match load(path) {
+        Ok(state) => return state,
+        Err(e) => e,
+    };
+    let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file());
+    let aside = path.with_extension(format!(
+        "bad-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    ));
+    if is_file && std::fs::rename(path, &aside).is_ok() {
+        tracing::error!(
+            "{e:#}: set aside as {}; starting from the config alone",
+            aside.display()
+        );
+    } else {
+        tracing::error!("{e:#}: starting from the config alone");
     }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    State::default()
+}
+
+/// Writes the state file durably and atomically: a new temporary file with a unique name,
+/// created 0600 (it may hold allowlisted addresses) and never through a symlink, written and
+/// synced, renamed over the file (replacing a symlink there, never following it), then the
+/// folder synced so the rename survives a crash.
+pub fn save(path: &Path, state: &State) -> Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".levee-state-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(&serde_json::to_vec_pretty(state)?)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -140,10 +205,28 @@ mod tests {
         };
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), state);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "root's alone");
+        // A symlink planted at the path is replaced, not followed.
+        let elsewhere = dir.join("elsewhere");
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        save(&path, &state).unwrap();
+        assert!(!elsewhere.exists(), "the symlink was not followed");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
         let left = state.blocks[0].ttl_left(SystemTime::now()).unwrap();
         assert!(left <= Duration::from_secs(60) && left >= Duration::from_secs(58));
         std::fs::write(&path, "{").unwrap();
         assert!(format!("{:#}", load(&path).unwrap_err()).contains("malformed"));
+        assert_eq!(load_or_set_aside(&path), State::default());
+        assert!(!path.exists(), "set aside");
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("state.bad-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

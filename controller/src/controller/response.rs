@@ -11,10 +11,7 @@ use super::{
     Controller,
     lists::{OperatorBlock, Setter},
 };
-use crate::{
-    dataplane::{List, expiry_after},
-    engine::Decision,
-};
+use crate::{dataplane::expiry_after, engine::Decision};
 
 impl Controller {
     /// Feeds the last interval's per-class rates to the engine and applies what it decides.
@@ -65,7 +62,7 @@ impl Controller {
                             to = self.mode.effective().name(),
                             "detection switched the mode"
                         );
-                        self.save_state();
+                        self.save_state_soon();
                     }
                     Err(e) => {
                         self.mode.detection_holds = before;
@@ -105,13 +102,11 @@ impl Controller {
                 expires_ns,
             }),
         };
-        let edit = self.lists.block_edit(net, &entry);
-        if let Err(e) = self.fleet.write(List::Block, &[edit]) {
+        if let Err(e) = self.change_blocks(vec![(net, entry)]) {
             error!(cidr = %net, "detection could not block: {e:#}");
             return;
         }
-        self.lists.set_block(net, entry);
         info!(cidr = %net, ttl_secs = ttl.as_secs(), offences, "detection blocked an offender");
-        self.save_state();
+        self.save_state_soon();
     }
 }

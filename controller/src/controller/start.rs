@@ -29,7 +29,7 @@ impl Controller {
     /// then what the state file saved) and the lists in place.
     pub fn start(settings: Settings, config_path: Option<PathBuf>) -> Result<Controller> {
         let cpus = cpu_count()?;
-        let saved = persist::load(&settings.daemon.state_file)?;
+        let saved = persist::load_or_set_aside(&settings.daemon.state_file);
         let (config_blocks, config_allows) = read_list_settings(&settings.lists)?;
         let mut c = Controller {
             mode: ModeOwner::from_config(settings.mode),
@@ -45,20 +45,19 @@ impl Controller {
             started: Instant::now(),
             last_tick: Instant::now(),
             cpus,
+            state_dirty: false,
         };
         c.restore_settings(&saved)?;
         c.fleet = Fleet::load(&c.settings, c.dataplane_config())?;
-        let (plan, _, _) = c.lists.plan_config(&config_blocks, &config_allows);
-        c.lists.commit(plan);
+        c.lists
+            .change_blocks(c.lists.config_block_changes(&config_blocks));
+        let (allows, _) = c.lists.config_allow_changes(&config_allows);
+        c.lists.commit_allows(allows);
         c.restore_lists(&saved)?;
         if c.fleet.adopted() {
             c.adopt_unknown_entries()?;
         }
-        let blocks: BTreeMap<IpNet, u64> = c
-            .lists
-            .blocks()
-            .filter_map(|(n, b)| Some((*n, b.expiry()?)))
-            .collect();
+        let blocks: BTreeMap<IpNet, u64> = c.lists.materialized().collect();
         let allows: BTreeMap<IpNet, u64> = c.lists.allows().map(|(n, _)| (*n, 0)).collect();
         c.fleet.converge(List::Block, &blocks)?;
         c.fleet.converge(List::Allow, &allows)?;

@@ -114,6 +114,13 @@ impl Telemetry {
         }
     }
 
+    /// Counts a failed write of the state file.
+    pub fn count_state_error(&self) {
+        if let Ok(m) = self.metrics.lock() {
+            m.state_write_errors.inc();
+        }
+    }
+
     pub fn count_decision(&self, kind: &str) {
         if let Ok(m) = self.metrics.lock() {
             m.decisions

@@ -58,7 +58,21 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, calls: mpsc::Send
 }
 
 async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
+    // The socket is 0600; the peer's credentials are checked too, so a descriptor passed to
+    // another user (or a looser mode set by hand) does not open the daemon to it.
+    let uid = stream.peer_cred()?.uid();
+    // SAFETY: geteuid(2) cannot fail.
+    let own = unsafe { libc::geteuid() };
     let (read, mut write) = stream.into_split();
+    if uid != 0 && uid != own {
+        let refusal = Response::error(&anyhow!(
+            "permission denied: uid {uid} may not control levee"
+        ));
+        let mut out = serde_json::to_vec(&refusal)?;
+        out.push(b'\n');
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out)).await;
+        return Ok(());
+    }
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST));
     tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line))

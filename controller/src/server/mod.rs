@@ -112,22 +112,35 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
     controller.stop()
 }
 
-/// Binds the control socket (mode 0600) before anything is attached, so a second daemon
-/// fails here instead of taking over the first one's interfaces.
+/// Binds the control socket before anything is attached, so a second daemon on the same
+/// socket fails here. The socket is bound under umask 0177, so it is never reachable with
+/// looser permissions than 0600, not even for a moment; only a stale socket is replaced,
+/// never another kind of file.
 pub fn bind_control_socket(socket: &std::path::Path) -> Result<std::os::unix::net::UnixListener> {
-    use std::{fs, os::unix::fs::PermissionsExt as _};
+    use std::{fs, os::unix::fs::FileTypeExt as _};
     if let Some(dir) = socket.parent() {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    if socket.exists() {
+    if let Ok(meta) = fs::symlink_metadata(socket) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "{} exists and is not a socket: refusing to replace it (choose another --socket)",
+                socket.display()
+            );
+        }
         if std::os::unix::net::UnixStream::connect(socket).is_ok() {
             anyhow::bail!("another levee is already running on {}", socket.display());
         }
-        fs::remove_file(socket)?;
+        // A socket nobody listens on: left by a daemon that was killed.
+        fs::remove_file(socket)
+            .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?;
     }
-    let listener = std::os::unix::net::UnixListener::bind(socket)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
-    fs::set_permissions(socket, fs::Permissions::from_mode(0o600))?;
+    // SAFETY: umask(2) cannot fail; `levee run` is single-threaded here.
+    let previous = unsafe { libc::umask(0o177) };
+    let bound = std::os::unix::net::UnixListener::bind(socket);
+    // SAFETY: as above.
+    unsafe { libc::umask(previous) };
+    let listener = bound.with_context(|| format!("cannot listen on {}", socket.display()))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }

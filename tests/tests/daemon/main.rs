@@ -5,6 +5,7 @@
 
 mod cli;
 mod detection;
+mod failure;
 mod faults;
 mod interfaces;
 mod lists;

@@ -1,0 +1,237 @@
+//! Failure behaviour (issue 8): never weaker than the operator believes. A timed block never
+//! weakens a permanent one, values the clock cannot hold are refused, the socket tells the
+//! truth and is root's alone, a change that cannot be saved says so, a killed daemon's
+//! restart leaves no window. Each test is named after the fault it covers.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use levee_tests::{
+    daemon::{DaemonLab, levee_bin},
+    netns::{CLIENT_V4, PROTECTED_V4},
+    traffic::{DATAGRAMS, addr, drain, flood_until, send_udp, udp_flood_frames, warm_up},
+};
+
+use crate::{delivered, receiver, stderr};
+
+#[test]
+fn a_timed_block_inside_a_permanent_one_never_opens_a_hole() {
+    let mut d = DaemonLab::new();
+    // 198.18.0.4/31 covers the third and fourth client addresses.
+    d.write_config("mode = \"enforce\"\n[lists]\nblock = [\"198.18.0.4/31\"]");
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    let inner = CLIENT_V4[2];
+    d.cli_ok(&["block", "add", inner, "--ttl", "2s"]);
+    // Around and after the inner block's expiry, the covering block keeps holding: an
+    // expired longer prefix must never hide it.
+    let start = Instant::now();
+    let mut passed = 0;
+    while start.elapsed() < Duration::from_millis(3500) {
+        send_udp(&d.lab, inner, addr(PROTECTED_V4, 9000));
+        sleep(Duration::from_millis(50));
+        passed += drain(&rx)
+            .get(&inner.parse().unwrap())
+            .copied()
+            .unwrap_or(0);
+    }
+    assert_eq!(passed, 0, "datagrams from a blocked source got in");
+    let list = d.cli_json(&["block", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["cidr"], "198.18.0.4/31");
+}
+
+#[test]
+fn a_timed_block_on_a_permanent_prefix_never_replaces_it() {
+    let mut d = DaemonLab::new();
+    let blocked = CLIENT_V4[1];
+    d.write_config(&format!(
+        "mode = \"enforce\"\n[lists]\nblock = [\"{blocked}\"]"
+    ));
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    d.cli_ok(&["block", "add", blocked, "--ttl", "1s", "--reason", "short"]);
+    sleep(Duration::from_millis(2500));
+    assert_eq!(
+        delivered(&d, &rx, blocked),
+        0,
+        "the config block still holds"
+    );
+    let list = d.cli_json(&["block", "list"]);
+    assert_eq!(list[0]["cidr"], format!("{blocked}/32"));
+    assert_eq!(list[0]["reason"], "config");
+    assert!(list[0]["ttl_secs"].is_null());
+}
+
+#[test]
+fn a_ttl_the_clock_cannot_hold_is_refused() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"");
+    d.start();
+    for ttl in ["18446744074s", "585y"] {
+        let out = d.cli(&["block", "add", CLIENT_V4[1], "--ttl", ttl]);
+        assert!(!out.status.success(), "--ttl {ttl} accepted");
+        let err = stderr(&out);
+        assert!(err.contains("--ttl"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    assert_eq!(d.cli_json(&["block", "list"]), serde_json::json!([]));
+}
+
+#[test]
+fn the_socket_tells_the_truth_and_is_roots_alone() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"");
+    d.start();
+    // An unprivileged user is told the truth: permission denied, not "not running".
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(levee_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .arg("status")
+        .output()
+        .expect("setpriv");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(!err.contains("not running"), "{err}");
+    assert!(d.stop());
+
+    // A regular file where the socket should go is refused, never deleted.
+    std::fs::write(&d.socket, "precious").unwrap();
+    let out = d.run_expecting_exit();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("is not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&d.socket).unwrap(), "precious");
+    assert!(!d.xdp_attached());
+}
+
+#[test]
+fn an_interface_name_with_dots_is_refused_before_anything_is_pinned() {
+    let d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"");
+    let out = std::process::Command::new(levee_bin())
+        .args(["run", "--iface", "..", "--config"])
+        .arg(&d.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("not an interface name"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!d.pin_dir("..").join("CONFIG").exists());
+}
+
+#[test]
+fn a_change_that_cannot_be_saved_says_so() {
+    let mut d = DaemonLab::new();
+    // The state file's folder is a regular file: nothing can be written there.
+    let blocker = d.dir.join("not-a-folder");
+    std::fs::write(&blocker, "").unwrap();
+    d.write_config("mode = \"enforce\"");
+    let text = std::fs::read_to_string(&d.config).unwrap().replace(
+        &format!("state_file = \"{}\"", d.dir.join("state.json").display()),
+        &format!("state_file = \"{}\"", blocker.join("state.json").display()),
+    );
+    std::fs::write(&d.config, text).unwrap();
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    let out = d.cli(&["block", "add", CLIENT_V4[1]]);
+    assert!(out.status.success(), "the block itself holds");
+    let err = stderr(&out);
+    assert!(err.starts_with("warning: applied, but not saved"), "{err}");
+    assert!(err.contains("a restart will lose it"), "{err}");
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0);
+}
+
+#[test]
+fn a_killed_daemons_restart_never_passes_what_it_dropped() {
+    let mut d = DaemonLab::new();
+    let blocked = CLIENT_V4[3];
+    // The config says monitor; the operator enforces and blocks through the CLI.
+    d.write_config("mode = \"monitor\"\n[detection]\nenabled = false");
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    d.cli_ok(&["mode", "enforce"]);
+    d.cli_ok(&["block", "add", blocked]);
+    assert_eq!(delivered(&d, &rx, blocked), 0);
+    // SIGKILL: no clean-up; the pinned filter keeps running without a daemon.
+    d.signal(libc::SIGKILL);
+    d.reap();
+    assert!(d.xdp_attached());
+    let frames = udp_flood_frames(&d.lab, blocked, 9000, 2_000);
+    let stop = AtomicBool::new(false);
+    let mut restarted = std::thread::scope(|s| {
+        let flood = s.spawn(|| flood_until(&d.lab, &frames, &stop));
+        // A new daemon adopts the filter while the blocked source floods.
+        let child = d
+            .run_command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn levee run");
+        let start = Instant::now();
+        while !d.cli(&["status"]).status.success() {
+            assert!(start.elapsed() < Duration::from_secs(20), "no answer");
+            sleep(Duration::from_millis(50));
+        }
+        sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+        assert!(flood.join().unwrap() > 0);
+        child
+    });
+    sleep(Duration::from_millis(200));
+    let got = drain(&rx)
+        .get(&blocked.parse().unwrap())
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        got, 0,
+        "datagrams from the blocked source got in around the restart"
+    );
+    assert_eq!(d.cli_ok(&["mode"]), "enforce\n");
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[0]), DATAGRAMS);
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(restarted.id() as i32, libc::SIGTERM) };
+    let _ = restarted.wait();
+}
+
+#[test]
+fn a_malformed_state_file_is_set_aside_and_the_config_holds() {
+    for garbage in [
+        "{\"mode\": \"enf",
+        "not json at all",
+        "{\"mode\":\"panic\",\"blocks\":[],\"allows\":[]}",
+    ] {
+        let mut d = DaemonLab::new();
+        let blocked = CLIENT_V4[1];
+        d.write_config(&format!(
+            "mode = \"enforce\"\n[lists]\nblock = [\"{blocked}\"]"
+        ));
+        std::fs::write(d.dir.join("state.json"), garbage).unwrap();
+        d.start();
+        let rx = receiver(&d);
+        warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+        assert_eq!(delivered(&d, &rx, blocked), 0, "the config's block holds");
+        let log = d.log();
+        assert!(
+            log.contains("is malformed") && log.contains("set aside as"),
+            "{log}"
+        );
+        let aside = std::fs::read_dir(&d.dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("state.bad-"))
+            .count();
+        assert_eq!(aside, 1, "{garbage}");
+    }
+}
