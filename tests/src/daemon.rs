@@ -10,6 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use filter_common::abi::{Action, Reason};
+use levee::api::views::{BlockView, CounterView, LimitsView, Prefix, StatusView, TalkerView};
+
 use crate::netns::Lab;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -200,12 +203,50 @@ impl DaemonLab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Runs the CLI with `--json` appended and parses the output.
+    /// Runs the CLI with `--json` appended and parses the output as raw JSON, for the tests
+    /// that hold the `--json` field names to what users script against; the others read the
+    /// views through [`DaemonLab::status`] and its siblings.
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        self.view(args, |s| serde_json::from_str(s))
+    }
+
+    /// Runs the CLI with `--json` appended and parses the output with `parse`, panicking with
+    /// the output when it does not parse.
+    fn view<T>(&self, args: &[&str], parse: impl FnOnce(&str) -> serde_json::Result<T>) -> T {
         let mut a = args.to_vec();
         a.push("--json");
         let out = self.cli_ok(&a);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("levee {a:?}: {e}: {out}"))
+        parse(&out).unwrap_or_else(|e| panic!("levee {a:?}: {e}: {out}"))
+    }
+
+    /// `levee status --json`.
+    pub fn status(&self) -> StatusView {
+        self.view(&["status"], |s| serde_json::from_str(s))
+    }
+
+    /// `levee block list --json`.
+    pub fn block_list(&self) -> Vec<BlockView> {
+        self.view(&["block", "list"], |s| serde_json::from_str(s))
+    }
+
+    /// `levee allow list --json`.
+    pub fn allow_list(&self) -> Vec<Prefix> {
+        self.view(&["allow", "list"], |s| serde_json::from_str(s))
+    }
+
+    /// `levee stats --json`; sum what a test looks for with [`packets`].
+    pub fn stats(&self) -> Vec<CounterView> {
+        self.view(&["stats"], |s| serde_json::from_str(s))
+    }
+
+    /// `levee limits show --json`.
+    pub fn limits(&self) -> LimitsView {
+        self.view(&["limits", "show"], |s| serde_json::from_str(s))
+    }
+
+    /// `levee top --n <n> --json`.
+    pub fn top(&self, n: usize) -> Vec<TalkerView> {
+        self.view(&["top", "--n", &n.to_string()], |s| serde_json::from_str(s))
     }
 
     /// Where the daemon pins an interface's maps and link.
@@ -222,6 +263,15 @@ impl DaemonLab {
         let out = self.lab.protected.ip(&["link", "show", &self.lab.iface]);
         String::from_utf8_lossy(&out.stdout).contains("xdp")
     }
+}
+
+/// Packets that `stats` counted under `action`, for one `reason` or (with `None`) for all.
+pub fn packets(stats: &[CounterView], action: Action, reason: Option<Reason>) -> u64 {
+    stats
+        .iter()
+        .filter(|c| c.action == action.name() && reason.is_none_or(|r| c.reason == r.name()))
+        .map(|c| c.packets)
+        .sum()
 }
 
 impl Default for DaemonLab {

@@ -211,13 +211,13 @@ fn detection(args: &Args) -> Result<()> {
             let cpu0 = cpu_time(pid)?;
             let (mut attack, mut blocked) = (None, None);
             while start.elapsed() < Duration::from_secs(6) {
-                if attack.is_none() && d.cli_json(&["status"])["attack"]["udp"] == "under_attack" {
+                if attack.is_none() && d.status().attack["udp"] == "under_attack" {
                     attack = Some(start.elapsed());
                 }
                 if blocked.is_none()
-                    && d.cli_json(&["block", "list"])
-                        .as_array()
-                        .is_some_and(|l| l.iter().any(|b| b["cidr"] == format!("{flooder}/32")))
+                    && d.block_list()
+                        .iter()
+                        .any(|b| b.cidr.0.to_string() == format!("{flooder}/32"))
                 {
                     blocked = Some(start.elapsed());
                 }

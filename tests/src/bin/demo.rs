@@ -5,7 +5,7 @@
 //! namespaces, which are removed at the end, also on Ctrl-C.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     net::{IpAddr, SocketAddr, TcpListener, UdpSocket},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     thread,
@@ -223,21 +223,12 @@ fn spoofed_source(i: usize) -> IpAddr {
     IpAddr::from((0xc612_0000u32 | n).to_be_bytes())
 }
 
-/// `levee stats --json` as (action, reason) -> packets.
+/// `levee stats` as (action, reason) -> packets.
 fn stats(daemon: &DaemonLab) -> HashMap<(String, String), u64> {
-    let v = daemon.cli_json(&["stats"]);
-    v.as_array()
+    daemon
+        .stats()
         .into_iter()
-        .flatten()
-        .map(|c| {
-            (
-                (
-                    c["action"].as_str().unwrap_or_default().to_string(),
-                    c["reason"].as_str().unwrap_or_default().to_string(),
-                ),
-                c["packets"].as_u64().unwrap_or(0),
-            )
-        })
+        .map(|c| ((c.action, c.reason), c.packets))
         .collect()
 }
 
@@ -245,7 +236,7 @@ fn run_phase(daemon: &DaemonLab, received: &AtomicU64, phase: &Phase) -> Result<
     let lab = &daemon.lab;
     received.store(0, Ordering::SeqCst);
     let before = stats(daemon);
-    let decisions_before = daemon.cli_json(&["status"])["decisions"].clone();
+    let decisions_before = daemon.status().decisions;
     let done = AtomicBool::new(false);
     let (legit_sent, tcp, flood_sent) = thread::scope(|s| -> Result<_> {
         let flood = s.spawn(|| -> Result<u64> {
@@ -360,26 +351,21 @@ fn drops(
     out
 }
 
-/// The engine's decisions during a phase (from `levee status --json`) and the mode after it.
-fn detection_summary(daemon: &DaemonLab, before: &serde_json::Value) -> String {
-    let status = daemon.cli_json(&["status"]);
-    let mut parts: Vec<String> = status["decisions"]
-        .as_object()
-        .into_iter()
-        .flatten()
+/// The engine's decisions during a phase (from `levee status`) and the mode after it.
+fn detection_summary(daemon: &DaemonLab, before: &BTreeMap<String, u64>) -> String {
+    let status = daemon.status();
+    let mut parts: Vec<String> = status
+        .decisions
+        .iter()
         .filter_map(|(k, n)| {
-            let d = n.as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+            let d = n - before.get(k).copied().unwrap_or(0);
             (d > 0).then(|| format!("{k} {d}"))
         })
         .collect();
     if parts.is_empty() {
         parts.push("no decision".into());
     }
-    format!(
-        "{}; mode now {}",
-        parts.join(", "),
-        status["mode"].as_str().unwrap_or("?")
-    )
+    format!("{}; mode now {}", parts.join(", "), status.mode.name())
 }
 
 fn print_table(rows: &[Row]) {

@@ -8,8 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use filter_common::abi::{Action, Mode, Reason};
+use levee::api::views::BlockView;
 use levee_tests::{
-    daemon::DaemonLab,
+    daemon::{DaemonLab, packets},
     flood::{FLOOD_PORT, FLOODER, FloodLab},
     netns::{CLIENT_V4, PROTECTED_V4},
     traffic::{DATAGRAMS, addr, warm_up},
@@ -28,10 +30,7 @@ fn flooding_source_dropped_by_its_bucket_while_another_sources_tcp_works() {
         "limits", "set", "--class", "udp", "--pps", "100", "--burst", "20",
     ]);
     assert!(out.contains("100 pps"), "{out}");
-    assert_eq!(
-        d.cli_json(&["limits", "show"])["per_source"]["udp"]["pps"],
-        100
-    );
+    assert_eq!(d.limits().per_source["udp"].pps, 100);
 
     let listener = d
         .lab
@@ -65,19 +64,11 @@ fn flooding_source_dropped_by_its_bucket_while_another_sources_tcp_works() {
         "{log}"
     );
     drop(listener);
-    let stats = d.cli_json(&["stats"]);
-    let by = |reason: &str| -> u64 {
-        stats
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["action"] == "drop" && c["reason"] == reason)
-            .map(|c| c["packets"].as_u64().unwrap())
-            .sum()
-    };
-    assert!(by("source_rate") >= 1, "{stats}");
+    let stats = d.stats();
+    let by = |reason| packets(&stats, Action::Drop, Some(reason));
+    assert!(by(Reason::SourceRate) >= 1, "{stats:?}");
     assert_eq!(
-        by("source_rate") + by("source_penalty"),
+        by(Reason::SourceRate) + by(Reason::SourcePenalty),
         2 * DATAGRAMS - got - leaked,
         "every dropped datagram counted"
     );
@@ -91,23 +82,18 @@ fn a_lab_flood_is_detected_and_its_source_blocklisted_in_seconds() {
         "mode = \"monitor\"\n[detection]\nrecovery_secs = 2\n[detection.floor_pps]\nudp = 5000",
     );
     let d = &lab.daemon;
-    assert_eq!(d.cli_json(&["status"])["attack"]["udp"], "normal");
+    assert_eq!(d.status().attack["udp"], "normal");
 
     let flooder = FLOODER;
+    let is_flooder = |b: &BlockView| b.cidr.0.to_string() == format!("{flooder}/32");
     let (attack_after, blocked_after) = lab.flood(|| {
         let start = Instant::now();
         let (mut attack, mut blocked) = (None, None);
         while start.elapsed() < Duration::from_secs(10) && (attack.is_none() || blocked.is_none()) {
-            if attack.is_none() && d.cli_json(&["status"])["attack"]["udp"] == "under_attack" {
+            if attack.is_none() && d.status().attack["udp"] == "under_attack" {
                 attack = Some(start.elapsed());
             }
-            if blocked.is_none()
-                && d.cli_json(&["block", "list"])
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|b| b["cidr"] == format!("{flooder}/32"))
-            {
+            if blocked.is_none() && d.block_list().iter().any(is_flooder) {
                 blocked = Some(start.elapsed());
             }
             sleep(Duration::from_millis(50));
@@ -128,30 +114,29 @@ fn a_lab_flood_is_detected_and_its_source_blocklisted_in_seconds() {
         blocked_after < Duration::from_secs(3),
         "blocklisted after {blocked_after:?}"
     );
-    let list = d.cli_json(&["block", "list"]);
-    let entry = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["cidr"] == format!("{flooder}/32"))
-        .unwrap();
+    let list = d.block_list();
+    let entry = list.iter().find(|b| is_flooder(b)).unwrap();
     assert!(
-        entry["reason"].as_str().unwrap().starts_with("detection"),
-        "{entry}"
+        entry
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("detection")),
+        "{entry:?}"
     );
-    assert!(entry["ttl_secs"].as_u64().unwrap() > 500, "{entry}");
-    let status = d.cli_json(&["status"]);
+    assert!(entry.ttl_secs.is_some_and(|t| t > 500), "{entry:?}");
+    let status = d.status();
     assert_eq!(
-        status["mode"], "enforce",
-        "monitor switched to enforce: {status}"
+        status.mode,
+        Mode::Enforce,
+        "monitor switched to enforce: {status:?}"
     );
-    assert!(status["decisions"]["attack_started"].as_u64().unwrap() >= 1);
-    assert!(status["decisions"]["block"].as_u64().unwrap() >= 1);
+    assert!(status.decisions["attack_started"] >= 1);
+    assert!(status.decisions["block"] >= 1);
     // No other source was blocked.
-    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list.len(), 1, "{list:?}");
     // After the flood: recovery, and monitor again.
     let start = Instant::now();
-    while d.cli_json(&["status"])["mode"] != "monitor" {
+    while d.status().mode != Mode::Monitor {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "no recovery: {}",
@@ -159,7 +144,7 @@ fn a_lab_flood_is_detected_and_its_source_blocklisted_in_seconds() {
         );
         sleep(Duration::from_millis(200));
     }
-    assert_eq!(d.cli_json(&["status"])["attack"]["udp"], "normal");
+    assert_eq!(d.status().attack["udp"], "normal");
     let log = d.log();
     assert!(
         log.contains("attack started") && log.contains("detection blocked an offender"),
@@ -198,7 +183,7 @@ fn a_crowd_with_a_flood_loses_no_member() {
         crowd.extend_from_slice(&f);
     }
     let flooder = FLOODER;
-    let before = d.cli_json(&["stats"]);
+    let before = d.stats();
     let crowd_sent = lab.flood(|| {
         // The crowd arrives over about two seconds, in four waves.
         let mut sent = 0;
@@ -210,43 +195,31 @@ fn a_crowd_with_a_flood_loses_no_member() {
         sent
     });
     assert_eq!(crowd_sent, u64::from(members) * 100);
-    let list = d.cli_json(&["block", "list"]);
-    let blocked: Vec<&str> = list
-        .as_array()
-        .unwrap()
+    let blocked: Vec<String> = d
+        .block_list()
         .iter()
-        .map(|b| b["cidr"].as_str().unwrap())
+        .map(|b| b.cidr.0.to_string())
         .collect();
     assert_eq!(
         blocked,
         [format!("{flooder}/32")],
         "only the flooder is blocked"
     );
-    let after = d.cli_json(&["stats"]);
-    let sum = |v: &serde_json::Value, action: &str| -> u64 {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["action"] == action)
-            .map(|c| c["packets"].as_u64().unwrap())
-            .sum()
-    };
-    let passed = sum(&after, "pass") - sum(&before, "pass");
+    let after = d.stats();
+    let passed = packets(&after, Action::Pass, None) - packets(&before, Action::Pass, None);
     assert!(
         passed >= crowd_sent,
         "every crowd packet passed: {passed} passed, {crowd_sent} crowd packets"
     );
-    let drops: Vec<String> = after
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["action"] == "drop")
-        .map(|c| c["reason"].as_str().unwrap().to_string())
-        .collect();
-    for reason in &drops {
+    let flooder_reasons = [
+        Reason::SourceRate,
+        Reason::SourcePenalty,
+        Reason::Blocklisted,
+    ];
+    for c in after.iter().filter(|c| c.action == Action::Drop.name()) {
         assert!(
-            ["source_rate", "source_penalty", "blocklisted"].contains(&reason.as_str()),
-            "only the flooder's drops: {after}"
+            flooder_reasons.iter().any(|r| c.reason == r.name()),
+            "only the flooder's drops: {after:?}"
         );
     }
 }

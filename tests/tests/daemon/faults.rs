@@ -13,6 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use filter_common::abi::Mode;
+use levee::{
+    api::views::{BlockView, StatusView},
+    controller::persist::State,
+};
 use levee_tests::{
     daemon::{DaemonLab, levee_bin},
     netns::{CLIENT_V4, CLIENT_V6, PROTECTED_V4, PROTECTED_V6},
@@ -129,17 +134,17 @@ fn status_and_block_list_never_walk_the_tries() {
     big_list(&d, 1_000_000, "");
     d.start();
     let start = Instant::now();
-    let status = d.cli_json(&["status"]);
+    let status = d.status();
     let took = start.elapsed();
-    assert_eq!(status["blocklist_entries"], 1_000_000);
+    assert_eq!(status.blocklist_entries, 1_000_000);
     // The tries hold a million entries; walking them took 3.7 s.
     assert!(took < Duration::from_secs(1), "status took {took:?}");
     let start = Instant::now();
     let out = d.cli(&["block", "list", "--json"]);
     let took = start.elapsed();
     assert!(out.status.success());
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 1_000_000);
+    let list: Vec<BlockView> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 1_000_000);
     eprintln!("block list of a million entries took {took:?}");
 }
 
@@ -228,7 +233,7 @@ fn a_command_refused_on_one_interface_changes_none() {
         DATAGRAMS,
         "not blocked on lv0 either"
     );
-    assert_eq!(d.cli_json(&["block", "list"]), serde_json::json!([]));
+    assert_eq!(d.block_list(), []);
     // IPv4 still works on both.
     d.cli_ok(&["block", "add", CLIENT_V4[1]]);
     let rx4 = udp_receiver(&d.lab.protected, PROTECTED_V4, 9000);
@@ -261,29 +266,30 @@ fn a_reload_that_fails_half_way_keeps_the_running_state() {
         0,
         "the old config block still holds"
     );
-    let list = d.cli_json(&["block", "list"]);
-    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    assert_eq!(list[0]["cidr"], format!("{}/32", CLIENT_V4[1]));
-    assert_eq!(list[0]["reason"], "config");
+    let list = d.block_list();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].cidr.0.to_string(), format!("{}/32", CLIENT_V4[1]));
+    assert_eq!(list[0].reason.as_deref(), Some("config"));
 }
 
-/// The state file as JSON (null when absent).
-fn state(d: &DaemonLab) -> serde_json::Value {
+/// The state file (empty when absent).
+fn state(d: &DaemonLab) -> State {
     let text = std::fs::read_to_string(d.dir.join("state.json")).unwrap_or_default();
     serde_json::from_str(&text).unwrap_or_default()
 }
 
 /// Polls `status` until the mode is `want`; returns that status.
-fn wait_mode(d: &DaemonLab, want: &str, within: Duration) -> serde_json::Value {
+fn wait_mode(d: &DaemonLab, want: Mode, within: Duration) -> StatusView {
     let start = Instant::now();
     loop {
-        let status = d.cli_json(&["status"]);
-        if status["mode"] == want {
+        let status = d.status();
+        if status.mode == want {
             return status;
         }
         assert!(
             start.elapsed() < within,
-            "mode never {want}: {status}\n{}",
+            "mode never {}: {status:?}\n{}",
+            want.name(),
             d.log()
         );
         sleep(Duration::from_millis(100));
@@ -304,31 +310,33 @@ fn mode_ownership_between_the_operator_and_detection() {
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| flood_until(&d.lab, &frames, &stop));
-        let status = wait_mode(&d, "enforce", Duration::from_secs(5));
-        assert_eq!(status["mode_set_by"], "detection");
-        assert!(
-            state(&d)["mode"].is_null(),
-            "the engine's switch is not the operator's choice: {}",
+        let status = wait_mode(&d, Mode::Enforce, Duration::from_secs(5));
+        assert_eq!(status.mode_set_by, "detection");
+        assert_eq!(
+            state(&d).mode,
+            None,
+            "the engine's switch is not the operator's choice: {:?}",
             state(&d)
         );
         // A reload mid-attack keeps enforcing: the file's monitor is the operator's mode,
         // detection still holds enforce above it.
         d.signal(libc::SIGHUP);
         sleep(Duration::from_millis(1500));
-        assert_eq!(d.cli_json(&["status"])["mode"], "enforce", "{}", d.log());
+        assert_eq!(d.status().mode, Mode::Enforce, "{}", d.log());
         stop.store(true, Ordering::SeqCst);
     });
     // A restart mid-attack (keep_on_exit) keeps enforcing...
     assert!(d.stop());
     d.start();
-    let status = d.cli_json(&["status"]);
-    assert_eq!(status["mode"], "enforce", "{}", d.log());
-    assert_eq!(status["mode_set_by"], "detection");
+    let status = d.status();
+    assert_eq!(status.mode, Mode::Enforce, "{}", d.log());
+    assert_eq!(status.mode_set_by, "detection");
     // ...and detection lets go once no attack is seen for recovery_secs.
-    let status = wait_mode(&d, "monitor", Duration::from_secs(20));
-    assert_eq!(status["mode_set_by"], "config");
+    let status = wait_mode(&d, Mode::Monitor, Duration::from_secs(20));
+    assert_eq!(status.mode_set_by, "config");
     // The operator's choice is the operator's, and is what the state file keeps.
     d.cli_ok(&["mode", "enforce"]);
-    assert_eq!(state(&d)["mode"], "enforce");
-    assert_eq!(state(&d)["detection_holds_enforce"], false);
+    let saved = state(&d);
+    assert_eq!(saved.mode.as_deref(), Some("enforce"), "{saved:?}");
+    assert!(!saved.detection_holds_enforce, "{saved:?}");
 }

@@ -27,13 +27,8 @@ fn two_interfaces_at_once() {
         .replace("interfaces = [\"lv0\"]", "interfaces = [\"lv0\", \"lv2\"]");
     std::fs::write(&d.config, text).unwrap();
     d.start();
-    let status = d.cli_json(&["status"]);
-    let names: Vec<&str> = status["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
+    let status = d.status();
+    let names: Vec<&str> = status.interfaces.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["lv0", "lv2"]);
     let rx1 = receiver(&d);
     let rx2 = udp_receiver(&d.lab.protected, PROTECTED2_V4, 9000);
@@ -76,10 +71,7 @@ fn auto_mode_falls_back_to_generic_and_says_so() {
     );
     std::fs::write(&d.config, &text).unwrap();
     d.start();
-    assert_eq!(
-        d.cli_json(&["status"])["interfaces"][0]["attach"],
-        "generic"
-    );
+    assert_eq!(d.status().interfaces[0].attach, "generic");
     assert!(
         d.log()
             .contains("native XDP unavailable, attached in generic mode"),

@@ -3,8 +3,9 @@
 
 use std::{thread::sleep, time::Duration};
 
+use filter_common::abi::{Action, Reason};
 use levee_tests::{
-    daemon::DaemonLab,
+    daemon::{DaemonLab, packets},
     netns::CLIENT_V4,
     traffic::{DATAGRAMS, warm_up},
 };
@@ -30,10 +31,10 @@ fn block_unblock_and_ttl_expiry_through_the_cli() {
         DATAGRAMS,
         "other source delivered"
     );
-    let list = d.cli_json(&["block", "list"]);
-    assert_eq!(list[0]["cidr"], format!("{bad}/32"));
-    assert_eq!(list[0]["reason"], "flooding");
-    assert!(list[0]["ttl_secs"].is_null());
+    let list = d.block_list();
+    assert_eq!(list[0].cidr.0.to_string(), format!("{bad}/32"));
+    assert_eq!(list[0].reason.as_deref(), Some("flooding"));
+    assert_eq!(list[0].ttl_secs, None);
 
     d.cli_ok(&["block", "del", bad]);
     assert_eq!(
@@ -41,29 +42,21 @@ fn block_unblock_and_ttl_expiry_through_the_cli() {
         DATAGRAMS,
         "unblocked source delivered"
     );
-    assert_eq!(d.cli_json(&["block", "list"]).as_array().unwrap().len(), 0);
+    assert_eq!(d.block_list().len(), 0);
 
     d.cli_ok(&["block", "add", "198.18.0.0/24", "--ttl", "2s"]);
-    let list = d.cli_json(&["block", "list"]);
-    assert!(list[0]["ttl_secs"].as_u64().unwrap() <= 2);
+    let list = d.block_list();
+    assert!(list[0].ttl_secs.unwrap() <= 2, "{list:?}");
     assert_eq!(delivered(&d, &rx, good), 0, "the /24 covers every client");
     sleep(Duration::from_millis(2500));
     assert_eq!(delivered(&d, &rx, good), DATAGRAMS, "block expired");
-    assert_eq!(
-        d.cli_json(&["block", "list"]).as_array().unwrap().len(),
-        0,
-        "expired entry removed"
-    );
+    assert_eq!(d.block_list().len(), 0, "expired entry removed");
 
-    let stats = d.cli_json(&["stats"]);
-    let drops: u64 = stats
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["action"] == "drop" && c["reason"] == "blocklisted")
-        .map(|c| c["packets"].as_u64().unwrap())
-        .sum();
-    assert_eq!(drops, 2 * DATAGRAMS, "stats count every blocked datagram");
+    assert_eq!(
+        packets(&d.stats(), Action::Drop, Some(Reason::Blocklisted)),
+        2 * DATAGRAMS,
+        "stats count every blocked datagram"
+    );
     assert!(d.stop(), "clean exit on SIGTERM");
     assert!(!d.xdp_attached(), "detached on SIGTERM");
 }
@@ -106,9 +99,9 @@ fn a_million_prefix_block_file_loads_and_bad_lines_are_reported() {
         )),
         "the bad line is named with file and line: {log}"
     );
-    let status = d.cli_json(&["status"]);
     assert_eq!(
-        status["blocklist_entries"], 1_000_000,
+        d.status().blocklist_entries,
+        1_000_000,
         "every good line loaded"
     );
     let rx = receiver(&d);

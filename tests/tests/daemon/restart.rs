@@ -1,6 +1,7 @@
 //! Restarts: with `keep_on_exit` the filter and its maps outlive the daemon and are adopted;
 //! without it the filter is detached, and what the CLI set comes back from the state file.
 
+use levee::api::views::Prefix;
 use levee_tests::{
     daemon::DaemonLab,
     netns::CLIENT_V4,
@@ -33,11 +34,10 @@ fn restart_with_keep_on_exit_keeps_the_filter_and_its_state() {
         "lockdown\n",
         "mode kept across the restart"
     );
-    let status = d.cli_json(&["status"]);
-    assert_eq!(status["interfaces"][0]["attach"], "adopted");
+    assert_eq!(d.status().interfaces[0].attach, "adopted");
     assert_eq!(
-        d.cli_json(&["allow", "list"]),
-        serde_json::json!(["2001:db8:99::/48"])
+        d.allow_list(),
+        [Prefix("2001:db8:99::/48".parse().unwrap())]
     );
     d.cli_ok(&["mode", "enforce"]);
     assert_eq!(
@@ -86,18 +86,12 @@ fn restart_without_keep_detaches_then_restores_what_the_cli_set() {
         "enforce\n",
         "CLI mode restored over the config's"
     );
-    let list = d.cli_json(&["block", "list"]);
-    assert_eq!(list[0]["cidr"], format!("{}/32", CLIENT_V4[1]));
-    assert_eq!(list[0]["reason"], "reflection");
-    let ttl = list[0]["ttl_secs"].as_u64().unwrap();
+    let list = d.block_list();
+    assert_eq!(list[0].cidr.0.to_string(), format!("{}/32", CLIENT_V4[1]));
+    assert_eq!(list[0].reason.as_deref(), Some("reflection"));
+    let ttl = list[0].ttl_secs.unwrap();
     assert!((3590..=3600).contains(&ttl), "TTL continues: {ttl}");
-    assert_eq!(
-        d.cli_json(&["allow", "list"]),
-        serde_json::json!(["192.0.2.0/24"])
-    );
-    assert_eq!(
-        d.cli_json(&["limits", "show"])["per_source"]["icmp"]["pps"],
-        77
-    );
+    assert_eq!(d.allow_list(), [Prefix("192.0.2.0/24".parse().unwrap())]);
+    assert_eq!(d.limits().per_source["icmp"].pps, 77);
     assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0, "block active again");
 }
