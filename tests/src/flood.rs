@@ -11,7 +11,7 @@ use std::{
 
 use crate::{
     daemon::DaemonLab,
-    netns::{CLIENT_V4, PROTECTED_V4},
+    netns::{CLIENT_V4, Lab, PROTECTED_V4},
     traffic::{flood_until, udp_flood_frames, udp_receiver, warm_up},
 };
 
@@ -50,18 +50,27 @@ impl FloodLab {
     /// Floods from [`FLOODER`] while `watch` runs; the flood stops when `watch` returns or
     /// panics (a panicking test must not leave the sender running forever).
     pub fn flood<T>(&self, watch: impl FnOnce() -> T) -> T {
-        /// Stops the flood when dropped, on return and on unwind alike.
-        struct StopOnDrop<'a>(&'a AtomicBool);
-        impl Drop for StopOnDrop<'_> {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::SeqCst);
-            }
+        flooding(&self.daemon.lab, &self.frames, watch).0
+    }
+}
+
+/// Sends `frames` from the lab's client again and again while `watch` runs; the flood stops
+/// when `watch` returns or panics. Returns what `watch` returned and the frames sent.
+pub fn flooding<T>(lab: &Lab, frames: &[u8], watch: impl FnOnce() -> T) -> (T, u64) {
+    /// Stops the flood when dropped, on return and on unwind alike.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
         }
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            s.spawn(|| flood_until(&self.daemon.lab, &self.frames, &stop));
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| flood_until(lab, frames, &stop));
+        let result = {
             let _stop = StopOnDrop(&stop);
             watch()
-        })
-    }
+        };
+        (result, sender.join().expect("flood sender"))
+    })
 }
