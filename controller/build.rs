@@ -19,6 +19,16 @@ fn main() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("filter-ebpf manifest has no parent directory"))?;
+    // aya-build watches filter-ebpf's own folder; the program also compiles filter-common
+    // (the parser, the ABI), so a change there must rebuild it too.
+    for p in &metadata.packages {
+        if p.name.as_str() == "filter-common"
+            && let Some(dir) = p.manifest_path.parent()
+        {
+            println!("cargo:rerun-if-changed={dir}/src");
+            println!("cargo:rerun-if-changed={dir}/Cargo.toml");
+        }
+    }
     aya_build::build_ebpf(
         [Package {
             name: "filter-ebpf",

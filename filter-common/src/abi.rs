@@ -196,10 +196,12 @@ pub enum Reason {
     /// UDP length below 8 or past the end of the IP payload.
     UdpBadLength,
     IcmpTruncated,
+    /// An IPv6 Hop-by-Hop header anywhere but first (RFC 8200, 4.1).
+    Ipv6ExtBadOrder,
 }
 
 impl Reason {
-    pub const COUNT: usize = 29;
+    pub const COUNT: usize = 30;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Clean,
         Reason::ModeOff,
@@ -230,6 +232,7 @@ impl Reason {
         Reason::UdpTruncated,
         Reason::UdpBadLength,
         Reason::IcmpTruncated,
+        Reason::Ipv6ExtBadOrder,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -263,6 +266,7 @@ impl Reason {
             Reason::UdpTruncated => "udp_truncated",
             Reason::UdpBadLength => "udp_bad_length",
             Reason::IcmpTruncated => "icmp_truncated",
+            Reason::Ipv6ExtBadOrder => "ipv6_ext_bad_order",
         }
     }
 
@@ -452,7 +456,7 @@ const _: () = assert!(size_of::<Config>() == 64 + 2 * Class::COUNT * 32);
 const _: () = assert!(size_of::<SourceState>() == 96);
 const _: () = assert!(size_of::<CpuState>() == 80 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 56);
-const _: () = assert!(Reason::ALL.len() == Reason::IcmpTruncated as usize + 1);
+const _: () = assert!(Reason::ALL.len() == Reason::Ipv6ExtBadOrder as usize + 1);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -109,9 +109,18 @@ pub enum SourceOfKey {
     V6Prefix([u8; 8]),
 }
 
-/// The SOURCES key of an IPv6 source.
+/// The one SOURCES key every multicast IPv6 source (ff00::/8) shares.
+pub const MULTICAST_V6_KEY: [u8; 8] = [0xff, 0, 0, 0, 0, 0, 0, 0];
+
+/// The SOURCES key of an IPv6 source: its upper 64 bits, masked. Multicast addresses are
+/// never a packet's source (RFC 4291, 2.7), so a "source" in ff00::/8 is spoofed: all of them
+/// share one key, which also keeps them clear of the IPv4 keys (ffff:ffff:... in the upper
+/// 32 bits), so no IPv6 source can spend an IPv4 source's tokens.
 #[inline(always)]
 pub fn source_key_v6(addr: &[u8; 16], mask: u64) -> u64 {
+    if addr[0] == 0xff {
+        return u64::from_ne_bytes(MULTICAST_V6_KEY);
+    }
     let hi = [
         addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
     ];
@@ -156,6 +165,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_keys_never_meet_ipv4_keys() {
+        let v4 = source_key_v4([198, 18, 0, 3], source_mask_v4(32));
+        let mut v6 = [0u8; 16];
+        v6[..8].copy_from_slice(&v4.to_ne_bytes());
+        assert_eq!(
+            &v6[..4],
+            &[0xff; 4],
+            "an IPv4 key looks like ffff:ffff::/32"
+        );
+        let key = source_key_v6(&v6, source_mask_v6(64));
+        assert_ne!(key, v4);
+        assert_eq!(key.to_ne_bytes(), MULTICAST_V6_KEY);
+        let unicast: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(
+            source_key_v6(&unicast, source_mask_v6(64)).to_ne_bytes()[..8],
+            unicast[..8]
+        );
+    }
 
     #[test]
     fn rate_encodes_costs_and_bursts() {

@@ -180,12 +180,20 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
     let mut off = off + 40;
     let mut fragment = Fragment::No;
     let mut done = false;
-    for _ in 0..IPV6_EXT_MAX {
+    for i in 0..IPV6_EXT_MAX {
+        // Hop-by-Hop options may only come first (RFC 8200, 4.1); Linux drops them elsewhere.
+        if next == IPPROTO_HOPOPTS && i > 0 {
+            return Err(Reason::Ipv6ExtBadOrder);
+        }
         let len = match next {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_AH => {
                 let e: [u8; 2] = frame.load(off).ok_or(Reason::Ipv6ExtTruncated)?;
                 // AH counts its length in 4-byte units less 2, the others in 8-byte units less 1.
                 let len = if next == IPPROTO_AH {
+                    // Its fixed fields alone take 12 bytes: a length of 0 cuts them short.
+                    if e[1] == 0 {
+                        return Err(Reason::Ipv6ExtTruncated);
+                    }
                     (e[1] as usize + 2) * 4
                 } else {
                     (e[1] as usize + 1) * 8
@@ -216,6 +224,9 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
         if off > end {
             return Err(Reason::Ipv6ExtTruncated);
         }
+    }
+    if !done && next == IPPROTO_HOPOPTS {
+        return Err(Reason::Ipv6ExtBadOrder);
     }
     if !done && is_ext_header(next) {
         return Err(Reason::Ipv6ExtTooMany);
@@ -285,7 +296,11 @@ fn parse_l4<F: Frame + ?Sized>(
                 return Err(Reason::UdpTruncated);
             }
             let u: [u8; 8] = frame.load(off).ok_or(Reason::UdpTruncated)?;
-            let udp_len = be16(u[4], u[5]) as usize;
+            let mut udp_len = be16(u[4], u[5]) as usize;
+            // Over IPv6 a zero length means the rest of the payload (RFC 2675; Linux takes it).
+            if pkt.v6 && udp_len == 0 {
+                udp_len = end - off;
+            }
             // A first fragment's UDP length covers the whole datagram, not this fragment.
             if udp_len < 8 || (pkt.fragment == Fragment::No && off + udp_len > end) {
                 return Err(Reason::UdpBadLength);
@@ -295,7 +310,8 @@ fn parse_l4<F: Frame + ?Sized>(
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             pkt.class = Class::Icmp;
-            if !later_fragment && off + 4 > end {
+            // The ICMP and ICMPv6 headers are 8 bytes; Linux pulls that much before anything.
+            if !later_fragment && off + 8 > end {
                 return Err(Reason::IcmpTruncated);
             }
         }
@@ -425,6 +441,35 @@ mod tests {
             (p.fragment, p.class, p.dst_port),
             (Fragment::Later, Class::Udp, 0)
         );
+    }
+
+    /// Shapes a differential test against etherparse found (see tests/differential.rs), each
+    /// settled as Linux receives it.
+    #[test]
+    fn shapes_the_reference_parser_taught_us() {
+        // Hop-by-Hop options only directly after the IPv6 header (RFC 8200, 4.1).
+        let late_hop = udp6().ipv6_ext(60, 8).ipv6_ext(0, 8).build();
+        assert_eq!(parse(&late_hop[..]), Err(Reason::Ipv6ExtBadOrder));
+        assert_eq!(
+            ip(&udp6().ipv6_ext(0, 8).ipv6_ext(60, 8).build()).dst_port,
+            53
+        );
+        // An AH header whose length cannot hold its own fixed fields.
+        let mut ah = udp6().ipv6_ext(51, 12).build();
+        ah[l3_offset(0) + 40 + 1] = 0;
+        assert_eq!(parse(&ah[..]), Err(Reason::Ipv6ExtTruncated));
+        // A zero UDP length is the whole payload over IPv6 (RFC 2675), refused over IPv4.
+        let mut v6 = udp6().build();
+        v6[l3_offset(0) + 40 + 4..l3_offset(0) + 40 + 6].copy_from_slice(&[0, 0]);
+        assert_eq!(ip(&v6).dst_port, 53);
+        let mut over_v4 = udp4().build();
+        over_v4[l3_offset(0) + 20 + 4..l3_offset(0) + 20 + 6].copy_from_slice(&[0, 0]);
+        assert_eq!(parse(&over_v4[..]), Err(Reason::UdpBadLength));
+        // ICMP needs its whole 8-byte header.
+        let icmp = FrameSpec::new(v4("192.0.2.1"), v4("198.51.100.1"), L4::Icmp).build();
+        let mut short = icmp[..l3_offset(0) + 20 + 6].to_vec();
+        short[l3_offset(0) + 3] = 26;
+        assert_eq!(parse(&short[..]), Err(Reason::IcmpTruncated));
     }
 
     #[test]

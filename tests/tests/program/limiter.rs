@@ -338,3 +338,39 @@ fn the_source_table_size_is_kept_not_counted() {
         added.min(1024)
     );
 }
+
+/// Issue 8: an IPv6 source in ffff:ffff::/32 shared its limiter key with an IPv4 address, so
+/// one could put the other in penalty. Multicast "sources" (always spoofed) now share one key
+/// of their own.
+#[test]
+fn an_ipv6_source_never_spends_an_ipv4_sources_tokens() {
+    let h = Harness::new(limited(5, Duration::from_secs(10)));
+    let v4 = "198.51.100.7";
+    let twin = "ffff:ffff:c633:6407::1"; // 198.51.100.7 in the upper 32 bits of its /64
+    let flood = udp(twin, DST6, 1, 2);
+    for _ in 0..5 {
+        assert_eq!(h.run(&flood), XDP_PASS);
+    }
+    h.expect_all(&[Case {
+        what: "the multicast source goes over its limit".into(),
+        frame: flood.clone(),
+        xdp: XDP_DROP,
+        action: Action::Drop,
+        reason: Reason::SourceRate,
+        class: Class::Udp,
+    }]);
+    h.expect_all(&[clean(
+        "its IPv4 twin is untouched",
+        udp(v4, DST4, 1, 2),
+        Class::Udp,
+    )]);
+    // Every multicast source shares that one key: another one is in the same penalty.
+    h.expect_all(&[Case {
+        what: "another multicast source".into(),
+        frame: udp("ff02::1", DST6, 1, 2),
+        xdp: XDP_DROP,
+        action: Action::Drop,
+        reason: Reason::SourcePenalty,
+        class: Class::Udp,
+    }]);
+}

@@ -212,6 +212,37 @@ fn malformed_frames_in_every_mode() {
             Reason::Ipv6ExtTooMany,
         ),
         (
+            "hop-by-hop after another extension header",
+            FrameSpec::new(ip(SRC6), ip(DST6), L4::Udp { sport: 1, dport: 2 })
+                .ipv6_ext(60, 8)
+                .ipv6_ext(0, 8)
+                .build(),
+            Reason::Ipv6ExtBadOrder,
+        ),
+        (
+            "ipv6 ah too short for its own fields",
+            with(
+                &FrameSpec::new(ip(SRC6), ip(DST6), L4::Udp { sport: 1, dport: 2 })
+                    .ipv6_ext(51, 12)
+                    .build(),
+                &[(l3 + 41, 0)],
+            ),
+            Reason::Ipv6ExtTruncated,
+        ),
+        (
+            "udp length zero over ipv4",
+            with(&good4, &[(l3 + 24, 0), (l3 + 25, 0)]),
+            Reason::UdpBadLength,
+        ),
+        (
+            "icmp shorter than its 8-byte header",
+            with(
+                &FrameSpec::new(ip(SRC4), ip(DST4), L4::Icmp).build()[..l3 + 26],
+                &[(l3 + 3, 26)],
+            ),
+            Reason::IcmpTruncated,
+        ),
+        (
             "truncated udp in ipv6",
             with(
                 &FrameSpec::new(ip(SRC6), ip(DST6), L4::Udp { sport: 1, dport: 2 }).build()
@@ -238,6 +269,39 @@ fn malformed_frames_in_every_mode() {
             .collect();
         h.expect_all(&cases);
     }
+}
+
+/// A valid IPv6 packet with an extension chain and a zero UDP length (the whole payload, RFC
+/// 2675; Linux takes it) from an allowlisted source was dropped as malformed: found by the
+/// differential test against etherparse (filter-common/tests/differential.rs). It passes,
+/// allowlisted or not.
+#[test]
+fn valid_ipv6_shapes_pass_allowlisted_or_not() {
+    let l3 = l3_offset(0);
+    let mut frame = FrameSpec::new(ip(SRC6), ip(DST6), L4::Udp { sport: 1, dport: 2 })
+        .ipv6_ext(0, 8)
+        .ipv6_ext(60, 16)
+        .ipv6_ext(51, 12)
+        .payload(16)
+        .build();
+    let udp_len = l3 + 40 + 8 + 16 + 12 + 4;
+    frame[udp_len..udp_len + 2].copy_from_slice(&[0, 0]);
+    let mut h = enforce();
+    h.expect_all(&[clean(
+        "zero udp length behind extensions",
+        frame.clone(),
+        Class::Udp,
+    )]);
+    h.dp.allow(format!("{SRC6}/128").parse().unwrap())
+        .unwrap_or_else(|e| panic!("allow: {e:#}"));
+    h.expect_all(&[Case {
+        what: "the same, allowlisted".into(),
+        frame,
+        xdp: levee_tests::XDP_PASS,
+        action: Action::Pass,
+        reason: Reason::Allowlisted,
+        class: Class::Udp,
+    }]);
 }
 
 /// Frames shorter than an Ethernet header never reach an XDP program: drivers drop runts, and
