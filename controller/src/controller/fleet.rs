@@ -14,6 +14,7 @@ use filter_common::abi::Config;
 use ipnet::IpNet;
 use tracing::{error, info, warn};
 
+use super::claim::Claim;
 use crate::{
     config::Settings,
     dataplane::{AttachMode, Attached, Counters, Dataplane, Edit, Expiry, List, LoadOptions},
@@ -25,6 +26,10 @@ pub struct Interface {
     pub attached: Attached,
     pub dp: Dataplane,
     pub events: RingBuf<MapData>,
+    /// This daemon's claim on the interface (see [`Claim`]).
+    _claim: Claim,
+    /// This start made its pin folder: a refused start removes it again.
+    created: bool,
 }
 
 #[derive(Default)]
@@ -46,29 +51,86 @@ impl Fleet {
         if d.interfaces.is_empty() {
             bail!("no interface to protect: give --iface IF or `interfaces` in the config");
         }
-        ensure_bpffs(&d.bpffs)?;
-        let mut interfaces = Vec::new();
         for name in &d.interfaces {
+            let c = std::ffi::CString::new(name.as_str())?;
+            // SAFETY: a valid NUL-terminated name.
+            if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
+                bail!("interface {name} does not exist (in this network namespace)");
+            }
+        }
+        ensure_bpffs(&d.bpffs)?;
+        let mut fleet = Fleet {
+            interfaces: Vec::new(),
+            bpffs: d.bpffs.clone(),
+        };
+        for name in &d.interfaces {
+            if let Err(e) = fleet.load_one(settings, config, name) {
+                fleet.roll_back();
+                return Err(e);
+            }
+        }
+        Ok(fleet)
+    }
+
+    fn load_one(&mut self, settings: &Settings, config: Config, name: &str) -> Result<()> {
+        let dir = pin_dir(&self.bpffs, name);
+        let created = !dir.exists();
+        fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {} (is bpffs mounted?)", dir.display()))?;
+        let claimed = Claim::take(name, &dir);
+        let loaded = claimed.and_then(|claim| {
             let options = LoadOptions {
                 max_sources: settings.filter.sources.max_tracked,
                 event_bytes: settings.events.ring_bytes,
-                pin_dir: Some(pin_dir(&d.bpffs, name)),
+                pin_dir: Some(dir.clone()),
             };
             let mut dp =
                 Dataplane::load(&options, config).with_context(|| format!("interface {name}"))?;
             dp.set_amp_ports(&settings.filter.signatures.amp_port_list)?;
             let events = dp.take_events()?;
-            interfaces.push(Interface {
-                name: name.clone(),
-                attached: Attached::Native,
-                dp,
-                events,
-            });
+            Ok((claim, dp, events))
+        });
+        match loaded {
+            Ok((claim, dp, events)) => {
+                self.interfaces.push(Interface {
+                    name: name.to_string(),
+                    attached: Attached::Native,
+                    dp,
+                    events,
+                    _claim: claim,
+                    created,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                if created {
+                    let _ = fs::remove_dir_all(&dir);
+                }
+                Err(e)
+            }
         }
-        Ok(Fleet {
-            interfaces,
-            bpffs: d.bpffs.clone(),
-        })
+    }
+
+    /// Undoes a start that was refused after the programs were loaded: what this start
+    /// created (pins, links) is removed, so the interface is as it was; a filter an earlier
+    /// run left gets its previous configuration back.
+    pub fn roll_back(&mut self) {
+        for iface in std::mem::take(&mut self.interfaces) {
+            let dir = pin_dir(&self.bpffs, &iface.name);
+            if iface.created {
+                let _ = Dataplane::unpin_link(&dir.join("link"));
+                drop(iface.dp);
+                let _ = fs::remove_dir_all(&dir);
+                continue;
+            }
+            let mut dp = iface.dp;
+            if let Some(previous) = dp.previous_config()
+                && let Err(e) = dp.set_config(previous)
+            {
+                error!(iface = %iface.name, "cannot restore the running filter's configuration: {e:#}");
+            }
+            warn!(iface = %iface.name, "the filter the last run left keeps running");
+        }
     }
 
     /// Attaches every program through its pinned link (adopting a link an earlier run left).

@@ -2,6 +2,7 @@
 //! answers one call at a time (the [`crate::server`] serializes calls onto its thread). Each
 //! part has its own room:
 //!
+//! - `claim`: one daemon per interface;
 //! - [`fleet`]: the interfaces, written all-or-nothing;
 //! - [`lists`]: every list entry and where it came from, with its expiry;
 //! - [`mode`]: who owns the mode (operator or detection);
@@ -12,6 +13,7 @@
 //!
 //! The commands themselves live in [`crate::cmd`], one file per family.
 
+mod claim;
 pub mod fleet;
 pub mod lists;
 pub mod mode;

@@ -59,9 +59,16 @@ impl Controller {
         }
         let blocks: BTreeMap<IpNet, u64> = c.lists.materialized().collect();
         let allows: BTreeMap<IpNet, u64> = c.lists.allows().map(|(n, _)| (*n, 0)).collect();
-        c.fleet.converge(List::Block, &blocks)?;
-        c.fleet.converge(List::Allow, &allows)?;
-        c.fleet.attach(c.settings.daemon.xdp_mode)?;
+        let mode = c.settings.daemon.xdp_mode;
+        let started = (|| {
+            c.fleet.converge(List::Block, &blocks)?;
+            c.fleet.converge(List::Allow, &allows)?;
+            c.fleet.attach(mode)
+        })();
+        if let Err(e) = started {
+            c.fleet.roll_back();
+            return Err(e.context("start refused, the interfaces are as they were"));
+        }
         info!(mode = c.mode.effective().name(), "levee running");
         Ok(c)
     }

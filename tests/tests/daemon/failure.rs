@@ -12,7 +12,7 @@ use levee_tests::{
     daemon::{DaemonLab, levee_bin},
     flood::flooding,
     netns::{CLIENT_V4, PROTECTED_V4},
-    traffic::{addr, drain, send_udp, udp_flood_frames, warm_up},
+    traffic::{DATAGRAMS, addr, drain, send_udp, udp_flood_frames, warm_up},
 };
 
 use crate::{delivered, receiver, stderr};
@@ -251,4 +251,114 @@ fn a_malformed_state_file_is_set_aside_and_the_config_holds() {
             .count();
         assert_eq!(aside, 1, "{garbage}");
     }
+}
+
+/// Rewrites the lab's config with `from` replaced by `to`.
+fn edit_config(d: &DaemonLab, from: &str, to: &str) {
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    assert!(text.contains(from), "{from:?} not in the config");
+    std::fs::write(&d.config, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn a_refused_start_changes_nothing() {
+    let mut d = DaemonLab::new();
+    // An interface that does not exist: refused before anything is touched.
+    d.write_config("mode = \"enforce\"");
+    edit_config(
+        &d,
+        "interfaces = [\"lv0\"]",
+        "interfaces = [\"lv0\", \"nosuch0\"]",
+    );
+    let out = d.run_expecting_exit();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("interface nosuch0 does not exist"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!d.xdp_attached());
+    assert!(!d.pin_dir("lv0").exists(), "nothing pinned");
+
+    // An interface that refuses native XDP (loopback), after lv0 was loaded and attached:
+    // rolled back, lv0 as it was.
+    d.write_config("mode = \"enforce\"");
+    edit_config(
+        &d,
+        "interfaces = [\"lv0\"]",
+        "interfaces = [\"lv0\", \"lo\"]",
+    );
+    let out = d.run_expecting_exit();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("start refused, the interfaces are as they were"),
+        "{err}"
+    );
+    assert!(err.contains("lo"), "{err}");
+    assert!(!d.xdp_attached(), "lv0 detached again");
+    assert!(!d.pin_dir("lv0").exists(), "its pins removed");
+
+    // A filter left running (keep_on_exit) with a CLI block; a start whose list file is
+    // missing is refused and the running filter keeps enforcing.
+    d.write_config("mode = \"enforce\"\nkeep_on_exit = true");
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    d.cli_ok(&["block", "add", CLIENT_V4[1]]);
+    assert!(d.stop());
+    d.write_config(&format!(
+        "mode = \"monitor\"\nkeep_on_exit = true\n[lists]\nblock_files = [\"{}\"]",
+        d.dir.join("missing.txt").display()
+    ));
+    let out = d.run_expecting_exit();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing.txt"), "{}", stderr(&out));
+    assert!(d.xdp_attached(), "the running filter stays");
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[1]),
+        0,
+        "and keeps enforcing its block"
+    );
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[0]), DATAGRAMS);
+}
+
+#[test]
+fn a_second_daemon_on_the_same_interface_is_refused() {
+    let mut d = DaemonLab::new();
+    d.write_config(&format!(
+        "mode = \"enforce\"\n[lists]\nblock = [\"{}\"]",
+        CLIENT_V4[1]
+    ));
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    let first = d.pid().unwrap();
+    // The same interface and bpffs, another socket.
+    let other_socket = d.dir.join("other.sock");
+    let other = d.dir.join("other.toml");
+    let text = std::fs::read_to_string(&d.config).unwrap().replace(
+        &format!("socket = \"{}\"", d.socket.display()),
+        &format!("socket = \"{}\"", other_socket.display()),
+    );
+    std::fs::write(&other, text).unwrap();
+    let out = d
+        .lab
+        .protected
+        .command(levee_bin().to_str().unwrap())
+        .args(["run", "--metrics", "127.0.0.1:9751", "--config"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("interface lv0 is already protected by another levee")
+            && err.contains(&format!("pid {first}")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // The first daemon still runs the interface.
+    assert!(d.xdp_attached());
+    assert_eq!(d.status().interfaces[0].attach, "native");
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0);
+    assert_eq!(delivered(&d, &rx, CLIENT_V4[0]), DATAGRAMS);
 }
