@@ -46,6 +46,12 @@ pub struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LostLabels {
+    pub interface: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -70,8 +76,10 @@ pub struct Metrics {
     pub last_tick: Gauge,
     pub errors: Counter,
     pub state_write_errors: Counter,
+    pub events_lost: Family<LostLabels, Counter>,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
+    seen_lost: HashMap<LostLabels, u64>,
 }
 
 /// The registry shared between the daemon (writes) and the HTTP handler (reads).
@@ -98,6 +106,8 @@ impl Metrics {
             last_tick: Gauge::default(),
             errors: Counter::default(),
             state_write_errors: Counter::default(),
+            events_lost: Family::default(),
+            seen_lost: HashMap::new(),
             seen: HashMap::new(),
             registry: Registry::default(),
         };
@@ -190,6 +200,11 @@ impl Metrics {
             "Failed writes of the state file: what the CLI set since then is lost at a restart",
             m.state_write_errors.clone(),
         );
+        registry.register(
+            "events_lost",
+            "Records the program could not put on a full ring, by interface and kind (offence, sample)",
+            m.events_lost.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -211,6 +226,21 @@ impl Metrics {
             self.bytes.get_or_create(&labels).inc_by(db);
         }
         self.seen.insert(labels, (packets, bytes));
+    }
+
+    /// Records the data plane's absolute lost-record counts as increments.
+    pub fn observe_lost(&mut self, interface: &str, offences: u64, samples: u64) {
+        for (kind, now) in [("offence", offences), ("sample", samples)] {
+            let labels = LostLabels {
+                interface: interface.to_string(),
+                kind: kind.to_string(),
+            };
+            let before = self.seen_lost.get(&labels).copied().unwrap_or(0);
+            let delta = if now < before { now } else { now - before };
+            // Created even at zero, so alerting sees the series from the start.
+            self.events_lost.get_or_create(&labels).inc_by(delta);
+            self.seen_lost.insert(labels, now);
+        }
     }
 
     /// Marks one loop of the controller done.

@@ -15,14 +15,19 @@ pub mod map {
     pub const SOURCES: &str = "SOURCES";
     pub const CPU_STATE: &str = "CPU_STATE";
     pub const COUNTERS: &str = "COUNTERS";
+    /// Sampled headers for `levee top` (sized by `events.ring_bytes`).
     pub const EVENTS: &str = "EVENTS";
+    /// Offences, on a ring of their own so samples never crowd them out.
+    pub const OFFENCES: &str = "OFFENCES";
+    /// Per CPU: records lost to a full ring, [offences, samples].
+    pub const EVENTS_LOST: &str = "EVENTS_LOST";
     /// Written by the clock-calibration program: [jiffies, CLOCK_MONOTONIC_COARSE ns].
     pub const CLOCK: &str = "CLOCK";
     /// Per CPU: entries the program added to SOURCES. The kernel keeps no count of an LRU
     /// table and it only loses entries to eviction, so min(sum, capacity) is its size.
     pub const SOURCES_ADDED: &str = "SOURCES_ADDED";
     /// Every map, for pinning and listing.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 14] = [
         CONFIG,
         ALLOW_V4,
         ALLOW_V6,
@@ -35,6 +40,8 @@ pub mod map {
         EVENTS,
         CLOCK,
         SOURCES_ADDED,
+        OFFENCES,
+        EVENTS_LOST,
     ];
 }
 
@@ -47,6 +54,14 @@ pub const CLOCK_PROGRAM: &str = "levee_clock";
 pub const DEFAULT_MAX_SOURCES: u32 = 1 << 20;
 /// Default size of the event ring buffer in bytes (a power of two, a multiple of the page size).
 pub const DEFAULT_EVENT_BYTES: u32 = 1 << 18;
+/// Size of the OFFENCES ring: an offence is one record per source per penalty, so 64 KiB
+/// holds over a thousand between two drains (every 100 ms).
+pub const OFFENCE_BYTES: u32 = 1 << 16;
+/// [`map::EVENTS_LOST`] slots.
+pub mod lost {
+    pub const OFFENCE: u32 = 0;
+    pub const SAMPLE: u32 = 1;
+}
 /// Maximum prefixes in each allow- and blocklist trie.
 pub const LIST_ENTRIES: u32 = 1 << 20;
 /// Entries in AMP_PORTS: a bitmap of the 65536 UDP source ports, 64 per entry.
@@ -422,7 +437,7 @@ pub mod event {
     pub const SAMPLE: u32 = 2;
 }
 
-/// A record on the EVENTS ring buffer.
+/// A record on the OFFENCES or EVENTS ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Event {

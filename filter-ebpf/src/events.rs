@@ -1,13 +1,26 @@
-//! Records for user space on the EVENTS ring buffer: offences and sampled headers. A full ring
-//! drops the record, never the packet decision.
+//! Records for user space: offences on the OFFENCES ring, sampled headers on the EVENTS ring,
+//! apart so samples never crowd out the offences that drive blocking. A full ring drops the
+//! record (counted in EVENTS_LOST), never the packet decision.
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns};
 use filter_common::{
-    abi::{Action, Event, Reason, event},
+    abi::{Action, Event, Reason, event, lost},
     parse::IpPacket,
 };
 
-use crate::{Verdict, maps::EVENTS};
+use crate::{
+    Verdict,
+    maps::{EVENTS, EVENTS_LOST, OFFENCES},
+};
+
+/// Counts a record lost to a full ring.
+#[inline(always)]
+fn count_lost(slot: u32) {
+    if let Some(n) = EVENTS_LOST.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *n += 1 };
+    }
+}
 
 #[inline(always)]
 fn record(kind: u32, pkt: &IpPacket, action: Action, reason: Reason, len: u64, now: u64) -> Event {
@@ -40,7 +53,9 @@ pub fn offence(pkt: &IpPacket, offences: u32, len: u64, now: u64) {
         now,
     );
     e.offences = offences;
-    let _ = EVENTS.output::<Event>(&e, 0);
+    if OFFENCES.output::<Event>(&e, 0).is_err() {
+        count_lost(lost::OFFENCE);
+    }
 }
 
 #[inline(always)]
@@ -51,5 +66,7 @@ pub fn maybe_sample(every: u32, pkt: &IpPacket, v: &Verdict, len: u64) {
     }
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let e = record(event::SAMPLE, pkt, v.action, v.reason, len, now);
-    let _ = EVENTS.output::<Event>(&e, 0);
+    if EVENTS.output::<Event>(&e, 0).is_err() {
+        count_lost(lost::SAMPLE);
+    }
 }

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use filter_common::abi::{
     AMP_PORT_WORDS, AllowEntry, BlockEntry, COUNTER_ENTRIES, Config, Counter, CpuState,
-    DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, LIST_ENTRIES, SourceKey, SourceState,
+    DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, LIST_ENTRIES, OFFENCE_BYTES, SourceKey, SourceState,
 };
 
 #[map]
@@ -44,5 +44,14 @@ pub static COUNTERS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(COUNTE
 #[map]
 pub static CLOCK: Array<u64> = Array::with_max_entries(2, 0);
 
+/// Sampled headers.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_EVENT_BYTES, 0);
+
+/// Offences, apart from samples so these never crowd them out.
+#[map]
+pub static OFFENCES: RingBuf = RingBuf::with_byte_size(OFFENCE_BYTES, 0);
+
+/// Records lost to a full ring, per CPU: [offences, samples].
+#[map]
+pub static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);

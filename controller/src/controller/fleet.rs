@@ -25,7 +25,10 @@ pub struct Interface {
     pub name: String,
     pub attached: Attached,
     pub dp: Dataplane,
+    /// Sampled headers.
     pub events: RingBuf<MapData>,
+    /// Offences (a ring of their own).
+    pub offences: RingBuf<MapData>,
     /// This daemon's claim on the interface (see [`Claim`]).
     _claim: Claim,
     /// This start made its pin folder: a refused start removes it again.
@@ -88,15 +91,17 @@ impl Fleet {
                 Dataplane::load(&options, config).with_context(|| format!("interface {name}"))?;
             dp.set_amp_ports(&settings.filter.signatures.amp_port_list)?;
             let events = dp.take_events()?;
-            Ok((claim, dp, events))
+            let offences = dp.take_offences()?;
+            Ok((claim, dp, events, offences))
         });
         match loaded {
-            Ok((claim, dp, events)) => {
+            Ok((claim, dp, events, offences)) => {
                 self.interfaces.push(Interface {
                     name: name.to_string(),
                     attached: Attached::Native,
                     dp,
                     events,
+                    offences,
                     _claim: claim,
                     created,
                 });

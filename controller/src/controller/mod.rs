@@ -60,6 +60,8 @@ pub struct Controller {
     cpus: u32,
     /// The state file is out of date (see [`Controller::save_state_soon`]).
     state_dirty: bool,
+    /// Offences drained since the last tick, for the engine (see `judge_offences`).
+    pending_offences: Vec<(std::net::IpAddr, filter_common::abi::Class)>,
 }
 
 impl Controller {
@@ -151,6 +153,8 @@ impl Controller {
             self.detect(elapsed);
         }
         self.drain_events();
+        self.judge_offences();
+        self.telemetry.top.tick();
         let updated = counters.and_then(|c| self.update_metrics(&c));
         if let Err(e) = updated {
             self.telemetry.count_error();
@@ -295,6 +299,7 @@ impl Controller {
     /// Detaches and removes the pins, or leaves everything in place with `keep_on_exit`.
     pub fn stop(mut self) -> Result<()> {
         self.drain_events();
+        self.judge_offences();
         let _ = self.save_state();
         if self.settings.daemon.keep_on_exit {
             info!("stopping; the filter stays attached (keep_on_exit)");

@@ -46,6 +46,7 @@ impl Controller {
             last_tick: Instant::now(),
             cpus,
             state_dirty: false,
+            pending_offences: Vec::new(),
         };
         c.restore_settings(&saved)?;
         c.fleet = Fleet::load(&c.settings, c.dataplane_config())?;

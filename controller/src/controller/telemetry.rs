@@ -139,34 +139,16 @@ impl Default for Telemetry {
 }
 
 impl Controller {
-    /// Reads what the program reported on its ring buffers: samples feed `levee top`; each
-    /// offence (a source that went over its limit and starts a penalty) is logged, summed past
-    /// a few per tick, and fed to the engine.
-    pub(super) fn drain_events(&mut self) {
-        self.telemetry.top.tick();
-        let mut offenders = Vec::new();
+    /// Reads what the program reported: offences first (each logged, summed past a few per
+    /// drain, and kept for the engine's next tick), then sampled headers (for `levee top`).
+    /// Runs ten times a second, so the rings rarely fill; what a full ring lost is counted.
+    pub fn drain_events(&mut self) {
+        let offenders = &mut self.pending_offences;
         for iface in &mut self.fleet.interfaces {
             let mut offences = 0usize;
-            while let Some(item) = iface.events.next() {
-                if item.len() < std::mem::size_of::<Event>() {
-                    continue;
-                }
-                // SAFETY: the program writes whole `Event` records; read_unaligned copes with
-                // the ring's 8-byte alignment.
-                let e: Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-                let src: IpAddr = if e.family == 6 {
-                    IpAddr::from(e.src)
-                } else {
-                    IpAddr::from([e.src[0], e.src[1], e.src[2], e.src[3]])
-                };
-                if e.kind == event::SAMPLE {
-                    self.telemetry.top.record(src, e.class, e.action, e.len);
-                    continue;
-                }
-                if e.kind != event::OFFENCE {
-                    continue;
-                }
-                let class = Class::ALL.get(e.class as usize).copied();
+            while let Some(item) = iface.offences.next() {
+                let Some(e) = read_event(&item) else { continue };
+                let (src, class) = (source(&e), Class::ALL.get(e.class as usize).copied());
                 if let Some(class) = class {
                     offenders.push((src, class));
                 }
@@ -188,8 +170,22 @@ impl Controller {
                     "more sources went over their limits"
                 );
             }
+            while let Some(item) = iface.events.next() {
+                if let Some(e) = read_event(&item)
+                    && e.kind == event::SAMPLE
+                {
+                    self.telemetry
+                        .top
+                        .record(source(&e), e.class, e.action, e.len);
+                }
+            }
         }
-        let decisions: Vec<_> = offenders
+    }
+
+    /// Feeds the offences drained since the last tick to the engine, after it has seen this
+    /// tick's rates: an offence in the second an attack starts is judged under attack.
+    pub(super) fn judge_offences(&mut self) {
+        let decisions: Vec<_> = std::mem::take(&mut self.pending_offences)
             .into_iter()
             .filter_map(|(src, class)| self.engine.offence(src, class))
             .collect();
@@ -259,9 +255,31 @@ impl Controller {
                     .set(i64::from(s == state));
             }
         }
+        for iface in &self.fleet.interfaces {
+            let (offences, samples) = iface.dp.events_lost()?;
+            m.observe_lost(&iface.name, offences, samples);
+        }
         m.blocklist_entries.set(self.lists.block_count() as i64);
         m.allowlist_entries.set(self.lists.allow_count() as i64);
         m.tick();
         Ok(())
+    }
+}
+
+/// One record of a ring, if it is whole.
+fn read_event(item: &[u8]) -> Option<Event> {
+    if item.len() < std::mem::size_of::<Event>() {
+        return None;
+    }
+    // SAFETY: the program writes whole `Event` records; read_unaligned copes with the ring's
+    // 8-byte alignment.
+    Some(unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) })
+}
+
+fn source(e: &Event) -> IpAddr {
+    if e.family == 6 {
+        IpAddr::from(e.src)
+    } else {
+        IpAddr::from([e.src[0], e.src[1], e.src[2], e.src[3]])
     }
 }

@@ -14,7 +14,7 @@ use aya::{
 use filter_common::{
     abi::{
         AMP_PORT_WORDS, CLOCK_PROGRAM, Config, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, Mode,
-        PROGRAM, flags, map,
+        PROGRAM, flags, lost, map,
     },
     config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns},
 };
@@ -206,13 +206,30 @@ impl Dataplane {
         Ok(())
     }
 
-    /// The event ring buffer; it can be taken once.
+    /// The ring of sampled headers; it can be taken once.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>> {
+        self.take_ring(map::EVENTS)
+    }
+
+    /// The ring of offences; it can be taken once.
+    pub fn take_offences(&mut self) -> Result<RingBuf<MapData>> {
+        self.take_ring(map::OFFENCES)
+    }
+
+    fn take_ring(&mut self, name: &str) -> Result<RingBuf<MapData>> {
         let m = self
             .ebpf
-            .take_map(map::EVENTS)
-            .ok_or_else(|| anyhow!("EVENTS already taken"))?;
+            .take_map(name)
+            .ok_or_else(|| anyhow!("{name} already taken"))?;
         Ok(RingBuf::try_from(m)?)
+    }
+
+    /// Records lost to a full ring so far, all CPUs: (offences, samples).
+    pub fn events_lost(&self) -> Result<(u64, u64)> {
+        let array: aya::maps::PerCpuArray<&MapData, u64> =
+            aya::maps::PerCpuArray::try_from(self.map(map::EVENTS_LOST)?)?;
+        let sum = |slot: u32| -> Result<u64> { Ok(array.get(&slot, 0)?.iter().sum()) };
+        Ok((sum(lost::OFFENCE)?, sum(lost::SAMPLE)?))
     }
 
     /// Runs the program on one frame through BPF_PROG_TEST_RUN, `repeat` times; returns the

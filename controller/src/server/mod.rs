@@ -40,6 +40,8 @@ pub struct Listeners {
 
 /// How often the controller ticks.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the event rings are drained between ticks.
+const DRAIN: Duration = Duration::from_millis(100);
 
 /// Serves until `shutdown` completes or SIGINT/SIGTERM arrives, then stops the controller
 /// (which detaches unless keep_on_exit) and returns its result.
@@ -84,13 +86,16 @@ pub async fn run(
         .map_err(|_| anyhow!("the controller thread panicked"))?
 }
 
-/// The controller's thread: one call at a time, and a tick once a second. A tick never
-/// catches up: after a stall (a long reload) the next one comes at once and measures the
-/// whole interval, then the cadence starts again.
+/// The controller's thread: one call at a time, the event rings drained ten times a second
+/// and a tick once a second. A tick never catches up: after a stall (a long reload) the next
+/// one comes at once and measures the whole interval, then the cadence starts again.
 fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> Result<()> {
     let mut next_tick = Instant::now() + TICK;
+    let mut next_drain = Instant::now() + DRAIN;
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let wait = next_tick
+            .min(next_drain)
+            .saturating_duration_since(Instant::now());
         match inbox.recv_timeout(wait) {
             Ok(Call::Request(request, reply)) => {
                 let _ = reply.send(controller.handle(request));
@@ -103,9 +108,14 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
             Ok(Call::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if Instant::now() >= next_tick {
+        let now = Instant::now();
+        if now >= next_tick {
             controller.tick();
             next_tick = Instant::now() + TICK;
+            next_drain = Instant::now() + DRAIN;
+        } else if now >= next_drain {
+            controller.drain_events();
+            next_drain = Instant::now() + DRAIN;
         }
     }
     info!("stopping");

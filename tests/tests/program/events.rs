@@ -43,3 +43,53 @@ fn sampled_headers_reach_the_ring_buffer() {
     );
     assert_eq!(got[1].tcp_flags, TCP_SYN);
 }
+
+/// Issue 8: offences and samples shared one ring, so above a few Mpps samples crowded out the
+/// offences that drive blocking, and nothing counted the loss. Now a full sample ring loses
+/// samples only, and counts them; offences arrive on their own ring.
+#[test]
+fn offences_are_never_lost_to_samples() {
+    let mut cfg = Config::new(Mode::Enforce);
+    cfg.sample_every = 1;
+    cfg.set_flag(filter_common::abi::flags::SOURCE_LIMITS, true);
+    cfg.sketch_threshold = 1;
+    cfg.source[Class::Udp as usize] = filter_common::config::Rate {
+        pps: 1,
+        burst_packets: 10_000,
+        ..Default::default()
+    }
+    .encode();
+    let mut h = Harness::new(cfg);
+    let mut samples = h.dp.take_events().unwrap();
+    let mut offences = h.dp.take_offences().unwrap();
+    // Far more sampled headers than the 256 KiB sample ring holds, none read meanwhile.
+    let crowd = udp(SRC4, DST4, 5000, 443);
+    for _ in 0..9_000 {
+        assert_eq!(h.run(&crowd), XDP_PASS);
+    }
+    // Then a source goes over its limit.
+    let flooder = udp(SRC6, DST6, 5000, 443);
+    let mut dropped = false;
+    for _ in 0..10_001 {
+        dropped |= h.run(&flooder) == XDP_DROP;
+    }
+    assert!(dropped, "the flooder went over its limit");
+    let (lost_offences, lost_samples) = h.dp.events_lost().unwrap();
+    assert!(lost_samples > 0, "the sample ring overflowed and says so");
+    assert_eq!(lost_offences, 0);
+    let offence = offences
+        .next()
+        .map(|item| read_event(&item))
+        .expect("the offence arrived");
+    assert_eq!((offence.kind, offence.family), (event::OFFENCE, 6));
+    let mut kept = 0u64;
+    while let Some(item) = samples.next() {
+        assert_eq!(read_event(&item).kind, event::SAMPLE);
+        kept += 1;
+    }
+    assert_eq!(
+        kept + lost_samples,
+        9_000 + 10_001,
+        "every sample kept or counted lost"
+    );
+}

@@ -124,7 +124,7 @@ fn token_bucket_refills_over_time() {
 #[test]
 fn offender_serves_a_penalty_and_is_reported() {
     let mut h = Harness::new(limited(2, Duration::from_millis(1500)));
-    let mut events = h.dp.take_events().unwrap();
+    let mut events = h.dp.take_offences().unwrap();
     let f = udp(SRC4, DST4, 1, 2);
     assert_eq!(h.run(&f), XDP_PASS);
     assert_eq!(h.run(&f), XDP_PASS);
