@@ -41,6 +41,15 @@ fn bad_values_name_the_field_and_reason() {
         ("mode = \"panic\"", "field mode: unknown mode \"panic\""),
         ("xdp_mode = \"fast\"", "field xdp_mode: unknown XDP mode"),
         ("penalty = \"ten\"", "field penalty: malformed duration"),
+        ("penalty = \"600y\"", "field penalty: must be at most 24h"),
+        (
+            "[detection]\nblock_ttl = \"585y\"",
+            "field detection.block_ttl: must be between 1s and 100 years",
+        ),
+        (
+            "[detection]\noffence_window = \"2d\"",
+            "field detection.offence_window: must be at most 24h",
+        ),
         (
             "[sources]\nipv4_prefix = 40",
             "field sources.ipv4_prefix: must be between 8 and 32, got 40",

@@ -8,10 +8,14 @@ use super::{
     File, PerClass, PerClassFile, Settings,
     file::{DetectionFile, RateFile},
     values::{
-        parse_cidr, parse_duration, parse_iface, parse_metrics_addr, parse_mode, parse_xdp_mode,
+        MAX_TTL, parse_cidr, parse_duration, parse_iface, parse_metrics_addr, parse_mode,
+        parse_xdp_mode,
     },
 };
 use crate::engine::EngineConfig;
+
+/// The longest penalty and offence window: a day is already far beyond any use.
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 fn field<T>(name: &str, r: Result<T>) -> Result<T> {
     r.with_context(|| format!("field {name}"))
@@ -49,7 +53,11 @@ pub(super) fn settings(f: File) -> Result<Settings> {
     }
     let flt = &mut s.filter;
     if let Some(p) = f.penalty {
-        flt.penalty = field("penalty", parse_duration(&p))?;
+        let d = field("penalty", parse_duration(&p))?;
+        if d > DAY {
+            bail!("field penalty: must be at most 24h, got {p:?}");
+        }
+        flt.penalty = d;
     }
     if let Some(sig) = f.signatures {
         let out = &mut flt.signatures;
@@ -178,12 +186,16 @@ fn apply_detection(f: DetectionFile, out: &mut EngineConfig) -> Result<()> {
         out.tighten_factor = x;
     }
     if let Some(w) = &f.offence_window {
-        out.offence_window = field("detection.offence_window", parse_duration(w))?;
+        let d = field("detection.offence_window", parse_duration(w))?;
+        if d > DAY {
+            bail!("field detection.offence_window: must be at most 24h, got {w:?}");
+        }
+        out.offence_window = d;
     }
     if let Some(t) = &f.block_ttl {
         let ttl = field("detection.block_ttl", parse_duration(t))?;
-        if ttl.as_secs() == 0 {
-            bail!("field detection.block_ttl: must be at least 1s, got {t:?}");
+        if ttl.as_secs() == 0 || ttl > MAX_TTL {
+            bail!("field detection.block_ttl: must be between 1s and 100 years, got {t:?}");
         }
         out.block_ttl = ttl;
     }
