@@ -183,41 +183,55 @@ impl Fleet {
         )
     }
 
-    /// Makes every interface's `list` hold exactly `desired` (prefix and expiry), at start-up:
-    /// maps adopted from an earlier run are read and only the differences written.
-    pub fn converge(&mut self, list: List, desired: &BTreeMap<IpNet, Expiry>) -> Result<()> {
+    /// Makes every interface's `list` hold exactly `desired` (prefix and expiry, sorted by
+    /// prefix), at start-up: maps adopted from an earlier run are read and only the
+    /// differences written; fresh maps get `desired` as it is.
+    pub fn converge(&mut self, list: List, desired: &[(IpNet, Expiry)]) -> Result<()> {
         for iface in &mut self.interfaces {
-            let actual: BTreeMap<IpNet, Expiry> = match (iface.dp.previous_config(), list) {
-                (None, _) => BTreeMap::new(),
-                (Some(_), List::Block) => iface.dp.blocklist()?.into_iter().collect(),
-                (Some(_), List::Allow) => {
-                    iface.dp.allowlist()?.into_iter().map(|n| (n, 0)).collect()
-                }
-            };
-            let mut edits: Vec<Edit> = desired
-                .iter()
-                .filter(|(net, e)| actual.get(net) != Some(e))
-                .map(|(net, e)| Edit {
-                    net: *net,
-                    new: Some(*e),
-                    old: actual.get(net).copied(),
-                })
-                .collect();
-            edits.extend(
-                actual
+            let edits: Vec<Edit> = match iface.dp.previous_config() {
+                None => desired
                     .iter()
-                    .filter(|(net, _)| !desired.contains_key(net))
                     .map(|(net, e)| Edit {
                         net: *net,
-                        new: None,
-                        old: Some(*e),
-                    }),
-            );
+                        new: Some(*e),
+                        old: None,
+                    })
+                    .collect(),
+                Some(_) => {
+                    let actual: BTreeMap<IpNet, Expiry> = match list {
+                        List::Block => iface.dp.blocklist()?.into_iter().collect(),
+                        List::Allow => iface.dp.allowlist()?.into_iter().map(|n| (n, 0)).collect(),
+                    };
+                    let wanted: BTreeMap<IpNet, Expiry> = desired.iter().copied().collect();
+                    let mut edits: Vec<Edit> = desired
+                        .iter()
+                        .filter(|(net, e)| actual.get(net) != Some(e))
+                        .map(|(net, e)| Edit {
+                            net: *net,
+                            new: Some(*e),
+                            old: actual.get(net).copied(),
+                        })
+                        .collect();
+                    edits.extend(
+                        actual
+                            .iter()
+                            .filter(|(net, _)| !wanted.contains_key(net))
+                            .map(|(net, e)| Edit {
+                                net: *net,
+                                new: None,
+                                old: Some(*e),
+                            }),
+                    );
+                    edits
+                }
+            };
+            tracing::debug!(iface = %iface.name, edits = edits.len(), "start: list edits computed");
             let mut progress = Progress::new(&iface.name, list, edits.len());
             iface
                 .dp
                 .write(list, &edits, &mut |n| progress.show(n))
                 .with_context(|| format!("interface {}", iface.name))?;
+            tracing::debug!(iface = %iface.name, "start: list written");
         }
         Ok(())
     }

@@ -93,8 +93,7 @@ impl State {
                 .then(|| c.mode.operator.name().to_string()),
             blocks: c
                 .lists
-                .blocks()
-                .filter_map(|(net, b)| Some((net, b.operator.as_ref()?)))
+                .operator_blocks()
                 .filter(|(_, o)| o.by != Setter::Adopted)
                 .filter(|(_, o)| o.expires_ns == 0 || o.expires_ns > now)
                 .map(|(net, o)| Block {

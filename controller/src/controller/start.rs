@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use filter_common::abi::{Class, Mode};
 use ipnet::IpNet;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::{
     Controller, Fleet, ListBook, ModeOwner, SetBy, Telemetry,
@@ -28,9 +28,12 @@ impl Controller {
     /// Loads and attaches to every interface in the settings with the final settings (config,
     /// then what the state file saved) and the lists in place.
     pub fn start(settings: Settings, config_path: Option<PathBuf>) -> Result<Controller> {
+        let t0 = Instant::now();
+        let phase = |what: &str| debug!(ms = t0.elapsed().as_millis() as u64, "start: {what}");
         let cpus = cpu_count()?;
         let saved = persist::load_or_set_aside(&settings.daemon.state_file);
         let (config_blocks, config_allows) = read_list_settings(&settings.lists)?;
+        phase("config, list files and state file read");
         let mut c = Controller {
             mode: ModeOwner::from_config(settings.mode),
             engine: Engine::new(settings.detection.clone()),
@@ -49,17 +52,22 @@ impl Controller {
             pending_offences: Vec::new(),
         };
         c.restore_settings(&saved)?;
-        c.fleet = Fleet::load(&c.settings, c.dataplane_config())?;
-        c.lists
-            .change_blocks(c.lists.config_block_changes(&config_blocks));
-        let (allows, _) = c.lists.config_allow_changes(&config_allows);
-        c.lists.commit_allows(allows);
+        // The book of a long list builds while the programs load (and the verifier runs).
+        let (fleet, book) = std::thread::scope(|s| {
+            let book = s.spawn(|| ListBook::from_config(&config_blocks, &config_allows));
+            let fleet = Fleet::load(&c.settings, c.dataplane_config());
+            (fleet, book.join())
+        });
+        c.fleet = fleet?;
+        c.lists = book.map_err(|_| anyhow::anyhow!("building the list book panicked"))?;
+        phase("programs loaded");
         c.restore_lists(&saved)?;
         if c.fleet.adopted() {
             c.adopt_unknown_entries()?;
         }
-        let blocks: BTreeMap<IpNet, u64> = c.lists.materialized().collect();
-        let allows: BTreeMap<IpNet, u64> = c.lists.allows().map(|(n, _)| (*n, 0)).collect();
+        let blocks: Vec<(IpNet, u64)> = c.lists.materialized().collect();
+        let allows: Vec<(IpNet, u64)> = c.lists.allows().map(|(n, _)| (*n, 0)).collect();
+        phase("lists computed");
         let mode = c.settings.daemon.xdp_mode;
         let started = (|| {
             c.fleet.converge(List::Block, &blocks)?;
@@ -70,7 +78,11 @@ impl Controller {
             c.fleet.roll_back();
             return Err(e.context("start refused, the interfaces are as they were"));
         }
-        info!(mode = c.mode.effective().name(), "levee running");
+        info!(
+            mode = c.mode.effective().name(),
+            started_in_ms = t0.elapsed().as_millis() as u64,
+            "levee running"
+        );
         Ok(c)
     }
 

@@ -123,21 +123,43 @@ impl Dataplane {
     }
 
     /// The edits up to the first failure; on failure how many were made, and the error.
+    /// Long runs of insertions go to the kernel in batches (BPF_MAP_UPDATE_BATCH), the rest
+    /// one by one.
     fn write_all(
         &mut self,
         list: List,
         edits: &[Edit],
         progress: &mut dyn FnMut(usize),
     ) -> std::result::Result<(), (usize, anyhow::Error)> {
+        let fds = list.maps().map(|name| self.map(name).ok().and_then(raw_fd));
         let [m4, m6] = self.ebpf.maps_disjoint_mut(list.maps());
         let (Some(m4), Some(m6)) = (m4, m6) else {
             return Err((0, anyhow::anyhow!("list maps missing from the object")));
         };
         let mut tries = Tries::new(list, m4, m6).map_err(|e| (0, e))?;
-        for (i, edit) in edits.iter().enumerate() {
-            tries.apply(edit).map_err(|e| (i, e))?;
-            if (i + 1) % 10_000 == 0 {
-                progress(i + 1);
+        let mut done = 0;
+        while done < edits.len() {
+            let first = &edits[done];
+            let v6 = first.net.addr().is_ipv6();
+            let run = edits[done..]
+                .iter()
+                .take_while(|e| e.new.is_some() && e.net.addr().is_ipv6() == v6)
+                .count();
+            let fd = fds[usize::from(v6)];
+            if run >= BATCH_MIN
+                && let Some(fd) = fd
+            {
+                for chunk in edits[done..done + run].chunks(BATCH) {
+                    batch_insert(fd, list, chunk).map_err(|(n, e)| (done + n, e))?;
+                    done += chunk.len();
+                    progress(done);
+                }
+                continue;
+            }
+            tries.apply(first).map_err(|e| (done, e))?;
+            done += 1;
+            if done % 10_000 == 0 {
+                progress(done);
             }
         }
         progress(edits.len());
@@ -293,4 +315,80 @@ fn net_v4(prefix: u32, octets: [u8; 4]) -> Result<IpNet> {
 
 fn net_v6(prefix: u32, octets: [u8; 16]) -> Result<IpNet> {
     Ok(IpNet::V6(ipnet::Ipv6Net::new(octets.into(), prefix as u8)?))
+}
+
+/// Insertions in a row from which a batch is worth it, and the batch size.
+const BATCH_MIN: usize = 64;
+const BATCH: usize = 65_536;
+
+fn raw_fd(map: &aya::maps::Map) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    match map {
+        aya::maps::Map::LpmTrie(data) => Some(data.fd().as_fd().as_raw_fd()),
+        _ => None,
+    }
+}
+
+/// `union bpf_attr` as BPF_MAP_*_BATCH reads it.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+
+/// Inserts one family's prefixes in one BPF_MAP_UPDATE_BATCH call (LPM tries have it since
+/// Linux 5.x; aya 0.14 does not bind it). On failure, how many went in, and the error.
+fn batch_insert(
+    fd: std::os::fd::RawFd,
+    list: List,
+    edits: &[Edit],
+) -> std::result::Result<(), (usize, anyhow::Error)> {
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    for e in edits {
+        keys.extend(u32::from(e.net.prefix_len()).to_ne_bytes());
+        match e.net {
+            IpNet::V4(n) => keys.extend(n.network().octets()),
+            IpNet::V6(n) => keys.extend(n.network().octets()),
+        }
+        match list {
+            List::Block => values.extend(e.new.unwrap_or(0).to_ne_bytes()),
+            List::Allow => values.extend(0u32.to_ne_bytes()),
+        }
+    }
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        values: values.as_ptr() as u64,
+        count: edits.len() as u32,
+        map_fd: fd as u32,
+        ..BatchAttr::default()
+    };
+    // SAFETY: bpf(2) with an attr that points at buffers of `count` keys and values, which
+    // outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_UPDATE_BATCH,
+            &mut attr as *mut BatchAttr,
+            std::mem::size_of::<BatchAttr>(),
+        )
+    };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        let done = (attr.count as usize).min(edits.len());
+        let failed = edits.get(done).map_or(edits[0].net, |e| e.net);
+        return Err((
+            done,
+            anyhow::Error::new(err).context(format!("failed to add {failed}")),
+        ));
+    }
+    Ok(())
 }

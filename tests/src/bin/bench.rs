@@ -36,6 +36,9 @@ struct Args {
     /// Runs per figure; the median is printed.
     #[arg(long, default_value_t = 5)]
     runs: u32,
+    /// Only the big-list figures.
+    #[arg(long)]
+    lists_only: bool,
     /// Frames per run in the spoofed-flood comparison.
     #[arg(long, default_value_t = 1_000_000)]
     frames: usize,
@@ -57,6 +60,9 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<()> {
+    if args.lists_only {
+        return big_lists(args);
+    }
     if args.repeat < 10_000_000 {
         eprintln!("note: --repeat below 10 million; figures are less stable");
     }
@@ -160,7 +166,9 @@ fn run(args: &Args) -> Result<()> {
     println!();
     spoofed_flood(args)?;
     println!();
-    detection(args)
+    detection(args)?;
+    println!();
+    big_lists(args)
 }
 
 /// CPU time (user + system) of a process so far, from /proc.
@@ -375,6 +383,63 @@ fn spoofed_flood(args: &Args) -> Result<()> {
     );
     println!(
         "program runs per measurement: {a_runs} and {f_runs}; sources tracked after the flood: {tracked}"
+    );
+    Ok(())
+}
+
+/// Big lists with the real daemon: a million-prefix block file, from `levee run` to the first
+/// answer, then how long `levee block add` and `levee status` take at that size (each through
+/// the CLI, as an operator runs them).
+fn big_lists(args: &Args) -> Result<()> {
+    use levee_tests::daemon::DaemonLab;
+    use std::time::Instant;
+    const PREFIXES: u32 = 1_000_000;
+    println!(
+        "Big lists with the real daemon: a block file of {PREFIXES} prefixes, median of {} runs",
+        args.runs
+    );
+    let (mut start, mut add, mut status) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..args.runs.max(1) {
+        let mut d = DaemonLab::new();
+        let file = d.dir.join("block.txt");
+        let list: String = (0..PREFIXES)
+            .map(|i| {
+                let [_, a, b, c] = (0x0a00_0000 + i).to_be_bytes();
+                format!("10.{a}.{b}.{c}\n")
+            })
+            .collect();
+        std::fs::write(&file, list)?;
+        d.write_config(&format!(
+            "mode = \"enforce\"\n[lists]\nblock_files = [\"{}\"]",
+            file.display()
+        ));
+        let t = Instant::now();
+        d.start();
+        start.push(t.elapsed().as_secs_f64() * 1000.0);
+        for i in 0..20u32 {
+            let t = Instant::now();
+            d.cli_ok(&["block", "add", &format!("192.0.2.{i}")]);
+            add.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            d.cli_ok(&["status"]);
+            status.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        d.stop();
+    }
+    println!(
+        "{:<52} {:>9.0} ms",
+        "levee run to its first answer",
+        median(&mut start)
+    );
+    println!(
+        "{:<52} {:>9.1} ms",
+        "levee block add (CLI, round trip)",
+        median(&mut add)
+    );
+    println!(
+        "{:<52} {:>9.1} ms",
+        "levee status (CLI, round trip)",
+        median(&mut status)
     );
     Ok(())
 }
