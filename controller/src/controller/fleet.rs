@@ -33,6 +33,14 @@ pub struct Interface {
     _claim: Claim,
     /// This start made its pin folder: a refused start removes it again.
     created: bool,
+    /// Its new lists were written while the program was verified (see [`Prefill`]).
+    prefilled: bool,
+}
+
+/// The lists a start writes into new maps while the kernel verifies the program.
+pub struct Prefill {
+    pub blocks: Vec<(IpNet, Expiry)>,
+    pub allows: Vec<(IpNet, Expiry)>,
 }
 
 #[derive(Default)]
@@ -49,7 +57,7 @@ pub fn pin_dir(bpffs: &Path, iface: &str) -> PathBuf {
 impl Fleet {
     /// Loads the program for every interface (reusing maps an earlier run pinned) with
     /// `config` in place. Nothing is attached yet: [`Fleet::attach`] does that.
-    pub fn load(settings: &Settings, config: Config) -> Result<Fleet> {
+    pub fn load(settings: &Settings, config: Config, prefill: Option<&Prefill>) -> Result<Fleet> {
         let d = &settings.daemon;
         if d.interfaces.is_empty() {
             bail!("no interface to protect: give --iface IF or `interfaces` in the config");
@@ -67,7 +75,7 @@ impl Fleet {
             bpffs: d.bpffs.clone(),
         };
         for name in &d.interfaces {
-            if let Err(e) = fleet.load_one(settings, config, name) {
+            if let Err(e) = fleet.load_one(settings, config, name, prefill) {
                 fleet.roll_back();
                 return Err(e);
             }
@@ -75,9 +83,17 @@ impl Fleet {
         Ok(fleet)
     }
 
-    fn load_one(&mut self, settings: &Settings, config: Config, name: &str) -> Result<()> {
+    fn load_one(
+        &mut self,
+        settings: &Settings,
+        config: Config,
+        name: &str,
+        prefill: Option<&Prefill>,
+    ) -> Result<()> {
         let dir = pin_dir(&self.bpffs, name);
         let created = !dir.exists();
+        // Only maps this start creates are empty, so only those can be filled blindly.
+        let prefill = prefill.filter(|_| created);
         fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {} (is bpffs mounted?)", dir.display()))?;
         let claimed = Claim::take(name, &dir);
@@ -87,8 +103,14 @@ impl Fleet {
                 event_bytes: settings.events.ring_bytes,
                 pin_dir: Some(dir.clone()),
             };
-            let mut dp =
-                Dataplane::load(&options, config).with_context(|| format!("interface {name}"))?;
+            let mut dp = Dataplane::load_with(&options, config, |fds| match prefill {
+                Some(p) => {
+                    fds.fill(List::Block, &p.blocks)?;
+                    fds.fill(List::Allow, &p.allows)
+                }
+                None => Ok(()),
+            })
+            .with_context(|| format!("interface {name}"))?;
             dp.set_amp_ports(&settings.filter.signatures.amp_port_list)?;
             let events = dp.take_events()?;
             let offences = dp.take_offences()?;
@@ -104,6 +126,7 @@ impl Fleet {
                     offences,
                     _claim: claim,
                     created,
+                    prefilled: prefill.is_some(),
                 });
                 Ok(())
             }
@@ -157,6 +180,11 @@ impl Fleet {
         Ok(())
     }
 
+    /// Whether some interface's lists are still to be written (not prefilled).
+    pub fn needs_converge(&self) -> bool {
+        self.interfaces.iter().any(|i| !i.prefilled)
+    }
+
     /// Whether the maps were reused from an earlier run (a restart with keep_on_exit).
     pub fn adopted(&self) -> bool {
         self.interfaces
@@ -187,7 +215,7 @@ impl Fleet {
     /// prefix), at start-up: maps adopted from an earlier run are read and only the
     /// differences written; fresh maps get `desired` as it is.
     pub fn converge(&mut self, list: List, desired: &[(IpNet, Expiry)]) -> Result<()> {
-        for iface in &mut self.interfaces {
+        for iface in self.interfaces.iter_mut().filter(|i| !i.prefilled) {
             let edits: Vec<Edit> = match iface.dp.previous_config() {
                 None => desired
                     .iter()

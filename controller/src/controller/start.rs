@@ -14,6 +14,7 @@ use tracing::{debug, info};
 
 use super::{
     Controller, Fleet, ListBook, ModeOwner, SetBy, Telemetry,
+    fleet::Prefill,
     lists::{Allow, Block, OperatorBlock, Setter},
     persist,
 };
@@ -52,26 +53,35 @@ impl Controller {
             pending_offences: Vec::new(),
         };
         c.restore_settings(&saved)?;
-        // The book of a long list builds while the programs load (and the verifier runs).
-        let (fleet, book) = std::thread::scope(|s| {
-            let book = s.spawn(|| ListBook::from_config(&config_blocks, &config_allows));
-            let fleet = Fleet::load(&c.settings, c.dataplane_config());
-            (fleet, book.join())
-        });
-        c.fleet = fleet?;
-        c.lists = book.map_err(|_| anyhow::anyhow!("building the list book panicked"))?;
-        phase("programs loaded");
+        c.lists = ListBook::from_config(&config_blocks, &config_allows);
         c.restore_lists(&saved)?;
+        // With no filter left by an earlier run, the lists are final already: they are
+        // written into the new maps while the kernel verifies the program.
+        let d = &c.settings.daemon;
+        let fresh = d
+            .interfaces
+            .iter()
+            .all(|i| !super::fleet::pin_dir(&d.bpffs, i).exists());
+        let prefill = fresh.then(|| Prefill {
+            blocks: c.lists.materialized().collect(),
+            allows: c.lists.allows().map(|(n, _)| (*n, 0)).collect(),
+        });
+        phase("lists computed");
+        c.fleet = Fleet::load(&c.settings, c.dataplane_config(), prefill.as_ref())?;
+        phase("programs loaded");
         if c.fleet.adopted() {
             c.adopt_unknown_entries()?;
         }
-        let blocks: Vec<(IpNet, u64)> = c.lists.materialized().collect();
-        let allows: Vec<(IpNet, u64)> = c.lists.allows().map(|(n, _)| (*n, 0)).collect();
-        phase("lists computed");
+        let pending = c.fleet.needs_converge().then(|| Prefill {
+            blocks: c.lists.materialized().collect(),
+            allows: c.lists.allows().map(|(n, _)| (*n, 0)).collect(),
+        });
         let mode = c.settings.daemon.xdp_mode;
         let started = (|| {
-            c.fleet.converge(List::Block, &blocks)?;
-            c.fleet.converge(List::Allow, &allows)?;
+            if let Some(lists) = &pending {
+                c.fleet.converge(List::Block, &lists.blocks)?;
+                c.fleet.converge(List::Allow, &lists.allows)?;
+            }
             c.fleet.attach(mode)
         })();
         if let Err(e) = started {

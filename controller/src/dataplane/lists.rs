@@ -317,6 +317,53 @@ fn net_v6(prefix: u32, octets: [u8; 16]) -> Result<IpNet> {
     Ok(IpNet::V6(ipnet::Ipv6Net::new(octets.into(), prefix as u8)?))
 }
 
+/// The list maps' descriptors, for writing them from another thread while the program is
+/// verified (see [`Dataplane::load_with`]).
+pub struct ListFds {
+    block: [std::os::fd::RawFd; 2],
+    allow: [std::os::fd::RawFd; 2],
+}
+
+impl ListFds {
+    pub(super) fn of(ebpf: &aya::Ebpf) -> Result<ListFds> {
+        let fd = |name: &str| {
+            ebpf.map(name)
+                .and_then(raw_fd)
+                .with_context(|| format!("map {name} missing from the object"))
+        };
+        Ok(ListFds {
+            block: [fd(map::BLOCK_V4)?, fd(map::BLOCK_V6)?],
+            allow: [fd(map::ALLOW_V4)?, fd(map::ALLOW_V6)?],
+        })
+    }
+
+    /// Fills empty (new) maps with `entries` (prefix and expiry, IPv4 first), in batches.
+    pub fn fill(&self, list: List, entries: &[(IpNet, Expiry)]) -> Result<()> {
+        let fds = match list {
+            List::Allow => self.allow,
+            List::Block => self.block,
+        };
+        let v4 = entries
+            .iter()
+            .take_while(|(n, _)| n.addr().is_ipv4())
+            .count();
+        for (fd, part) in [(fds[0], &entries[..v4]), (fds[1], &entries[v4..])] {
+            let edits: Vec<Edit> = part
+                .iter()
+                .map(|(net, e)| Edit {
+                    net: *net,
+                    new: Some(*e),
+                    old: None,
+                })
+                .collect();
+            for chunk in edits.chunks(BATCH) {
+                batch_insert(fd, list, chunk).map_err(|(_, e)| e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Insertions in a row from which a batch is worth it, and the batch size.
 const BATCH_MIN: usize = 64;
 const BATCH: usize = 65_536;

@@ -26,7 +26,7 @@ mod lists;
 pub use attach::{AttachMode, Attached};
 
 pub use counters::Counters;
-pub use lists::{Edit, Expiry, List, expiry_after};
+pub use lists::{Edit, Expiry, List, ListFds, expiry_after};
 
 /// The compiled XDP program, built by build.rs.
 pub static LEVEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/levee"));
@@ -68,6 +68,17 @@ impl Dataplane {
     /// Loads the program into the kernel (the verifier runs here) with `config` in place and the
     /// default amplification ports set.
     pub fn load(options: &LoadOptions, config: Config) -> Result<Dataplane> {
+        Self::load_with(options, config, |_| Ok(()))
+    }
+
+    /// [`Dataplane::load`], running `while_verifying` on a thread of its own with the list
+    /// maps' descriptors once the maps exist, while the kernel verifies the program (which
+    /// takes about a second): a long list is written meanwhile instead of after.
+    pub fn load_with(
+        options: &LoadOptions,
+        config: Config,
+        while_verifying: impl FnOnce(&ListFds) -> Result<()> + Send,
+    ) -> Result<Dataplane> {
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(map::SOURCES, options.max_sources)
@@ -82,13 +93,18 @@ impl Dataplane {
         let mut ebpf = loader
             .load(LEVEE_OBJECT)
             .context("failed to load the XDP object (are you root, is BPF enabled?)")?;
+        let fds = ListFds::of(&ebpf)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or_else(|| anyhow!("program {PROGRAM} missing from the object"))?
             .try_into()?;
-        program
-            .load()
-            .context("the kernel refused the XDP program (verifier)")?;
+        let (verified, written) = std::thread::scope(|s| {
+            let writer = s.spawn(|| while_verifying(&fds));
+            let verified = program.load();
+            (verified, writer.join())
+        });
+        verified.context("the kernel refused the XDP program (verifier)")?;
+        written.map_err(|_| anyhow!("writing the lists panicked"))??;
         let clock: &mut Xdp = ebpf
             .program_mut(CLOCK_PROGRAM)
             .ok_or_else(|| anyhow!("program {CLOCK_PROGRAM} missing from the object"))?
