@@ -362,3 +362,29 @@ fn a_second_daemon_on_the_same_interface_is_refused() {
     assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0);
     assert_eq!(delivered(&d, &rx, CLIENT_V4[0]), DATAGRAMS);
 }
+
+#[test]
+fn the_state_file_is_roots_alone_and_never_written_through_a_symlink() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"");
+    // A local user plants a symlink where root writes the state file.
+    let victim = d.dir.join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let state = d.dir.join("state.json");
+    std::os::unix::fs::symlink(&victim, &state).unwrap();
+    d.start();
+    d.cli_ok(&["allow", "add", "192.0.2.0/24"]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let meta = std::fs::symlink_metadata(&state).unwrap();
+    assert!(meta.is_file(), "the symlink was replaced by the state file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "root's alone");
+    // No temporary file is left behind, whatever its name.
+    let stray: Vec<_> = std::fs::read_dir(&d.dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp") || n.starts_with(".levee-state-"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
