@@ -119,9 +119,10 @@ impl Controller {
     /// Writes what must outlive a restart to the state file now. A failure is logged and
     /// counted, and returned for the caller to report.
     pub(crate) fn save_state(&mut self) -> Result<()> {
-        self.state_dirty = false;
         let state = persist::State::of(self);
         let saved = persist::save(&self.settings.daemon.state_file, &state);
+        // A failed write stays due: the next tick tries again.
+        self.state_dirty = saved.is_err();
         if let Err(e) = &saved {
             self.telemetry.count_state_error();
             warn!("cannot save the state: {e:#}");

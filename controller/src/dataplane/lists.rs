@@ -10,7 +10,11 @@ use filter_common::abi::{AllowEntry, BlockEntry, flags, map};
 use ipnet::IpNet;
 use tracing::error;
 
-use super::{Dataplane, is_not_found, monotonic_coarse_ns};
+use super::{
+    Dataplane,
+    batch::{BATCH, BATCH_MIN, batch_insert},
+    is_not_found, monotonic_coarse_ns,
+};
 
 /// One of the two prefix lists; each has an IPv4 and an IPv6 trie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -364,78 +368,10 @@ impl ListFds {
     }
 }
 
-/// Insertions in a row from which a batch is worth it, and the batch size.
-const BATCH_MIN: usize = 64;
-const BATCH: usize = 65_536;
-
 fn raw_fd(map: &aya::maps::Map) -> Option<std::os::fd::RawFd> {
     use std::os::fd::{AsFd as _, AsRawFd as _};
     match map {
         aya::maps::Map::LpmTrie(data) => Some(data.fd().as_fd().as_raw_fd()),
         _ => None,
     }
-}
-
-/// `union bpf_attr` as BPF_MAP_*_BATCH reads it.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
-
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
-
-/// Inserts one family's prefixes in one BPF_MAP_UPDATE_BATCH call (LPM tries have it since
-/// Linux 5.x; aya 0.14 does not bind it). On failure, how many went in, and the error.
-fn batch_insert(
-    fd: std::os::fd::RawFd,
-    list: List,
-    edits: &[Edit],
-) -> std::result::Result<(), (usize, anyhow::Error)> {
-    let (mut keys, mut values) = (Vec::new(), Vec::new());
-    for e in edits {
-        keys.extend(u32::from(e.net.prefix_len()).to_ne_bytes());
-        match e.net {
-            IpNet::V4(n) => keys.extend(n.network().octets()),
-            IpNet::V6(n) => keys.extend(n.network().octets()),
-        }
-        match list {
-            List::Block => values.extend(e.new.unwrap_or(0).to_ne_bytes()),
-            List::Allow => values.extend(0u32.to_ne_bytes()),
-        }
-    }
-    let mut attr = BatchAttr {
-        keys: keys.as_ptr() as u64,
-        values: values.as_ptr() as u64,
-        count: edits.len() as u32,
-        map_fd: fd as u32,
-        ..BatchAttr::default()
-    };
-    // SAFETY: bpf(2) with an attr that points at buffers of `count` keys and values, which
-    // outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_UPDATE_BATCH,
-            &mut attr as *mut BatchAttr,
-            std::mem::size_of::<BatchAttr>(),
-        )
-    };
-    if rc < 0 {
-        let err = std::io::Error::last_os_error();
-        let done = (attr.count as usize).min(edits.len());
-        let failed = edits.get(done).map_or(edits[0].net, |e| e.net);
-        return Err((
-            done,
-            anyhow::Error::new(err).context(format!("failed to add {failed}")),
-        ));
-    }
-    Ok(())
 }

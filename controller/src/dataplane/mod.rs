@@ -20,6 +20,7 @@ use filter_common::{
 };
 
 mod attach;
+mod batch;
 mod counters;
 mod lists;
 
