@@ -323,14 +323,7 @@ fn a_refused_start_changes_nothing() {
 
 #[test]
 fn a_second_daemon_on_the_same_interface_is_refused() {
-    let mut d = DaemonLab::new();
-    d.write_config(&format!(
-        "mode = \"enforce\"\n[lists]\nblock = [\"{}\"]",
-        CLIENT_V4[1]
-    ));
-    d.start();
-    let rx = receiver(&d);
-    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    let (d, rx) = crate::blocking_second_client();
     let first = d.pid().unwrap();
     // The same interface and bpffs, another socket.
     let other_socket = d.dir.join("other.sock");

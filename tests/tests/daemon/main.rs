@@ -34,6 +34,26 @@ fn delivered(d: &DaemonLab, rx: &UdpSocket, src: &str) -> u64 {
     drain(rx).get(&src.parse().unwrap()).copied().unwrap_or(0)
 }
 
+/// A daemon enforcing a config that blocks the second lab client, and a receiver the first
+/// client's path is warmed up to; the block is checked to hold.
+fn blocking_second_client() -> (DaemonLab, UdpSocket) {
+    use levee_tests::{netns::CLIENT_V4, traffic::warm_up};
+    let mut d = DaemonLab::new();
+    d.write_config(&format!(
+        "mode = \"enforce\"\n[lists]\nblock = [\"{}\"]",
+        CLIENT_V4[1]
+    ));
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    assert_eq!(
+        delivered(&d, &rx, CLIENT_V4[1]),
+        0,
+        "the config's block holds"
+    );
+    (d, rx)
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_string()
 }

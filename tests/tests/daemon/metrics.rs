@@ -6,14 +6,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use levee_tests::{
-    daemon::DaemonLab,
-    flood::FloodLab,
-    netns::CLIENT_V4,
-    traffic::{DATAGRAMS, warm_up},
-};
+use levee_tests::{daemon::DaemonLab, flood::FloodLab, traffic::DATAGRAMS};
 
-use crate::{delivered, receiver, stderr};
+use crate::stderr;
 
 /// Fetches `/metrics` from the daemon (it listens on loopback inside the protected namespace).
 fn scrape(d: &DaemonLab) -> String {
@@ -30,15 +25,7 @@ fn scrape(d: &DaemonLab) -> String {
 
 #[test]
 fn metrics_endpoint_serves_counters_mode_lists_and_health() {
-    let mut d = DaemonLab::new();
-    d.write_config(&format!(
-        "mode = \"enforce\"\n[lists]\nblock = [\"{}\"]",
-        CLIENT_V4[1]
-    ));
-    d.start();
-    let rx = receiver(&d);
-    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
-    assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0);
+    let (mut d, _rx) = crate::blocking_second_client();
     sleep(Duration::from_millis(1200));
     let text = scrape(&d);
     assert!(

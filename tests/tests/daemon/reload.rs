@@ -3,25 +3,13 @@
 
 use std::{thread::sleep, time::Duration};
 
-use levee_tests::{
-    daemon::DaemonLab,
-    netns::CLIENT_V4,
-    traffic::{DATAGRAMS, warm_up},
-};
+use levee_tests::{netns::CLIENT_V4, traffic::DATAGRAMS};
 
-use crate::{delivered, receiver};
+use crate::delivered;
 
 #[test]
 fn sighup_reloads_config_and_a_broken_config_changes_nothing() {
-    let mut d = DaemonLab::new();
-    d.write_config(&format!(
-        "mode = \"enforce\"\n[lists]\nblock = [\"{}\"]",
-        CLIENT_V4[1]
-    ));
-    d.start();
-    let rx = receiver(&d);
-    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
-    assert_eq!(delivered(&d, &rx, CLIENT_V4[1]), 0);
+    let (d, rx) = crate::blocking_second_client();
 
     // The config now blocks another source instead.
     d.write_config(&format!(
