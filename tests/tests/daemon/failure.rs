@@ -333,14 +333,26 @@ fn a_second_daemon_on_the_same_interface_is_refused() {
         &format!("socket = \"{}\"", other_socket.display()),
     );
     std::fs::write(&other, text).unwrap();
-    let out = d
+    let mut second = d
         .lab
         .protected
         .command(levee_bin().to_str().unwrap())
         .args(["run", "--metrics", "127.0.0.1:9751", "--config"])
         .arg(&other)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let start = Instant::now();
+    while second.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("the second daemon kept running: it took the interface over");
+        }
+        sleep(Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
