@@ -176,11 +176,14 @@ fn agree(frame: &[u8]) {
     // (The reference also checks the length of some ICMP message bodies, timestamps for
     // one; ours, like Linux before its ICMP handler, checks the 8-byte header only.)
     // Nor does ours look inside IPv4's AH header: it is "other" traffic to the filter.
+    let ipv4 = matches!(ours, Ok(Parsed::Ip(p)) if !p.v6);
     let beyond_ours = |e: &SliceError| match e {
-        SliceError::Len(l) => matches!(
-            l.layer,
-            Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply
-        ),
+        SliceError::Len(l) => {
+            matches!(
+                l.layer,
+                Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply
+            ) || (ipv4 && l.layer == Layer::IpAuthHeader)
+        }
         SliceError::Ipv4Exts(_) => true,
         _ => false,
     };
@@ -236,7 +239,7 @@ fn agree(frame: &[u8]) {
                 ip.header().source(),
                 true,
                 ip.payload().ip_number.0,
-                ip.is_payload_fragmented(),
+                fragmented_v6(ip),
             )
         }
         _ => return,
@@ -263,7 +266,7 @@ fn agree(frame: &[u8]) {
         other => panic!("the reference parsed {reference:?}, we said {other:?}"),
     };
     assert_eq!((p.src, p.v6, p.proto), (src, v6, proto));
-    assert_eq!(p.fragment, Fragment::No);
+    assert_eq!(p.fragment, Fragment::No, "{frame:02x?} {reference:?}");
     assert_eq!((p.src_port, p.dst_port), ports);
     let class = match &reference.transport {
         Some(TransportSlice::Tcp(t)) => {
@@ -280,6 +283,20 @@ fn agree(frame: &[u8]) {
     assert_eq!(p.class, class);
 }
 
+/// Whether an IPv6 packet is a fragment, read from the fragment headers' bytes as Linux
+/// reads them (offset in `0xfff8` of the field, M in `0x0001`). etherparse 0.19 reads that
+/// field in another bit order (M in 0x0080 of the low byte), so its own
+/// `is_payload_fragmented` is not used.
+fn fragmented_v6(ip: &etherparse::Ipv6Slice) -> bool {
+    ip.extensions().clone().into_iter().any(|e| match e {
+        etherparse::Ipv6ExtensionSlice::Fragment(f) => {
+            let b = f.slice();
+            u16::from_be_bytes([b[2], b[3]]) & 0xfff9 != 0
+        }
+        _ => false,
+    })
+}
+
 /// Whether the frame carries a 0x9100 or 0x9200 tag where a VLAN tag may be.
 fn legacy_vlan(frame: &[u8]) -> bool {
     let mut off = 12;
@@ -294,7 +311,15 @@ fn legacy_vlan(frame: &[u8]) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(20_000))]
+    // A fixed seed keeps CI repeatable; to explore further, run with PROPTEST_RNG_SEED=<n>.
+    #![proptest_config(ProptestConfig {
+        cases: 20_000,
+        rng_seed: match std::env::var_os("PROPTEST_RNG_SEED") {
+            Some(_) => ProptestConfig::default().rng_seed,
+            None => proptest::test_runner::RngSeed::Fixed(0x1e7ee),
+        },
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn well_formed_frames_agree(s in spec()) {

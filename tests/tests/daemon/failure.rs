@@ -393,3 +393,73 @@ fn the_state_file_is_roots_alone_and_never_written_through_a_symlink() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
+
+/// Every detection block rewrote the whole state file, inside the daemon's only loop: N
+/// offenders cost N writes of a growing file. Now the file is written at most once a tick,
+/// however many blocks came in.
+#[test]
+fn detection_blocks_never_rewrite_the_state_file_each() {
+    use levee_tests::{sender::send_frames, traffic::udp_flood_frames};
+    use std::os::unix::fs::MetadataExt as _;
+    let mut d = DaemonLab::new();
+    // Every source tracked from its first packet, limited to one packet, and blocked at its
+    // first offence.
+    d.write_config(
+        "mode = \"enforce\"\n[sources]\nsketch_threshold = 1\n[limits.udp]\npps = 1\nburst = 1\n\
+         [detection]\nescalate_after = 1",
+    );
+    d.start();
+    let template = udp_flood_frames(&d.lab, CLIENT_V4[0], 9000, 1);
+    let offenders = 400u32;
+    let mut frames = Vec::new();
+    for _ in 0..3 {
+        for i in 0..offenders {
+            let mut f = template.clone();
+            f[26..30].copy_from_slice(&(0x0a63_0000u32 + i).to_be_bytes());
+            frames.extend_from_slice(&f);
+        }
+    }
+    let state = d.dir.join("state.json");
+    // Each write makes a new file (renamed into place): count the files it has been.
+    let watching = std::sync::atomic::AtomicBool::new(true);
+    let start = Instant::now();
+    let writes = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut seen = std::collections::HashSet::new();
+            while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(m) = std::fs::metadata(&state) {
+                    // tmpfs reuses inode numbers: a write is a new (inode, mtime) pair.
+                    seen.insert((m.ino(), m.mtime(), m.mtime_nsec()));
+                }
+                sleep(Duration::from_micros(200));
+            }
+            seen
+        });
+        d.lab
+            .client
+            .run(|| send_frames("lv1", &frames, 64))
+            .expect("send");
+        sleep(Duration::from_secs(4));
+        watching.store(false, std::sync::atomic::Ordering::SeqCst);
+        watcher.join().expect("watcher")
+    });
+    // Raw JSON: this test also runs against daemons older than the typed views.
+    let blocked = d.cli_json(&["status"])["blocklist_entries"]
+        .as_u64()
+        .unwrap_or(0);
+    let secs = start.elapsed().as_secs() as usize;
+    assert!(
+        blocked >= u64::from(offenders) / 2,
+        "{blocked} blocked: {}",
+        d.log()
+    );
+    assert!(
+        writes.len() <= secs + 2,
+        "{} state file writes in {secs} s for {blocked} blocks",
+        writes.len()
+    );
+    // And what it holds is every block.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["blocks"].as_array().unwrap().len() as u64, blocked);
+}
