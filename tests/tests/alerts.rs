@@ -27,13 +27,13 @@ fn promtool(args: &[&str]) -> String {
 #[test]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     let check = promtool(&["check", "rules", "levee-alerts.yml"]);
-    assert!(check.contains("SUCCESS: 4 rules found"), "{check}");
+    assert!(check.contains("SUCCESS: 5 rules found"), "{check}");
     let test = promtool(&["test", "rules", "levee-alerts.test.yml"]);
     assert!(test.contains("SUCCESS"), "{test}");
 }
 
 /// Metric names the daemon exports (see controller/src/metrics.rs).
-const EXPORTED: [&str; 17] = [
+const EXPORTED: [&str; 19] = [
     "levee_tracked_sources",
     "levee_tracked_sources_capacity",
     "levee_packets_total",
@@ -50,6 +50,8 @@ const EXPORTED: [&str; 17] = [
     "levee_controller_ticks_total",
     "levee_controller_errors_total",
     "levee_controller_last_tick_timestamp_seconds",
+    "levee_events_lost_total",
+    "levee_state_write_errors_total",
     "up",
 ];
 

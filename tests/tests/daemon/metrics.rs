@@ -52,6 +52,11 @@ fn metrics_endpoint_serves_counters_mode_lists_and_health() {
     assert_eq!(value("levee_tracked_sources_capacity"), 1_048_576.0);
     assert_eq!(value("levee_blocklist_capacity"), 1_048_576.0);
     assert!(value("levee_controller_last_tick_timestamp_seconds") > 1.7e9);
+    assert_eq!(
+        value("levee_events_lost_total{interface=\"lv0\",kind=\"offence\"}"),
+        0.0
+    );
+    assert_eq!(value("levee_state_write_errors_total"), 0.0);
 
     // A bad --metrics value is named in one line before anything is attached.
     assert!(d.stop());
