@@ -18,22 +18,34 @@ pub mod mode {
     }
 }
 
+/// An optional value by name, given its name and its parser (shared by the modules below).
+fn serialize_name<S: Serializer>(name: Option<&str>, s: S) -> Result<S::Ok, S::Error> {
+    match name {
+        Some(n) => s.serialize_some(n),
+        None => s.serialize_none(),
+    }
+}
+
+fn deserialize_name<'de, D: Deserializer<'de>, T>(
+    d: D,
+    parse: fn(&str) -> anyhow::Result<T>,
+) -> Result<Option<T>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| parse(&s).map_err(|e| D::Error::custom(format!("{e:#}"))))
+        .transpose()
+}
+
 /// An optional mode by name.
 pub mod opt_mode {
     use super::*;
     use filter_common::abi::Mode;
 
     pub fn serialize<S: Serializer>(m: &Option<Mode>, s: S) -> Result<S::Ok, S::Error> {
-        match m {
-            Some(m) => s.serialize_some(m.name()),
-            None => s.serialize_none(),
-        }
+        serialize_name(m.map(Mode::name), s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| crate::config::parse_mode(&s).map_err(|e| D::Error::custom(format!("{e:#}"))))
-            .transpose()
+        deserialize_name(d, crate::config::parse_mode)
     }
 }
 
@@ -43,16 +55,11 @@ pub mod opt_class {
     use filter_common::abi::Class;
 
     pub fn serialize<S: Serializer>(c: &Option<Class>, s: S) -> Result<S::Ok, S::Error> {
-        match c {
-            Some(c) => s.serialize_some(c.name()),
-            None => s.serialize_none(),
-        }
+        serialize_name(c.map(Class::name), s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Class>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| crate::config::parse_class(&s).map_err(|e| D::Error::custom(format!("{e:#}"))))
-            .transpose()
+        deserialize_name(d, crate::config::parse_class)
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::{
     net::{UnixListener, UnixStream},
     sync::{Semaphore, oneshot},
 };
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::Call;
 use crate::api::{Request, Response};
@@ -34,17 +34,8 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, calls: mpsc::Send
     }
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // Out of descriptors, say: wait instead of spinning.
-                warn!("control socket accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            debug!("control socket: too many connections, one closed");
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        let Some((stream, permit)) = super::admit(accepted, &slots, "control socket").await else {
             continue;
         };
         let calls = calls.clone();

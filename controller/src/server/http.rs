@@ -11,7 +11,7 @@ use hyper::{
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::Semaphore};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::metrics::SharedMetrics;
 
@@ -35,16 +35,8 @@ pub async fn serve(listener: std::net::TcpListener, metrics: SharedMetrics) {
     }
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                warn!("metrics accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            debug!("metrics: too many connections, one closed");
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        let Some((stream, permit)) = super::admit(accepted, &slots, "metrics").await else {
             continue;
         };
         let metrics = metrics.clone();

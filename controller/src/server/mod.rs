@@ -38,6 +38,29 @@ pub struct Listeners {
     pub metrics: Option<std::net::TcpListener>,
 }
 
+/// One accepted connection and its slot. `None` when accept failed (after a short pause, so
+/// running out of descriptors never spins) or when every slot is taken (the connection is
+/// closed at once, so idle clients cannot pile up).
+async fn admit<S>(
+    accepted: std::io::Result<S>,
+    slots: &std::sync::Arc<tokio::sync::Semaphore>,
+    what: &str,
+) -> Option<(S, tokio::sync::OwnedSemaphorePermit)> {
+    let stream = match accepted {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!("{what} accept: {e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return None;
+        }
+    };
+    let Ok(permit) = slots.clone().try_acquire_owned() else {
+        tracing::debug!("{what}: too many connections, one closed");
+        return None;
+    };
+    Some((stream, permit))
+}
+
 /// How often the controller ticks.
 const TICK: Duration = Duration::from_secs(1);
 /// How often the event rings are drained between ticks.
