@@ -26,8 +26,17 @@ pub mod map {
     /// Per CPU: entries the program added to SOURCES. The kernel keeps no count of an LRU
     /// table and it only loses entries to eviction, so min(sum, capacity) is its size.
     pub const SOURCES_ADDED: &str = "SOURCES_ADDED";
+    /// Flows the host started or answered, recorded by the egress program (LRU).
+    pub const FLOWS: &str = "FLOWS";
+    /// What the host serves: LPM tries keyed by protocol, port and destination prefix.
+    pub const SERVICES_V4: &str = "SERVICES_V4";
+    pub const SERVICES_V6: &str = "SERVICES_V6";
+    /// Per CPU: the budget buckets of unknown sources, indexed by [`super::ServiceEntry::slot`].
+    pub const SVC_BUDGET: &str = "SVC_BUDGET";
+    /// Slot 0: the SYN-cookie program (a program array, filled at every load, never pinned).
+    pub const TAIL_CALLS: &str = "TAIL_CALLS";
     /// Every map, for pinning and listing.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 18] = [
         CONFIG,
         ALLOW_V4,
         ALLOW_V6,
@@ -42,6 +51,10 @@ pub mod map {
         SOURCES_ADDED,
         OFFENCES,
         EVENTS_LOST,
+        FLOWS,
+        SERVICES_V4,
+        SERVICES_V6,
+        SVC_BUDGET,
     ];
 }
 
@@ -50,6 +63,16 @@ pub const PROGRAM: &str = "levee";
 /// Name of the clock-calibration program in the same object (run by the loader, never
 /// attached).
 pub const CLOCK_PROGRAM: &str = "levee_clock";
+/// Name of the TC egress program that records the host's flows.
+pub const EGRESS_PROGRAM: &str = "levee_egress";
+/// Name of the SYN-cookie program, reached from the main program by tail call.
+pub const COOKIE_PROGRAM: &str = "levee_cookie";
+/// Entries in the FLOWS LRU table.
+pub const FLOW_ENTRIES: u32 = 1 << 18;
+/// Prefixes in each SERVICES trie.
+pub const SERVICE_ENTRIES: u32 = 4096;
+/// Budget slots in SVC_BUDGET: services share a slot beyond this many.
+pub const SERVICE_BUDGETS: u32 = 256;
 /// Default size of the per-source LRU table.
 pub const DEFAULT_MAX_SOURCES: u32 = 1 << 20;
 /// Default size of the event ring buffer in bytes (a power of two, a multiple of the page size).
@@ -187,6 +210,18 @@ pub enum Reason {
     SourcePenalty,
     /// The per-class aggregate ceiling was reached.
     Aggregate,
+    /// Strict: the packet belongs to a flow the host started or answered.
+    Flow,
+    /// Strict: a TCP ACK carrying a valid SYN cookie; the kernel makes the connection.
+    CookieAck,
+    /// Strict: TCP or UDP to a port no service of the host and no flow accounts for.
+    NoService,
+    /// Strict: a TCP segment other than SYN with no flow, no socket and no valid cookie.
+    NoFlow,
+    /// Strict: a SYN to a served port, answered by the program with a SYN cookie (XDP_TX).
+    SynCookie,
+    /// Strict: UDP from an unknown source over its service's budget while under attack.
+    UnknownBudget,
     EthTruncated,
     VlanTruncated,
     /// More than two VLAN tags.
@@ -216,7 +251,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const COUNT: usize = 30;
+    pub const COUNT: usize = 36;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Clean,
         Reason::ModeOff,
@@ -230,6 +265,12 @@ impl Reason {
         Reason::SourceRate,
         Reason::SourcePenalty,
         Reason::Aggregate,
+        Reason::Flow,
+        Reason::CookieAck,
+        Reason::NoService,
+        Reason::NoFlow,
+        Reason::SynCookie,
+        Reason::UnknownBudget,
         Reason::EthTruncated,
         Reason::VlanTruncated,
         Reason::VlanTooDeep,
@@ -264,6 +305,12 @@ impl Reason {
             Reason::SourceRate => "source_rate",
             Reason::SourcePenalty => "source_penalty",
             Reason::Aggregate => "aggregate",
+            Reason::Flow => "flow",
+            Reason::CookieAck => "cookie_ack",
+            Reason::NoService => "no_service",
+            Reason::NoFlow => "no_flow",
+            Reason::SynCookie => "syn_cookie",
+            Reason::UnknownBudget => "unknown_budget",
             Reason::EthTruncated => "eth_truncated",
             Reason::VlanTruncated => "vlan_truncated",
             Reason::VlanTooDeep => "vlan_too_deep",
@@ -323,8 +370,20 @@ pub mod flags {
     pub const HAS_ALLOW_V6: u32 = 1 << 5;
     pub const HAS_BLOCK_V4: u32 = 1 << 6;
     pub const HAS_BLOCK_V6: u32 = 1 << 7;
-    /// Mask of the bits the operator sets; the HAS_* bits follow the map contents.
-    pub const SETTINGS: u32 = SIG_AMP_PORTS | SIG_TCP_FLAGS | SIG_FRAGMENTS | SOURCE_LIMITS;
+    /// The egress program records flows (strict is `auto` or `always`).
+    pub const TRACK_FLOWS: u32 = 1 << 8;
+    /// Strict is engaged: drop what no service or flow accounts for, answer SYNs with cookies.
+    pub const STRICT: u32 = 1 << 9;
+    /// Unknown UDP sources to a service share its budget (strict, UDP under attack).
+    pub const UDP_BUDGET: u32 = 1 << 10;
+    /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
+    pub const SETTINGS: u32 = SIG_AMP_PORTS
+        | SIG_TCP_FLAGS
+        | SIG_FRAGMENTS
+        | SOURCE_LIMITS
+        | TRACK_FLOWS
+        | STRICT
+        | UDP_BUDGET;
 }
 
 /// One rate limit in the encoding the data plane uses: the GCRA form of a token bucket
@@ -376,6 +435,17 @@ pub struct Config {
     pub source: [Limit; Class::COUNT],
     /// Aggregate ceilings per CPU, indexed by [`Class`].
     pub aggregate: [Limit; Class::COUNT],
+    /// A flow whose last egress packet is older than this no longer admits replies.
+    pub flow_timeout_ns: u64,
+    /// Per CPU, per service: what unknown UDP sources may send while [`flags::UDP_BUDGET`].
+    pub unknown_budget: Limit,
+    /// What the program's SYN-ACK offers: MSS for IPv4 and IPv6, the window scale the kernel
+    /// will use for the connection it makes from the cookie, and the TTL / hop limit.
+    pub synack_mss_v4: u16,
+    pub synack_mss_v6: u16,
+    pub synack_wscale: u8,
+    pub synack_ttl: u8,
+    pub _pad: [u8; 2],
 }
 
 /// Value of BLOCK_V4 / BLOCK_V6.
@@ -393,6 +463,78 @@ pub struct AllowEntry {
     pub _reserved: u32,
 }
 
+/// Key of FLOWS, seen from the host: the remote end, the local end, the protocol. The egress
+/// program writes it from a packet's destination and source, the XDP program looks it up from
+/// a packet's source and destination.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// IPv4 in the first 4 bytes (the rest zero), or IPv6.
+    pub remote: [u8; 16],
+    pub local: [u8; 16],
+    /// Ports in host byte order.
+    pub remote_port: u16,
+    pub local_port: u16,
+    pub proto: u8,
+    /// 4 or 6.
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Value of FLOWS.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// Coarse monotonic ns of the flow's last recorded egress packet.
+    pub seen_ns: u64,
+}
+
+/// Key of SERVICES_V4 / SERVICES_V6: an LPM key whose data is protocol, a zero byte, the port
+/// (big-endian) and then the destination address, so one lookup matches a service bound to
+/// any address (prefix 32 bits) or to a destination prefix (32 + its length).
+pub type ServiceKeyV4 = [u8; 8];
+pub type ServiceKeyV6 = [u8; 20];
+/// Bits of a service key before the address.
+pub const SERVICE_KEY_BITS: u32 = 32;
+
+/// The data of a service key for a packet or a service.
+#[inline(always)]
+pub fn service_key_v4(proto: u8, port: u16, addr: [u8; 4]) -> ServiceKeyV4 {
+    let p = port.to_be_bytes();
+    [proto, 0, p[0], p[1], addr[0], addr[1], addr[2], addr[3]]
+}
+
+#[inline(always)]
+pub fn service_key_v6(proto: u8, port: u16, addr: &[u8; 16]) -> ServiceKeyV6 {
+    let p = port.to_be_bytes();
+    let mut k = [0u8; 20];
+    k[0] = proto;
+    k[2] = p[0];
+    k[3] = p[1];
+    let mut i = 0;
+    while i < 16 {
+        k[4 + i] = addr[i];
+        i += 1;
+    }
+    k
+}
+
+/// Value of SERVICES_V4 / SERVICES_V6.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceEntry {
+    /// Index into SVC_BUDGET of this service's unknown-source budget.
+    pub slot: u32,
+}
+
+/// Value of SVC_BUDGET (per CPU): a GCRA bucket pair.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budget {
+    pub pkt_tat: u64,
+    pub byte_tat: u64,
+}
+
 /// Key of SOURCES: the masked source address.
 ///
 /// In memory, IPv6 keys are the first 8 bytes of the address (masked). IPv4 keys are four 0xff
@@ -404,8 +546,10 @@ pub type SourceKey = u64;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SourceState {
-    /// Monotonic coarse ns until which every packet of the source is dropped.
-    pub blocked_until: u64,
+    /// Monotonic coarse ns until which the source's packets of a class are dropped, per
+    /// class: a penalty earned in one class (where a spoofer may have earned it) leaves the
+    /// source's other traffic alone.
+    pub blocked_until: [u64; Class::COUNT],
     /// Theoretical arrival times of the packet buckets, per class.
     pub pkt_tat: [u64; Class::COUNT],
     /// Theoretical arrival times of the byte buckets, per class.
@@ -467,8 +611,9 @@ pub struct Event {
 
 const _: () = assert!(size_of::<Counter>() == 16);
 const _: () = assert!(size_of::<Limit>() == 32);
-const _: () = assert!(size_of::<Config>() == 64 + 2 * Class::COUNT * 32);
-const _: () = assert!(size_of::<SourceState>() == 96);
+const _: () = assert!(size_of::<Config>() == 64 + 2 * Class::COUNT * 32 + 8 + 32 + 8);
+const _: () = assert!(size_of::<SourceState>() == 128);
+const _: () = assert!(size_of::<FlowKey>() == 40);
 const _: () = assert!(size_of::<CpuState>() == 80 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 56);
 const _: () = assert!(Reason::ALL.len() == Reason::Ipv6ExtBadOrder as usize + 1);
@@ -484,6 +629,10 @@ mod pod {
     unsafe impl aya::Pod for SourceState {}
     unsafe impl aya::Pod for CpuState {}
     unsafe impl aya::Pod for Event {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FlowEntry {}
+    unsafe impl aya::Pod for ServiceEntry {}
+    unsafe impl aya::Pod for Budget {}
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@ pub const DEFAULT_AMP_PORTS: [u16; 19] = [
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
+/// How long a flow admits replies after the host's last packet on it: long enough for a TCP
+/// keepalive-less idle stream and a slow DNS answer, short enough that a spoofer cannot
+/// count on one.
+pub const DEFAULT_FLOW_TIMEOUT_NS: u64 = 300 * NS_PER_SEC;
+
 /// A rate limit as an operator writes it. Zero rates mean "no limit" on that dimension.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rate {
@@ -145,6 +150,13 @@ impl Config {
             clock_offset_ns: 0,
             source: [Limit::default(); Class::COUNT],
             aggregate: [Limit::default(); Class::COUNT],
+            flow_timeout_ns: DEFAULT_FLOW_TIMEOUT_NS,
+            unknown_budget: Limit::default(),
+            synack_mss_v4: 1460,
+            synack_mss_v6: 1440,
+            synack_wscale: 7,
+            synack_ttl: 64,
+            _pad: [0; 2],
         }
     }
 

@@ -75,6 +75,11 @@ pub struct IpPacket {
     pub v6: bool,
     /// Source address: IPv4 in the first 4 bytes, or IPv6.
     pub src: [u8; 16],
+    /// Destination address, laid out as `src`.
+    pub dst: [u8; 16],
+    /// Offsets of the IP header and of the transport header in the frame.
+    pub l3: u16,
+    pub l4: u16,
     /// Transport protocol (after IPv6 extension headers).
     pub proto: u8,
     pub class: Class,
@@ -153,6 +158,11 @@ fn parse_ipv4<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
         src: [
             h[12], h[13], h[14], h[15], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         ],
+        dst: [
+            h[16], h[17], h[18], h[19], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+        l3: off as u16,
+        l4: (off + ihl) as u16,
         proto: h[9],
         class: Class::Other,
         fragment,
@@ -176,6 +186,9 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
     }
     let mut src = [0u8; 16];
     src.copy_from_slice(&h[8..24]);
+    let mut dst = [0u8; 16];
+    dst.copy_from_slice(&h[24..40]);
+    let l3 = off;
     let mut next = h[6];
     let mut off = off + 40;
     let mut fragment = Fragment::No;
@@ -234,6 +247,9 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
     let mut pkt = IpPacket {
         v6: true,
         src,
+        dst,
+        l3: l3 as u16,
+        l4: off as u16,
         proto: next,
         class: Class::Other,
         fragment,
@@ -377,6 +393,8 @@ mod tests {
         let p = ip(&udp4().build());
         assert!(!p.v6);
         assert_eq!(&p.src[..4], &[192, 0, 2, 1]);
+        assert_eq!(&p.dst[..4], &[198, 51, 100, 1]);
+        assert_eq!((p.l3, p.l4), (14, 34));
         assert_eq!((p.class, p.src_port, p.dst_port), (Class::Udp, 4000, 53));
         assert_eq!(p.fragment, Fragment::No);
     }

@@ -58,7 +58,8 @@ pub fn offence(pkt: &IpPacket, offences: u32, len: u64, now: u64) {
     }
 }
 
-#[inline(always)]
+/// A function of its own: the record is built in its own stack frame.
+#[inline(never)]
 pub fn maybe_sample(every: u32, pkt: &IpPacket, v: &Verdict, len: u64) {
     // SAFETY: helpers without arguments.
     if unsafe { bpf_get_prandom_u32() } % every != 0 {

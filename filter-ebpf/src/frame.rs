@@ -20,6 +20,12 @@ impl XdpFrame {
         }
     }
 
+    /// The program's context, for helpers that take it.
+    #[inline(always)]
+    pub fn ctx(&self) -> *mut xdp_md {
+        self.ctx
+    }
+
     #[inline(always)]
     pub fn byte_len(&self) -> u64 {
         (self.end - self.start) as u64

@@ -59,7 +59,9 @@ impl Clock {
 ///
 /// The sketch comes first: it is small and stays in cache, while the LRU table is large, so a
 /// spoofed one-packet source costs a few cached cell updates and never touches the table.
-#[inline(always)]
+/// A function of its own (a BPF-to-BPF call): a new source's state is built in its own stack
+/// frame, apart from the strict stage's.
+#[inline(never)]
 pub fn source(
     cfg: &Config,
     cpu: &mut CpuState,
@@ -84,7 +86,7 @@ pub fn source(
     if let Some(state) = SOURCES.get_ptr_mut(&key) {
         // SAFETY: a live LRU value; concurrent CPUs may race on it, which only blurs a count.
         let state = unsafe { &mut *state };
-        if now < state.blocked_until {
+        if now < *state.blocked_until.get(c)? {
             return Some(Reason::SourcePenalty);
         }
         let (pkt_tat, byte_tat) = (state.pkt_tat.get_mut(c)?, state.byte_tat.get_mut(c)?);
@@ -137,8 +139,10 @@ fn sketch_hot(cfg: &Config, cpu: &mut CpuState, key: u64, now: u64) -> bool {
 #[inline(always)]
 fn offend(cfg: &Config, state: &mut SourceState, pkt: &IpPacket, len: u64, now: u64) {
     state.offences = state.offences.wrapping_add(1);
-    if cfg.penalty_ns != 0 {
-        state.blocked_until = now + cfg.penalty_ns;
+    if cfg.penalty_ns != 0
+        && let Some(until) = state.blocked_until.get_mut(pkt.class as usize)
+    {
+        *until = now + cfg.penalty_ns;
     }
     if cfg.penalty_ns != 0 || state.offences == 1 {
         events::offence(pkt, state.offences, len, now);

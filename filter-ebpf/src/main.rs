@@ -1,25 +1,33 @@
 //! Levee's XDP program: one pass per packet.
 //!
-//!     parse -> allowlist -> blocklist -> signatures -> per-source limiter -> aggregate -> verdict
+//!     parse -> allowlist -> blocklist -> signatures -> strict -> per-source limiter -> aggregate
 //!
 //! The entry only parses, decides, counts and returns; each stage lives in its own module.
+//! A second program, on TC egress, records the host's flows for the strict stage.
 #![no_std]
 #![no_main]
 
+mod cookie;
+mod egress;
 mod events;
 mod frame;
 mod limiter;
 mod lists;
 mod maps;
 mod stats;
+mod strict;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 use filter_common::{
     abi::{Action, Class, Config, Mode, Reason, flags},
     parse::{Fragment, IPPROTO_TCP, IPPROTO_UDP, IpPacket, Parsed, impossible_tcp_flags, parse},
 };
 
-use crate::{frame::XdpFrame, limiter::Clock};
+use crate::{frame::XdpFrame, limiter::Clock, strict::Strict};
 
 /// What happens to a packet and why; counted once at the single exit.
 #[derive(Clone, Copy)]
@@ -34,6 +42,13 @@ pub fn levee(ctx: XdpContext) -> u32 {
     let frame = XdpFrame::new(&ctx);
     let len = frame.byte_len();
     match decide(&frame, len) {
+        Some(v) if v.action == Action::Drop && v.reason == Reason::SynCookie => {
+            // SAFETY: a tail call; on success it never returns.
+            let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 0) };
+            // No cookie program loaded: the SYN goes on to the kernel, counted as such.
+            stats::count(&pass(Reason::Clean, v.class), len);
+            xdp_action::XDP_PASS
+        }
         Some(v) => {
             stats::count(&v, len);
             if v.action == Action::Drop {
@@ -44,6 +59,30 @@ pub fn levee(ctx: XdpContext) -> u32 {
         }
         // Only if CONFIG cannot be read, which an array map always can.
         None => xdp_action::XDP_ABORTED,
+    }
+}
+
+/// TC egress: records the host's flows for the strict stage; never drops.
+#[classifier]
+pub fn levee_egress(ctx: TcContext) -> i32 {
+    egress::record(&ctx)
+}
+
+/// Answers a SYN with a SYN cookie (XDP_TX); reached from `levee` by tail call only.
+#[xdp]
+pub fn levee_cookie(ctx: XdpContext) -> u32 {
+    let frame = XdpFrame::new(&ctx);
+    let len = frame.byte_len();
+    let Some(cfg) = maps::CONFIG.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    if cookie::answer_syn(&frame, cfg) {
+        stats::count(&judge(Mode::Enforce, Reason::SynCookie, Class::TcpSyn), len);
+        xdp_action::XDP_TX
+    } else {
+        // No cookie (syncookies off in the kernel, the listener gone): the kernel decides.
+        stats::count(&pass(Reason::Clean, Class::TcpSyn), len);
+        xdp_action::XDP_PASS
     }
 }
 
@@ -72,16 +111,20 @@ pub fn levee_clock(_ctx: XdpContext) -> u32 {
 fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
     let cfg = maps::CONFIG.get(0)?;
     let mode = Mode::from_u32(cfg.mode);
-    let pkt = match parse(frame) {
-        Ok(Parsed::Ip(pkt)) => pkt,
-        Ok(Parsed::NonIp) => return Some(pass(Reason::NonIp, Class::Other)),
-        Err(reason) => return Some(judge(mode, reason, Class::Other)),
-    };
+    // SAFETY: IpPacket is plain data; an all-zero value is valid (IPv4, first variants).
+    let mut pkt: IpPacket = unsafe { core::mem::zeroed() };
+    match parse_into(frame, &mut pkt) {
+        PARSED_IP => {}
+        PARSED_NON_IP => return Some(pass(Reason::NonIp, Class::Other)),
+        reason => return Some(judge(mode, Reason::ALL[reason as usize], Class::Other)),
+    }
     let verdict = if mode == Mode::Off {
         pass(Reason::ModeOff, pkt.class)
     } else {
-        match check(cfg, mode, &pkt, len) {
-            reason @ (Reason::Clean | Reason::Allowlisted) => pass(reason, pkt.class),
+        match check(frame, cfg, mode, &pkt, len) {
+            reason @ (Reason::Clean | Reason::Allowlisted | Reason::Flow | Reason::CookieAck) => {
+                pass(reason, pkt.class)
+            }
             reason => judge(mode, reason, pkt.class),
         }
     };
@@ -91,9 +134,27 @@ fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
     Some(verdict)
 }
 
+const PARSED_IP: u32 = u32::MAX;
+const PARSED_NON_IP: u32 = u32::MAX - 1;
+
+/// Parses the frame into `out`: [`PARSED_IP`], [`PARSED_NON_IP`] or the malformation's
+/// [`Reason`]. A function of its own (a BPF-to-BPF call), so the parser's intermediate copies
+/// of the packet live in a stack frame apart from the stages'.
+#[inline(never)]
+fn parse_into(frame: &XdpFrame, out: &mut IpPacket) -> u32 {
+    match parse(frame) {
+        Ok(Parsed::Ip(pkt)) => {
+            *out = pkt;
+            PARSED_IP
+        }
+        Ok(Parsed::NonIp) => PARSED_NON_IP,
+        Err(reason) => reason as u32,
+    }
+}
+
 /// Runs the stages in order; the first that objects gives the reason.
 #[inline(always)]
-fn check(cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Reason {
+fn check(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Reason {
     if lists::allowlisted(cfg.flags, pkt) {
         return Reason::Allowlisted;
     }
@@ -107,8 +168,16 @@ fn check(cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Reason {
     if let Some(reason) = signature(cfg.flags, pkt) {
         return reason;
     }
+    let mut clean = Reason::Clean;
+    if cfg.flags & flags::STRICT != 0 {
+        match strict::check(frame, cfg, pkt, &mut clock) {
+            Strict::Unknown => {}
+            Strict::Known(reason) => clean = reason,
+            Strict::Refuse(reason) => return reason,
+        }
+    }
     let Some(cpu) = maps::CPU_STATE.get_ptr_mut(0) else {
-        return Reason::Clean;
+        return clean;
     };
     // SAFETY: a per-CPU value is only touched by this CPU, and XDP runs with preemption off.
     let cpu = unsafe { &mut *cpu };
@@ -120,7 +189,7 @@ fn check(cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Reason {
     if !limiter::aggregate(cfg, cpu, pkt.class, len, &mut clock) {
         return Reason::Aggregate;
     }
-    Reason::Clean
+    clean
 }
 
 /// Static rules for floods no legitimate client sends.

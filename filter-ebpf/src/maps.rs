@@ -2,12 +2,15 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use filter_common::abi::{
-    AMP_PORT_WORDS, AllowEntry, BlockEntry, COUNTER_ENTRIES, Config, Counter, CpuState,
-    DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, LIST_ENTRIES, OFFENCE_BYTES, SourceKey, SourceState,
+    AMP_PORT_WORDS, AllowEntry, BlockEntry, Budget, COUNTER_ENTRIES, Config, Counter, CpuState,
+    DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES,
+    OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
+    SourceKey, SourceState,
 };
+use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
 
 #[map]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
@@ -55,3 +58,35 @@ pub static OFFENCES: RingBuf = RingBuf::with_byte_size(OFFENCE_BYTES, 0);
 /// Records lost to a full ring, per CPU: [offences, samples].
 #[map]
 pub static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+/// Flows the host started or answered, written by the egress program.
+#[map]
+pub static FLOWS: LruHashMap<FlowKey, FlowEntry> = LruHashMap::with_max_entries(FLOW_ENTRIES, 0);
+
+/// What the host serves (protocol, port, destination prefix).
+#[map]
+pub static SERVICES_V4: LpmTrie<ServiceKeyV4, ServiceEntry> =
+    LpmTrie::with_max_entries(SERVICE_ENTRIES, 1);
+#[map]
+pub static SERVICES_V6: LpmTrie<ServiceKeyV6, ServiceEntry> =
+    LpmTrie::with_max_entries(SERVICE_ENTRIES, 1);
+
+/// Per CPU: each service's budget for unknown sources.
+#[map]
+pub static SVC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(SERVICE_BUDGETS, 0);
+
+/// Per CPU: room to build a SYN-ACK and read a SYN's options, off the program's small stack.
+#[repr(C)]
+pub struct Scratch {
+    pub handover: crate::cookie::Handover,
+    pub synack: SynAckBuf,
+    pub opts: OptionsBuf,
+    pub found: OptionsFound,
+}
+
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Slot 0: the SYN-cookie program, reached by tail call (filled by the loader).
+#[map]
+pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(1, 0);

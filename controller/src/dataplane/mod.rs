@@ -7,14 +7,14 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, RingBuf},
-    programs::{TestRun, TestRunOptions, Xdp, xdp::XdpLinkId},
+    maps::{Array, MapData, ProgramArray, RingBuf},
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp, xdp::XdpLinkId},
     util::nr_cpus,
 };
 use filter_common::{
     abi::{
-        AMP_PORT_WORDS, CLOCK_PROGRAM, Config, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, Mode,
-        PROGRAM, flags, lost, map,
+        AMP_PORT_WORDS, CLOCK_PROGRAM, COOKIE_PROGRAM, Config, DEFAULT_EVENT_BYTES,
+        DEFAULT_MAX_SOURCES, EGRESS_PROGRAM, Mode, PROGRAM, flags, lost, map,
     },
     config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns},
 };
@@ -113,6 +113,7 @@ impl Dataplane {
         clock
             .load()
             .context("the kernel refused the clock program")?;
+        load_strict_programs(&mut ebpf)?;
         let mut dp = Dataplane {
             ebpf,
             config,
@@ -293,6 +294,34 @@ impl Dataplane {
             .map_mut(name)
             .ok_or_else(|| anyhow!("map {name} missing from the object"))
     }
+}
+
+/// Loads the SYN-cookie program into the main program's tail-call slot, and the egress
+/// program that records flows (attached beside the XDP program, see `attach`).
+fn load_strict_programs(ebpf: &mut Ebpf) -> Result<()> {
+    let cookie: &mut Xdp = ebpf
+        .program_mut(COOKIE_PROGRAM)
+        .ok_or_else(|| anyhow!("program {COOKIE_PROGRAM} missing from the object"))?
+        .try_into()?;
+    cookie
+        .load()
+        .context("the kernel refused the SYN-cookie program (verifier)")?;
+    let fd = cookie.fd()?.try_clone()?;
+    let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(
+        ebpf.map_mut(map::TAIL_CALLS)
+            .ok_or_else(|| anyhow!("map {} missing", map::TAIL_CALLS))?,
+    )?;
+    slots
+        .set(0, &fd, 0)
+        .context("failed to install the SYN-cookie program")?;
+    let egress: &mut SchedClassifier = ebpf
+        .program_mut(EGRESS_PROGRAM)
+        .ok_or_else(|| anyhow!("program {EGRESS_PROGRAM} missing from the object"))?
+        .try_into()?;
+    egress
+        .load()
+        .context("the kernel refused the egress flow program (verifier)")?;
+    Ok(())
 }
 
 /// A lookup or delete of a key that is not in the map (aya reports ENOENT either way).

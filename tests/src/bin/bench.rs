@@ -104,7 +104,7 @@ fn run(args: &Args) -> Result<()> {
     let state = dp_strict
         .source(OVER4.parse()?)?
         .context("over-limit source not tracked")?;
-    if state.blocked_until == 0 {
+    if state.blocked_until[Class::Udp as usize] == 0 {
         bail!("over-limit source is not serving a penalty");
     }
 

@@ -1,0 +1,222 @@
+//! SYN cookies in the driver: a SYN to a local listener is turned, in place, into the
+//! SYN-ACK the kernel would send, with a cookie the kernel itself made
+//! (`bpf_tcp_gen_syncookie`, which also marks the listener so it takes the cookie's ACK), and
+//! sent back with XDP_TX. The listener never sees the SYN; the valid ACK that follows passes
+//! (`bpf_tcp_check_syncookie`) and the kernel makes the connection from it.
+//!
+//! Only plain headers take this path (IPv4 without options, IPv6 without extension headers);
+//! anything else goes on to the limiter.
+
+use aya_ebpf::{
+    bindings::{BPF_F_CURRENT_NETNS, bpf_sock},
+    helpers::{
+        bpf_ktime_get_ns, bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_gen_syncookie,
+        bpf_xdp_adjust_tail,
+    },
+};
+use filter_common::{
+    abi::Config,
+    parse::IpPacket,
+    synack::{
+        SYNACK_V4_LEN, SYNACK_V6_LEN, SynAck, TCP_OPTIONS_MAX, parse_syn_options, ts_cookie,
+        write_synack,
+    },
+};
+
+use crate::{
+    frame::XdpFrame,
+    maps::{SCRATCH, Scratch},
+    strict::{TCP_LISTEN, check_syncookie, tuple_of, tuple_size},
+};
+
+/// Longest TCP header: the frame is grown to hold one, so the helpers' lengths are in bounds.
+const TCP_MAX: usize = 60;
+
+/// Reads the context's packet bounds afresh (after a helper that may move them).
+#[inline(always)]
+fn bounds(frame: &XdpFrame) -> (usize, usize) {
+    let ctx = frame.ctx();
+    // SAFETY: ctx is the program's context pointer.
+    unsafe {
+        (
+            core::ptr::read_volatile(&(*ctx).data) as usize,
+            core::ptr::read_volatile(&(*ctx).data_end) as usize,
+        )
+    }
+}
+
+/// The SYN the main program hands over: where its IP header starts and its family. The main
+/// program has checked that the headers are plain and that a local listener takes the port.
+#[repr(C)]
+pub struct Handover {
+    pub l3: u32,
+    pub v6: u32,
+}
+
+/// Answers the SYN with a cookie SYN-ACK written over the frame. A program of its own, reached
+/// by tail call: the verifier walks it once, from a clean state, instead of once per path of
+/// the main program that leads here. Returns false (frame untouched or the SYN still intact)
+/// when the kernel makes no cookie.
+#[inline(always)]
+pub fn answer_syn(frame: &XdpFrame, cfg: &Config) -> bool {
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch, only this CPU touches it while the program runs.
+    let scratch = unsafe { &mut *scratch };
+    let v6 = scratch.handover.v6 != 0;
+    let ip_len: usize = if v6 { 40 } else { 20 };
+    // Masked so the verifier sees it bounded: at most two VLAN tags put IP at 22.
+    let l3 = (scratch.handover.l3 & 0x1f) as usize;
+    let (data, end) = bounds(frame);
+    let ip = data + l3;
+    if ip + ip_len + 20 > end {
+        return false;
+    }
+    // SAFETY: the IP and fixed TCP headers are inside the frame (checked above).
+    let mut pkt: IpPacket = unsafe { core::mem::zeroed() };
+    unsafe {
+        let th = ip + ip_len;
+        if v6 {
+            pkt.src = core::ptr::read_unaligned((ip + 8) as *const [u8; 16]);
+            pkt.dst = core::ptr::read_unaligned((ip + 24) as *const [u8; 16]);
+        } else {
+            let s: [u8; 4] = core::ptr::read_unaligned((ip + 12) as *const _);
+            let d: [u8; 4] = core::ptr::read_unaligned((ip + 16) as *const _);
+            pkt.src[..4].copy_from_slice(&s);
+            pkt.dst[..4].copy_from_slice(&d);
+        }
+        pkt.src_port = u16::from_be(core::ptr::read_unaligned(th as *const u16));
+        pkt.dst_port = u16::from_be(core::ptr::read_unaligned((th + 2) as *const u16));
+    }
+    pkt.v6 = v6;
+    let mut tuple = tuple_of(&pkt);
+    // SAFETY: ctx is the program's context; the tuple lives on the stack for the call.
+    let sk = unsafe {
+        bpf_skc_lookup_tcp(
+            frame.ctx().cast(),
+            &mut tuple,
+            tuple_size(&pkt),
+            BPF_F_CURRENT_NETNS as u64,
+            0,
+        )
+    };
+    if sk.is_null() {
+        return false;
+    }
+    let answered = answer_with(frame, cfg, &pkt, scratch, sk, l3, ip_len);
+    // SAFETY: sk came from bpf_skc_lookup_tcp and is released once.
+    unsafe { bpf_sk_release(sk.cast()) };
+    answered
+}
+
+#[inline(always)]
+fn answer_with(
+    frame: &XdpFrame,
+    cfg: &Config,
+    pkt: &IpPacket,
+    scratch: &mut Scratch,
+    sk: *mut bpf_sock,
+    l3: usize,
+    ip_len: usize,
+) -> bool {
+    // SAFETY: a socket the lookup returned.
+    if unsafe { (*sk).state } != TCP_LISTEN {
+        return false;
+    }
+    // Room for the longest TCP header, so every length below is provably in the frame.
+    let (data, end) = bounds(frame);
+    let want = l3 + ip_len + TCP_MAX;
+    let have = end - data;
+    if have < want {
+        // SAFETY: ctx is the program's context.
+        if unsafe { bpf_xdp_adjust_tail(frame.ctx().cast(), (want - have) as i32) } != 0 {
+            return false;
+        }
+    }
+    let (data, end) = bounds(frame);
+    let ip = data + l3;
+    if data + 14 > end || ip + ip_len + TCP_MAX > end {
+        return false;
+    }
+    let th = ip + ip_len;
+    // SAFETY: th + 60 is inside the frame (checked above).
+    let doff = unsafe { (*((th + 12) as *const u8) >> 4) as u32 * 4 };
+    // At most 60 by construction; a data offset below 5 words becomes 20, which the helper
+    // then refuses as not the header's length.
+    let doff = doff.max(20);
+    // SAFETY: ip..ip+ip_len and th..th+doff lie in the frame (doff <= 60).
+    let value = unsafe {
+        bpf_tcp_gen_syncookie(sk.cast(), ip as *mut _, ip_len as u32, th as *mut _, doff)
+    };
+    if value < 0 {
+        return false;
+    }
+    // SAFETY: th + 60 is inside the frame.
+    let client_seq = unsafe {
+        let opts: [u8; TCP_OPTIONS_MAX] = core::ptr::read_unaligned((th + 20) as *const _);
+        scratch.opts[..TCP_OPTIONS_MAX].copy_from_slice(&opts);
+        u32::from_be(core::ptr::read_unaligned((th + 4) as *const u32))
+    };
+    let options = parse_syn_options(&scratch.opts, (doff - 20) as usize, &mut scratch.found);
+    // SAFETY: a helper without arguments. The kernel's TCP timestamps count ms of this clock.
+    let now_ms = (unsafe { bpf_ktime_get_ns() } / 1_000_000) as u32;
+    let s = SynAck {
+        local: pkt.dst,
+        remote: pkt.src,
+        local_port: pkt.dst_port,
+        remote_port: pkt.src_port,
+        client_seq,
+        cookie: value as u32,
+        mss: if pkt.v6 {
+            cfg.synack_mss_v6
+        } else {
+            cfg.synack_mss_v4
+        },
+        wscale: cfg.synack_wscale,
+        ttl: cfg.synack_ttl,
+        options,
+        tsval: ts_cookie(now_ms, &options),
+    };
+    write_synack(&s, pkt.v6, &mut scratch.synack);
+    // SAFETY: data + 12 and ip + ip_len + 60 are inside the frame; the SYN-ACK is no longer.
+    unsafe {
+        let dst: [u8; 6] = core::ptr::read_unaligned(data as *const _);
+        let src: [u8; 6] = core::ptr::read_unaligned((data + 6) as *const _);
+        core::ptr::write_unaligned(data as *mut [u8; 6], src);
+        core::ptr::write_unaligned((data + 6) as *mut [u8; 6], dst);
+        if pkt.v6 {
+            core::ptr::write_unaligned(ip as *mut [u8; SYNACK_V6_LEN], scratch.synack);
+        } else {
+            let head: &[u8; SYNACK_V4_LEN] = &*(scratch.synack.as_ptr() as *const _);
+            core::ptr::write_unaligned(ip as *mut [u8; SYNACK_V4_LEN], *head);
+        }
+    }
+    // Cut the frame to the SYN-ACK. Should the kernel refuse, the IP length still says where
+    // the packet ends and the receiver ignores the rest.
+    let len = l3 + if pkt.v6 { SYNACK_V6_LEN } else { SYNACK_V4_LEN };
+    let (data, end) = bounds(frame);
+    let delta = len as i64 - (end - data) as i64;
+    if delta != 0 {
+        // SAFETY: ctx is the program's context.
+        unsafe { bpf_xdp_adjust_tail(frame.ctx().cast(), delta as i32) };
+    }
+    true
+}
+
+/// Whether an ACK to the listener `sk` carries a valid cookie. Plain headers only, as for
+/// the SYN.
+#[inline(always)]
+pub fn check_ack(frame: &XdpFrame, pkt: &IpPacket, sk: *mut bpf_sock) -> bool {
+    let ip_len: usize = if pkt.v6 { 40 } else { 20 };
+    let l3 = (pkt.l3 & 0x1f) as usize;
+    if pkt.l4 as usize != l3 + ip_len {
+        return false;
+    }
+    let (data, end) = bounds(frame);
+    let ip = data + l3;
+    if ip + ip_len + 20 > end {
+        return false;
+    }
+    check_syncookie(sk, ip, ip_len as u32, ip + ip_len)
+}

@@ -1,0 +1,59 @@
+//! The egress half of strict: a TC program on the same interfaces records each flow the host
+//! sends on (its own connections and queries, and its answers to clients), so replies and
+//! known clients are recognised on the way in. It never changes or drops a packet.
+
+use aya_ebpf::{bindings::tcx_action_base::TCX_NEXT, programs::TcContext};
+use filter_common::{
+    abi::{FlowEntry, flags},
+    parse::{Fragment, IPPROTO_TCP, IPPROTO_UDP, Parsed, parse},
+};
+
+use crate::{limiter::Clock, maps, strict::flow_key};
+
+/// [`filter_common::parse::Frame`] over a socket buffer, through bpf_skb_load_bytes (the
+/// headers need not be in the linear part).
+pub struct SkbFrame<'a> {
+    ctx: &'a TcContext,
+}
+
+impl filter_common::parse::Frame for SkbFrame<'_> {
+    #[inline(always)]
+    fn size(&self) -> usize {
+        self.ctx.len() as usize
+    }
+
+    #[inline(always)]
+    fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        self.ctx.load::<[u8; N]>(offset).ok()
+    }
+}
+
+#[inline(always)]
+pub fn record(ctx: &TcContext) -> i32 {
+    let Some(cfg) = maps::CONFIG.get(0) else {
+        return TCX_NEXT;
+    };
+    if cfg.flags & flags::TRACK_FLOWS == 0 {
+        return TCX_NEXT;
+    }
+    let Ok(Parsed::Ip(pkt)) = parse(&SkbFrame { ctx }) else {
+        return TCX_NEXT;
+    };
+    if (pkt.proto != IPPROTO_TCP && pkt.proto != IPPROTO_UDP) || pkt.fragment != Fragment::No {
+        return TCX_NEXT;
+    }
+    // Leaving the host, the destination is the remote end.
+    let key = flow_key(&pkt.dst, &pkt.src, pkt.dst_port, pkt.src_port, &pkt);
+    let now = Clock::new(cfg).now();
+    // Rewrite an entry only when it has aged a little, not on every packet of a stream.
+    if let Some(f) = maps::FLOWS.get_ptr_mut(&key) {
+        // SAFETY: a live map value; a racing writer only blurs the time.
+        let f = unsafe { &mut *f };
+        if now.wrapping_sub(f.seen_ns) > cfg.flow_timeout_ns / 8 {
+            f.seen_ns = now;
+        }
+        return TCX_NEXT;
+    }
+    let _ = maps::FLOWS.insert(&key, &FlowEntry { seen_ns: now }, 0);
+    TCX_NEXT
+}

@@ -1,0 +1,278 @@
+//! Strict: while engaged, TCP and UDP pass only if something of this host asked for them.
+//!
+//! - A packet of a flow the host started or answered (FLOWS, written by the egress program)
+//!   is known.
+//! - A SYN to a served port is answered here with a SYN cookie; the listener never sees it.
+//! - Another TCP segment needs a socket (an accepted connection the egress program has not
+//!   seen yet) or a valid cookie in its ACK; anything else is dropped, so no RST is ever sent
+//!   to a spoofed source.
+//! - UDP to a served port passes; an unknown source shares the service's budget while the
+//!   UDP class is under attack.
+//! - TCP or UDP to a port no service and no flow accounts for is dropped.
+
+use aya_ebpf::{
+    bindings::{BPF_F_CURRENT_NETNS, bpf_sock, bpf_sock_tuple},
+    helpers::{bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_check_syncookie},
+    maps::lpm_trie::Key,
+};
+use filter_common::{
+    abi::{Config, FlowKey, Mode, Reason, SERVICE_KEY_BITS, flags, service_key_v4, service_key_v6},
+    limit::admit,
+    parse::{Fragment, IPPROTO_TCP, IPPROTO_UDP, IpPacket, TCP_ACK, TCP_SYN},
+};
+
+use crate::{
+    cookie,
+    frame::XdpFrame,
+    limiter::Clock,
+    maps::{FLOWS, SCRATCH, SERVICES_V4, SERVICES_V6, SVC_BUDGET},
+};
+
+/// `state` of a listening socket (the kernel's TCP_LISTEN).
+pub const TCP_LISTEN: u32 = 10;
+
+/// What strict says of a packet.
+pub enum Strict {
+    /// Nothing of the host accounts for it, nor objects: the later stages decide.
+    Unknown,
+    /// Known (a flow, a valid cookie): it goes on to the limiter with this pass reason.
+    Known(Reason),
+    /// Refused with this reason (for [`Reason::SynCookie`] the frame is now our SYN-ACK).
+    Refuse(Reason),
+}
+
+/// A function of its own (a BPF-to-BPF call), so its lookups' buffers get their own frame.
+#[inline(never)]
+pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> Strict {
+    let mode = Mode::from_u32(cfg.mode);
+    let tcp = pkt.proto == IPPROTO_TCP;
+    if (!tcp && pkt.proto != IPPROTO_UDP) || pkt.fragment != Fragment::No {
+        return Strict::Unknown;
+    }
+    if flow_known(cfg, pkt, clock) {
+        return Strict::Known(Reason::Flow);
+    }
+    if tcp {
+        return if pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+            syn(frame, mode, pkt)
+        } else {
+            segment(frame, pkt)
+        };
+    }
+    let Some(slot) = service(pkt) else {
+        return Strict::Refuse(Reason::NoService);
+    };
+    if cfg.flags & flags::UDP_BUDGET != 0 && !within_budget(cfg, slot, clock) {
+        return Strict::Refuse(Reason::UnknownBudget);
+    }
+    Strict::Unknown
+}
+
+/// The FLOWS key of an arriving packet: its source is the remote end. UDP flows are kept per
+/// remote address (port zero), so a client that got an answer is known whatever its port.
+#[inline(always)]
+pub fn flow_key(
+    remote: &[u8; 16],
+    local: &[u8; 16],
+    rport: u16,
+    lport: u16,
+    pkt: &IpPacket,
+) -> FlowKey {
+    FlowKey {
+        remote: *remote,
+        local: *local,
+        remote_port: if pkt.proto == IPPROTO_UDP { 0 } else { rport },
+        local_port: lport,
+        proto: pkt.proto,
+        family: if pkt.v6 { 6 } else { 4 },
+        _pad: [0; 2],
+    }
+}
+
+#[inline(always)]
+fn flow_known(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
+    let key = flow_key(&pkt.src, &pkt.dst, pkt.src_port, pkt.dst_port, pkt);
+    // SAFETY: a plain read of a map value.
+    match unsafe { FLOWS.get(&key) } {
+        Some(f) => clock.now().wrapping_sub(f.seen_ns) < cfg.flow_timeout_ns,
+        None => false,
+    }
+}
+
+/// The budget slot of the service the packet is addressed to, if any.
+#[inline(always)]
+fn service(pkt: &IpPacket) -> Option<u32> {
+    let entry = if pkt.v6 {
+        SERVICES_V6.get(Key::new(
+            SERVICE_KEY_BITS + 128,
+            service_key_v6(pkt.proto, pkt.dst_port, &pkt.dst),
+        ))
+    } else {
+        SERVICES_V4.get(Key::new(
+            SERVICE_KEY_BITS + 32,
+            service_key_v4(
+                pkt.proto,
+                pkt.dst_port,
+                [pkt.dst[0], pkt.dst[1], pkt.dst[2], pkt.dst[3]],
+            ),
+        ))
+    };
+    entry.map(|e| e.slot)
+}
+
+#[inline(always)]
+fn within_budget(cfg: &Config, slot: u32, clock: &mut Clock) -> bool {
+    let Some(b) = SVC_BUDGET.get_ptr_mut(slot) else {
+        return true;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    let b = unsafe { &mut *b };
+    admit(
+        &mut b.pkt_tat,
+        &mut b.byte_tat,
+        &cfg.unknown_budget,
+        0,
+        clock.now(),
+    )
+}
+
+/// A connection attempt: refused if nothing serves the port, else handed to the cookie
+/// program (by the entry, through [`Reason::SynCookie`]).
+#[inline(always)]
+fn syn(frame: &XdpFrame, mode: Mode, pkt: &IpPacket) -> Strict {
+    if service(pkt).is_none() {
+        return Strict::Refuse(Reason::NoService);
+    }
+    // Monitor counts what it would do and leaves the SYN to the kernel.
+    if mode != Mode::Enforce {
+        return Strict::Refuse(Reason::SynCookie);
+    }
+    let ip_len = if pkt.v6 { 40 } else { 20 };
+    // Plain headers only (the cookie program's SYN-ACK is built for them), and a local
+    // listener; else (a service behind this host) the limiter decides.
+    if pkt.l4 != pkt.l3 + ip_len || !listening(frame, pkt) {
+        return Strict::Unknown;
+    }
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return Strict::Unknown;
+    };
+    // SAFETY: per-CPU scratch, only this CPU touches it while the program runs.
+    unsafe {
+        (*scratch).handover = cookie::Handover {
+            l3: u32::from(pkt.l3),
+            v6: u32::from(pkt.v6),
+        };
+    }
+    // The entry hands the frame to the cookie program.
+    Strict::Refuse(Reason::SynCookie)
+}
+
+/// Whether a local socket listens for the SYN. A function of its own, so its socket tuple
+/// gets a stack frame apart from the stages'.
+#[inline(never)]
+fn listening(frame: &XdpFrame, pkt: &IpPacket) -> bool {
+    let mut tuple = tuple_of(pkt);
+    // SAFETY: ctx is the program's context; the tuple lives on the stack for the call.
+    let sk = unsafe {
+        bpf_skc_lookup_tcp(
+            frame.ctx().cast(),
+            &mut tuple,
+            tuple_size(pkt),
+            BPF_F_CURRENT_NETNS as u64,
+            0,
+        )
+    };
+    if sk.is_null() {
+        return false;
+    }
+    // SAFETY: a socket the lookup returned, released just after.
+    let state = unsafe { (*sk).state };
+    // SAFETY: sk came from bpf_skc_lookup_tcp and is released once.
+    unsafe { bpf_sk_release(sk.cast()) };
+    state == TCP_LISTEN
+}
+
+/// A segment outside any recorded flow: it needs a socket or a valid cookie. A function of
+/// its own, so its socket tuple gets a stack frame apart from the stages'.
+#[inline(never)]
+fn segment(frame: &XdpFrame, pkt: &IpPacket) -> Strict {
+    let mut tuple = tuple_of(pkt);
+    let size = tuple_size(pkt);
+    // SAFETY: ctx is the program's context; the tuple lives on the stack for the call.
+    let sk = unsafe {
+        bpf_skc_lookup_tcp(
+            frame.ctx().cast(),
+            &mut tuple,
+            size,
+            BPF_F_CURRENT_NETNS as u64,
+            0,
+        )
+    };
+    if sk.is_null() {
+        return Strict::Refuse(Reason::NoFlow);
+    }
+    // SAFETY: a socket the lookup returned, released below on every path.
+    let state = unsafe { (*(sk as *const bpf_sock)).state };
+    let verdict = if state != TCP_LISTEN {
+        // A connection the kernel holds (accepted, or closing): the host asked for it.
+        Strict::Known(Reason::Flow)
+    } else if pkt.tcp_flags & TCP_ACK != 0 && cookie::check_ack(frame, pkt, sk) {
+        Strict::Known(Reason::CookieAck)
+    } else {
+        Strict::Refuse(Reason::NoFlow)
+    };
+    // SAFETY: sk came from bpf_skc_lookup_tcp and is released once.
+    unsafe { bpf_sk_release(sk.cast()) };
+    verdict
+}
+
+/// The socket-lookup tuple of an arriving packet (source = remote, destination = local).
+#[inline(always)]
+pub fn tuple_of(pkt: &IpPacket) -> bpf_sock_tuple {
+    // SAFETY: an all-zero tuple is valid; the fields used are written below.
+    let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+    let sport = pkt.src_port.to_be();
+    let dport = pkt.dst_port.to_be();
+    if pkt.v6 {
+        // SAFETY: writing the union's IPv6 member.
+        unsafe {
+            let v6 = &mut t.__bindgen_anon_1.ipv6;
+            v6.saddr = words(&pkt.src);
+            v6.daddr = words(&pkt.dst);
+            v6.sport = sport;
+            v6.dport = dport;
+        }
+    } else {
+        // SAFETY: writing the union's IPv4 member.
+        unsafe {
+            let v4 = &mut t.__bindgen_anon_1.ipv4;
+            v4.saddr = u32::from_ne_bytes([pkt.src[0], pkt.src[1], pkt.src[2], pkt.src[3]]);
+            v4.daddr = u32::from_ne_bytes([pkt.dst[0], pkt.dst[1], pkt.dst[2], pkt.dst[3]]);
+            v4.sport = sport;
+            v4.dport = dport;
+        }
+    }
+    t
+}
+
+#[inline(always)]
+pub fn tuple_size(pkt: &IpPacket) -> u32 {
+    if pkt.v6 { 36 } else { 12 }
+}
+
+#[inline(always)]
+fn words(a: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}
+
+/// Whether the listener `sk` takes the ACK's cookie (used by [`cookie::check_ack`]).
+#[inline(always)]
+pub fn check_syncookie(sk: *mut bpf_sock, ip: usize, ip_len: u32, th: usize) -> bool {
+    // SAFETY: ip and th point into the packet, checked by the caller for ip_len and 20 bytes.
+    unsafe { bpf_tcp_check_syncookie(sk.cast(), ip as *mut _, ip_len, th as *mut _, 20) == 0 }
+}
