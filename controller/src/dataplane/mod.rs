@@ -23,11 +23,13 @@ mod attach;
 mod batch;
 mod counters;
 mod lists;
+mod strict;
 
 pub use attach::{AttachMode, Attached};
 
 pub use counters::Counters;
 pub use lists::{Edit, Expiry, List, ListFds, expiry_after};
+pub use strict::ServiceRule;
 
 /// The compiled XDP program, built by build.rs.
 pub static LEVEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/levee"));

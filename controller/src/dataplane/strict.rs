@@ -1,0 +1,130 @@
+//! The maps and programs of strict mode: the services tries, the egress program that records
+//! flows, and test entry points for both programs.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    maps::{
+        MapData,
+        lpm_trie::{Key, LpmTrie},
+    },
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
+};
+use filter_common::abi::{
+    EGRESS_PROGRAM, PROGRAM, SERVICE_BUDGETS, SERVICE_KEY_BITS, ServiceEntry, ServiceKeyV4,
+    ServiceKeyV6, map, service_key_v4, service_key_v6,
+};
+use ipnet::IpNet;
+
+use super::{Dataplane, is_not_found};
+
+/// One served (protocol, port, destination prefix): what the SERVICES tries hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceRule {
+    /// IPPROTO_TCP or IPPROTO_UDP.
+    pub proto: u8,
+    pub port: u16,
+    /// The destinations it serves; 0.0.0.0/0 or ::/0 for any.
+    pub dst: IpNet,
+}
+
+impl Dataplane {
+    /// Makes the SERVICES tries hold exactly `rules`: new ones are added before stale ones
+    /// go, so a service present in both the old and new set never has a gap. Each rule gets
+    /// its own budget slot (shared beyond [`SERVICE_BUDGETS`] rules).
+    pub fn set_services(&mut self, rules: &[ServiceRule]) -> Result<()> {
+        let mut want_v4: BTreeMap<(u32, ServiceKeyV4), ServiceEntry> = BTreeMap::new();
+        let mut want_v6: BTreeMap<(u32, ServiceKeyV6), ServiceEntry> = BTreeMap::new();
+        for (i, r) in rules.iter().enumerate() {
+            let entry = ServiceEntry {
+                slot: i as u32 % SERVICE_BUDGETS,
+            };
+            let bits = SERVICE_KEY_BITS + u32::from(r.dst.prefix_len());
+            match r.dst {
+                IpNet::V4(n) => {
+                    let key = service_key_v4(r.proto, r.port, n.network().octets());
+                    want_v4.insert((bits, key), entry);
+                }
+                IpNet::V6(n) => {
+                    let key = service_key_v6(r.proto, r.port, &n.network().octets());
+                    want_v6.insert((bits, key), entry);
+                }
+            }
+        }
+        sync_trie::<ServiceKeyV4>(self.map_mut(map::SERVICES_V4)?, &want_v4)
+            .context("failed to write SERVICES_V4")?;
+        sync_trie::<ServiceKeyV6>(self.map_mut(map::SERVICES_V6)?, &want_v6)
+            .context("failed to write SERVICES_V6")?;
+        Ok(())
+    }
+
+    /// The egress program.
+    pub fn egress_program(&self) -> Result<&SchedClassifier> {
+        Ok(self
+            .ebpf
+            .program(EGRESS_PROGRAM)
+            .ok_or_else(|| anyhow!("program {EGRESS_PROGRAM} missing"))?
+            .try_into()?)
+    }
+
+    pub(crate) fn egress_program_mut(&mut self) -> Result<&mut SchedClassifier> {
+        Ok(self
+            .ebpf
+            .program_mut(EGRESS_PROGRAM)
+            .ok_or_else(|| anyhow!("program {EGRESS_PROGRAM} missing"))?
+            .try_into()?)
+    }
+
+    /// Runs the egress program on one outgoing frame (BPF_PROG_TEST_RUN); returns its
+    /// return value.
+    pub fn test_run_egress(&self, frame: &[u8]) -> Result<i32> {
+        let r = self.egress_program()?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::default()
+        })?;
+        Ok(r.return_value as i32)
+    }
+
+    /// Runs the XDP program on one frame and returns the action and the frame as the program
+    /// left it (a SYN answered with a cookie comes back as the SYN-ACK).
+    pub fn test_run_frame(&self, frame: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let program: &Xdp = self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| anyhow!("program {PROGRAM} missing"))?
+            .try_into()?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let r = program.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
+    }
+}
+
+/// Writes `want` into an LPM trie and removes every other key.
+fn sync_trie<K: aya::Pod + Ord>(
+    m: &mut aya::maps::Map,
+    want: &BTreeMap<(u32, K), ServiceEntry>,
+) -> Result<()> {
+    let mut trie: LpmTrie<&mut MapData, K, ServiceEntry> = LpmTrie::try_from(m)?;
+    for ((bits, key), entry) in want {
+        trie.insert(&Key::new(*bits, *key), *entry, 0)?;
+    }
+    let stale: Vec<Key<K>> = trie
+        .keys()
+        .filter_map(|k| k.ok())
+        .filter(|k| !want.contains_key(&(k.prefix_len(), k.data())))
+        .collect();
+    for k in stale {
+        match trie.remove(&k) {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
