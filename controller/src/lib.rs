@@ -15,6 +15,7 @@
 //! - [`metrics`]: the Prometheus metrics and their exposition.
 //! - [`list_files`]: allow- and blocklist files.
 //! - [`top`]: top talkers from sampled packet headers.
+//! - [`services`]: the sockets this host serves, as the kernel lists them (sock_diag).
 
 pub mod api;
 pub mod cli;
@@ -26,4 +27,5 @@ pub mod engine;
 pub mod list_files;
 pub mod metrics;
 pub mod server;
+pub mod services;
 pub mod top;
