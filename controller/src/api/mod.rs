@@ -52,6 +52,8 @@ pub enum Request {
     },
     AllowList,
     Stats,
+    /// The services the program knows (strict), with their origin.
+    Services,
     /// The heaviest sources of the last seconds, from sampled headers.
     Top {
         n: usize,

@@ -92,6 +92,21 @@ pub struct StatusView {
     /// Decisions the detection engine took, by kind.
     pub decisions: BTreeMap<String, u64>,
     pub top_reasons: Vec<CounterView>,
+    pub strict: StrictView,
+}
+
+/// Strict mode in `levee status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StrictView {
+    /// off, auto or always.
+    pub mode: String,
+    /// Dropping what no service or flow accounts for, SYNs answered with cookies.
+    pub engaged: bool,
+    /// Unknown UDP sources share their service's budget.
+    pub udp_budget: bool,
+    pub services: usize,
+    /// The kernel settings the SYN cookies need, and what they were before Levee.
+    pub kernel: Vec<crate::services::kernel::SettingView>,
 }
 
 /// One source of `levee top`, rates estimated from samples (sampled count x N / seconds).

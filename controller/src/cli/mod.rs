@@ -116,6 +116,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What the host serves, as strict mode knows it: configured services and the host's
+    /// listening sockets.
+    Services {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -289,6 +295,9 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         ),
         Command::Allow(AllowCommand::List { json }) => {
             show::<Vec<views::Prefix>>(socket, Request::AllowList, json, out)
+        }
+        Command::Services { json } => {
+            show::<Vec<crate::services::ServiceView>>(socket, Request::Services, json, out)
         }
         Command::Stats { json } => {
             show::<Vec<views::CounterView>>(socket, Request::Stats, json, out)

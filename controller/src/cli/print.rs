@@ -119,6 +119,24 @@ impl Print for LimitsView {
     }
 }
 
+impl Print for Vec<crate::services::ServiceView> {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(
+            out,
+            "{:<6} {:>6}  {:<40} ORIGIN",
+            "PROTO", "PORT", "DESTINATION"
+        )?;
+        for s in self {
+            let origin = match s.origin {
+                crate::services::Origin::Config => "config",
+                crate::services::Origin::Socket => "socket",
+            };
+            writeln!(out, "{:<6} {:>6}  {:<40} {origin}", s.proto, s.port, s.dst)?;
+        }
+        Ok(())
+    }
+}
+
 impl Print for StatusView {
     fn print(&self, out: &mut dyn Write) -> Result<()> {
         let mode = if self.mode_set_by == "detection" {
@@ -169,6 +187,27 @@ impl Print for StatusView {
             .collect();
         if !decisions.is_empty() {
             writeln!(out, "detection   {}", decisions.join(", "))?;
+        }
+        let st = &self.strict;
+        let engaged = match (st.engaged, st.udp_budget) {
+            (false, _) => "not engaged",
+            (true, false) => "engaged",
+            (true, true) => "engaged, UDP budget for unknown sources",
+        };
+        writeln!(
+            out,
+            "strict      {} ({engaged}), {} services",
+            st.mode, st.services
+        )?;
+        for k in &st.kernel {
+            match &k.was {
+                Some(was) => writeln!(
+                    out,
+                    "  {} = {} (was {was}, put back on exit)",
+                    k.name, k.value
+                )?,
+                None => writeln!(out, "  {} = {}", k.name, k.value)?,
+            }
         }
         for c in &self.top_reasons {
             writeln!(out, "  {:<10} {:<20} {:>14}", c.action, c.reason, c.packets)?;

@@ -19,6 +19,7 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
     match request {
         Request::Status => json(show::status(c)),
         Request::Stats => json(show::stats(c)),
+        Request::Services => json(Ok(show::services(c))),
         Request::Top { n } => json(show::top(c, n)),
         Request::Mode { mode } => json(mode::mode(c, mode)),
         Request::BlockAdd { cidr, ttl, reason } => json(block::add(c, cidr, ttl, reason)),

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use filter_common::abi::{Action, Class, Reason};
 
 use crate::{
-    api::views::{CounterView, InterfaceView, StatusView, TalkerView},
+    api::views::{CounterView, InterfaceView, StatusView, StrictView, TalkerView},
     controller::Controller,
 };
 
@@ -48,6 +48,18 @@ pub fn status(c: &Controller) -> Result<StatusView> {
             .iter()
             .map(|(k, n)| (k.to_string(), *n))
             .collect(),
+        strict: StrictView {
+            mode: c.settings.strict.mode.name().to_string(),
+            engaged: c.strict.engaged,
+            udp_budget: c.strict.udp_budget,
+            services: c.strict.services.len(),
+            kernel: c
+                .strict
+                .kernel
+                .as_ref()
+                .map(|k| k.view())
+                .unwrap_or_default(),
+        },
         top_reasons: stats
             .into_iter()
             .filter(|s| s.action != Action::Pass.name())
@@ -87,4 +99,9 @@ pub fn top(c: &Controller, n: usize) -> Result<Vec<TalkerView>> {
         bail!("sampling is off (events.sample_every = 0): top has nothing to rank");
     }
     Ok(c.telemetry.top.top(n, every))
+}
+
+/// The services the program knows, with their origin.
+pub fn services(c: &Controller) -> Vec<crate::services::ServiceView> {
+    crate::services::view(&c.strict.services)
 }

@@ -31,6 +31,8 @@ pub struct File {
     pub lists: Option<ListsFile>,
     pub events: Option<EventsFile>,
     pub detection: Option<DetectionFile>,
+    pub strict: Option<super::strict::StrictFile>,
+    pub services: Option<Vec<super::strict::ServiceFile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,6 +6,7 @@
 
 mod file;
 mod per_class;
+pub mod strict;
 mod validate;
 pub mod values;
 
@@ -23,6 +24,7 @@ use ipnet::IpNet;
 
 pub use file::File;
 pub use per_class::{PerClass, PerClassFile};
+pub use strict::{ServiceSpec, StrictMode, StrictSettings};
 pub use validate::check_rate;
 pub use values::{
     parse_cidr, parse_class, parse_duration, parse_iface, parse_metrics_addr, parse_mode,
@@ -50,6 +52,7 @@ pub struct Settings {
     pub lists: ListSettings,
     pub events: EventSettings,
     pub detection: EngineConfig,
+    pub strict: StrictSettings,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -169,6 +172,7 @@ impl Default for Settings {
                 sample_every: 1000,
             },
             detection: EngineConfig::default(),
+            strict: StrictSettings::default(),
         }
     }
 }

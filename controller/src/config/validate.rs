@@ -139,6 +139,7 @@ pub(super) fn settings(f: File) -> Result<Settings> {
         }
         s.events.sample_every = ev.sample_every.unwrap_or(s.events.sample_every);
     }
+    super::strict::apply(f.strict, f.services, &mut s.strict)?;
     Ok(s)
 }
 

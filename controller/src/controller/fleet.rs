@@ -17,7 +17,9 @@ use tracing::{error, info, warn};
 use super::claim::Claim;
 use crate::{
     config::Settings,
-    dataplane::{AttachMode, Attached, Counters, Dataplane, Edit, Expiry, List, LoadOptions},
+    dataplane::{
+        AttachMode, Attached, Counters, Dataplane, Edit, Expiry, List, LoadOptions, ServiceRule,
+    },
 };
 
 /// One protected interface.
@@ -147,6 +149,7 @@ impl Fleet {
             let dir = pin_dir(&self.bpffs, &iface.name);
             if iface.created {
                 let _ = Dataplane::unpin_link(&dir.join("link"));
+                let _ = Dataplane::unpin_link(&dir.join(EGRESS_LINK));
                 drop(iface.dp);
                 let _ = fs::remove_dir_all(&dir);
                 continue;
@@ -178,6 +181,27 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// Attaches the egress flow program beside each XDP program (tcx), pinned so a
+    /// `keep_on_exit` filter goes on recording flows.
+    pub fn attach_egress(&mut self) -> Result<()> {
+        for iface in &mut self.interfaces {
+            let pin = pin_dir(&self.bpffs, &iface.name).join(EGRESS_LINK);
+            iface
+                .dp
+                .attach_egress_pinned(&iface.name, &pin)
+                .with_context(|| format!("interface {}", iface.name))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the services on every interface, all or nothing.
+    pub fn set_services(&mut self, rules: &[ServiceRule], before: &[ServiceRule]) -> Result<()> {
+        self.on_all(
+            |iface| iface.dp.set_services(rules),
+            |dp| dp.set_services(before),
+        )
     }
 
     /// Whether some interface's lists are still to be written (not prefilled).
@@ -320,6 +344,7 @@ impl Fleet {
         for iface in self.interfaces {
             let dir = pin_dir(&self.bpffs, &iface.name);
             Dataplane::unpin_link(&dir.join("link"))?;
+            Dataplane::unpin_link(&dir.join(EGRESS_LINK))?;
             drop(iface.dp);
             if let Err(e) = fs::remove_dir_all(&dir) {
                 warn!(dir = %dir.display(), "cannot remove pins: {e}");
@@ -329,6 +354,9 @@ impl Fleet {
         Ok(())
     }
 }
+
+/// The pin of the egress program's link, beside the XDP link.
+const EGRESS_LINK: &str = "egress_link";
 
 /// Mounts bpffs at `path` unless a bpffs is mounted there already.
 fn ensure_bpffs(path: &Path) -> Result<()> {

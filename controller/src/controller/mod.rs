@@ -9,6 +9,7 @@
 //! - [`persist`]: the state file;
 //! - `start`: the final state computed first (config, state file, adopted maps), then written;
 //! - [`response`]: what the detection engine's decisions do;
+//! - [`strict`]: when strict is engaged, the services the program knows, kernel settings;
 //! - [`telemetry`]: rates, events drained from the ring, top talkers, metrics.
 //!
 //! The commands themselves live in [`crate::cmd`], one file per family.
@@ -20,6 +21,7 @@ pub mod mode;
 pub mod persist;
 pub mod response;
 mod start;
+pub mod strict;
 pub mod telemetry;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
@@ -62,6 +64,7 @@ pub struct Controller {
     state_dirty: bool,
     /// Offences drained since the last tick, for the engine (see `judge_offences`).
     pending_offences: Vec<(std::net::IpAddr, filter_common::abi::Class)>,
+    pub(crate) strict: strict::StrictState,
 }
 
 impl Controller {
@@ -103,11 +106,13 @@ impl Controller {
                 }
             }
         }
-        filter.dataplane_config(
+        let mut c = filter.dataplane_config(
             self.mode.effective(),
             self.settings.events.sample_every,
             self.cpus,
-        )
+        );
+        self.strict_config(&mut c);
+        c
     }
 
     /// Writes [`Controller::dataplane_config`] to every interface, all or nothing.
@@ -153,6 +158,7 @@ impl Controller {
             self.telemetry.sample(c, now);
             self.detect(elapsed);
         }
+        self.update_strict();
         self.drain_events();
         self.judge_offences();
         self.telemetry.top.tick();
@@ -228,6 +234,7 @@ impl Controller {
                 "events.ring_bytes",
                 new.events.ring_bytes != old.events.ring_bytes,
             ),
+            ("strict.mode", new.strict.mode != old.strict.mode),
         ] {
             if changed {
                 warn!(
@@ -243,6 +250,7 @@ impl Controller {
         };
         new.filter.sources.max_tracked = old.filter.sources.max_tracked;
         new.events.ring_bytes = old.events.ring_bytes;
+        new.strict.mode = old.strict.mode;
 
         let block_changes = self.lists.config_block_changes(&blocks);
         let (allow_changes, allow_edits) = self.lists.config_allow_changes(&allows);
@@ -303,10 +311,16 @@ impl Controller {
         self.judge_offences();
         let _ = self.save_state();
         if self.settings.daemon.keep_on_exit {
-            info!("stopping; the filter stays attached (keep_on_exit)");
+            info!(
+                "stopping; the filter stays attached (keep_on_exit), kernel settings as they are"
+            );
             return Ok(());
         }
-        self.fleet.detach()
+        let detached = self.fleet.detach();
+        if let Some(k) = &mut self.strict.kernel {
+            k.restore();
+        }
+        detached
     }
 
     pub fn metrics(&self) -> SharedMetrics {

@@ -17,9 +17,10 @@ use super::{
     fleet::Prefill,
     lists::{Allow, Block, OperatorBlock, Setter},
     persist,
+    strict::StrictState,
 };
 use crate::{
-    config::{ListSettings, PerClass, Settings, parse_cidr, parse_mode},
+    config::{ListSettings, PerClass, Settings, StrictMode, parse_cidr, parse_mode},
     dataplane::{List, cpu_count, expiry_after},
     engine::Engine,
     list_files,
@@ -51,6 +52,7 @@ impl Controller {
             cpus,
             state_dirty: false,
             pending_offences: Vec::new(),
+            strict: Default::default(),
         };
         c.restore_settings(&saved)?;
         c.lists = ListBook::from_config(&config_blocks, &config_allows);
@@ -67,7 +69,22 @@ impl Controller {
             allows: c.lists.allows().map(|(n, _)| (*n, 0)).collect(),
         });
         phase("lists computed");
-        c.fleet = Fleet::load(&c.settings, c.dataplane_config(), prefill.as_ref())?;
+        let first = c
+            .settings
+            .daemon
+            .interfaces
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        c.strict = StrictState::prepare(&c.settings.strict, &first)?;
+        let loaded = Fleet::load(&c.settings, c.dataplane_config(), prefill.as_ref());
+        c.fleet = match loaded {
+            Ok(f) => f,
+            Err(e) => {
+                c.restore_kernel();
+                return Err(e);
+            }
+        };
         phase("programs loaded");
         if c.fleet.adopted() {
             c.adopt_unknown_entries()?;
@@ -77,15 +94,22 @@ impl Controller {
             allows: c.lists.allows().map(|(n, _)| (*n, 0)).collect(),
         });
         let mode = c.settings.daemon.xdp_mode;
-        let started = (|| {
+        let started = (|| -> Result<()> {
             if let Some(lists) = &pending {
                 c.fleet.converge(List::Block, &lists.blocks)?;
                 c.fleet.converge(List::Allow, &lists.allows)?;
             }
-            c.fleet.attach(mode)
+            c.fleet.attach(mode)?;
+            if c.settings.strict.mode != StrictMode::Off {
+                let rules = c.strict.rules();
+                c.fleet.set_services(&rules, &[])?;
+                c.fleet.attach_egress()?;
+            }
+            Ok(())
         })();
         if let Err(e) = started {
             c.fleet.roll_back();
+            c.restore_kernel();
             return Err(e.context("start refused, the interfaces are as they were"));
         }
         info!(
@@ -94,6 +118,13 @@ impl Controller {
             "levee running"
         );
         Ok(c)
+    }
+
+    /// Puts back the kernel settings this start changed (a refused start changes nothing).
+    fn restore_kernel(&mut self) {
+        if let Some(k) = &mut self.strict.kernel {
+            k.restore();
+        }
     }
 
     /// What the state file saved, applied to the settings before anything is written.

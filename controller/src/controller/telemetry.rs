@@ -185,8 +185,14 @@ impl Controller {
     /// Feeds the offences drained since the last tick to the engine, after it has seen this
     /// tick's rates: an offence in the second an attack starts is judged under attack.
     pub(super) fn judge_offences(&mut self) {
+        // While strict is engaged, only TCP segments of a flow or a valid cookie reach the
+        // limiter in class tcp_other: an offence there is evidence a spoofer cannot forge.
+        // Offences of other classes may come from a spoofer using someone's address; they
+        // stay penalties in their own class and never become a block of every class.
+        let evidence_only = self.strict.engaged;
         let decisions: Vec<_> = std::mem::take(&mut self.pending_offences)
             .into_iter()
+            .filter(|(_, class)| !evidence_only || *class == filter_common::abi::Class::TcpOther)
             .filter_map(|(src, class)| self.engine.offence(src, class))
             .collect();
         for decision in decisions {

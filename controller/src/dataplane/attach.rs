@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use aya::programs::{
-    XdpMode,
+    TcAttachType, XdpMode,
     links::{FdLink, PinnedLink},
     xdp::XdpLink,
 };
@@ -101,6 +101,23 @@ impl Dataplane {
             .pin(link_pin)
             .with_context(|| format!("cannot pin the link at {}", link_pin.display()))?;
         Ok(attached)
+    }
+
+    /// Attaches the egress flow program to `iface` (tcx) through a link pinned at `pin`. A
+    /// pin an earlier run left is replaced: flows are merely not recorded for that instant.
+    pub fn attach_egress_pinned(&mut self, iface: &str, pin: &Path) -> Result<()> {
+        Self::unpin_link(pin)?;
+        let program = self.egress_program_mut()?;
+        let id = program
+            .attach(iface, TcAttachType::Egress)
+            .with_context(|| format!("failed to attach the egress flow program to {iface}"))?;
+        let link = program.take_link(id)?;
+        let fd_link = FdLink::try_from(link)
+            .with_context(|| format!("the egress program on {iface} has no BPF link to pin"))?;
+        fd_link
+            .pin(pin)
+            .with_context(|| format!("cannot pin the egress link at {}", pin.display()))?;
+        Ok(())
     }
 
     /// Removes a link pin; the link (and the attachment) ends when the last holder lets go.

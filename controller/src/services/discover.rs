@@ -33,7 +33,9 @@ pub struct Socket {
     pub v6only: bool,
 }
 
-/// TCP sockets in LISTEN state and UDP sockets bound to a port (any state; UDP has no listen), IPv4 and IPv6, deduplicated and sorted.
+/// TCP sockets in LISTEN state and unconnected UDP sockets bound to a port (a connected UDP
+/// socket is a client: its replies are flows the egress program records), IPv4 and IPv6,
+/// deduplicated and sorted.
 pub fn served_sockets() -> Result<Vec<Socket>> {
     let mut netlink =
         NetlinkSocket::new(NETLINK_SOCK_DIAG).context("opening a NETLINK_SOCK_DIAG socket")?;
@@ -45,7 +47,7 @@ pub fn served_sockets() -> Result<Vec<Socket>> {
         .context("connecting the NETLINK_SOCK_DIAG socket to the kernel")?;
     let dumps = [
         (Proto::Tcp, StateFlags::LISTEN, "listening TCP"),
-        (Proto::Udp, StateFlags::all(), "bound UDP"),
+        (Proto::Udp, StateFlags::CLOSE, "bound UDP"),
     ];
     let mut sockets = Vec::new();
     let mut sequence = 0;

@@ -1,0 +1,205 @@
+//! `[strict]` and `[[services]]`: what the host serves and when the program drops what no
+//! service and no flow of the host accounts for.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use filter_common::{
+    config::{DEFAULT_FLOW_TIMEOUT_NS, Rate},
+    parse::{IPPROTO_TCP, IPPROTO_UDP},
+};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::values::{parse_cidr, parse_duration};
+
+/// When strict is engaged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrictMode {
+    /// Never; the egress program records nothing.
+    Off,
+    /// While the detection engine has a class under attack or recovering (the default).
+    Auto,
+    /// All the time.
+    Always,
+}
+
+impl StrictMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            StrictMode::Off => "off",
+            StrictMode::Auto => "auto",
+            StrictMode::Always => "always",
+        }
+    }
+}
+
+/// A service the operator lists (beside those found from the host's sockets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceSpec {
+    /// IPPROTO_TCP or IPPROTO_UDP.
+    pub proto: u8,
+    pub port: u16,
+    /// Destinations served; None: any (this host or, behind a gateway, any host).
+    pub dst: Option<IpNet>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrictSettings {
+    pub mode: StrictMode,
+    /// Learn services from the host's listening sockets (sock_diag), kept current.
+    pub discover: bool,
+    /// How long a flow admits replies after the host's last packet on it.
+    pub flow_timeout: Duration,
+    /// What unknown sources may send to one UDP service, all CPUs together, while the UDP
+    /// class is under attack.
+    pub unknown_budget: Rate,
+    pub services: Vec<ServiceSpec>,
+}
+
+impl Default for StrictSettings {
+    fn default() -> Self {
+        StrictSettings {
+            mode: StrictMode::Auto,
+            discover: true,
+            flow_timeout: Duration::from_nanos(DEFAULT_FLOW_TIMEOUT_NS),
+            unknown_budget: Rate {
+                pps: 2_000,
+                burst_packets: 400,
+                ..Rate::default()
+            },
+            services: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrictFile {
+    pub mode: Option<String>,
+    pub discover: Option<bool>,
+    pub flow_timeout: Option<String>,
+    /// Packets per second unknown sources may send to one UDP service under attack.
+    pub unknown_budget_pps: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    pub proto: String,
+    pub port: u16,
+    pub dst: Option<String>,
+}
+
+pub fn parse_strict_mode(s: &str) -> Result<StrictMode> {
+    Ok(match s {
+        "off" => StrictMode::Off,
+        "auto" => StrictMode::Auto,
+        "always" => StrictMode::Always,
+        _ => bail!("unknown strict mode {s:?} (expected off, auto or always)"),
+    })
+}
+
+pub fn parse_proto(s: &str) -> Result<u8> {
+    Ok(match s {
+        "tcp" => IPPROTO_TCP,
+        "udp" => IPPROTO_UDP,
+        _ => bail!("unknown protocol {s:?} (expected tcp or udp)"),
+    })
+}
+
+pub fn proto_name(p: u8) -> &'static str {
+    if p == IPPROTO_TCP { "tcp" } else { "udp" }
+}
+
+/// Validates `[strict]` and `[[services]]` into `out`; errors name the field.
+pub(super) fn apply(
+    strict: Option<StrictFile>,
+    services: Option<Vec<ServiceFile>>,
+    out: &mut StrictSettings,
+) -> Result<()> {
+    if let Some(f) = strict {
+        if let Some(m) = f.mode {
+            out.mode =
+                parse_strict_mode(&m).map_err(|e| anyhow::anyhow!("field strict.mode: {e}"))?;
+        }
+        out.discover = f.discover.unwrap_or(out.discover);
+        if let Some(t) = f.flow_timeout {
+            let d = parse_duration(&t)
+                .map_err(|e| anyhow::anyhow!("field strict.flow_timeout: {e:#}"))?;
+            if !(Duration::from_secs(10)..=Duration::from_secs(86_400)).contains(&d) {
+                bail!("field strict.flow_timeout: must be between 10s and 24h, got {t:?}");
+            }
+            out.flow_timeout = d;
+        }
+        if let Some(pps) = f.unknown_budget_pps {
+            if pps == 0 {
+                bail!("field strict.unknown_budget_pps: must be at least 1");
+            }
+            out.unknown_budget = Rate {
+                pps,
+                burst_packets: (pps / 5).max(1),
+                ..Rate::default()
+            };
+        }
+    }
+    for (i, s) in services.into_iter().flatten().enumerate() {
+        let name = |f: &str| format!("field services[{i}].{f}");
+        let proto = parse_proto(&s.proto).map_err(|e| anyhow::anyhow!("{}: {e}", name("proto")))?;
+        if s.port == 0 {
+            bail!("{}: must be between 1 and 65535", name("port"));
+        }
+        let dst = match s.dst {
+            Some(d) => Some(parse_cidr(&d).map_err(|e| anyhow::anyhow!("{}: {e:#}", name("dst")))?),
+            None => None,
+        };
+        out.services.push(ServiceSpec {
+            proto,
+            port: s.port,
+            dst,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_and_modes_are_checked_by_name() {
+        let mut s = StrictSettings::default();
+        let bad = |proto: &str, port: u16, dst: Option<&str>| ServiceFile {
+            proto: proto.into(),
+            port,
+            dst: dst.map(String::from),
+        };
+        let e = apply(None, Some(vec![bad("sctp", 1, None)]), &mut s).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("field services[0].proto"),
+            "{e:#}"
+        );
+        let e = apply(None, Some(vec![bad("tcp", 0, None)]), &mut s).unwrap_err();
+        assert!(format!("{e:#}").contains("services[0].port"), "{e:#}");
+        let e = apply(
+            None,
+            Some(vec![bad("udp", 53, Some("10.0.0.0/33"))]),
+            &mut s,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("services[0].dst"), "{e:#}");
+        apply(
+            None,
+            Some(vec![bad("udp", 53, Some("192.0.2.0/24"))]),
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(s.services.len(), 1);
+        let f = StrictFile {
+            mode: Some("sometimes".into()),
+            ..StrictFile::default()
+        };
+        let e = apply(Some(f), None, &mut s).unwrap_err();
+        assert!(format!("{e:#}").contains("strict.mode"), "{e:#}");
+    }
+}
