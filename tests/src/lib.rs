@@ -84,27 +84,30 @@ impl Harness {
         let got = self.run(frame);
         let after = self.counters();
         assert_eq!(got, xdp, "{what}: XDP action");
-        let slot = |c: &Counters| c.get(action, reason, class).packets;
-        let total = |c: &Counters| {
-            Action::ALL
-                .iter()
-                .map(|a| c.action_packets(*a))
-                .sum::<u64>()
-        };
-        assert_eq!(
-            slot(&after) - slot(&before),
-            1,
-            "{what}: expected one packet counted as {}/{}/{}, counters now {:?}",
-            action.name(),
-            reason.name(),
-            class.name(),
-            after.non_zero()
-        );
-        assert_eq!(
-            total(&after) - total(&before),
-            1,
-            "{what}: exactly one packet counted"
-        );
+        assert_counted_once(what, &before, &after, action, reason, class);
+    }
+
+    /// [`Harness::expect`] through a run that also returns the frame as the program left it
+    /// (a SYN answered with a cookie comes back as the SYN-ACK).
+    #[track_caller]
+    pub fn expect_frame(
+        &self,
+        what: &str,
+        frame: &[u8],
+        xdp: u32,
+        action: Action,
+        reason: Reason,
+        class: Class,
+    ) -> Vec<u8> {
+        let before = self.counters();
+        let (got, out) = self
+            .dp
+            .test_run_frame(frame)
+            .unwrap_or_else(|e| panic!("{what}: test_run_frame: {e:#}"));
+        let after = self.counters();
+        assert_eq!(got, xdp, "{what}: XDP action");
+        assert_counted_once(what, &before, &after, action, reason, class);
+        out
     }
 
     /// [`Harness::expect`] for every case of a table, in order; a failure names its case.
@@ -120,6 +123,40 @@ impl Harness {
             .set_mode(mode)
             .unwrap_or_else(|e| panic!("set_mode: {e:#}"));
     }
+}
+
+/// Asserts that exactly one packet was counted between `before` and `after`, under
+/// (action, reason, class).
+#[track_caller]
+fn assert_counted_once(
+    what: &str,
+    before: &Counters,
+    after: &Counters,
+    action: Action,
+    reason: Reason,
+    class: Class,
+) {
+    let slot = |c: &Counters| c.get(action, reason, class).packets;
+    let total = |c: &Counters| {
+        Action::ALL
+            .iter()
+            .map(|a| c.action_packets(*a))
+            .sum::<u64>()
+    };
+    assert_eq!(
+        slot(after) - slot(before),
+        1,
+        "{what}: expected one packet counted as {}/{}/{}, counters now {:?}",
+        action.name(),
+        reason.name(),
+        class.name(),
+        after.non_zero()
+    );
+    assert_eq!(
+        total(after) - total(before),
+        1,
+        "{what}: exactly one packet counted"
+    );
 }
 
 pub fn ip(s: &str) -> IpAddr {

@@ -10,6 +10,7 @@ mod lists;
 mod malformed;
 mod modes;
 mod signatures;
+mod strict;
 
 use filter_common::abi::{Action, Class, Config, Event, Mode, Reason};
 use ipnet::IpNet;
