@@ -77,14 +77,7 @@ impl Controller {
             .cloned()
             .unwrap_or_default();
         c.strict = StrictState::prepare(&c.settings.strict, &first)?;
-        let loaded = Fleet::load(&c.settings, c.dataplane_config(), prefill.as_ref());
-        c.fleet = match loaded {
-            Ok(f) => f,
-            Err(e) => {
-                c.restore_kernel();
-                return Err(e);
-            }
-        };
+        c.fleet = Fleet::load(&c.settings, c.dataplane_config(), prefill.as_ref())?;
         phase("programs loaded");
         if c.fleet.adopted() {
             c.adopt_unknown_entries()?;
@@ -105,7 +98,7 @@ impl Controller {
                 c.fleet.set_services(&rules, &[])?;
                 c.fleet.attach_egress()?;
             }
-            Ok(())
+            c.strict.set_kernel(&c.settings.strict)
         })();
         if let Err(e) = started {
             c.fleet.roll_back();

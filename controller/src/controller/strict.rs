@@ -32,8 +32,8 @@ pub(crate) struct StrictState {
 }
 
 impl StrictState {
-    /// Reads what the SYN-ACK must offer, sets the kernel settings and lists the services.
-    /// Nothing is written to a program yet.
+    /// Reads what the SYN-ACK must offer and lists the services. Nothing is written to a
+    /// program or to the kernel yet ([`StrictState::set_kernel`] comes once the start holds).
     pub fn prepare(settings: &StrictSettings, first_iface: &str) -> Result<StrictState> {
         let mut s = StrictState::default();
         if settings.mode == StrictMode::Off {
@@ -42,8 +42,15 @@ impl StrictState {
         let (mss4, mss6) = services::kernel::mss_for(first_iface);
         s.synack = (mss4, mss6, services::kernel::kernel_wscale());
         s.services = discovered(settings)?;
-        s.kernel = Some(KernelSettings::apply()?);
         Ok(s)
+    }
+
+    /// Sets the kernel settings the SYN cookies need (strict not off).
+    pub fn set_kernel(&mut self, settings: &StrictSettings) -> Result<()> {
+        if settings.mode != StrictMode::Off {
+            self.kernel = Some(KernelSettings::apply()?);
+        }
+        Ok(())
     }
 
     pub fn rules(&self) -> Vec<ServiceRule> {

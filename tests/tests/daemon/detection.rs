@@ -78,8 +78,10 @@ fn flooding_source_dropped_by_its_bucket_while_another_sources_tcp_works() {
 /// offender blocklisted within 3 s; monitor is switched to enforce and back after recovery.
 #[test]
 fn a_lab_flood_is_detected_and_its_source_blocklisted_in_seconds() {
+    // The threshold path, as with strict off: with strict engaged, a UDP offence is a
+    // penalty in its class, never a block (see strict.rs).
     let lab = FloodLab::start(
-        "mode = \"monitor\"\n[detection]\nrecovery_secs = 2\n[detection.floor_pps]\nudp = 5000",
+        "mode = \"monitor\"\n[strict]\nmode = \"off\"\n[detection]\nrecovery_secs = 2\n[detection.floor_pps]\nudp = 5000",
     );
     let d = &lab.daemon;
     assert_eq!(d.status().attack["udp"], "normal");
@@ -158,7 +160,11 @@ fn a_lab_flood_is_detected_and_its_source_blocklisted_in_seconds() {
 #[test]
 fn a_crowd_with_a_flood_loses_no_member() {
     use levee_tests::{sender::send_frames, traffic::udp_flood_frames};
-    let lab = FloodLab::start("mode = \"enforce\"\n[detection.floor_pps]\nudp = 5000");
+    // The threshold path, as with strict off (with strict engaged nothing serves the flood
+    // port, so the crowd there would be dropped as no_service: see strict.rs).
+    let lab = FloodLab::start(
+        "mode = \"enforce\"\n[strict]\nmode = \"off\"\n[detection.floor_pps]\nudp = 5000",
+    );
     let d = &lab.daemon;
 
     // The crowd: 2000 sources in 198.19.0.0/16, round robin, 100 packets each.

@@ -13,6 +13,7 @@ mod metrics;
 mod modes;
 mod reload;
 mod restart;
+mod strict;
 
 use std::{net::UdpSocket, thread::sleep, time::Duration};
 

@@ -1,0 +1,242 @@
+//! Strict mode as users run it (issue 9): spoofed random-source floods of SYNs, ACKs and UDP
+//! to closed ports die in the driver while real clients connect, and the host's stack never
+//! answers a spoofed source.
+
+use std::{
+    io::{Read, Write},
+    net::TcpListener,
+    thread::sleep,
+    time::Duration,
+};
+
+use filter_common::{
+    abi::{Action, Config, Mode, Reason},
+    frames::{FrameSpec, L4},
+    parse::{TCP_ACK, TCP_SYN},
+};
+use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
+use levee_tests::{
+    daemon::{DaemonLab, packets},
+    flood::flooding,
+    netns::{CLIENT_V4, Lab, PROTECTED_V4},
+    traffic::{addr, tcp_connect},
+};
+
+const PORT: u16 = 8080;
+
+/// Packets the program counted between two `stats`, whatever their verdict.
+fn seen(
+    before: &[levee::api::views::CounterView],
+    after: &[levee::api::views::CounterView],
+) -> u64 {
+    let total = |s: &[levee::api::views::CounterView]| s.iter().map(|c| c.packets).sum::<u64>();
+    total(after) - total(before)
+}
+
+/// `count` 64-byte frames from random (spoofed) sources in 10.0.0.0/8 to the protected side.
+fn spoofed(lab: &Lab, l4: impl Fn(usize) -> L4, count: usize) -> Vec<u8> {
+    let server_mac = Lab::mac(&lab.protected, &lab.iface);
+    let client_mac = Lab::mac(&lab.client, "lv1");
+    let mut out = Vec::with_capacity(count * 64);
+    let mut x: u32 = 0x9e37_79b9;
+    for i in 0..count {
+        // xorshift: a different source for every frame.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let src = std::net::Ipv4Addr::from(0x0a00_0000 | (x & 0x00ff_ffff));
+        let mut f = FrameSpec::new(src.into(), PROTECTED_V4.parse().unwrap(), l4(i));
+        f.payload = 64 - f.build().len();
+        let mut f = f.build();
+        f[0..6].copy_from_slice(&server_mac);
+        f[6..12].copy_from_slice(&client_mac);
+        out.extend_from_slice(&f);
+    }
+    out
+}
+
+/// One counter of the protected side's TCP/UDP statistics (`/proc/net/netstat`, `snmp`).
+fn kernel_stat(d: &DaemonLab, file: &str, group: &str, name: &str) -> u64 {
+    let text = d
+        .lab
+        .protected
+        .run(|| std::fs::read_to_string(format!("/proc/thread-self/net/{file}")).unwrap());
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(group)).collect();
+    let names: Vec<&str> = lines[0].split_whitespace().collect();
+    let values: Vec<&str> = lines[1].split_whitespace().collect();
+    let i = names.iter().position(|n| *n == name).expect(name);
+    values[i].parse().unwrap()
+}
+
+/// Connects `n` times from a lab client and reads the listener's greeting; returns how many
+/// made it.
+fn connections(d: &DaemonLab, n: usize) -> usize {
+    d.lab.client.run(|| {
+        (0..n)
+            .filter(|_| {
+                let Ok(mut s) = tcp_connect(
+                    CLIENT_V4[0],
+                    addr(PROTECTED_V4, PORT),
+                    Duration::from_secs(3),
+                ) else {
+                    return false;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+                let mut buf = [0u8; 5];
+                s.read_exact(&mut buf).is_ok() && &buf == b"hello"
+            })
+            .count()
+    })
+}
+
+/// On veth, a frame sent back with XDP_TX arrives only if the peer end runs an XDP program
+/// (or has GRO on): the client's end gets Levee's program in mode off, which passes all. A
+/// real NIC sends XDP_TX frames without this.
+fn xdp_on_client_end(lab: &Lab) -> Dataplane {
+    lab.client.run(|| {
+        let mut dp = Dataplane::load(&LoadOptions::default(), Config::new(Mode::Off))
+            .expect("load a pass-all program");
+        dp.attach("lv1", AttachMode::Native)
+            .expect("attach to the client's end");
+        dp
+    })
+}
+
+#[test]
+fn spoofed_floods_die_in_the_driver_while_clients_connect() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"\n[strict]\nmode = \"always\"");
+    d.start();
+    let _client_xdp = xdp_on_client_end(&d.lab);
+    let listener = d
+        .lab
+        .protected
+        .run(|| TcpListener::bind(addr(PROTECTED_V4, PORT)).unwrap());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"hello");
+        }
+    });
+    // Discovery runs every tick.
+    sleep(Duration::from_millis(2500));
+    let services = d.cli_ok(&["services"]);
+    assert!(
+        services
+            .lines()
+            .any(|l| l.starts_with("tcp") && l.contains(" 8080 ") && l.ends_with("socket")),
+        "{services}"
+    );
+    let status = d.status();
+    assert!(status.strict.engaged, "{:?}", status.strict);
+    assert!(
+        status
+            .strict
+            .kernel
+            .iter()
+            .any(|k| k.name == "net.ipv4.tcp_syncookies" && k.value == "2"),
+        "{:?}",
+        status.strict
+    );
+    assert_eq!(connections(&d, 20), 20, "calm: every connection completes");
+
+    // Spoofed SYNs to the served port: answered by the program, never by the listener.
+    let syns = spoofed(
+        &d.lab,
+        |i| L4::Tcp {
+            sport: 1024 + (i % 60000) as u16,
+            dport: PORT,
+            flags: TCP_SYN,
+        },
+        20_000,
+    );
+    let before = d.stats();
+    let rsts_before = kernel_stat(&d, "snmp", "Tcp:", "OutRsts");
+    let (made, sent) = flooding(&d.lab, &syns, || connections(&d, 50));
+    let after = d.stats();
+    let cookies = packets(&after, Action::Drop, Some(Reason::SynCookie))
+        - packets(&before, Action::Drop, Some(Reason::SynCookie));
+    // The veth ring drops frames of both kinds alike when the flood overfills it (before any
+    // XDP program), so a few handshakes need a retransmission; in the lab 48-50 make it.
+    assert!(
+        made >= 45,
+        "{made} of 50 connections made during the SYN flood"
+    );
+    // What reached the program: all but the clients' few packets answered with a cookie.
+    let seen_syns = seen(&before, &after);
+    let passed = packets(&after, Action::Pass, None) - packets(&before, Action::Pass, None);
+    eprintln!(
+        "SYN flood: {sent} sent, {seen_syns} reached XDP, {cookies} answered with cookies, {passed} passed, {made}/50 connections"
+    );
+    assert!(
+        seen_syns > 10_000,
+        "the flood reached the program: {seen_syns}"
+    );
+    // Known gap (issue 9 note): a SYN frame without tailroom for the SYN-ACK (veth frames from
+    // a packet socket, here most of them) cannot be answered in place and goes on to the
+    // kernel, which answers it with its own cookie (tcp_syncookies = 2). What is answered in
+    // the driver is checked here; the share is printed above.
+    assert!(
+        cookies * 10 >= seen_syns,
+        "{cookies} answered of {seen_syns}"
+    );
+
+    // Spoofed ACKs: no flow, no cookie: dropped, and the stack sends no RST to anyone.
+    let acks = spoofed(
+        &d.lab,
+        |i| L4::Tcp {
+            sport: 1024 + (i % 60000) as u16,
+            dport: PORT,
+            flags: TCP_ACK,
+        },
+        20_000,
+    );
+    let before = d.stats();
+    let (made, sent) = flooding(&d.lab, &acks, || connections(&d, 20));
+    let after = d.stats();
+    let no_flow = packets(&after, Action::Drop, Some(Reason::NoFlow))
+        - packets(&before, Action::Drop, Some(Reason::NoFlow));
+    assert!(made >= 18, "{made} of 20 connections during the ACK flood");
+    let seen_acks = seen(&before, &after);
+    eprintln!("ACK flood: {sent} sent, {seen_acks} reached XDP, {no_flow} dropped as no_flow");
+    assert!(
+        no_flow * 100 >= (seen_acks - 20 * 10) * 99,
+        "{no_flow} ACKs dropped as no_flow of {seen_acks}"
+    );
+    let rsts = kernel_stat(&d, "snmp", "Tcp:", "OutRsts") - rsts_before;
+    assert!(
+        rsts * 1000 < sent,
+        "{rsts} RSTs sent during floods of {sent} spoofed ACKs"
+    );
+
+    // Spoofed UDP to ports nobody serves: dropped, the stack never looks them up.
+    let udp = spoofed(
+        &d.lab,
+        |i| L4::Udp {
+            sport: 40_000,
+            dport: 20_000 + (i % 10_000) as u16,
+        },
+        20_000,
+    );
+    let no_ports = kernel_stat(&d, "snmp", "Udp:", "NoPorts");
+    let before = d.stats();
+    let (_, sent) = flooding(&d.lab, &udp, || sleep(Duration::from_secs(2)));
+    let after = d.stats();
+    let no_service = packets(&after, Action::Drop, Some(Reason::NoService))
+        - packets(&before, Action::Drop, Some(Reason::NoService));
+    assert!(
+        no_service * 100 >= sent * 99,
+        "{no_service} datagrams dropped as no_service of {sent} sent"
+    );
+    let no_ports = kernel_stat(&d, "snmp", "Udp:", "NoPorts") - no_ports;
+    assert!(
+        no_ports * 100 < sent,
+        "{no_ports} datagrams reached the UDP stack's no-port path"
+    );
+    assert!(d.stop());
+    // The kernel settings are put back on exit.
+    let cookies = d
+        .lab
+        .protected
+        .run(|| std::fs::read_to_string("/proc/sys/net/ipv4/tcp_syncookies").unwrap());
+    assert_eq!(cookies.trim(), "1", "tcp_syncookies put back");
+}
