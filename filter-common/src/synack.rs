@@ -10,10 +10,14 @@
 
 /// Longest TCP option block.
 pub const TCP_OPTIONS_MAX: usize = 40;
-/// Length of the TCP header of our SYN-ACK: 20 bytes and 20 of options, always, so the frame
-/// has one size per family.
+/// Length of the TCP header of our SYN-ACK with timestamps: 20 bytes and 20 of options (MSS,
+/// SACK-permitted or NOPs, timestamps, window scale or NOPs).
 pub const SYNACK_TCP_LEN: usize = 40;
-/// Length of the IPv4 and IPv6 SYN-ACK from the IP header on.
+/// Without timestamps: 20 bytes and the MSS option. A SYN of a client without timestamps, or
+/// one whose frame has no room for more, gets this one; it offers neither window scale nor
+/// SACK, which the kernel then assumes too.
+pub const SYNACK_TCP_LEN_SHORT: usize = 24;
+/// Longest IPv4 and IPv6 SYN-ACK from the IP header on.
 pub const SYNACK_V4_LEN: usize = 20 + SYNACK_TCP_LEN;
 pub const SYNACK_V6_LEN: usize = 40 + SYNACK_TCP_LEN;
 /// The receive window our SYN-ACK offers (never scaled in a SYN); the kernel's own
@@ -168,13 +172,24 @@ pub struct SynAck {
 /// Room for the longest SYN-ACK (IPv6), from the IP header on.
 pub type SynAckBuf = [u8; SYNACK_V6_LEN];
 
+/// The TCP header length of the SYN-ACK for `s`: with timestamps or without.
+#[inline(always)]
+pub fn synack_tcp_len(s: &SynAck) -> usize {
+    if s.options.tsval.is_some() {
+        SYNACK_TCP_LEN
+    } else {
+        SYNACK_TCP_LEN_SHORT
+    }
+}
+
 /// Writes the IPv4 or IPv6 header and the TCP header of the SYN-ACK into `out`; returns its
-/// length ([`SYNACK_V4_LEN`] or [`SYNACK_V6_LEN`]). In place, so the XDP program can keep
-/// the buffer off its small stack.
+/// length from the IP header on. In place, so the XDP program can keep the buffer off its
+/// small stack.
 #[inline(always)]
 pub fn write_synack(s: &SynAck, v6: bool, out: &mut SynAckBuf) -> usize {
+    let tcp_len = synack_tcp_len(s);
     let (ip_len, pseudo) = if v6 {
-        out[0..8].copy_from_slice(&[0x60, 0, 0, 0, 0, SYNACK_TCP_LEN as u8, 6, s.ttl]);
+        out[0..8].copy_from_slice(&[0x60, 0, 0, 0, 0, tcp_len as u8, 6, s.ttl]);
         out[8..24].copy_from_slice(&s.local);
         out[24..40].copy_from_slice(&s.remote);
         let sum = sum_bytes(sum_bytes(0, &s.local), &s.remote);
@@ -184,7 +199,7 @@ pub fn write_synack(s: &SynAck, v6: bool, out: &mut SynAckBuf) -> usize {
             0x45,
             0,
             0,
-            SYNACK_V4_LEN as u8,
+            (20 + tcp_len) as u8,
             0,
             0,
             0x40,
@@ -219,8 +234,8 @@ pub fn write_synack(s: &SynAck, v6: bool, out: &mut SynAckBuf) -> usize {
         },
         None => return 0,
     };
-    write_tcp(s, pseudo + 6 + SYNACK_TCP_LEN as u32, tcp);
-    ip_len + SYNACK_TCP_LEN
+    write_tcp(s, pseudo + 6 + tcp_len as u32, tcp);
+    ip_len + tcp_len
 }
 
 /// The TCP header with options and its checksum (`pseudo`: the pseudo-header's sum).
@@ -230,7 +245,8 @@ fn write_tcp(s: &SynAck, pseudo: u32, t: &mut [u8; SYNACK_TCP_LEN]) {
     t[2..4].copy_from_slice(&s.remote_port.to_be_bytes());
     t[4..8].copy_from_slice(&s.cookie.to_be_bytes());
     t[8..12].copy_from_slice(&s.client_seq.wrapping_add(1).to_be_bytes());
-    t[12] = ((SYNACK_TCP_LEN / 4) as u8) << 4;
+    let tcp_len = synack_tcp_len(s);
+    t[12] = ((tcp_len / 4) as u8) << 4;
     t[13] = 0x12; // SYN | ACK
     t[14..16].copy_from_slice(&SYNACK_WINDOW.to_be_bytes());
     t[16..20].copy_from_slice(&[0, 0, 0, 0]);
@@ -252,6 +268,8 @@ fn write_tcp(s: &SynAck, pseudo: u32, t: &mut [u8; SYNACK_TCP_LEN]) {
     } else {
         t[24..40].copy_from_slice(&[0; 16]);
     }
+    // The checksum covers the header as long as it is: the short one ends after the MSS, and
+    // zeros beyond it add nothing to the sum.
     let sum = fold(sum_bytes(pseudo, t));
     t[16..18].copy_from_slice(&sum.to_be_bytes());
 }
@@ -402,10 +420,16 @@ mod tests {
             wscale: Some(7),
             sack: true,
         };
-        let b = v4_bytes(&s);
-        let mut expected = [0u8; 20];
-        expected[..4].copy_from_slice(&[2, 4, 5, 180]);
-        assert_eq!(&b[40..60], &expected, "MSS, end of options, zeros");
+        let mut b = [0xeeu8; SYNACK_V6_LEN];
+        assert_eq!(write_synack(&s, false, &mut b), 44);
+        assert_eq!(&b[2..4], &[0, 44], "total length");
+        assert_eq!(b[32], 0x60, "data offset 24");
+        assert_eq!(&b[40..44], &[2, 4, 5, 180], "MSS only");
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&b[12..20]);
+        pseudo.extend_from_slice(&[0, 6, 0, 24]);
+        pseudo.extend_from_slice(&b[20..44]);
+        assert!(checksum_ok(&pseudo), "TCP checksum of the short header");
     }
 
     #[test]

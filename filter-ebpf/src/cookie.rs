@@ -5,7 +5,9 @@
 //! (`bpf_tcp_check_syncookie`) and the kernel makes the connection from it.
 //!
 //! Only plain headers take this path (IPv4 without options, IPv6 without extension headers);
-//! anything else goes on to the limiter.
+//! anything else goes on to the limiter. The SYN-ACK carries timestamps (and with them window
+//! scale and SACK) when the client offered them and the frame has or can get room for it;
+//! else the short SYN-ACK with the MSS alone.
 
 use aya_ebpf::{
     bindings::{BPF_F_CURRENT_NETNS, bpf_sock},
@@ -18,8 +20,7 @@ use filter_common::{
     abi::Config,
     parse::IpPacket,
     synack::{
-        SYNACK_V4_LEN, SYNACK_V6_LEN, SynAck, TCP_OPTIONS_MAX, parse_syn_options, ts_cookie,
-        write_synack,
+        SYNACK_TCP_LEN, SYNACK_TCP_LEN_SHORT, SynAck, parse_syn_options, ts_cookie, write_synack,
     },
 };
 
@@ -28,9 +29,6 @@ use crate::{
     maps::{SCRATCH, Scratch},
     strict::{TCP_LISTEN, check_syncookie, tuple_of, tuple_size},
 };
-
-/// Longest TCP header: the frame is grown to hold one, so the helpers' lengths are in bounds.
-const TCP_MAX: usize = 60;
 
 /// Reads the context's packet bounds afresh (after a helper that may move them).
 #[inline(always)]
@@ -110,6 +108,41 @@ pub fn answer_syn(frame: &XdpFrame, cfg: &Config) -> bool {
     answered
 }
 
+/// Asks the kernel for a cookie for the SYN at `th` (header length `doff`), and copies its
+/// options into scratch. The helper wants the exact header length and proof that it lies in
+/// the frame: one arm per possible length, each checked with a constant.
+#[inline(always)]
+fn cookie_for(
+    sk: *mut bpf_sock,
+    ip: usize,
+    ip_len: usize,
+    th: usize,
+    doff: u32,
+    end: usize,
+    scratch: &mut Scratch,
+) -> Option<u32> {
+    macro_rules! arms {
+        ($($n:literal),*) => {
+            match doff {
+                $($n => {
+                    if th + $n > end {
+                        return None;
+                    }
+                    // SAFETY: th..th+$n lies in the frame (checked just above).
+                    unsafe {
+                        let opts: [u8; $n - 20] = core::ptr::read_unaligned((th + 20) as *const _);
+                        scratch.opts[..$n - 20].copy_from_slice(&opts);
+                        bpf_tcp_gen_syncookie(sk.cast(), ip as *mut _, ip_len as u32, th as *mut _, $n)
+                    }
+                })*
+                _ => return None,
+            }
+        };
+    }
+    let value = arms!(20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60);
+    if value < 0 { None } else { Some(value as u32) }
+}
+
 #[inline(always)]
 fn answer_with(
     frame: &XdpFrame,
@@ -124,50 +157,43 @@ fn answer_with(
     if unsafe { (*sk).state } != TCP_LISTEN {
         return false;
     }
-    // Room for the longest TCP header, so every length below is provably in the frame.
-    let (data, end) = bounds(frame);
-    let want = l3 + ip_len + TCP_MAX;
-    let have = end - data;
-    if have < want {
-        // SAFETY: ctx is the program's context.
-        if unsafe { bpf_xdp_adjust_tail(frame.ctx().cast(), (want - have) as i32) } != 0 {
-            return false;
-        }
-    }
     let (data, end) = bounds(frame);
     let ip = data + l3;
-    if data + 14 > end || ip + ip_len + TCP_MAX > end {
+    if data + 14 > end || ip + ip_len + 20 > end {
         return false;
     }
     let th = ip + ip_len;
-    // SAFETY: th + 60 is inside the frame (checked above).
-    let doff = unsafe { (*((th + 12) as *const u8) >> 4) as u32 * 4 };
-    // At most 60 by construction; a data offset below 5 words becomes 20, which the helper
-    // then refuses as not the header's length.
-    let doff = doff.max(20);
-    // SAFETY: ip..ip+ip_len and th..th+doff lie in the frame (doff <= 60).
-    let value = unsafe {
-        bpf_tcp_gen_syncookie(sk.cast(), ip as *mut _, ip_len as u32, th as *mut _, doff)
+    // SAFETY: the fixed TCP header lies in the frame (checked above).
+    let (doff, client_seq) = unsafe {
+        (
+            (*((th + 12) as *const u8) >> 4) as u32 * 4,
+            u32::from_be(core::ptr::read_unaligned((th + 4) as *const u32)),
+        )
     };
-    if value < 0 {
+    let Some(cookie) = cookie_for(sk, ip, ip_len, th, doff, end, scratch) else {
         return false;
-    }
-    // SAFETY: th + 60 is inside the frame.
-    let client_seq = unsafe {
-        let opts: [u8; TCP_OPTIONS_MAX] = core::ptr::read_unaligned((th + 20) as *const _);
-        scratch.opts[..TCP_OPTIONS_MAX].copy_from_slice(&opts);
-        u32::from_be(core::ptr::read_unaligned((th + 4) as *const u32))
     };
-    let options = parse_syn_options(&scratch.opts, (doff - 20) as usize, &mut scratch.found);
+    let mut options = parse_syn_options(&scratch.opts, (doff - 20) as usize, &mut scratch.found);
     // SAFETY: a helper without arguments. The kernel's TCP timestamps count ms of this clock.
     let now_ms = (unsafe { bpf_ktime_get_ns() } / 1_000_000) as u32;
+    // Room for the SYN-ACK: grown if need be; a frame that cannot grow enough for the
+    // timestamps still takes the short SYN-ACK (MSS only) when it can.
+    let have = end - data;
+    let short = l3 + ip_len + SYNACK_TCP_LEN_SHORT;
+    let long = l3 + ip_len + SYNACK_TCP_LEN;
+    if options.tsval.is_some() && have < long && !grow(frame, long - have) {
+        options.tsval = None;
+    }
+    if options.tsval.is_none() && have < short && !grow(frame, short - have) {
+        return false;
+    }
     let s = SynAck {
         local: pkt.dst,
         remote: pkt.src,
         local_port: pkt.dst_port,
         remote_port: pkt.src_port,
         client_seq,
-        cookie: value as u32,
+        cookie,
         mss: if pkt.v6 {
             cfg.synack_mss_v6
         } else {
@@ -178,30 +204,50 @@ fn answer_with(
         options,
         tsval: ts_cookie(now_ms, &options),
     };
-    write_synack(&s, pkt.v6, &mut scratch.synack);
-    // SAFETY: data + 12 and ip + ip_len + 60 are inside the frame; the SYN-ACK is no longer.
+    let len = write_synack(&s, pkt.v6, &mut scratch.synack);
+    let (data, end) = bounds(frame);
+    let ip = data + l3;
+    if data + 14 > end {
+        return false;
+    }
+    // SAFETY: data + 12 lies in the frame; each copy below is checked against the frame end
+    // with its own constant length.
     unsafe {
         let dst: [u8; 6] = core::ptr::read_unaligned(data as *const _);
         let src: [u8; 6] = core::ptr::read_unaligned((data + 6) as *const _);
+        macro_rules! copy {
+            ($n:expr) => {{
+                if ip + $n > end {
+                    return false;
+                }
+                let head: &[u8; $n] = &*(scratch.synack.as_ptr() as *const _);
+                core::ptr::write_unaligned(ip as *mut [u8; $n], *head);
+            }};
+        }
+        match (pkt.v6, s.options.tsval.is_some()) {
+            (true, true) => copy!(40 + SYNACK_TCP_LEN),
+            (true, false) => copy!(40 + SYNACK_TCP_LEN_SHORT),
+            (false, true) => copy!(20 + SYNACK_TCP_LEN),
+            (false, false) => copy!(20 + SYNACK_TCP_LEN_SHORT),
+        }
         core::ptr::write_unaligned(data as *mut [u8; 6], src);
         core::ptr::write_unaligned((data + 6) as *mut [u8; 6], dst);
-        if pkt.v6 {
-            core::ptr::write_unaligned(ip as *mut [u8; SYNACK_V6_LEN], scratch.synack);
-        } else {
-            let head: &[u8; SYNACK_V4_LEN] = &*(scratch.synack.as_ptr() as *const _);
-            core::ptr::write_unaligned(ip as *mut [u8; SYNACK_V4_LEN], *head);
-        }
     }
     // Cut the frame to the SYN-ACK. Should the kernel refuse, the IP length still says where
     // the packet ends and the receiver ignores the rest.
-    let len = l3 + if pkt.v6 { SYNACK_V6_LEN } else { SYNACK_V4_LEN };
-    let (data, end) = bounds(frame);
-    let delta = len as i64 - (end - data) as i64;
+    let delta = (l3 + len) as i64 - (end - data) as i64;
     if delta != 0 {
         // SAFETY: ctx is the program's context.
         unsafe { bpf_xdp_adjust_tail(frame.ctx().cast(), delta as i32) };
     }
     true
+}
+
+/// Grows the frame by `by` bytes; false if the driver has no room.
+#[inline(always)]
+fn grow(frame: &XdpFrame, by: usize) -> bool {
+    // SAFETY: ctx is the program's context.
+    unsafe { bpf_xdp_adjust_tail(frame.ctx().cast(), by as i32) == 0 }
 }
 
 /// Whether an ACK to the listener `sk` carries a valid cookie. Plain headers only, as for
