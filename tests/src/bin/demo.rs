@@ -1,8 +1,9 @@
 //! `cargo xtask demo`: a self-contained lab. Two network namespaces joined by veth, Levee
 //! attached in native mode on the protected side, and a short scenario: legitimate clients,
-//! a single-source UDP flood (first in monitor mode, then enforced), a random-source UDP flood
-//! and a random-source SYN flood. Prints what happened per phase. Traffic never leaves the two
-//! namespaces, which are removed at the end, also on Ctrl-C.
+//! a single-source UDP flood (first in monitor mode, then enforced), then random-source
+//! (spoofed) UDP, SYN and ACK floods, which strict mode (engaged by detection) drops in the
+//! driver while the clients keep their service. Prints what happened per phase. Traffic never
+//! leaves the two namespaces, which are removed at the end, also on Ctrl-C.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,8 +17,9 @@ use anyhow::{Context as _, Result};
 use filter_common::{
     abi::Mode,
     frames::{FrameSpec, L4},
-    parse::TCP_SYN,
+    parse::{TCP_ACK, TCP_SYN},
 };
+use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
 use levee_tests::{
     daemon::DaemonLab,
     netns::{CLIENT_V4, Lab, PROTECTED_V4},
@@ -86,6 +88,17 @@ fn run() -> Result<()> {
         lab.iface
     );
     print!("{}", daemon.cli_ok(&["status"]));
+    // On veth, frames a program sends back with XDP_TX (the SYN-ACKs of strict mode's
+    // cookies) reach the other end only if it runs an XDP program too: the client's end gets
+    // Levee's program in mode off, which passes everything. A real NIC needs nothing of this.
+    let _client_xdp = lab.client.run(|| -> Result<Dataplane> {
+        let mut dp = Dataplane::load(
+            &LoadOptions::default(),
+            filter_common::abi::Config::new(Mode::Off),
+        )?;
+        dp.attach("lv1", AttachMode::Native)?;
+        Ok(dp)
+    })?;
 
     let (udp, listener) = lab.protected.run(|| -> Result<_> {
         let udp = UdpSocket::bind((PROTECTED_V4, UDP_PORT))?;
@@ -94,7 +107,9 @@ fn run() -> Result<()> {
         Ok((udp, tcp))
     })?;
     // Count datagrams from the legitimate clients as they arrive (a burst would overflow the
-    // socket's buffer if it waited for the end of the phase).
+    // socket's buffer if it waited for the end of the phase), and answer them as a real
+    // service would: a client the host answered is a known flow to strict mode. (Spoofed
+    // sources are not answered: they live outside the lab and nothing may be sent there.)
     let received = std::sync::Arc::new(AtomicU64::new(0));
     let counter = received.clone();
     thread::spawn(move || {
@@ -105,6 +120,7 @@ fn run() -> Result<()> {
                 && legit.contains(&from.ip())
             {
                 counter.fetch_add(1, Ordering::SeqCst);
+                let _ = udp.send_to(b"ok", from);
             }
         }
     });
@@ -133,17 +149,22 @@ fn run() -> Result<()> {
     };
     let single = frames(&|_| FrameSpec::new(FLOODER.parse().unwrap(), dst, udp_l4).payload(22));
     let spoofed = frames(&|i| FrameSpec::new(spoofed_source(i), dst, udp_l4).payload(22));
-    let syn = frames(&|i| {
-        FrameSpec::new(
-            spoofed_source(i),
-            dst,
-            L4::Tcp {
-                sport: 1024 + (i % 60000) as u16,
-                dport: TCP_PORT,
-                flags: TCP_SYN,
-            },
-        )
-    });
+    let tcp = |flags: u8| {
+        frames(&|i| {
+            FrameSpec::new(
+                spoofed_source(i),
+                dst,
+                L4::Tcp {
+                    sport: 1024 + (i % 60000) as u16,
+                    dport: TCP_PORT,
+                    flags,
+                },
+            )
+            .payload(10)
+        })
+    };
+    let syn = tcp(TCP_SYN);
+    let ack = tcp(TCP_ACK);
 
     let phases = [
         Phase {
@@ -170,6 +191,11 @@ fn run() -> Result<()> {
             name: "random-source SYN flood",
             mode: Mode::Enforce,
             flood: Some(syn),
+        },
+        Phase {
+            name: "random-source ACK flood",
+            mode: Mode::Enforce,
+            flood: Some(ack),
         },
     ];
     let mut rows = Vec::new();
