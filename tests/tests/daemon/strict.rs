@@ -243,3 +243,130 @@ fn spoofed_floods_die_in_the_driver_while_clients_connect() {
         .run(|| std::fs::read_to_string("/proc/sys/net/ipv4/tcp_syncookies").unwrap());
     assert_eq!(cookies.trim(), "1", "tcp_syncookies put back");
 }
+
+/// Issue 9, item 6: during an attack, 250 SYNs and a UDP burst spoofed from a client's
+/// address neither blocklist it nor cut its established stream.
+#[test]
+fn spoofing_a_clients_address_never_cuts_it_off() {
+    use levee_tests::flood::FloodLab;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    };
+
+    let lab = FloodLab::start("mode = \"enforce\"\n[detection.floor_pps]\nudp = 5000");
+    let d = &lab.daemon;
+    let _client_xdp = xdp_on_client_end(&d.lab);
+    // A streaming service: every connection gets a byte every 20 ms until it closes.
+    let listener = d
+        .lab
+        .protected
+        .run(|| TcpListener::bind(addr(PROTECTED_V4, PORT)).unwrap());
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                while s.write_all(b"x").is_ok() {
+                    sleep(Duration::from_millis(20));
+                }
+            });
+        }
+    });
+    let member = CLIENT_V4[0];
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (rx, st) = (received.clone(), stop.clone());
+    let mut stream = d
+        .lab
+        .client
+        .run(|| tcp_connect(member, addr(PROTECTED_V4, PORT), Duration::from_secs(3)))
+        .expect("the member connects");
+    let reader = std::thread::spawn(move || {
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut buf = [0u8; 64];
+        while !st.load(Ordering::SeqCst) {
+            if let Ok(n) = stream.read(&mut buf) {
+                rx.fetch_add(n as u64, Ordering::SeqCst);
+            }
+        }
+    });
+    let server_mac = Lab::mac(&d.lab.protected, &d.lab.iface);
+    let client_mac = Lab::mac(&d.lab.client, "lv1");
+    let forged = |l4: &dyn Fn(usize) -> L4, n: usize| -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let mut f = FrameSpec::new(
+                member.parse().unwrap(),
+                PROTECTED_V4.parse().unwrap(),
+                l4(i),
+            );
+            f.payload = 64 - f.build().len();
+            let mut f = f.build();
+            f[0..6].copy_from_slice(&server_mac);
+            f[6..12].copy_from_slice(&client_mac);
+            out.extend_from_slice(&f);
+        }
+        out
+    };
+    let syns = forged(
+        &|i| L4::Tcp {
+            sport: 20_000 + i as u16,
+            dport: PORT,
+            flags: TCP_SYN,
+        },
+        250,
+    );
+    let udp = forged(
+        &|i| L4::Udp {
+            sport: 30_000 + (i % 1000) as u16,
+            dport: levee_tests::flood::FLOOD_PORT,
+        },
+        5_000,
+    );
+    let before = d.stats();
+    lab.flood(|| {
+        let start = std::time::Instant::now();
+        while !d.status().strict.engaged {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "strict engaged by the attack: {:?}",
+                d.status()
+            );
+            sleep(Duration::from_millis(100));
+        }
+        d.lab
+            .client
+            .run(|| levee_tests::sender::send_frames("lv1", &syns, 64))
+            .unwrap();
+        d.lab
+            .client
+            .run(|| levee_tests::sender::send_frames("lv1", &udp, 64))
+            .unwrap();
+        sleep(Duration::from_millis(1500));
+    });
+    let at_spoof = received.load(Ordering::SeqCst);
+    sleep(Duration::from_millis(1000));
+    let after_spoof = received.load(Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    reader.join().unwrap();
+    let after = d.stats();
+    let cookies = packets(&after, Action::Drop, Some(Reason::SynCookie))
+        - packets(&before, Action::Drop, Some(Reason::SynCookie));
+    assert!(
+        cookies >= 245,
+        "the forged SYNs answered in the driver: {cookies}"
+    );
+    let blocked: Vec<String> = d
+        .block_list()
+        .iter()
+        .map(|b| b.cidr.0.to_string())
+        .collect();
+    assert!(
+        !blocked.contains(&format!("{member}/32")),
+        "the member is not blocklisted: {blocked:?}"
+    );
+    assert!(
+        after_spoof >= at_spoof + 20,
+        "the member's stream goes on: {at_spoof} bytes, then {after_spoof} a second later"
+    );
+}
