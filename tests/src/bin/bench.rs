@@ -39,6 +39,9 @@ struct Args {
     /// Only the big-list figures.
     #[arg(long)]
     lists_only: bool,
+    /// Only the per-packet paths (the floor, (a)-(e) and strict's).
+    #[arg(long)]
+    paths_only: bool,
     /// Frames per run in the spoofed-flood comparison.
     #[arg(long, default_value_t = 1_000_000)]
     frames: usize,
@@ -164,11 +167,96 @@ fn run(args: &Args) -> Result<()> {
     }
 
     println!();
+    strict_paths(args, medians[0])?;
+    if args.paths_only {
+        return Ok(());
+    }
+    println!();
     spoofed_flood(args)?;
     println!();
     detection(args)?;
     println!();
     big_lists(args)
+}
+
+/// The paths strict mode adds, in a namespace of their own where a real listener and a
+/// bound UDP socket serve 198.18.0.1 (the cookie helpers look sockets up in the caller's
+/// namespace): a flow hit, UDP to no service, an ACK without flow or cookie, and a SYN
+/// answered with a cookie. The last rewrites its frame, which BPF_PROG_TEST_RUN would feed
+/// back to the next repetition: it is timed one run at a time from the kernel's own clock,
+/// beside the floor timed the same way.
+fn strict_paths(args: &Args, floor_ns: f64) -> Result<()> {
+    use levee::dataplane::ServiceRule;
+    use levee_tests::netns::Netns;
+    let ns = Netns::new("bench-strict");
+    ns.ip(&["addr", "add", "198.18.0.1/32", "dev", "lo"]);
+    ns.run(|| -> Result<()> {
+        std::fs::write("/proc/sys/net/ipv4/tcp_syncookies", "2")?;
+        let _listener = std::net::TcpListener::bind((DST4, 443))?;
+        let _udp = std::net::UdpSocket::bind((DST4, 5000))?;
+        let mut dp = bench_dataplane(LoadOptions::default(), None)?;
+        let mut cfg = dp.config();
+        cfg.set_flag(flags::STRICT, true);
+        cfg.set_flag(flags::TRACK_FLOWS, true);
+        dp.set_config(cfg)?;
+        let any: ipnet::IpNet = "0.0.0.0/0".parse()?;
+        dp.set_services(&[
+            ServiceRule {
+                proto: 6,
+                port: 443,
+                dst: any,
+            },
+            ServiceRule {
+                proto: 17,
+                port: 5000,
+                dst: any,
+            },
+        ])?;
+        // The host answered LEGIT4 once: a UDP flow.
+        dp.test_run_egress(&udp(DST4, LEGIT4, 5000, 40000))?;
+        let prog = dp.program()?;
+        let flow_hit = udp(LEGIT4, DST4, 40000, 5000);
+        let no_service = udp(LEGIT4, DST4, 40000, 9999);
+        let mut ack = tcp(LEGIT4, DST4, filter_common::parse::TCP_ACK);
+        ack[36..38].copy_from_slice(&443u16.to_be_bytes());
+        let mut syn = tcp(LEGIT4, DST4, TCP_SYN);
+        syn[36..38].copy_from_slice(&443u16.to_be_bytes());
+        let timed: [(&str, &Vec<u8>, u32); 3] = [
+            ("(f) strict: flow hit (UDP)", &flow_hit, XDP_PASS),
+            ("(g) strict: UDP to no service", &no_service, XDP_DROP),
+            ("(h) strict: ACK, no flow, no cookie", &ack, XDP_DROP),
+        ];
+        println!("Strict mode's paths (program as above with strict engaged), same floor");
+        println!("{:<44} {:>9} {:>9}", "path", "ns/pkt", "x floor");
+        for (name, frame, expect) in timed {
+            let mut v: Vec<f64> = (0..args.runs.max(1))
+                .map(|_| time_test_run(prog, frame, args.repeat, expect))
+                .collect::<Result<_>>()?;
+            let ns = median(&mut v);
+            println!("{name:<44} {ns:>9.1} {:>9.2}", ns / floor_ns);
+        }
+        // One run at a time: the kernel's clock around a single run carries its own
+        // overhead, so the floor is timed the same way for the ratio.
+        let floor = Dataplane::load_floor()?;
+        let floor_prog: &Xdp = floor.program("floor").context("floor")?.try_into()?;
+        let singles = 20_000;
+        let one_by_one = |p: &Xdp, frame: &[u8], expect: u32| -> Result<f64> {
+            let mut v = Vec::with_capacity(singles);
+            for _ in 0..singles {
+                v.push(time_test_run(p, frame, 1, expect)?);
+            }
+            Ok(median(&mut v))
+        };
+        let floor1 = one_by_one(floor_prog, &syn, XDP_DROP)?;
+        let cookie = one_by_one(prog, &syn, 3)?;
+        println!(
+            "{:<44} {:>9.1} {:>9.2}   (one run at a time; floor so timed: {floor1:.1} ns)",
+            "(i) strict: SYN answered with a cookie",
+            cookie,
+            cookie / floor1
+        );
+        Ok(())
+    })
 }
 
 /// CPU time (user + system) of a process so far, from /proc.
@@ -204,7 +292,11 @@ fn detection(args: &Args) -> Result<()> {
     let mut rates = Vec::new();
     for _ in 0..args.runs.max(1) {
         let mut d = DaemonLab::new();
-        d.write_config("mode = \"monitor\"\n[detection.floor_pps]\nudp = 5000");
+        // The threshold path (strict off): with strict engaged a UDP offence stays a penalty
+        // in its class and never becomes a block.
+        d.write_config(
+            "mode = \"monitor\"\n[strict]\nmode = \"off\"\n[detection.floor_pps]\nudp = 5000",
+        );
         d.start();
         let pid = d.pid().context("daemon pid")?;
         let rx = udp_receiver(&d.lab.protected, levee_tests::netns::PROTECTED_V4, 9000);
