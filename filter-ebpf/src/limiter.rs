@@ -55,6 +55,14 @@ impl Clock {
     }
 }
 
+/// A class as an index the verifier sees checked: Rust knows a `Class` is below
+/// `Class::COUNT` and drops the bounds check of `get`, but a class read back from memory is
+/// any number to the verifier.
+#[inline(always)]
+fn class_index(class: Class) -> usize {
+    core::hint::black_box(class as u32) as usize
+}
+
 /// Applies the source's limit for the packet's class; `Some(reason)` if it must be refused.
 ///
 /// The sketch comes first: it is small and stays in cache, while the LRU table is large, so a
@@ -69,7 +77,7 @@ pub fn source(
     len: u64,
     clock: &mut Clock,
 ) -> Option<Reason> {
-    let c = pkt.class as usize;
+    let c = class_index(pkt.class);
     let limit = cfg.source.get(c)?;
     let key = if pkt.v6 {
         source_key_v6(&pkt.src, cfg.source_mask_v6)
@@ -99,6 +107,8 @@ pub fn source(
     if is_unlimited(limit) {
         return None;
     }
+    // Zeroing compiles to a memset call (a byte loop), paid only when a heavy source is
+    // first tracked; hand-written zeroing made the verifier's walk explode.
     let mut state = SourceState::default();
     let admitted = match (state.pkt_tat.get_mut(c), state.byte_tat.get_mut(c)) {
         (Some(p), Some(b)) => admit(p, b, limit, len, now),
@@ -140,7 +150,7 @@ fn sketch_hot(cfg: &Config, cpu: &mut CpuState, key: u64, now: u64) -> bool {
 fn offend(cfg: &Config, state: &mut SourceState, pkt: &IpPacket, len: u64, now: u64) {
     state.offences = state.offences.wrapping_add(1);
     if cfg.penalty_ns != 0
-        && let Some(until) = state.blocked_until.get_mut(pkt.class as usize)
+        && let Some(until) = state.blocked_until.get_mut(class_index(pkt.class))
     {
         *until = now + cfg.penalty_ns;
     }
@@ -158,7 +168,7 @@ pub fn aggregate(
     len: u64,
     clock: &mut Clock,
 ) -> bool {
-    let c = class as usize;
+    let c = class_index(class);
     let Some(limit) = cfg.aggregate.get(c) else {
         return true;
     };

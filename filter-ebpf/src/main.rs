@@ -111,17 +111,20 @@ pub fn levee_clock(_ctx: XdpContext) -> u32 {
 fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
     let cfg = maps::CONFIG.get(0)?;
     let mode = Mode::from_u32(cfg.mode);
-    // SAFETY: IpPacket is plain data; an all-zero value is valid (IPv4, first variants).
-    let mut pkt: IpPacket = unsafe { core::mem::zeroed() };
+    // Not zeroed first: a zeroing of this size compiles to a call of a byte-by-byte memset,
+    // which cost about 80 ns a packet. parse_into writes it whole when it says PARSED_IP.
+    let mut pkt = core::mem::MaybeUninit::<IpPacket>::uninit();
     match parse_into(frame, &mut pkt) {
         PARSED_IP => {}
         PARSED_NON_IP => return Some(pass(Reason::NonIp, Class::Other)),
         reason => return Some(judge(mode, Reason::ALL[reason as usize], Class::Other)),
     }
+    // SAFETY: parse_into wrote the packet (PARSED_IP). Borrowed in place, never copied.
+    let pkt = unsafe { pkt.assume_init_ref() };
     let verdict = if mode == Mode::Off {
         pass(Reason::ModeOff, pkt.class)
     } else {
-        match check(frame, cfg, mode, &pkt, len) {
+        match check(frame, cfg, mode, pkt, len) {
             reason @ (Reason::Clean | Reason::Allowlisted | Reason::Flow | Reason::CookieAck) => {
                 pass(reason, pkt.class)
             }
@@ -129,7 +132,7 @@ fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
         }
     };
     if cfg.sample_every != 0 {
-        events::maybe_sample(cfg.sample_every, &pkt, &verdict, len);
+        events::maybe_sample(cfg.sample_every, pkt, &verdict, len);
     }
     Some(verdict)
 }
@@ -141,10 +144,10 @@ const PARSED_NON_IP: u32 = u32::MAX - 1;
 /// [`Reason`]. A function of its own (a BPF-to-BPF call), so the parser's intermediate copies
 /// of the packet live in a stack frame apart from the stages'.
 #[inline(never)]
-fn parse_into(frame: &XdpFrame, out: &mut IpPacket) -> u32 {
+fn parse_into(frame: &XdpFrame, out: &mut core::mem::MaybeUninit<IpPacket>) -> u32 {
     match parse(frame) {
         Ok(Parsed::Ip(pkt)) => {
-            *out = pkt;
+            out.write(pkt);
             PARSED_IP
         }
         Ok(Parsed::NonIp) => PARSED_NON_IP,

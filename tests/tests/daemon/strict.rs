@@ -370,3 +370,70 @@ fn spoofing_a_clients_address_never_cuts_it_off() {
         "the member's stream goes on: {at_spoof} bytes, then {after_spoof} a second later"
     );
 }
+
+/// Issue 9: with strict engaged, the host's own traffic keeps working: a UDP query it sends
+/// gets its answer, and a TCP download it starts completes, both as flows the egress
+/// program recorded.
+#[test]
+fn the_hosts_own_queries_and_downloads_still_work() {
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"\n[strict]\nmode = \"always\"");
+    d.start();
+    // A resolver and a file server on the client side (where the Internet would be).
+    let (resolver, server) = d.lab.client.run(|| {
+        (
+            std::net::UdpSocket::bind(addr(CLIENT_V4[1], 5300)).unwrap(),
+            TcpListener::bind(addr(CLIENT_V4[1], 8000)).unwrap(),
+        )
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = resolver.recv_from(&mut buf) {
+            let _ = resolver.send_to(&buf[..n], from);
+        }
+    });
+    std::thread::spawn(move || {
+        for mut s in server.incoming().flatten() {
+            let _ = s.write_all(&vec![7u8; 1 << 20]);
+        }
+    });
+    sleep(Duration::from_millis(1500));
+    assert!(d.status().strict.engaged);
+    let before = d.stats();
+    let (answers, downloaded) = d.lab.protected.run(|| {
+        let q = std::net::UdpSocket::bind(addr(PROTECTED_V4, 0)).unwrap();
+        q.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut answers = 0;
+        for i in 0..20u8 {
+            q.send_to(&[i; 40], addr(CLIENT_V4[1], 5300)).unwrap();
+            let mut buf = [0u8; 64];
+            if matches!(q.recv_from(&mut buf), Ok((40, _))) && buf[0] == i {
+                answers += 1;
+            }
+        }
+        let mut s = tcp_connect(
+            PROTECTED_V4,
+            addr(CLIENT_V4[1], 8000),
+            Duration::from_secs(3),
+        )
+        .expect("the host connects out");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        (answers, got.len())
+    });
+    assert_eq!(answers, 20, "every query answered");
+    assert_eq!(downloaded, 1 << 20, "the whole download arrived");
+    let after = d.stats();
+    let flows = packets(&after, Action::Pass, Some(Reason::Flow))
+        - packets(&before, Action::Pass, Some(Reason::Flow));
+    assert!(flows >= 20 + 100, "replies passed as flows: {flows}");
+    for reason in [Reason::NoService, Reason::NoFlow] {
+        let dropped = packets(&after, Action::Drop, Some(reason))
+            - packets(&before, Action::Drop, Some(reason));
+        assert_eq!(
+            dropped, 0,
+            "nothing of the host's own traffic dropped as {reason:?}"
+        );
+    }
+}
