@@ -222,9 +222,9 @@ fn strict_paths(args: &Args, floor_ns: f64) -> Result<()> {
         let mut syn = tcp(LEGIT4, DST4, TCP_SYN);
         syn[36..38].copy_from_slice(&443u16.to_be_bytes());
         let timed: [(&str, &Vec<u8>, u32); 3] = [
-            ("(f) strict: flow hit (UDP)", &flow_hit, XDP_PASS),
-            ("(g) strict: UDP to no service", &no_service, XDP_DROP),
-            ("(h) strict: ACK, no flow, no cookie", &ack, XDP_DROP),
+            ("(s1) strict: flow hit (UDP)", &flow_hit, XDP_PASS),
+            ("(s2) strict: UDP to no service", &no_service, XDP_DROP),
+            ("(s3) strict: ACK, no flow, no cookie", &ack, XDP_DROP),
         ];
         println!("Strict mode's paths (program as above with strict engaged), same floor");
         println!("{:<44} {:>9} {:>9}", "path", "ns/pkt", "x floor");
@@ -251,7 +251,7 @@ fn strict_paths(args: &Args, floor_ns: f64) -> Result<()> {
         let cookie = one_by_one(prog, &syn, 3)?;
         println!(
             "{:<44} {:>9.1} {:>9.2}   (one run at a time; floor so timed: {floor1:.1} ns)",
-            "(i) strict: SYN answered with a cookie",
+            "(s4) strict: SYN answered with a cookie",
             cookie,
             cookie / floor1
         );
