@@ -125,6 +125,24 @@ pub const CLIENT2_V4: &str = "198.18.1.2";
 
 impl Lab {
     /// Adds `lv2` to the protected namespace, joined to `lv3` in a new client namespace.
+    /// On veth, a frame sent back with XDP_TX (strict mode's SYN-ACKs) arrives only if the
+    /// peer end runs an XDP program too (or has GRO on): this gives the client's end Levee's
+    /// program in mode off, which passes everything, for as long as the result lives. A real
+    /// NIC needs nothing of this.
+    pub fn pass_all_on_client_end(&self) -> levee::dataplane::Dataplane {
+        use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
+        self.client.run(|| {
+            let mut dp = Dataplane::load(
+                &LoadOptions::default(),
+                filter_common::abi::Config::new(filter_common::abi::Mode::Off),
+            )
+            .expect("load a pass-all program");
+            dp.attach("lv1", AttachMode::Native)
+                .expect("attach to the client's end");
+            dp
+        })
+    }
+
     pub fn second_link(&self) -> SecondLink {
         let client = Netns::new("cli2");
         let iface = "lv2".to_string();

@@ -152,3 +152,47 @@ pub fn flood_until(lab: &Lab, frames: &[u8], stop: &std::sync::atomic::AtomicBoo
     }
     sent
 }
+
+/// `count` 64-byte frames to the protected side from random (spoofed) sources in 10.0.0.0/8,
+/// a different one for every frame, transport from `l4(i)`.
+pub fn spoofed_frames(
+    lab: &Lab,
+    l4: impl Fn(usize) -> filter_common::frames::L4,
+    count: usize,
+) -> Vec<u8> {
+    use filter_common::frames::FrameSpec;
+    let server_mac = Lab::mac(&lab.protected, &lab.iface);
+    let client_mac = Lab::mac(&lab.client, "lv1");
+    let mut out = Vec::with_capacity(count * 64);
+    let mut x: u32 = 0x9e37_79b9;
+    for i in 0..count {
+        // xorshift: a different source for every frame.
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let src = std::net::Ipv4Addr::from(0x0a00_0000 | (x & 0x00ff_ffff));
+        let dst = crate::netns::PROTECTED_V4
+            .parse()
+            .expect("protected address");
+        let mut f = FrameSpec::new(src.into(), dst, l4(i));
+        f.payload = 64 - f.build().len();
+        let mut f = f.build();
+        f[0..6].copy_from_slice(&server_mac);
+        f[6..12].copy_from_slice(&client_mac);
+        out.extend_from_slice(&f);
+    }
+    out
+}
+
+/// One counter of a namespace's TCP/UDP statistics (`/proc/net/netstat` or `snmp`, `group`
+/// such as "Tcp:" or "TcpExt:").
+pub fn kernel_stat(ns: &Netns, file: &str, group: &str, name: &str) -> u64 {
+    let text = ns.run(|| {
+        std::fs::read_to_string(format!("/proc/thread-self/net/{file}")).expect("net stats")
+    });
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(group)).collect();
+    let names: Vec<&str> = lines[0].split_whitespace().collect();
+    let values: Vec<&str> = lines[1].split_whitespace().collect();
+    let i = names.iter().position(|n| *n == name).expect(name);
+    values[i].parse().expect("a number")
+}

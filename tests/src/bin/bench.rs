@@ -172,6 +172,8 @@ fn run(args: &Args) -> Result<()> {
         return Ok(());
     }
     println!();
+    strict_floods(args)?;
+    println!();
     spoofed_flood(args)?;
     println!();
     detection(args)?;
@@ -257,6 +259,132 @@ fn strict_paths(args: &Args, floor_ns: f64) -> Result<()> {
         );
         Ok(())
     })
+}
+
+/// Softirq time of every CPU so far (where the receive path and XDP run), from /proc/stat.
+fn softirq_time() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let cpu = stat.lines().next().context("empty /proc/stat")?;
+    // cpu user nice system idle iowait irq softirq ...
+    let ticks: u64 = cpu
+        .split_whitespace()
+        .nth(7)
+        .context("no softirq field")?
+        .parse()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_millis(ticks * 1000 / hz))
+}
+
+/// Spoofed floods against the real daemon with strict off (the baseline) and always on: the
+/// share the program drops, what the host's stack did with the rest (its own counters), and
+/// the softirq time per flood frame (all CPUs; both namespaces share them).
+fn strict_floods(args: &Args) -> Result<()> {
+    use filter_common::{frames::L4, parse::TCP_ACK};
+    use levee_tests::{
+        daemon::DaemonLab,
+        traffic::{flood_until, kernel_stat, spoofed_frames},
+    };
+    use std::sync::atomic::{AtomicBool, Ordering};
+    println!("Spoofed floods against levee run, strict off and on, 3 s each, one run");
+    println!(
+        "{:<8} {:<24} {:>10} {:>12} {:>26} {:>12}",
+        "strict", "flood", "frames", "XDP dropped", "host stack", "softirq/fr"
+    );
+    for strict in ["off", "always"] {
+        let mut d = DaemonLab::new();
+        d.write_config(&format!(
+            "mode = \"enforce\"\n[strict]\nmode = \"{strict}\""
+        ));
+        d.start();
+        let _client_xdp = d.lab.pass_all_on_client_end();
+        let _listener = d
+            .lab
+            .protected
+            .run(|| std::net::TcpListener::bind((DST4, 8080)))?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let shapes: [(&str, Vec<u8>, &str, &str, &str); 3] = [
+            (
+                "SYN to a served port",
+                spoofed_frames(
+                    &d.lab,
+                    |i| L4::Tcp {
+                        sport: 1024 + (i % 60000) as u16,
+                        dport: 8080,
+                        flags: TCP_SYN,
+                    },
+                    20_000,
+                ),
+                "netstat",
+                "TcpExt:",
+                "SyncookiesSent",
+            ),
+            (
+                "ACK, no connection",
+                spoofed_frames(
+                    &d.lab,
+                    |i| L4::Tcp {
+                        sport: 1024 + (i % 60000) as u16,
+                        dport: 8080,
+                        flags: TCP_ACK,
+                    },
+                    20_000,
+                ),
+                "snmp",
+                "Tcp:",
+                "OutRsts",
+            ),
+            (
+                "UDP to closed ports",
+                spoofed_frames(
+                    &d.lab,
+                    |i| L4::Udp {
+                        sport: 40000,
+                        dport: 20_000 + (i % 10_000) as u16,
+                    },
+                    20_000,
+                ),
+                "snmp",
+                "Udp:",
+                "NoPorts",
+            ),
+        ];
+        for (name, frames, file, group, counter) in shapes {
+            let stats = |d: &DaemonLab| -> u64 {
+                d.stats()
+                    .iter()
+                    .filter(|c| c.action == "drop")
+                    .map(|c| c.packets)
+                    .sum()
+            };
+            let seen = |d: &DaemonLab| -> u64 { d.stats().iter().map(|c| c.packets).sum() };
+            let (drop0, seen0) = (stats(&d), seen(&d));
+            let k0 = kernel_stat(&d.lab.protected, file, group, counter);
+            let soft0 = softirq_time()?;
+            let stop = AtomicBool::new(false);
+            let sent = std::thread::scope(|s| {
+                let flood = s.spawn(|| flood_until(&d.lab, &frames, &stop));
+                std::thread::sleep(Duration::from_secs(3));
+                stop.store(true, Ordering::SeqCst);
+                flood.join().expect("flood thread")
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let soft = softirq_time()? - soft0;
+            let k = kernel_stat(&d.lab.protected, file, group, counter) - k0;
+            let (dropped, arrived) = (stats(&d) - drop0, seen(&d) - seen0);
+            println!(
+                "{strict:<8} {name:<24} {sent:>10} {:>11.1}% {:>26} {:>9.0} ns",
+                dropped as f64 * 100.0 / arrived.max(1) as f64,
+                format!("{counter} +{k}"),
+                soft.as_nanos() as f64 / sent.max(1) as f64
+            );
+        }
+        if !d.stop() {
+            bail!("levee run did not stop cleanly: {}", d.log());
+        }
+    }
+    let _ = args;
+    Ok(())
 }
 
 /// CPU time (user + system) of a process so far, from /proc.

@@ -19,7 +19,6 @@ use filter_common::{
     frames::{FrameSpec, L4},
     parse::{TCP_ACK, TCP_SYN},
 };
-use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
 use levee_tests::{
     daemon::DaemonLab,
     netns::{CLIENT_V4, Lab, PROTECTED_V4},
@@ -91,14 +90,7 @@ fn run() -> Result<()> {
     // On veth, frames a program sends back with XDP_TX (the SYN-ACKs of strict mode's
     // cookies) reach the other end only if it runs an XDP program too: the client's end gets
     // Levee's program in mode off, which passes everything. A real NIC needs nothing of this.
-    let _client_xdp = lab.client.run(|| -> Result<Dataplane> {
-        let mut dp = Dataplane::load(
-            &LoadOptions::default(),
-            filter_common::abi::Config::new(Mode::Off),
-        )?;
-        dp.attach("lv1", AttachMode::Native)?;
-        Ok(dp)
-    })?;
+    let _client_xdp = lab.pass_all_on_client_end();
 
     let (udp, listener) = lab.protected.run(|| -> Result<_> {
         let udp = UdpSocket::bind((PROTECTED_V4, UDP_PORT))?;

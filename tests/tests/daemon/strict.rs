@@ -10,11 +10,11 @@ use std::{
 };
 
 use filter_common::{
-    abi::{Action, Config, Mode, Reason},
+    abi::{Action, Reason},
     frames::{FrameSpec, L4},
     parse::{TCP_ACK, TCP_SYN},
 };
-use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
+use levee::dataplane::Dataplane;
 use levee_tests::{
     daemon::{DaemonLab, packets},
     flood::flooding,
@@ -33,39 +33,12 @@ fn seen(
     total(after) - total(before)
 }
 
-/// `count` 64-byte frames from random (spoofed) sources in 10.0.0.0/8 to the protected side.
 fn spoofed(lab: &Lab, l4: impl Fn(usize) -> L4, count: usize) -> Vec<u8> {
-    let server_mac = Lab::mac(&lab.protected, &lab.iface);
-    let client_mac = Lab::mac(&lab.client, "lv1");
-    let mut out = Vec::with_capacity(count * 64);
-    let mut x: u32 = 0x9e37_79b9;
-    for i in 0..count {
-        // xorshift: a different source for every frame.
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let src = std::net::Ipv4Addr::from(0x0a00_0000 | (x & 0x00ff_ffff));
-        let mut f = FrameSpec::new(src.into(), PROTECTED_V4.parse().unwrap(), l4(i));
-        f.payload = 64 - f.build().len();
-        let mut f = f.build();
-        f[0..6].copy_from_slice(&server_mac);
-        f[6..12].copy_from_slice(&client_mac);
-        out.extend_from_slice(&f);
-    }
-    out
+    levee_tests::traffic::spoofed_frames(lab, l4, count)
 }
 
-/// One counter of the protected side's TCP/UDP statistics (`/proc/net/netstat`, `snmp`).
 fn kernel_stat(d: &DaemonLab, file: &str, group: &str, name: &str) -> u64 {
-    let text = d
-        .lab
-        .protected
-        .run(|| std::fs::read_to_string(format!("/proc/thread-self/net/{file}")).unwrap());
-    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(group)).collect();
-    let names: Vec<&str> = lines[0].split_whitespace().collect();
-    let values: Vec<&str> = lines[1].split_whitespace().collect();
-    let i = names.iter().position(|n| *n == name).expect(name);
-    values[i].parse().unwrap()
+    levee_tests::traffic::kernel_stat(&d.lab.protected, file, group, name)
 }
 
 /// Connects `n` times from a lab client and reads the listener's greeting; returns how many
@@ -119,17 +92,8 @@ fn paced_connections(d: &DaemonLab, n: usize) -> usize {
     made.load(Ordering::SeqCst)
 }
 
-/// On veth, a frame sent back with XDP_TX arrives only if the peer end runs an XDP program
-/// (or has GRO on): the client's end gets Levee's program in mode off, which passes all. A
-/// real NIC sends XDP_TX frames without this.
 fn xdp_on_client_end(lab: &Lab) -> Dataplane {
-    lab.client.run(|| {
-        let mut dp = Dataplane::load(&LoadOptions::default(), Config::new(Mode::Off))
-            .expect("load a pass-all program");
-        dp.attach("lv1", AttachMode::Native)
-            .expect("attach to the client's end");
-        dp
-    })
+    lab.pass_all_on_client_end()
 }
 
 #[test]
