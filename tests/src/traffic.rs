@@ -179,9 +179,38 @@ pub fn spoofed_frames(
         let mut f = f.build();
         f[0..6].copy_from_slice(&server_mac);
         f[6..12].copy_from_slice(&client_mac);
+        fix_l4_checksum(&mut f);
         out.extend_from_slice(&f);
     }
     out
+}
+
+/// Writes a right TCP checksum into an IPv4 frame (UDP keeps zero: "no checksum"), so the
+/// host's stack takes a spoofed segment as a real one would be taken.
+fn fix_l4_checksum(f: &mut [u8]) {
+    if f[23] != filter_common::parse::IPPROTO_TCP {
+        return;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+    let (l4, end) = (14 + ihl, 14 + total);
+    f[l4 + 16] = 0;
+    f[l4 + 17] = 0;
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(&f[26..34]);
+    add(&[0, 6]);
+    add(&((end - l4) as u16).to_be_bytes());
+    add(&f[l4..end]);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let c = !(sum as u16);
+    f[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
 }
 
 /// One counter of a namespace's TCP/UDP statistics (`/proc/net/netstat` or `snmp`, `group`
