@@ -64,6 +64,8 @@ pub struct Controller {
     state_dirty: bool,
     /// Offences drained since the last tick, for the engine (see `judge_offences`).
     pending_offences: Vec<(std::net::IpAddr, filter_common::abi::Class)>,
+    /// Offences judged calm in the last seconds (see `rejudge_calm_offences`).
+    calm_offences: Vec<(Instant, std::net::IpAddr, filter_common::abi::Class)>,
     pub(crate) strict: strict::StrictState,
 }
 

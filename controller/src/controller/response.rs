@@ -35,6 +35,7 @@ impl Controller {
                 baseline_pps,
             } => {
                 warn!(class = class.name(), pps, baseline_pps, "attack started");
+                self.rejudge_calm_offences(class);
             }
             Decision::AttackEnded { class } => info!(class = class.name(), "attack over"),
             Decision::ScaleLimits { class, factor } => {

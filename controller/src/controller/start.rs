@@ -52,6 +52,7 @@ impl Controller {
             cpus,
             state_dirty: false,
             pending_offences: Vec::new(),
+            calm_offences: Vec::new(),
             strict: Default::default(),
         };
         c.restore_settings(&saved)?;

@@ -1,13 +1,19 @@
 //! Telemetry: counter totals turned into rates, the program's events drained from its ring
 //! (samples feed `levee top`, offences feed detection), and the Prometheus metrics.
 
-use std::{net::IpAddr, time::Instant};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Result, anyhow};
 use filter_common::abi::{Action, Class, Event, Mode, event};
 use tracing::info;
 
 use super::Controller;
+
+/// Offences judged calm kept at most for a second look (a few seconds of the offence ring).
+const MAX_CALM_OFFENCES: usize = 10_000;
 use crate::{
     api::views::RatesView,
     dataplane::Counters,
@@ -190,10 +196,50 @@ impl Controller {
         // Offences of other classes may come from a spoofer using someone's address; they
         // stay penalties in their own class and never become a block of every class.
         let evidence_only = self.strict.engaged;
-        let decisions: Vec<_> = std::mem::take(&mut self.pending_offences)
+        let recent = self.calm_window();
+        self.calm_offences.retain(|(t, _, _)| t.elapsed() < recent);
+        let mut decisions = Vec::new();
+        for (src, class) in std::mem::take(&mut self.pending_offences) {
+            if evidence_only && class != Class::TcpOther {
+                continue;
+            }
+            match self.engine.offence(src, class) {
+                Some(d) => decisions.push(d),
+                // Judged calm: kept a moment, in case the attack it belongs to is declared
+                // at the next tick (a flood that began late in this tick's second).
+                None if self.calm_offences.len() < MAX_CALM_OFFENCES => {
+                    self.calm_offences.push((Instant::now(), src, class))
+                }
+                None => {}
+            }
+        }
+        for decision in decisions {
+            self.apply(decision);
+        }
+    }
+
+    /// How long an offence judged calm waits for its attack to be declared.
+    fn calm_window(&self) -> Duration {
+        Duration::from_secs(u64::from(self.settings.detection.onset_secs) + 2)
+    }
+
+    /// An attack on `class` was just declared: offences of that class judged calm in the
+    /// last seconds are judged again, under attack.
+    pub(super) fn rejudge_calm_offences(&mut self, class: Class) {
+        let recent = self.calm_window();
+        self.calm_offences.retain(|(t, _, _)| t.elapsed() < recent);
+        // With strict about to engage, only evidence a spoofer cannot forge counts.
+        let evidence_only = self.settings.strict.mode != crate::config::StrictMode::Off;
+        if evidence_only && class != Class::TcpOther {
+            return;
+        }
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.calm_offences)
             .into_iter()
-            .filter(|(_, class)| !evidence_only || *class == filter_common::abi::Class::TcpOther)
-            .filter_map(|(src, class)| self.engine.offence(src, class))
+            .partition(|(_, _, c)| *c == class);
+        self.calm_offences = keep;
+        let decisions: Vec<_> = due
+            .into_iter()
+            .filter_map(|(_, src, c)| self.engine.offence(src, c))
             .collect();
         for decision in decisions {
             self.apply(decision);
