@@ -12,8 +12,8 @@
 use aya_ebpf::{
     bindings::{BPF_F_CURRENT_NETNS, bpf_sock},
     helpers::{
-        bpf_ktime_get_ns, bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_gen_syncookie,
-        bpf_xdp_adjust_tail,
+        bpf_ktime_get_ns, bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_check_syncookie,
+        bpf_tcp_gen_syncookie, bpf_xdp_adjust_tail,
     },
 };
 use filter_common::{
@@ -27,7 +27,7 @@ use filter_common::{
 use crate::{
     frame::XdpFrame,
     maps::{SCRATCH, Scratch},
-    strict::{TCP_LISTEN, check_syncookie, tuple_of, tuple_size},
+    strict::{TCP_LISTEN, tuple_of, tuple_size},
 };
 
 /// Reads the context's packet bounds afresh (after a helper that may move them).
@@ -264,5 +264,9 @@ pub fn check_ack(frame: &XdpFrame, pkt: &IpPacket, sk: *mut bpf_sock) -> bool {
     if ip + ip_len + 20 > end {
         return false;
     }
-    check_syncookie(sk, ip, ip_len as u32, ip + ip_len)
+    let th = ip + ip_len;
+    // SAFETY: ip..th+20 lies in the frame (checked above).
+    unsafe {
+        bpf_tcp_check_syncookie(sk.cast(), ip as *mut _, ip_len as u32, th as *mut _, 20) == 0
+    }
 }

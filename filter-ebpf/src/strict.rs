@@ -12,7 +12,7 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_CURRENT_NETNS, bpf_sock, bpf_sock_tuple},
-    helpers::{bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_check_syncookie},
+    helpers::{bpf_sk_release, bpf_skc_lookup_tcp},
     maps::lpm_trie::Key,
 };
 use filter_common::{
@@ -268,11 +268,4 @@ fn words(a: &[u8; 16]) -> [u32; 4] {
         u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
         u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
     ]
-}
-
-/// Whether the listener `sk` takes the ACK's cookie (used by [`cookie::check_ack`]).
-#[inline(always)]
-pub fn check_syncookie(sk: *mut bpf_sock, ip: usize, ip_len: u32, th: usize) -> bool {
-    // SAFETY: ip and th point into the packet, checked by the caller for ip_len and 20 bytes.
-    unsafe { bpf_tcp_check_syncookie(sk.cast(), ip as *mut _, ip_len, th as *mut _, 20) == 0 }
 }

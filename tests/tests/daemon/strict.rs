@@ -37,6 +37,19 @@ fn spoofed(lab: &Lab, l4: impl Fn(usize) -> L4, count: usize) -> Vec<u8> {
     levee_tests::traffic::spoofed_frames(lab, l4, count)
 }
 
+/// 20,000 spoofed TCP segments with `flags` to the listener's port.
+fn spoofed_tcp(lab: &Lab, flags: u8) -> Vec<u8> {
+    spoofed(
+        lab,
+        |i| L4::Tcp {
+            sport: 1024 + (i % 60000) as u16,
+            dport: PORT,
+            flags,
+        },
+        20_000,
+    )
+}
+
 fn kernel_stat(d: &DaemonLab, file: &str, group: &str, name: &str) -> u64 {
     levee_tests::traffic::kernel_stat(&d.lab.protected, file, group, name)
 }
@@ -140,15 +153,7 @@ fn spoofed_floods_die_in_the_driver_while_clients_connect() {
     );
 
     // Spoofed SYNs to the served port: answered by the program, never by the listener.
-    let syns = spoofed(
-        &d.lab,
-        |i| L4::Tcp {
-            sport: 1024 + (i % 60000) as u16,
-            dport: PORT,
-            flags: TCP_SYN,
-        },
-        20_000,
-    );
+    let syns = spoofed_tcp(&d.lab, TCP_SYN);
     let before = d.stats();
     let rsts_before = kernel_stat(&d, "snmp", "Tcp:", "OutRsts");
     let kernel_cookies = kernel_stat(&d, "netstat", "TcpExt:", "SyncookiesSent");
@@ -187,15 +192,7 @@ fn spoofed_floods_die_in_the_driver_while_clients_connect() {
     );
 
     // Spoofed ACKs: no flow, no cookie: dropped, and the stack sends no RST to anyone.
-    let acks = spoofed(
-        &d.lab,
-        |i| L4::Tcp {
-            sport: 1024 + (i % 60000) as u16,
-            dport: PORT,
-            flags: TCP_ACK,
-        },
-        20_000,
-    );
+    let acks = spoofed_tcp(&d.lab, TCP_ACK);
     let before = d.stats();
     let (made, sent) = flooding(&d.lab, &acks, || connections(&d, 20));
     let after = d.stats();
