@@ -77,6 +77,11 @@ pub struct Metrics {
     pub errors: Counter,
     pub state_write_errors: Counter,
     pub events_lost: Family<LostLabels, Counter>,
+    pub sources_refused: Family<InterfaceLabels, Counter>,
+    pub gate_window: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub gate_threshold: Gauge,
+    pub strict_engaged: Gauge,
+    seen_refused: HashMap<String, u64>,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
     seen_lost: HashMap<LostLabels, u64>,
@@ -107,6 +112,11 @@ impl Metrics {
             errors: Counter::default(),
             state_write_errors: Counter::default(),
             events_lost: Family::default(),
+            sources_refused: Family::default(),
+            gate_window: Gauge::default(),
+            gate_threshold: Gauge::default(),
+            strict_engaged: Gauge::default(),
+            seen_refused: HashMap::new(),
             seen_lost: HashMap::new(),
             seen: HashMap::new(),
             registry: Registry::default(),
@@ -205,6 +215,26 @@ impl Metrics {
             "Records the program could not put on a full ring, by interface and kind (offence, sample)",
             m.events_lost.clone(),
         );
+        registry.register(
+            "sources_untracked_by_budget",
+            "Sources the sketch gate let through that stayed untracked: the budget of new per-source entries was spent (sources.max_new_per_sec)",
+            m.sources_refused.clone(),
+        );
+        registry.register(
+            "sketch_gate_window_seconds",
+            "Window of the sketch gate in force; shorter than the config's while one CPU sees a high packet rate",
+            m.gate_window.clone(),
+        );
+        registry.register(
+            "sketch_gate_threshold",
+            "Packets in one window that get a source per-source state",
+            m.gate_threshold.clone(),
+        );
+        registry.register(
+            "strict_engaged",
+            "1 while strict mode drops what no service or flow accounts for",
+            m.strict_engaged.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -241,6 +271,18 @@ impl Metrics {
             self.events_lost.get_or_create(&labels).inc_by(delta);
             self.seen_lost.insert(labels, now);
         }
+    }
+
+    /// Records an interface's absolute count of sources left untracked as an increment.
+    pub fn observe_refused(&mut self, interface: &str, now: u64) {
+        let before = self.seen_refused.get(interface).copied().unwrap_or(0);
+        let delta = if now < before { now } else { now - before };
+        self.sources_refused
+            .get_or_create(&InterfaceLabels {
+                interface: interface.to_string(),
+            })
+            .inc_by(delta);
+        self.seen_refused.insert(interface.to_string(), now);
     }
 
     /// Marks one loop of the controller done.

@@ -23,8 +23,9 @@ pub mod map {
     pub const EVENTS_LOST: &str = "EVENTS_LOST";
     /// Written by the clock-calibration program: [jiffies, CLOCK_MONOTONIC_COARSE ns].
     pub const CLOCK: &str = "CLOCK";
-    /// Per CPU: entries the program added to SOURCES. The kernel keeps no count of an LRU
-    /// table and it only loses entries to eviction, so min(sum, capacity) is its size.
+    /// Per CPU: [entries the program added to SOURCES, sources left untracked because the
+    /// bucket of new entries was empty]. The kernel keeps no count of an LRU table and it
+    /// only loses entries to eviction, so min(added, capacity) is its size.
     pub const SOURCES_ADDED: &str = "SOURCES_ADDED";
     /// Flows the host started or answered, recorded by the egress program (LRU).
     pub const FLOWS: &str = "FLOWS";
@@ -439,6 +440,12 @@ pub struct Config {
     pub flow_timeout_ns: u64,
     /// Per CPU, per service: what unknown UDP sources may send while [`flags::UDP_BUDGET`].
     pub unknown_budget: Limit,
+    /// Per CPU: how fast sources may be given a new SOURCES entry (a packet bucket: cost and
+    /// depth in ns; zero cost for no limit). The gate's backstop: however many spoofed sources
+    /// slip through the sketch, the LRU turns over no faster than this, so the entries of
+    /// real heavy sources (their penalties) survive a random-source flood.
+    pub new_source_cost_ns: u64,
+    pub new_source_burst_ns: u64,
     /// What the program's SYN-ACK offers: MSS for IPv4 and IPv6, the window scale the kernel
     /// will use for the connection it makes from the cookie, and the TTL / hop limit.
     pub synack_mss_v4: u16,
@@ -569,6 +576,9 @@ pub const SKETCH_WIDTH: usize = 8192;
 pub struct CpuState {
     pub agg_pkt_tat: [u64; Class::COUNT],
     pub agg_byte_tat: [u64; Class::COUNT],
+    /// Theoretical arrival time of the bucket of new SOURCES entries
+    /// ([`Config::new_source_cost_ns`]).
+    pub new_source_tat: u64,
     /// Count-min sketch cells, see [`crate::limit::sketch_bump`].
     pub sketch: [[u8; SKETCH_WIDTH]; SKETCH_ROWS],
 }
@@ -611,10 +621,10 @@ pub struct Event {
 
 const _: () = assert!(size_of::<Counter>() == 16);
 const _: () = assert!(size_of::<Limit>() == 32);
-const _: () = assert!(size_of::<Config>() == 64 + 2 * Class::COUNT * 32 + 8 + 32 + 8);
+const _: () = assert!(size_of::<Config>() == 64 + 2 * Class::COUNT * 32 + 8 + 32 + 16 + 8);
 const _: () = assert!(size_of::<SourceState>() == 128);
 const _: () = assert!(size_of::<FlowKey>() == 40);
-const _: () = assert!(size_of::<CpuState>() == 80 + SKETCH_ROWS * SKETCH_WIDTH);
+const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 56);
 const _: () = assert!(Reason::ALL.len() == Reason::Ipv6ExtBadOrder as usize + 1);
 

@@ -152,6 +152,8 @@ impl Config {
             aggregate: [Limit::default(); Class::COUNT],
             flow_timeout_ns: DEFAULT_FLOW_TIMEOUT_NS,
             unknown_budget: Limit::default(),
+            new_source_cost_ns: 0,
+            new_source_burst_ns: 0,
             synack_mss_v4: 1460,
             synack_mss_v6: 1440,
             synack_wscale: 7,

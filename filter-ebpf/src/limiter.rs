@@ -2,15 +2,18 @@
 //!
 //! Every source is counted in a fixed-memory per-CPU count-min sketch; only a source whose
 //! estimate reaches `sketch_threshold` packets in one window (or saturated the previous one)
-//! is looked up in, or given an exact entry in, the SOURCES LRU. One-packet spoofed sources therefore never churn the LRU, and heavy sources keep their
-//! buckets through a random-source flood. A tracked source over its limit is dropped and serves
+//! is looked up in, or given an exact entry in, the SOURCES LRU. One-packet spoofed sources
+//! therefore do not churn the LRU, and heavy sources keep their buckets through a
+//! random-source flood. The controller shortens the sketch's window as the rate per CPU
+//! rises (`controller::gate`), and new entries come from a per-CPU bucket, so even the
+//! sources that slip through the gate before the controller reacts cannot turn the LRU over. A tracked source over its limit is dropped and serves
 //! a penalty held in its own entry; the offence goes to user space as an event.
 
 use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use filter_common::{
     abi::{Class, Config, CpuState, Reason, SKETCH_WIDTH, SourceState},
     config::{source_key_v4, source_key_v6},
-    limit::{admit, is_unlimited, sketch_bump, sketch_cell_hot, sketch_epoch, sketch_slots},
+    limit::{admit, gcra, is_unlimited, sketch_bump, sketch_cell_hot, sketch_epoch, sketch_slots},
     parse::IpPacket,
 };
 
@@ -104,7 +107,7 @@ pub fn source(
         offend(cfg, state, pkt, len, now);
         return Some(Reason::SourceRate);
     }
-    if is_unlimited(limit) {
+    if is_unlimited(limit) || !new_source_allowed(cfg, cpu, now) {
         return None;
     }
     // Zeroing compiles to a memset call (a byte loop), paid only when a heavy source is
@@ -129,6 +132,29 @@ pub fn source(
     } else {
         Some(Reason::SourceRate)
     }
+}
+
+/// Pays for a new SOURCES entry from this CPU's bucket of them. A source refused stays
+/// untracked (it passes this stage, as one below the gate does) and is counted.
+#[inline(always)]
+fn new_source_allowed(cfg: &Config, cpu: &mut CpuState, now: u64) -> bool {
+    if cfg.new_source_cost_ns == 0 {
+        return true;
+    }
+    if let Some(tat) = gcra(
+        cpu.new_source_tat,
+        now,
+        cfg.new_source_cost_ns,
+        cfg.new_source_burst_ns,
+    ) {
+        cpu.new_source_tat = tat;
+        return true;
+    }
+    if let Some(refused) = SOURCES_ADDED.get_ptr_mut(1) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *refused += 1 };
+    }
+    false
 }
 
 /// Counts the source in this CPU's sketch; true while it is heavy enough to track exactly.

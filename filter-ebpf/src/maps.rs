@@ -33,9 +33,10 @@ pub static AMP_PORTS: Array<u64> = Array::with_max_entries(AMP_PORT_WORDS, 0);
 pub static SOURCES: LruHashMap<SourceKey, SourceState> =
     LruHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
 
-/// Entries added to SOURCES, per CPU (see `filter_common::abi::map::SOURCES_ADDED`).
+/// Entries added to SOURCES and sources refused one, per CPU (see
+/// `filter_common::abi::map::SOURCES_ADDED`).
 #[map]
-pub static SOURCES_ADDED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static SOURCES_ADDED: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
 #[map]
 pub static CPU_STATE: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);

@@ -1,10 +1,11 @@
 //! Shared harness of Levee's kernel tests and benchmarks: a loaded program driven through
 //! BPF_PROG_TEST_RUN ([`Harness`], fed tables of [`Case`]s), network namespaces joined by veth
 //! ([`netns`]), the real daemon in a lab ([`daemon`], with a flood on top in [`flood`]), and a
-//! raw frame sender ([`sender`]).
+//! raw frame sender ([`sender`]) and a live-frames generator at NIC-like rates ([`livegen`]).
 
 pub mod daemon;
 pub mod flood;
+pub mod livegen;
 pub mod netns;
 pub mod sender;
 pub mod traffic;

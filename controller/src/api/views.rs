@@ -93,6 +93,22 @@ pub struct StatusView {
     pub decisions: BTreeMap<String, u64>,
     pub top_reasons: Vec<CounterView>,
     pub strict: StrictView,
+    pub sources: SourcesView,
+}
+
+/// The per-source stage in `levee status`: the sketch gate in force and the table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourcesView {
+    pub gate_window_ms: f64,
+    pub gate_threshold: u32,
+    /// A steady source above this rate on one CPU gets per-source state.
+    pub tracked_above_pps: u64,
+    /// The highest rate one CPU saw in the last interval, which sized the gate.
+    pub cpu_pps: u64,
+    /// The gate is narrower than the config's (a high rate per CPU).
+    pub narrowed: bool,
+    /// Sources the gate let through but the budget of new entries left untracked.
+    pub refused: u64,
 }
 
 /// Strict mode in `levee status`.

@@ -209,6 +209,17 @@ impl Print for StatusView {
                 None => writeln!(out, "  {} = {}", k.name, k.value)?,
             }
         }
+        let so = &self.sources;
+        writeln!(
+            out,
+            "sources     gate {:.1} ms x {}{}: tracked above {} pps per CPU (one CPU at {} pps), {} left untracked by the budget",
+            so.gate_window_ms,
+            so.gate_threshold,
+            if so.narrowed { " (narrowed)" } else { "" },
+            so.tracked_above_pps,
+            so.cpu_pps,
+            so.refused
+        )?;
         for c in &self.top_reasons {
             writeln!(out, "  {:<10} {:<20} {:>14}", c.action, c.reason, c.packets)?;
         }

@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 use filter_common::abi::{Action, Class, Reason};
 
 use crate::{
-    api::views::{CounterView, InterfaceView, StatusView, StrictView, TalkerView},
+    api::views::{CounterView, InterfaceView, SourcesView, StatusView, StrictView, TalkerView},
     controller::Controller,
 };
 
@@ -59,6 +59,19 @@ pub fn status(c: &Controller) -> Result<StatusView> {
                 .as_ref()
                 .map(|k| k.view())
                 .unwrap_or_default(),
+        },
+        sources: SourcesView {
+            gate_window_ms: c.gate.window_secs() * 1e3,
+            gate_threshold: c.gate.threshold,
+            tracked_above_pps: c.gate.tracked_above_pps() as u64,
+            cpu_pps: c.gate_pps as u64,
+            narrowed: c.gate != c.configured_gate(),
+            refused: c
+                .fleet
+                .interfaces
+                .iter()
+                .map(|i| i.dp.sources_refused())
+                .sum::<Result<u64>>()?,
         },
         top_reasons: stats
             .into_iter()

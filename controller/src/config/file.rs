@@ -71,6 +71,7 @@ pub struct SourcesFile {
     pub max_tracked: Option<u32>,
     pub sketch_threshold: Option<u32>,
     pub sketch_window: Option<String>,
+    pub max_new_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy)]

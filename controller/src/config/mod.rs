@@ -87,6 +87,10 @@ pub struct Signatures {
     pub fragments: bool,
 }
 
+/// New per-source entries a second by default: a tenth of the default table, so a flood
+/// that slips through the gate takes ten seconds or more to turn the table over.
+pub const DEFAULT_MAX_NEW_PER_SEC: u64 = 100_000;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceSettings {
     /// Per-source limiting on or off.
@@ -95,8 +99,11 @@ pub struct SourceSettings {
     pub ipv6_prefix: u8,
     /// Entries in the per-source table (fixed at load).
     pub max_tracked: u32,
+    /// The most sensitive gate; the controller narrows it as the rate per CPU rises.
     pub sketch_threshold: u32,
     pub sketch_window_shift: u32,
+    /// New per-source entries a second, all CPUs: the LRU turns over no faster than this.
+    pub max_new_per_sec: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -162,6 +169,7 @@ impl Default for Settings {
                     max_tracked: filter_common::abi::DEFAULT_MAX_SOURCES,
                     sketch_threshold: 8,
                     sketch_window_shift: 24,
+                    max_new_per_sec: DEFAULT_MAX_NEW_PER_SEC,
                 },
                 limits: default_limits(),
                 aggregate: PerClass::default(),
@@ -212,6 +220,10 @@ impl FilterSettings {
         c.sketch_threshold = self.sources.sketch_threshold;
         c.sketch_window_shift = self.sources.sketch_window_shift;
         c.penalty_ns = self.penalty.as_nanos() as u64;
+        // Each CPU's share, with a burst of a thousand entries.
+        c.new_source_cost_ns =
+            1_000_000_000 * u64::from(cpus.max(1)) / self.sources.max_new_per_sec;
+        c.new_source_burst_ns = c.new_source_cost_ns * 1000;
         c.sample_every = sample_every;
         for (class, rate) in self.limits.iter() {
             c.source[class as usize] = rate.encode();

@@ -64,6 +64,10 @@ fn bad_values_name_the_field_and_reason() {
             "field sources.sketch_window",
         ),
         (
+            "[sources]\nmax_new_per_sec = 0",
+            "field sources.max_new_per_sec: must be between 100 and 100000000, got 0",
+        ),
+        (
             "[lists]\nblock = [\"192.0.2.0/24\", \"300.1.1.1\"]",
             "field lists.block[1]: malformed CIDR \"300.1.1.1\"",
         ),
@@ -111,6 +115,10 @@ fn settings_encode_into_the_dataplane_config() {
     assert_eq!(c.penalty_ns, 30_000_000_000);
     assert_eq!(c.source_mask_v4, source_mask_v4(24));
     assert_eq!(c.sketch_window_shift, 23);
+    assert_eq!(
+        c.new_source_cost_ns, 20_000,
+        "100k new sources a second over two CPUs"
+    );
     assert_ne!(c.flags & flags::SIG_FRAGMENTS, 0);
     assert_eq!(
         c.aggregate[Class::Udp as usize].pkt_cost_ns,

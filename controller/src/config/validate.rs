@@ -106,6 +106,12 @@ pub(super) fn settings(f: File) -> Result<Settings> {
             // Windows are a power of two of nanoseconds; take the nearest.
             out.sketch_window_shift = (ns as f64).log2().round() as u32;
         }
+        if let Some(n) = src.max_new_per_sec {
+            if !(100..=100_000_000).contains(&n) {
+                bail!("field sources.max_new_per_sec: must be between 100 and 100000000, got {n}");
+            }
+            out.max_new_per_sec = n;
+        }
     }
     if let Some(l) = f.limits {
         apply_rates("limits", l, &mut flt.limits)?;

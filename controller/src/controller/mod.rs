@@ -4,6 +4,7 @@
 //!
 //! - `claim`: one daemon per interface;
 //! - [`fleet`]: the interfaces, written all-or-nothing;
+//! - `gate`: the sketch gate sized for the rate of one CPU;
 //! - [`lists`]: every list entry and where it came from, with its expiry;
 //! - [`mode`]: who owns the mode (operator or detection);
 //! - [`persist`]: the state file;
@@ -16,6 +17,7 @@
 
 mod claim;
 pub mod fleet;
+mod gate;
 pub mod lists;
 pub mod mode;
 pub mod persist;
@@ -67,6 +69,9 @@ pub struct Controller {
     /// Offences judged calm in the last seconds (see `rejudge_calm_offences`).
     calm_offences: Vec<(Instant, std::net::IpAddr, filter_common::abi::Class)>,
     pub(crate) strict: strict::StrictState,
+    /// The sketch gate in force (see `gate`), and the rate of one CPU it was sized for.
+    pub(crate) gate: crate::dataplane::gate::Gate,
+    pub(crate) gate_pps: f64,
 }
 
 impl Controller {
@@ -114,6 +119,8 @@ impl Controller {
             self.cpus,
         );
         self.strict_config(&mut c);
+        c.sketch_window_shift = self.gate.window_shift;
+        c.sketch_threshold = self.gate.threshold;
         c
     }
 
@@ -158,6 +165,7 @@ impl Controller {
         let counters = self.fleet.counters();
         if let Ok(c) = &counters {
             self.telemetry.sample(c, now);
+            self.update_gate();
             self.detect(elapsed);
         }
         self.update_strict();

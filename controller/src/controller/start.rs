@@ -54,7 +54,13 @@ impl Controller {
             pending_offences: Vec::new(),
             calm_offences: Vec::new(),
             strict: Default::default(),
+            gate: crate::dataplane::gate::Gate {
+                window_shift: 0,
+                threshold: 0,
+            },
+            gate_pps: 0.0,
         };
+        c.gate = c.configured_gate();
         c.restore_settings(&saved)?;
         c.lists = ListBook::from_config(&config_blocks, &config_allows);
         c.restore_lists(&saved)?;

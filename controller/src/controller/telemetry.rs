@@ -29,7 +29,7 @@ use crate::{
 const OFFENCES_LOGGED_PER_TICK: usize = 20;
 
 /// Counter totals at one instant, to derive rates.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Totals {
     at: Instant,
     /// (packets, bytes) passed and dropped.
@@ -37,6 +37,8 @@ struct Totals {
     drop: (u64, u64),
     /// Packets per class, all actions.
     classes: [u64; Class::COUNT],
+    /// Packets per CPU of each interface, one after the other.
+    cpu_packets: Vec<u64>,
 }
 
 pub struct Telemetry {
@@ -59,7 +61,9 @@ impl Telemetry {
     pub fn sample(&mut self, counters: &[(String, Counters)], at: Instant) {
         let (mut pass, mut drop) = ((0, 0), (0, 0));
         let mut classes = [0u64; Class::COUNT];
+        let mut cpu_packets = Vec::new();
         for (_, c) in counters {
+            cpu_packets.extend_from_slice(&c.per_cpu_packets);
             for (action, _, class, v) in c.non_zero() {
                 let slot = if action == Action::Drop {
                     &mut drop
@@ -76,13 +80,14 @@ impl Telemetry {
             pass,
             drop,
             classes,
+            cpu_packets,
         };
-        self.totals = [self.totals[1], Some(now)];
+        self.totals = [self.totals[1].take(), Some(now)];
     }
 
     /// Seconds between the last two samples, and the samples.
-    fn interval(&self) -> Option<(f64, Totals, Totals)> {
-        let [Some(a), Some(b)] = self.totals else {
+    fn interval(&self) -> Option<(f64, &Totals, &Totals)> {
+        let [Some(a), Some(b)] = &self.totals else {
             return None;
         };
         let secs = b.at.duration_since(a.at).as_secs_f64().max(0.001);
@@ -111,6 +116,23 @@ impl Telemetry {
             *r = (b.classes[i].saturating_sub(a.classes[i]) as f64 / secs) as u64;
         }
         Some(rates)
+    }
+
+    /// The highest packet rate one CPU of one interface saw between the last two samples:
+    /// what the sketch gate of that program must hold at.
+    pub fn max_cpu_pps(&self) -> Option<f64> {
+        let (secs, a, b) = self.interval()?;
+        if a.cpu_packets.len() != b.cpu_packets.len() {
+            return None;
+        }
+        let max = a
+            .cpu_packets
+            .iter()
+            .zip(&b.cpu_packets)
+            .map(|(x, y)| y.saturating_sub(*x))
+            .max()
+            .unwrap_or(0);
+        Some(max as f64 / secs)
     }
 
     /// Counts an error of the controller's loop.
@@ -310,7 +332,11 @@ impl Controller {
         for iface in &self.fleet.interfaces {
             let (offences, samples) = iface.dp.events_lost()?;
             m.observe_lost(&iface.name, offences, samples);
+            m.observe_refused(&iface.name, iface.dp.sources_refused()?);
         }
+        m.gate_window.set(self.gate.window_secs());
+        m.gate_threshold.set(i64::from(self.gate.threshold));
+        m.strict_engaged.set(i64::from(self.strict.engaged));
         m.blocklist_entries.set(self.lists.block_count() as i64);
         m.allowlist_entries.set(self.lists.allow_count() as i64);
         m.tick();

@@ -15,6 +15,8 @@ use super::{Dataplane, is_not_found};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counters {
     slots: Vec<Counter>,
+    /// Packets per CPU, all slots: what sizes the sketch gate (see [`super::gate`]).
+    pub per_cpu_packets: Vec<u64>,
 }
 
 impl Counters {
@@ -58,16 +60,22 @@ impl Dataplane {
         let array: PerCpuArray<&MapData, Counter> =
             PerCpuArray::try_from(self.map(map::COUNTERS)?)?;
         let mut slots = Vec::with_capacity(COUNTER_ENTRIES as usize);
+        let mut per_cpu_packets = Vec::new();
         for values in array.iter() {
             let values = values?;
+            per_cpu_packets.resize(values.len(), 0);
             let mut sum = Counter::default();
-            for v in values.iter() {
+            for (cpu, v) in values.iter().enumerate() {
                 sum.packets += v.packets;
                 sum.bytes += v.bytes;
+                per_cpu_packets[cpu] += v.packets;
             }
             slots.push(sum);
         }
-        Ok(Counters { slots })
+        Ok(Counters {
+            slots,
+            per_cpu_packets,
+        })
     }
 
     /// The exact state of a tracked source, if it has an entry.
@@ -93,6 +101,14 @@ impl Dataplane {
         let array: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(self.map(map::SOURCES_ADDED)?)?;
         Ok(array.get(&0, 0)?.iter().sum())
+    }
+
+    /// Sources the gate let through that stayed untracked because their CPU's bucket of new
+    /// entries was empty, all CPUs.
+    pub fn sources_refused(&self) -> Result<u64> {
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map(map::SOURCES_ADDED)?)?;
+        Ok(array.get(&1, 0)?.iter().sum())
     }
 
     /// Number of tracked sources. It walks the table, one syscall per entry: for tests and

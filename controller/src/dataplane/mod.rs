@@ -22,6 +22,7 @@ use filter_common::{
 mod attach;
 mod batch;
 mod counters;
+pub mod gate;
 mod lists;
 mod strict;
 
@@ -35,6 +36,9 @@ pub use strict::ServiceRule;
 pub static LEVEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/levee"));
 /// A program that drops every packet and does nothing else: the benchmark floor.
 pub static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/floor"));
+/// A live-frames traffic generator for benchmarks and tests; `levee run` never loads it.
+pub static TRAFFICGEN_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/trafficgen"));
 
 /// Sizes fixed when the program is loaded, and where its state is pinned.
 #[derive(Clone, Debug)]

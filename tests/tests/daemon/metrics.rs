@@ -57,6 +57,14 @@ fn metrics_endpoint_serves_counters_mode_lists_and_health() {
         0.0
     );
     assert_eq!(value("levee_state_write_errors_total"), 0.0);
+    // The lab's calm rate keeps the configured gate: 2^24 ns, 8 packets.
+    assert_eq!(value("levee_sketch_gate_window_seconds"), 0.016777216);
+    assert_eq!(value("levee_sketch_gate_threshold"), 8.0);
+    assert_eq!(
+        value("levee_sources_untracked_by_budget_total{interface=\"lv0\"}"),
+        0.0
+    );
+    assert_eq!(value("levee_strict_engaged"), 0.0);
 
     // A bad --metrics value is named in one line before anything is attached.
     assert!(d.stop());

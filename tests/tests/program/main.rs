@@ -5,6 +5,7 @@
 //! `tests/` on its own, and one binary keeps the helpers below in one place.
 
 mod events;
+mod gate;
 mod limiter;
 mod lists;
 mod malformed;
