@@ -7,6 +7,7 @@ mod cli;
 mod detection;
 mod failure;
 mod faults;
+mod gate;
 mod interfaces;
 mod lists;
 mod metrics;
