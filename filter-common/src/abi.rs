@@ -377,6 +377,9 @@ pub mod flags {
     pub const STRICT: u32 = 1 << 9;
     /// Unknown UDP sources to a service share its budget (strict, UDP under attack).
     pub const UDP_BUDGET: u32 = 1 << 10;
+    /// The host accepts ECN (`net.ipv4.tcp_ecn` not 0): a SYN asking for it (ECE and CWR) gets
+    /// ECE in our SYN-ACK and the ECN bit in the cookie's timestamp.
+    pub const SYNACK_ECN: u32 = 1 << 11;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS
@@ -384,7 +387,8 @@ pub mod flags {
         | SOURCE_LIMITS
         | TRACK_FLOWS
         | STRICT
-        | UDP_BUDGET;
+        | UDP_BUDGET
+        | SYNACK_ECN;
 }
 
 /// One rate limit in the encoding the data plane uses: the GCRA form of a token bucket

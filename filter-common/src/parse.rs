@@ -56,6 +56,8 @@ pub const TCP_RST: u8 = 0x04;
 pub const TCP_PSH: u8 = 0x08;
 pub const TCP_ACK: u8 = 0x10;
 pub const TCP_URG: u8 = 0x20;
+pub const TCP_ECE: u8 = 0x40;
+pub const TCP_CWR: u8 = 0x80;
 
 /// Where a packet sits in a fragmented datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

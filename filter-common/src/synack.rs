@@ -27,6 +27,7 @@ pub const SYNACK_WINDOW: u16 = 64240;
 const TSBITS: u32 = 6;
 const TS_OPT_WSCALE_MASK: u32 = 0xf;
 const TS_OPT_SACK: u32 = 1 << 4;
+const TS_OPT_ECN: u32 = 1 << 5;
 const MAX_WSCALE: u8 = 14;
 
 /// What the client's SYN offered.
@@ -36,6 +37,9 @@ pub struct SynOptions {
     pub tsval: Option<u32>,
     pub wscale: Option<u8>,
     pub sack: bool,
+    /// The SYN asked for ECN (ECE and CWR) and the host accepts it. Carried in the timestamp
+    /// only, so it holds only with timestamps (the kernel's `cookie_ecn_ok`).
+    pub ecn: bool,
 }
 
 /// Options (or NOPs) read from a SYN at most.
@@ -124,11 +128,13 @@ pub fn parse_syn_options(opts: &OptionsBuf, len: usize, found: &mut OptionsFound
             None
         },
         sack: f.sack != 0,
+        // Decided by the caller, from the SYN's flags and the host's setting.
+        ecn: false,
     }
 }
 
-/// Our timestamp value: the time in ms with the client's window scale and SACK in its low
-/// bits, never later than now (the kernel's `cookie_init_timestamp`).
+/// Our timestamp value: the time in ms with the client's window scale, SACK and ECN in its
+/// low bits, never later than now (the kernel's `cookie_init_timestamp`).
 #[inline(always)]
 pub fn ts_cookie(now_ms: u32, opts: &SynOptions) -> u32 {
     let mut options = match opts.wscale {
@@ -137,6 +143,9 @@ pub fn ts_cookie(now_ms: u32, opts: &SynOptions) -> u32 {
     };
     if opts.sack {
         options |= TS_OPT_SACK;
+    }
+    if opts.ecn {
+        options |= TS_OPT_ECN;
     }
     let mut ts = ((now_ms >> TSBITS) << TSBITS) | options;
     if ts > now_ms {
@@ -247,7 +256,12 @@ fn write_tcp(s: &SynAck, pseudo: u32, t: &mut [u8; SYNACK_TCP_LEN]) {
     t[8..12].copy_from_slice(&s.client_seq.wrapping_add(1).to_be_bytes());
     let tcp_len = synack_tcp_len(s);
     t[12] = ((tcp_len / 4) as u8) << 4;
-    t[13] = 0x12; // SYN | ACK
+    // SYN | ACK, and ECE when ECN was agreed (only with timestamps, which carry it).
+    t[13] = if s.options.ecn && s.options.tsval.is_some() {
+        0x52
+    } else {
+        0x12
+    };
     t[14..16].copy_from_slice(&SYNACK_WINDOW.to_be_bytes());
     t[16..20].copy_from_slice(&[0, 0, 0, 0]);
     // Options: MSS, then timestamps (with SACK-permitted) and window scale if the client
@@ -325,7 +339,8 @@ mod tests {
             SynOptions {
                 tsval: Some(12345),
                 wscale: Some(7),
-                sack: true
+                sack: true,
+                ecn: false,
             }
         );
     }
@@ -344,13 +359,16 @@ mod tests {
 
     #[test]
     fn ts_cookie_carries_options_and_never_runs_ahead() {
-        let o = SynOptions {
+        let mut o = SynOptions {
             tsval: Some(1),
             wscale: Some(7),
             sack: true,
+            ecn: false,
         };
         let ts = ts_cookie(100_000, &o);
         assert_eq!(ts & 0x3f, 7 | 0x10);
+        o.ecn = true;
+        assert_eq!(ts_cookie(100_000, &o) & 0x3f, 7 | 0x10 | 0x20);
         assert!(ts <= 100_000 && 100_000 - ts < 64);
         let none = ts_cookie(100_000, &SynOptions::default());
         assert_eq!(none & 0xf, 0xf);
@@ -381,6 +399,7 @@ mod tests {
                 tsval: Some(777),
                 wscale: Some(8),
                 sack: true,
+                ecn: false,
             },
             tsval: 4242,
         }
@@ -410,6 +429,16 @@ mod tests {
         pseudo.extend_from_slice(&[0, 6, 0, 40]);
         pseudo.extend_from_slice(t);
         assert!(checksum_ok(&pseudo), "TCP checksum");
+
+        let mut ecn = sample();
+        ecn.options.ecn = true;
+        let b = v4_bytes(&ecn);
+        assert_eq!(b[33], 0x52, "SYN | ACK | ECE");
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&b[12..20]);
+        pseudo.extend_from_slice(&[0, 6, 0, 40]);
+        pseudo.extend_from_slice(&b[20..60]);
+        assert!(checksum_ok(&pseudo), "TCP checksum with ECE");
     }
 
     #[test]
@@ -419,11 +448,16 @@ mod tests {
             tsval: None,
             wscale: Some(7),
             sack: true,
+            ecn: true,
         };
         let mut b = [0xeeu8; SYNACK_V6_LEN];
         assert_eq!(write_synack(&s, false, &mut b), 44);
         assert_eq!(&b[2..4], &[0, 44], "total length");
         assert_eq!(b[32], 0x60, "data offset 24");
+        assert_eq!(
+            b[33], 0x12,
+            "no ECE: without timestamps the cookie cannot carry ECN"
+        );
         assert_eq!(&b[40..44], &[2, 4, 5, 180], "MSS only");
         let mut pseudo = Vec::new();
         pseudo.extend_from_slice(&b[12..20]);

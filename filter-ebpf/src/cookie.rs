@@ -17,8 +17,8 @@ use aya_ebpf::{
     },
 };
 use filter_common::{
-    abi::Config,
-    parse::IpPacket,
+    abi::{Config, flags},
+    parse::{IpPacket, TCP_CWR, TCP_ECE},
     synack::{
         SYNACK_TCP_LEN, SYNACK_TCP_LEN_SHORT, SynAck, parse_syn_options, ts_cookie, write_synack,
     },
@@ -86,6 +86,7 @@ pub fn answer_syn(frame: &XdpFrame, cfg: &Config) -> bool {
         }
         pkt.src_port = u16::from_be(core::ptr::read_unaligned(th as *const u16));
         pkt.dst_port = u16::from_be(core::ptr::read_unaligned((th + 2) as *const u16));
+        pkt.tcp_flags = *((th + 13) as *const u8);
     }
     pkt.v6 = v6;
     let mut tuple = tuple_of(&pkt);
@@ -174,6 +175,8 @@ fn answer_with(
         return false;
     };
     let mut options = parse_syn_options(&scratch.opts, (doff - 20) as usize, &mut scratch.found);
+    options.ecn = cfg.flags & flags::SYNACK_ECN != 0
+        && pkt.tcp_flags & (TCP_ECE | TCP_CWR) == TCP_ECE | TCP_CWR;
     // SAFETY: a helper without arguments. The kernel's TCP timestamps count ms of this clock.
     let now_ms = (unsafe { bpf_ktime_get_ns() } / 1_000_000) as u32;
     // Room for the SYN-ACK: grown if need be; a frame that cannot grow enough for the

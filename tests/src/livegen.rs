@@ -13,7 +13,7 @@ use aya::{
 };
 use levee::dataplane::TRAFFICGEN_OBJECT;
 
-/// Frames the kernel prepares and sends per batch.
+/// Frames the kernel prepares and sends per batch, by default.
 const BATCH: u32 = 256;
 
 /// What the generator does to each copy of the frame.
@@ -32,6 +32,9 @@ pub enum Sources {
 /// The generator programs, loaded.
 pub struct Generator {
     ebpf: Ebpf,
+    /// Frames per batch: the receiving veth's ring holds 256, so a smaller batch leaves room
+    /// for other senders' packets (a NIC's ring is shared the same way, but drained faster).
+    pub batch: u32,
 }
 
 impl Generator {
@@ -44,7 +47,7 @@ impl Generator {
                 .try_into()?;
             program.load()?;
         }
-        Ok(Generator { ebpf })
+        Ok(Generator { ebpf, batch: BATCH })
     }
 
     /// Sends `count` copies of `frame` out of `ifname` (in the calling thread's network
@@ -95,7 +98,7 @@ impl Generator {
                 data_in: Some(frame),
                 ctx_in: Some(&ctx),
                 repeat: count,
-                attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
+                attrs: TestRunAttrs::new().xdp_live_frames(self.batch),
                 ..TestRunOptions::default()
             })
             .with_context(|| format!("live frames out of {ifname}"))?;

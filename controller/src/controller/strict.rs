@@ -27,6 +27,8 @@ pub(crate) struct StrictState {
     pub kernel: Option<KernelSettings>,
     /// MSS (IPv4, IPv6) and window scale the SYN-ACK offers.
     pub synack: (u16, u16, u8),
+    /// The SYN-ACK agrees to ECN when asked (the kernel accepts it).
+    pub ecn: bool,
     /// The last discovery failed (logged once until it works again).
     discovery_failing: bool,
 }
@@ -41,6 +43,7 @@ impl StrictState {
         }
         let (mss4, mss6) = services::kernel::mss_for(first_iface);
         s.synack = (mss4, mss6, services::kernel::kernel_wscale());
+        s.ecn = services::kernel::kernel_accepts_ecn();
         s.services = discovered(settings)?;
         Ok(s)
     }
@@ -75,6 +78,7 @@ impl Controller {
         c.set_flag(flags::TRACK_FLOWS, s.mode != StrictMode::Off);
         c.set_flag(flags::STRICT, self.strict.engaged);
         c.set_flag(flags::UDP_BUDGET, self.strict.udp_budget);
+        c.set_flag(flags::SYNACK_ECN, self.strict.ecn);
         c.flow_timeout_ns = s.flow_timeout.as_nanos() as u64;
         c.unknown_budget = s.unknown_budget.encode_per_cpu(self.cpus);
         let (mss4, mss6, wscale) = self.strict.synack;

@@ -118,6 +118,13 @@ pub fn kernel_wscale() -> u8 {
     wscale
 }
 
+/// Whether the kernel accepts ECN from a client that asks for it (`net.ipv4.tcp_ecn` 1 or 2,
+/// the default): then the kernel's connection from a cookie keeps ECN, so our SYN-ACK agrees
+/// to it. Unreadable: no ECN (a connection without it still works).
+pub fn kernel_accepts_ecn() -> bool {
+    read("ipv4.tcp_ecn").is_ok_and(|v| v != "0")
+}
+
 /// MSS to offer for an interface's MTU (IPv4, IPv6).
 pub fn mss_for(iface: &str) -> (u16, u16) {
     let mtu = fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))

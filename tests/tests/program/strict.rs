@@ -11,7 +11,7 @@ use filter_common::{
     abi::{Action, Class, Config, Mode, Reason, flags},
     config::Rate,
     frames::{FrameSpec, L4},
-    parse::{IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN},
+    parse::{IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_CWR, TCP_ECE, TCP_PSH, TCP_RST, TCP_SYN},
 };
 use levee::dataplane::ServiceRule;
 use levee_tests::{Case, Harness, XDP_DROP, XDP_PASS, ip, netns::Netns, tcp, udp};
@@ -193,6 +193,8 @@ struct Expected {
     mss: u16,
     /// The client's timestamp value if its SYN had the Linux options.
     tsecr: Option<u32>,
+    /// ECN agreed: ECE in the SYN-ACK, the ECN bit in the timestamp.
+    ecn: bool,
 }
 
 /// Checks the SYN-ACK `out` the program made of `syn`, byte for byte; returns our initial
@@ -269,7 +271,13 @@ fn check_synack(what: &str, cfg: &Config, syn: &[u8], out: &[u8], want: &Expecte
         "{what}: ack = client seq + 1"
     );
     assert_eq!(t[12] as usize, (tcp_len / 4) << 4, "{what}: data offset");
-    assert_eq!(t[13], TCP_SYN | TCP_ACK, "{what}: flags SYN|ACK");
+    let ece = if want.ecn { TCP_ECE } else { 0 };
+    assert_eq!(
+        t[13],
+        TCP_SYN | TCP_ACK | ece,
+        "{what}: flags SYN|ACK (ECE: {})",
+        want.ecn
+    );
     assert_ne!(be16(&t[14..16]), 0, "{what}: window");
     assert_eq!(&t[18..20], &[0, 0], "{what}: urgent pointer");
     let mss = want.mss.to_be_bytes();
@@ -283,10 +291,12 @@ fn check_synack(what: &str, cfg: &Config, syn: &[u8], out: &[u8], want: &Expecte
                 "{what}: SACK-permitted, timestamps"
             );
             assert_eq!(be32(&t[32..36]), tsecr, "{what}: TS echo reply");
+            let ecn_bit = if want.ecn { 0x20 } else { 0 };
             assert_eq!(
                 tsval & 0x3f,
-                7 | 0x10,
-                "{what}: TS value carries wscale 7 and SACK"
+                7 | 0x10 | ecn_bit,
+                "{what}: TS value carries wscale 7, SACK and ECN ({})",
+                want.ecn
             );
             assert_eq!(
                 &t[36..40],
@@ -712,8 +722,56 @@ fn syn_cookie_synack_bytes() {
                 Reason::SynCookie,
                 Class::TcpSyn,
             );
-            check_synack(what, &cfg, &syn, &out, &Expected { mss, tsecr });
+            let ecn = false;
+            check_synack(what, &cfg, &syn, &out, &Expected { mss, tsecr, ecn });
         }
+
+        // A SYN asking for ECN (ECE and CWR): agreed when the host accepts ECN, and only with
+        // timestamps, which carry it to the kernel.
+        let ecn_syn = |opts: &[u8]| {
+            segment(
+                CLIENT4,
+                HOST4,
+                40002,
+                port4,
+                TCP_SYN | TCP_ECE | TCP_CWR,
+                CLIENT_SEQ,
+                0,
+                opts,
+            )
+        };
+        let mss = cfg.synack_mss_v4;
+        for (what, accepts, syn, tsecr, ecn) in [
+            (
+                "ecn asked, accepted",
+                true,
+                ecn_syn(&opts),
+                Some(CLIENT_TS),
+                true,
+            ),
+            ("ecn asked, no timestamps", true, ecn_syn(&[]), None, false),
+            (
+                "ecn asked, host refuses",
+                false,
+                ecn_syn(&opts),
+                Some(CLIENT_TS),
+                false,
+            ),
+        ] {
+            let mut c = cfg;
+            c.set_flag(flags::SYNACK_ECN, accepts);
+            h.dp.set_config(c).unwrap();
+            let out = h.expect_frame(
+                what,
+                &syn,
+                XDP_TX,
+                Action::Drop,
+                Reason::SynCookie,
+                Class::TcpSyn,
+            );
+            check_synack(what, &c, &syn, &out, &Expected { mss, tsecr, ecn });
+        }
+        h.dp.set_config(cfg).unwrap();
 
         // Two SYNs of one client get one cookie (it is a function of the 4-tuple, the
         // client's sequence number and the minute); another client port gets another.
@@ -856,6 +914,7 @@ fn cookie_ack_differential() {
                 &Expected {
                     mss,
                     tsecr: Some(CLIENT_TS),
+                    ecn: false,
                 },
             );
             // The client's ACK: NOP, NOP, timestamps echoing ours.
