@@ -54,6 +54,32 @@ pub fn trafficgen_random_v4(ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
 }
 
+/// Offset of the IPv4 destination address in an Ethernet frame.
+const IPV4_DST: usize = 14 + 16;
+
+/// For the client end of a lab veth: passes what is addressed to the lab (198.18.0.0/15,
+/// and anything not IPv4) and drops IPv4 to other addresses. SYN-ACKs the filter sends to a
+/// random-source flood's spoofed addresses would leave for the Internet and never come back
+/// to the clients; in the lab they would land in the clients' stack, on the same two cores.
+#[xdp]
+pub fn trafficgen_lab_end(ctx: XdpContext) -> u32 {
+    let (data, end) = (ctx.data(), ctx.data_end());
+    if data + IPV4_DST + 4 > end {
+        return xdp_action::XDP_PASS;
+    }
+    // SAFETY: the EtherType and the destination lie inside the frame, checked above.
+    let (ethertype, dst) = unsafe {
+        (
+            ((data + 12) as *const [u8; 2]).read_unaligned(),
+            ((data + IPV4_DST) as *const [u8; 4]).read_unaligned(),
+        )
+    };
+    if ethertype == [0x08, 0x00] && !(dst[0] == 198 && dst[1] & 0xfe == 18) {
+        return xdp_action::XDP_DROP;
+    }
+    xdp_action::XDP_PASS
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -12,7 +12,7 @@ use std::{
 use crate::{
     daemon::DaemonLab,
     netns::{CLIENT_V4, Lab, PROTECTED_V4},
-    traffic::{flood_until, udp_flood_frames, udp_receiver, warm_up},
+    traffic::{flood_at_until, udp_flood_frames, udp_receiver, warm_up},
 };
 
 /// The lab client that floods; no test sends anything else from it.
@@ -57,6 +57,16 @@ impl FloodLab {
 /// Sends `frames` from the lab's client again and again while `watch` runs; the flood stops
 /// when `watch` returns or panics. Returns what `watch` returned and the frames sent.
 pub fn flooding<T>(lab: &Lab, frames: &[u8], watch: impl FnOnce() -> T) -> (T, u64) {
+    flooding_at(lab, frames, None, watch)
+}
+
+/// [`flooding`] at no more than `pps` frames a second if given.
+pub fn flooding_at<T>(
+    lab: &Lab,
+    frames: &[u8],
+    pps: Option<f64>,
+    watch: impl FnOnce() -> T,
+) -> (T, u64) {
     /// Stops the flood when dropped, on return and on unwind alike.
     struct StopOnDrop<'a>(&'a AtomicBool);
     impl Drop for StopOnDrop<'_> {
@@ -66,7 +76,7 @@ pub fn flooding<T>(lab: &Lab, frames: &[u8], watch: impl FnOnce() -> T) -> (T, u
     }
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let sender = s.spawn(|| flood_until(lab, frames, &stop));
+        let sender = s.spawn(|| flood_at_until(lab, frames, pps, &stop));
         let result = {
             let _stop = StopOnDrop(&stop);
             watch()

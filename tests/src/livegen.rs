@@ -40,7 +40,11 @@ pub struct Generator {
 impl Generator {
     pub fn load() -> Result<Generator> {
         let mut ebpf = Ebpf::load(TRAFFICGEN_OBJECT).context("failed to load trafficgen")?;
-        for name in ["trafficgen_fixed", "trafficgen_random_v4"] {
+        for name in [
+            "trafficgen_fixed",
+            "trafficgen_random_v4",
+            "trafficgen_lab_end",
+        ] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("program {name} missing"))?
@@ -103,6 +107,25 @@ impl Generator {
             })
             .with_context(|| format!("live frames out of {ifname}"))?;
         Ok(started.elapsed())
+    }
+}
+
+impl Generator {
+    /// Attaches `trafficgen_lab_end` to `ifname` (native, in the calling thread's namespace):
+    /// frames to addresses outside the lab are dropped there, as the Internet would take them
+    /// away, and XDP_TX frames from the peer arrive (veth needs an XDP program on the
+    /// receiving end for them). Detached when the generator is dropped.
+    pub fn attach_lab_end(&mut self, ifname: &str) -> Result<()> {
+        use aya::programs::xdp::XdpMode;
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut("trafficgen_lab_end")
+            .ok_or_else(|| anyhow!("program trafficgen_lab_end missing"))?
+            .try_into()?;
+        program
+            .attach(ifname, XdpMode::Driver)
+            .with_context(|| format!("attach the lab end to {ifname}"))?;
+        Ok(())
     }
 }
 

@@ -143,14 +143,36 @@ pub fn udp_flood_frames(lab: &Lab, src: &str, port: u16, count: usize) -> Vec<u8
 
 /// Sends `frames` (64 bytes each) out of the client's veth again and again until `stop`.
 pub fn flood_until(lab: &Lab, frames: &[u8], stop: &std::sync::atomic::AtomicBool) -> u64 {
-    let mut sent = 0;
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        sent += lab
-            .client
-            .run(|| crate::sender::send_frames("lv1", frames, 64))
-            .expect("flood");
-    }
-    sent
+    flood_at_until(lab, frames, None, stop)
+}
+
+/// [`flood_until`] at no more than `pps` frames a second if given, in small even batches.
+pub fn flood_at_until(
+    lab: &Lab,
+    frames: &[u8],
+    pps: Option<f64>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> u64 {
+    lab.client.run(|| {
+        let sender = crate::sender::RawSender::open("lv1").expect("raw socket");
+        // Paced rounds are cut short so a stop is seen within a fraction of a second.
+        let round = match pps {
+            Some(pps) => frames.len().min(((pps * 0.2) as usize).max(1) * 64),
+            None => frames.len(),
+        };
+        let mut sent = 0;
+        let mut off = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if off + round > frames.len() {
+                off = 0;
+            }
+            sent += sender
+                .send(&frames[off..off + round], 64, pps)
+                .expect("flood");
+            off += round;
+        }
+        sent
+    })
 }
 
 /// `count` 64-byte frames to the protected side from random (spoofed) sources in 10.0.0.0/8,

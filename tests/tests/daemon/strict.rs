@@ -17,7 +17,8 @@ use filter_common::{
 use levee::dataplane::Dataplane;
 use levee_tests::{
     daemon::{DaemonLab, packets},
-    flood::flooding,
+    flood::{flooding, flooding_at},
+    livegen::Generator,
     netns::{CLIENT_V4, Lab, PROTECTED_V4},
     traffic::{addr, tcp_connect},
 };
@@ -80,28 +81,38 @@ fn connections(d: &DaemonLab, n: usize) -> usize {
 fn paced_connections(d: &DaemonLab, n: usize) -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let made = AtomicUsize::new(0);
+    let connect_failed = AtomicUsize::new(0);
+    let read_failed = AtomicUsize::new(0);
     d.lab.client.run(|| {
         std::thread::scope(|s| {
             for i in 0..n {
-                let made = &made;
+                let (made, cf, rf) = (&made, &connect_failed, &read_failed);
                 // Three client addresses, so ports never run short.
                 let src = CLIENT_V4[i % 3];
                 s.spawn(move || {
                     let Ok(mut c) =
                         tcp_connect(src, addr(PROTECTED_V4, PORT), Duration::from_secs(3))
                     else {
+                        cf.fetch_add(1, Ordering::SeqCst);
                         return;
                     };
                     let _ = c.set_read_timeout(Some(Duration::from_secs(3)));
                     let mut buf = [0u8; 5];
                     if c.read_exact(&mut buf).is_ok() && &buf == b"hello" {
                         made.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        rf.fetch_add(1, Ordering::SeqCst);
                     }
                 });
                 sleep(Duration::from_millis(5));
             }
         })
     });
+    eprintln!(
+        "connect failed {}, read failed {}",
+        connect_failed.load(Ordering::SeqCst),
+        read_failed.load(Ordering::SeqCst)
+    );
     made.load(Ordering::SeqCst)
 }
 
@@ -467,4 +478,52 @@ fn host_queries_and_download() -> (usize, usize) {
         let _ = s.read_to_end(&mut got);
         (answers, got.len())
     }
+}
+
+/// Issue 9: 5,000 new connections at about 200 a second during a spoofed SYN flood at the
+/// rate trafgen reached in the issue's lab (2.53M SYNs in 20 s, about 126k a second): at
+/// least 99% complete within 3 s. The flood is paced in small batches, as a NIC delivers
+/// frames: the lab's veth ring holds 256 frames for the flood and the clients together, and
+/// a raw sender's bursts overfill it before any XDP program runs (the issue 9 note has the
+/// figures). The client end drops what goes outside the lab, as the Internet would take the
+/// SYN-ACKs to spoofed addresses away.
+#[test]
+fn new_connections_complete_during_a_spoofed_syn_flood() {
+    const FLOOD_PPS: f64 = 126_000.0;
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"\n[strict]\nmode = \"always\"");
+    d.start();
+    let mut lab_end = Generator::load().unwrap_or_else(|e| panic!("{e:#}"));
+    d.lab
+        .client
+        .run(|| lab_end.attach_lab_end("lv1"))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let listener = d
+        .lab
+        .protected
+        .run(|| TcpListener::bind(addr(PROTECTED_V4, PORT)).unwrap());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"hello");
+        }
+    });
+    sleep(Duration::from_millis(2500));
+    let syns = spoofed_tcp(&d.lab, TCP_SYN);
+    let before = d.stats();
+    let started = std::time::Instant::now();
+    let (made, sent) = flooding_at(&d.lab, &syns, Some(FLOOD_PPS), || {
+        paced_connections(&d, 5000)
+    });
+    let rate = sent as f64 / started.elapsed().as_secs_f64();
+    let after = d.stats();
+    let cookies = packets(&after, Action::Drop, Some(Reason::SynCookie))
+        - packets(&before, Action::Drop, Some(Reason::SynCookie));
+    eprintln!(
+        "{made} of 5000 connections during a flood of {sent} spoofed SYNs ({rate:.0}/s), {cookies} answered with cookies"
+    );
+    assert!(made >= 4950, "{made} of 5000 connections made within 3 s");
+    assert!(
+        cookies * 100 >= sent * 99,
+        "{cookies} SYNs answered with cookies of {sent} spoofed ones sent"
+    );
 }
