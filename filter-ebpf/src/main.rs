@@ -169,7 +169,10 @@ fn check(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -
         return Reason::Blocklisted;
     }
     if let Some(reason) = signature(cfg.flags, pkt) {
-        return reason;
+        // A reply to the host's own DNS or NTP query comes from an amplification port.
+        if reason != Reason::AmpPort || !strict::answers_the_host(cfg, pkt, &mut clock) {
+            return reason;
+        }
     }
     let mut clean = Reason::Clean;
     if cfg.flags & flags::STRICT != 0 {

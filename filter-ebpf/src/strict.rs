@@ -68,6 +68,17 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
     Strict::Unknown
 }
 
+/// Whether a UDP packet from an amplification port (DNS, NTP...) answers a query the host
+/// itself sent (a recorded flow), so the amplification signature lets it through. Looked up
+/// only for packets from those ports. A function of its own, so the main program's walk
+/// does not grow by a map lookup.
+#[inline(never)]
+pub fn answers_the_host(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
+    cfg.flags & flags::TRACK_FLOWS != 0
+        && pkt.fragment == Fragment::No
+        && flow_known(cfg, pkt, clock)
+}
+
 /// The FLOWS key of an arriving packet: its source is the remote end. UDP flows are kept per
 /// remote address (port zero), so a client that got an answer is known whatever its port.
 #[inline(always)]

@@ -504,8 +504,7 @@ fn flows_recorded_on_egress_admit_their_replies() {
     let host = Host::new();
     host.run(|| {
         let mut cfg = strict(Mode::Enforce);
-        // The amplification-port signature runs before strict and would drop every DNS
-        // answer (source port 53), flow or not; see `amp_signature_runs_before_flows`.
+        // Here the stage of flows alone (the amplification signature has its own test).
         cfg.set_flag(flags::SIG_AMP_PORTS, false);
         let mut h = Harness::new(cfg);
         // The host asks, over UDP and TCP.
@@ -640,31 +639,67 @@ fn flows_recorded_on_egress_admit_their_replies() {
     });
 }
 
-/// The amplification-port signature runs before strict: with it on (its default), the answer
-/// to the host's own DNS query is dropped even though its flow is recorded. Documented ("a host
-/// that is itself a DNS client should remove 53"); this pins the order of the stages.
+/// A reply to the host's own DNS or NTP query comes from an amplification port: with flows
+/// tracked, the signature lets a recorded flow's packets through (strict engaged or not), and
+/// still drops every other packet from those ports.
 #[test]
-fn amp_signature_runs_before_flows() {
-    let h = Harness::new(strict(Mode::Enforce));
-    assert_eq!(
-        h.dp.test_run_egress(&udp(HOST4, RESOLVER4, 40000, 53))
-            .unwrap(),
-        TCX_NEXT
+fn amp_signature_lets_the_hosts_own_answers_through() {
+    let mut h = Harness::new(strict(Mode::Enforce));
+    for query in [
+        udp(HOST4, RESOLVER4, 40000, 53),
+        udp(HOST4, RESOLVER4, 40123, 123),
+    ] {
+        assert_eq!(h.dp.test_run_egress(&query).unwrap(), TCX_NEXT);
+    }
+    let cases = |strict_engaged: bool| {
+        let unflowed = if strict_engaged {
+            Reason::Flow
+        } else {
+            Reason::Clean
+        };
+        vec![
+            passed(
+                format!("dns answer of a recorded flow (strict {strict_engaged})"),
+                udp(RESOLVER4, HOST4, 53, 40000),
+                unflowed,
+                Class::Udp,
+            ),
+            passed(
+                format!("ntp answer of a recorded flow (strict {strict_engaged})"),
+                udp(RESOLVER4, HOST4, 123, 40123),
+                unflowed,
+                Class::Udp,
+            ),
+            dropped(
+                format!("port 53 to another local port (strict {strict_engaged})"),
+                udp(RESOLVER4, HOST4, 53, 40002),
+                Reason::AmpPort,
+                Class::Udp,
+            ),
+            dropped(
+                format!("port 53 from another address (strict {strict_engaged})"),
+                udp("198.51.100.54", HOST4, 53, 40000),
+                Reason::AmpPort,
+                Class::Udp,
+            ),
+        ]
+    };
+    h.expect_all(&cases(true));
+    let mut cfg = strict(Mode::Enforce);
+    cfg.set_flag(flags::STRICT, false);
+    h.dp.set_config(cfg).unwrap();
+    h.expect_all(&cases(false));
+    // Without flow tracking (strict off) the signature drops them all, as it always did.
+    cfg.set_flag(flags::TRACK_FLOWS, false);
+    h.dp.set_config(cfg).unwrap();
+    h.expect(
+        "dns answer, flows not tracked",
+        &udp(RESOLVER4, HOST4, 53, 40000),
+        XDP_DROP,
+        Action::Drop,
+        Reason::AmpPort,
+        Class::Udp,
     );
-    h.expect_all(&[
-        dropped(
-            "dns answer of a recorded flow",
-            udp(RESOLVER4, HOST4, 53, 40000),
-            Reason::AmpPort,
-            Class::Udp,
-        ),
-        passed(
-            "the same flow from a port off the list",
-            udp(RESOLVER4, HOST4, 5300, 40000),
-            Reason::Flow,
-            Class::Udp,
-        ),
-    ]);
 }
 
 #[test]
