@@ -527,3 +527,117 @@ fn new_connections_complete_during_a_spoofed_syn_flood() {
         "{cookies} SYNs answered with cookies of {sent} spoofed ones sent"
     );
 }
+
+/// Issue 9, item 5: UDP clients the service answered while calm keep at least 99% of their
+/// datagrams during a random-source flood to the service's own port; once detection declares
+/// the UDP attack, the flood's unknown sources share the service's budget. Defaults (strict
+/// `auto`), so detection engages it. The flood never repeats a source (as a real one), and is
+/// paced in small batches (see `new_connections_complete_during_a_spoofed_syn_flood`).
+#[test]
+fn known_udp_clients_keep_their_service_during_a_spoofed_flood() {
+    use std::{
+        collections::HashMap,
+        net::{IpAddr, UdpSocket},
+        sync::{Arc, Mutex},
+    };
+    const SVC: u16 = 9100;
+    const FLOOD_PPS: f64 = 100_000.0;
+    const PER_CLIENT: u64 = 500;
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"");
+    d.start();
+    let mut lab_end = Generator::load().unwrap_or_else(|e| panic!("{e:#}"));
+    d.lab
+        .client
+        .run(|| lab_end.attach_lab_end("lv1"))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // An echo service that counts what it receives per source.
+    let svc = d
+        .lab
+        .protected
+        .run(|| UdpSocket::bind(addr(PROTECTED_V4, SVC)).unwrap());
+    levee_tests::traffic::force_receive_buffer(&svc, 8 << 20);
+    let seen: Arc<Mutex<HashMap<IpAddr, u64>>> = Arc::default();
+    let counts = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = svc.recv_from(&mut buf) {
+            *counts.lock().unwrap().entry(from.ip()).or_default() += 1;
+            let _ = svc.send_to(&buf[..n], from);
+        }
+    });
+    let clients = &CLIENT_V4[..3];
+    let sockets: Vec<UdpSocket> = d.lab.client.run(|| {
+        clients
+            .iter()
+            .map(|c| {
+                let s = UdpSocket::bind(addr(c, 0)).unwrap();
+                s.connect(addr(PROTECTED_V4, SVC)).unwrap();
+                s
+            })
+            .collect()
+    });
+    let send_all = |n: u64| {
+        for _ in 0..n {
+            for s in &sockets {
+                let _ = s.send(b"hello");
+            }
+            sleep(Duration::from_millis(5));
+        }
+    };
+    // Calm: the clients talk and get answers (their flows are recorded); detection learns.
+    send_all(300);
+    sleep(Duration::from_millis(1000));
+    let flood = spoofed(
+        &d.lab,
+        |_| L4::Udp {
+            sport: 40_000,
+            dport: SVC,
+        },
+        1_500_000,
+    );
+    let before = d.stats();
+    let (delivered, sent) = flooding_at(&d.lab, &flood, Some(FLOOD_PPS), || {
+        let start = std::time::Instant::now();
+        while !d.status().strict.udp_budget {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the UDP budget engaged by the attack: {:?}",
+                d.status().strict
+            );
+            sleep(Duration::from_millis(100));
+        }
+        sleep(Duration::from_millis(500));
+        seen.lock().unwrap().clear();
+        send_all(PER_CLIENT);
+        sleep(Duration::from_millis(300));
+        seen.lock().unwrap().clone()
+    });
+    let after = d.stats();
+    let budget = packets(&after, Action::Drop, Some(Reason::UnknownBudget))
+        - packets(&before, Action::Drop, Some(Reason::UnknownBudget));
+    let known: Vec<u64> = clients
+        .iter()
+        .map(|c| {
+            delivered
+                .get(&c.parse::<IpAddr>().unwrap())
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect();
+    let unknown: u64 = delivered.values().sum::<u64>() - known.iter().sum::<u64>();
+    eprintln!(
+        "spoofed UDP flood of {sent}: {budget} dropped over the unknown sources' budget; \
+         known clients got {known:?} of {PER_CLIENT} each, unknown sources {unknown} meanwhile"
+    );
+    for (c, got) in clients.iter().zip(known) {
+        assert!(
+            got * 100 >= PER_CLIENT * 99,
+            "{c}: {got} of {PER_CLIENT} datagrams delivered during the flood"
+        );
+    }
+    assert!(
+        budget * 2 >= sent,
+        "{budget} of {sent} spoofed datagrams held to the budget"
+    );
+}
