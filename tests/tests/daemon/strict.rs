@@ -17,13 +17,20 @@ use filter_common::{
 use levee::dataplane::Dataplane;
 use levee_tests::{
     daemon::{DaemonLab, packets},
-    flood::{flooding, flooding_at},
+    flood::flooding_at,
     livegen::Generator,
     netns::{CLIENT_V4, Lab, PROTECTED_V4},
     traffic::{addr, tcp_connect},
 };
 
 const PORT: u16 = 8080;
+
+/// The floods' rate: trafgen's full rate in the issue's lab (2.53M spoofed SYNs in 20 s),
+/// sent in small even batches as a NIC delivers frames. A raw sender at full speed here
+/// sends in bursts that overfill the veth's 256-frame ring before any XDP program runs, and
+/// drops the clients' packets with the flood's (a lost last ACK of a handshake is never
+/// answered again: a cookie's SYN-ACK is not retransmitted).
+const TRAFGEN_PPS: f64 = 126_000.0;
 
 /// Packets the program counted between two `stats`, whatever their verdict.
 fn seen(
@@ -168,17 +175,12 @@ fn spoofed_floods_die_in_the_driver_while_clients_connect() {
     let before = d.stats();
     let rsts_before = kernel_stat(&d, "snmp", "Tcp:", "OutRsts");
     let kernel_cookies = kernel_stat(&d, "netstat", "TcpExt:", "SyncookiesSent");
-    // During the flood, sequential connections: in this lab every SYN-ACK of the flood comes
-    // back into the client's namespace on the same two cores (on the Internet it would go to
-    // the spoofed sources), which starves paced clients; see the issue 9 note.
-    let (made, sent) = flooding(&d.lab, &syns, || connections(&d, 50));
+    let (made, sent) = flooding_at(&d.lab, &syns, Some(TRAFGEN_PPS), || connections(&d, 50));
     let after = d.stats();
     let cookies = packets(&after, Action::Drop, Some(Reason::SynCookie))
         - packets(&before, Action::Drop, Some(Reason::SynCookie));
-    // The veth ring drops frames of both kinds alike when the flood overfills it (before any
-    // XDP program), so a few handshakes need a retransmission; in the lab 48-50 make it.
     assert!(
-        made >= 45,
+        made >= 49,
         "{made} of 50 connections made during the SYN flood"
     );
     // What reached the program: all but the clients' few packets answered with a cookie.
@@ -205,11 +207,11 @@ fn spoofed_floods_die_in_the_driver_while_clients_connect() {
     // Spoofed ACKs: no flow, no cookie: dropped, and the stack sends no RST to anyone.
     let acks = spoofed_tcp(&d.lab, TCP_ACK);
     let before = d.stats();
-    let (made, sent) = flooding(&d.lab, &acks, || connections(&d, 20));
+    let (made, sent) = flooding_at(&d.lab, &acks, Some(TRAFGEN_PPS), || connections(&d, 20));
     let after = d.stats();
     let no_flow = packets(&after, Action::Drop, Some(Reason::NoFlow))
         - packets(&before, Action::Drop, Some(Reason::NoFlow));
-    assert!(made >= 18, "{made} of 20 connections during the ACK flood");
+    assert!(made >= 19, "{made} of 20 connections during the ACK flood");
     let seen_acks = seen(&before, &after);
     eprintln!("ACK flood: {sent} sent, {seen_acks} reached XDP, {no_flow} dropped as no_flow");
     assert!(
@@ -233,7 +235,9 @@ fn spoofed_floods_die_in_the_driver_while_clients_connect() {
     );
     let no_ports = kernel_stat(&d, "snmp", "Udp:", "NoPorts");
     let before = d.stats();
-    let (_, sent) = flooding(&d.lab, &udp, || sleep(Duration::from_secs(2)));
+    let (_, sent) = flooding_at(&d.lab, &udp, Some(TRAFGEN_PPS), || {
+        sleep(Duration::from_secs(2))
+    });
     let after = d.stats();
     let no_service = packets(&after, Action::Drop, Some(Reason::NoService))
         - packets(&before, Action::Drop, Some(Reason::NoService));
@@ -426,7 +430,7 @@ fn the_hosts_own_queries_and_downloads_still_work() {
         20_000,
     );
     let before = d.stats();
-    let ((answers, downloaded), sent) = flooding(&d.lab, &flood, || {
+    let ((answers, downloaded), sent) = flooding_at(&d.lab, &flood, Some(TRAFGEN_PPS), || {
         // The flood first has the ring and the program to itself for a moment.
         sleep(Duration::from_millis(300));
         d.lab.protected.run(host_queries_and_download)
@@ -480,16 +484,11 @@ fn host_queries_and_download() -> (usize, usize) {
     }
 }
 
-/// Issue 9: 5,000 new connections at about 200 a second during a spoofed SYN flood at the
-/// rate trafgen reached in the issue's lab (2.53M SYNs in 20 s, about 126k a second): at
-/// least 99% complete within 3 s. The flood is paced in small batches, as a NIC delivers
-/// frames: the lab's veth ring holds 256 frames for the flood and the clients together, and
-/// a raw sender's bursts overfill it before any XDP program runs (the issue 9 note has the
-/// figures). The client end drops what goes outside the lab, as the Internet would take the
-/// SYN-ACKs to spoofed addresses away.
+/// Issue 9: 5,000 new connections at about 200 a second during a spoofed SYN flood at
+/// [`TRAFGEN_PPS`]: at least 99% complete within 3 s. The client end drops what goes outside
+/// the lab, as the Internet would take the SYN-ACKs to spoofed addresses away.
 #[test]
 fn new_connections_complete_during_a_spoofed_syn_flood() {
-    const FLOOD_PPS: f64 = 126_000.0;
     let mut d = DaemonLab::new();
     d.write_config("mode = \"enforce\"\n[strict]\nmode = \"always\"");
     d.start();
@@ -511,7 +510,7 @@ fn new_connections_complete_during_a_spoofed_syn_flood() {
     let syns = spoofed_tcp(&d.lab, TCP_SYN);
     let before = d.stats();
     let started = std::time::Instant::now();
-    let (made, sent) = flooding_at(&d.lab, &syns, Some(FLOOD_PPS), || {
+    let (made, sent) = flooding_at(&d.lab, &syns, Some(TRAFGEN_PPS), || {
         paced_connections(&d, 5000)
     });
     let rate = sent as f64 / started.elapsed().as_secs_f64();
@@ -531,8 +530,7 @@ fn new_connections_complete_during_a_spoofed_syn_flood() {
 /// Issue 9, item 5: UDP clients the service answered while calm keep at least 99% of their
 /// datagrams during a random-source flood to the service's own port; once detection declares
 /// the UDP attack, the flood's unknown sources share the service's budget. Defaults (strict
-/// `auto`), so detection engages it. The flood never repeats a source (as a real one), and is
-/// paced in small batches (see `new_connections_complete_during_a_spoofed_syn_flood`).
+/// `auto`), so detection engages it. The flood never repeats a source (as a real one).
 #[test]
 fn known_udp_clients_keep_their_service_during_a_spoofed_flood() {
     use std::{
