@@ -10,7 +10,7 @@ use filter_common::{
 
 use crate::{
     Verdict,
-    maps::{EVENTS, EVENTS_LOST, OFFENCES},
+    maps::{EVENTS, EVENTS_LOST, OFFENCES, SAMPLE_COUNTDOWN},
 };
 
 /// Counts a record lost to a full ring.
@@ -58,13 +58,30 @@ pub fn offence(pkt: &IpPacket, offences: u32, len: u64, now: u64) {
     }
 }
 
-/// A function of its own: the record is built in its own stack frame.
-#[inline(never)]
-pub fn maybe_sample(every: u32, pkt: &IpPacket, v: &Verdict, len: u64) {
-    // SAFETY: helpers without arguments.
-    if unsafe { bpf_get_prandom_u32() } % every != 0 {
-        return;
+/// Whether this packet is one of the one in `every` sampled. A per-CPU countdown, reset to a
+/// random gap of 1 to 2 x `every` - 1 packets (`every` on average, never in step with a
+/// periodic sender): one decrement a packet, the random number only once a sample.
+#[inline(always)]
+pub fn sample_due(every: u32) -> bool {
+    let Some(left) = SAMPLE_COUNTDOWN.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    let left = unsafe { &mut *left };
+    if *left > 1 {
+        *left -= 1;
+        return false;
     }
+    // SAFETY: a helper without arguments.
+    *left = 1 + unsafe { bpf_get_prandom_u32() } % (2 * every - 1);
+    true
+}
+
+/// Sends the packet's header as a sample. A function of its own: the record is built in its
+/// own stack frame.
+#[inline(never)]
+pub fn sample(pkt: &IpPacket, v: &Verdict, len: u64) {
+    // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let e = record(event::SAMPLE, pkt, v.action, v.reason, len, now);
     if EVENTS.output::<Event>(&e, 0).is_err() {

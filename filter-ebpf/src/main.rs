@@ -131,8 +131,8 @@ fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
             reason => judge(mode, reason, pkt.class),
         }
     };
-    if cfg.sample_every != 0 {
-        events::maybe_sample(cfg.sample_every, pkt, &verdict, len);
+    if cfg.sample_every != 0 && events::sample_due(cfg.sample_every) {
+        events::sample(pkt, &verdict, len);
     }
     Some(verdict)
 }

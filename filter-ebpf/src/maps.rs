@@ -56,6 +56,10 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_EVENT_BYTES, 0);
 #[map]
 pub static OFFENCES: RingBuf = RingBuf::with_byte_size(OFFENCE_BYTES, 0);
 
+/// Per CPU: packets left until the next sample (see `events::sample_due`).
+#[map]
+pub static SAMPLE_COUNTDOWN: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
 /// Records lost to a full ring, per CPU: [offences, samples].
 #[map]
 pub static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);

@@ -171,6 +171,11 @@ pub fn udp(src: &str, dst: &str, sport: u16, dport: u16) -> Vec<u8> {
         .build()
 }
 
+/// An ICMP echo request (ICMPv6 for IPv6 addresses).
+pub fn icmp(src: &str, dst: &str) -> Vec<u8> {
+    FrameSpec::new(ip(src), ip(dst), L4::Icmp).build()
+}
+
 pub fn tcp(src: &str, dst: &str, flags: u8) -> Vec<u8> {
     FrameSpec::new(
         ip(src),

@@ -22,7 +22,7 @@ use filter_common::{
 };
 use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
 use levee_tests::{
-    XDP_DROP, XDP_PASS,
+    XDP_DROP, XDP_PASS, icmp,
     netns::{CLIENT_V4, Lab},
     sender::send_frames,
     tcp, udp,
@@ -39,7 +39,7 @@ struct Args {
     /// Only the big-list figures.
     #[arg(long)]
     lists_only: bool,
-    /// Only the per-packet paths (the floor, (a)-(e) and strict's).
+    /// Only the per-packet paths (the floor, (a)-(e) and strict's) and the stages.
     #[arg(long)]
     paths_only: bool,
     /// Only the spoofed floods with strict off and on.
@@ -75,48 +75,113 @@ fn run(args: &Args) -> Result<()> {
     if args.repeat < 10_000_000 {
         eprintln!("note: --repeat below 10 million; figures are less stable");
     }
-    println!(
-        "Per-packet cost through BPF_PROG_TEST_RUN, repeat {}, median of {} runs",
+    let mut report = Report::new(args)?;
+    let floor_ns = paths(args, &mut report)?;
+    report.line("");
+    strict_paths(args, floor_ns, &mut report)?;
+    report.line("");
+    stages(args, &mut report)?;
+    report.save()?;
+    if args.paths_only {
+        return Ok(());
+    }
+    println!();
+    strict_floods(args)?;
+    println!();
+    spoofed_flood(args)?;
+    println!();
+    detection(args)?;
+    println!();
+    big_lists(args)
+}
+
+/// The features the bench's daemon runs with: the defaults, plus what an operator turns on.
+const BENCH_CONFIG: &str = r#"mode = "enforce"
+penalty = "1h"
+[lists]
+allow = ["203.0.113.0/24", "2001:db8:aaaa::/48"]
+block = ["198.18.66.6/32", "2001:db8:bbbb::/48", "192.0.2.0/24"]
+[limits.udp]
+pps = 1000000000
+burst = 1000000000
+[limits.tcp_syn]
+pps = 1000000000
+burst = 1000000000
+[detection]
+enabled = false
+"#;
+
+/// What the features mean for the figures, printed with them.
+const BENCH_FEATURES: &str = "levee run with its defaults (per-source limits, signatures, \
+sampling 1 in 1000, strict auto: flows recorded, not engaged) plus: mode enforce, an \
+allowlist and a blocklist (IPv4 and IPv6), UDP and SYN limits raised above the bench's own \
+rate so a repeated source stays under them, a 1 h penalty, detection off (it would take the \
+bench's runs for an attack and engage strict)";
+
+/// The program `levee run` attached to the lab's interface, for BPF_PROG_TEST_RUN.
+fn attached_program(d: &levee_tests::daemon::DaemonLab) -> Result<Xdp> {
+    use aya::programs::loaded_programs;
+    use aya_obj::programs::XdpAttachType;
+    let out = d
+        .lab
+        .protected
+        .ip(&["-j", "-d", "link", "show", &d.lab.iface]);
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let id = links[0]["xdp"]["prog"]["id"]
+        .as_u64()
+        .with_context(|| format!("no XDP program on {}: {links}", d.lab.iface))?
+        as u32;
+    let info = loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == id)
+        .with_context(|| format!("program {id} not loaded"))?;
+    Ok(Xdp::from_program_info(
+        info,
+        "levee".into(),
+        XdpAttachType::Interface,
+    )?)
+}
+
+/// The floor and paths (a)-(e) on the program of a running `levee run`; returns the floor.
+fn paths(args: &Args, report: &mut Report) -> Result<f64> {
+    use levee_tests::daemon::DaemonLab;
+    report.line(&format!(
+        "Per-packet cost through BPF_PROG_TEST_RUN, repeat {}, median of {} runs, on the \
+         program levee run attached",
         args.repeat, args.runs
-    );
+    ));
+    report.line(&format!("features: {BENCH_FEATURES}"));
     let frame64 = udp(LEGIT4, DST4, 40000, 443);
     assert_eq!(frame64.len(), 64);
-
     let floor = Dataplane::load_floor()?;
     let floor_prog: &Xdp = floor
         .program("floor")
         .context("floor program")?
         .try_into()?;
-
-    let dp = bench_dataplane(LoadOptions::default(), None)?;
-    // Prime the tracked sources: enough packets to pass the sketch gate.
+    let mut d = DaemonLab::new();
+    d.write_config(BENCH_CONFIG);
+    d.start();
+    let prog = attached_program(&d)?;
+    let run = |frame: &[u8], repeat: u32| -> Result<u32> {
+        Ok(prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                repeat,
+                ..TestRunOptions::default()
+            })?
+            .return_value)
+    };
+    // Prime the tracked sources (enough packets to pass the sketch gate), and the ICMP
+    // source over its limit (the default, 1000/s), which then serves its penalty.
+    let over = icmp(OVER4, DST4);
     for f in [
         &frame64,
         &udp(LEGIT6, DST6, 40000, 443),
         &tcp(LEGIT4, DST4, TCP_SYN),
+        &over,
     ] {
-        dp.test_run(f, 64)?;
+        run(f, 1000)?;
     }
-    for (src, name) in [(LEGIT4, "IPv4"), (LEGIT6, "IPv6")] {
-        dp.source(src.parse()?)?
-            .with_context(|| format!("the {name} legit source is not tracked"))?;
-    }
-    // Path (c) needs a source over its limit: the same set-up with UDP at 1 packet a second.
-    let strict = Rate {
-        pps: 1,
-        burst_packets: 1,
-        ..Rate::default()
-    };
-    let dp_strict = bench_dataplane(LoadOptions::default(), Some(strict))?;
-    let over = udp(OVER4, DST4, 40000, 443);
-    dp_strict.test_run(&over, 64)?;
-    let state = dp_strict
-        .source(OVER4.parse()?)?
-        .context("over-limit source not tracked")?;
-    if state.blocked_until[Class::Udp as usize] == 0 {
-        bail!("over-limit source is not serving a penalty");
-    }
-
     let paths: [(&str, &Xdp, Vec<u8>, u32); 6] = [
         (
             "floor: XDP_DROP and nothing else",
@@ -126,31 +191,31 @@ fn run(args: &Args) -> Result<()> {
         ),
         (
             "(a) legit 64 B UDP, tracked, under limit",
-            dp.program()?,
+            &prog,
             frame64.clone(),
             XDP_PASS,
         ),
         (
             "(b) blocklisted source",
-            dp.program()?,
+            &prog,
             udp(BLOCKED4, DST4, 40000, 443),
             XDP_DROP,
         ),
         (
-            "(c) source over its limit (penalty)",
-            dp_strict.program()?,
-            over,
+            "(c) source over its limit (penalty, ICMP)",
+            &prog,
+            over.clone(),
             XDP_DROP,
         ),
         (
             "(d) TCP SYN, tracked, under limit",
-            dp.program()?,
+            &prog,
             tcp(LEGIT4, DST4, TCP_SYN),
             XDP_PASS,
         ),
         (
             "(e) IPv6 UDP, tracked, under limit",
-            dp.program()?,
+            &prog,
             udp(LEGIT6, DST6, 40000, 443),
             XDP_PASS,
         ),
@@ -166,25 +231,196 @@ fn run(args: &Args) -> Result<()> {
             }
         }
     }
+    // The limiter really ran: the legit sources have entries, the ICMP one its penalty.
+    let tracked = d
+        .cli_ok(&["stats"])
+        .lines()
+        .any(|l| l.contains("source_penalty"));
+    if !tracked {
+        bail!("path (c) did not serve a penalty: {}", d.cli_ok(&["stats"]));
+    }
+    d.stop();
     let medians: Vec<f64> = samples.iter_mut().map(|v| median(v)).collect();
-    println!("{:<44} {:>9} {:>9}", "path", "ns/pkt", "x floor");
+    report.line(&format!("{:<44} {:>9} {:>9}", "path", "ns/pkt", "x floor"));
     for ((name, ..), ns) in paths.iter().zip(&medians) {
-        println!("{name:<44} {ns:>9.1} {:>9.2}", ns / medians[0]);
+        report.line(&format!("{name:<44} {ns:>9.1} {:>9.2}", ns / medians[0]));
+    }
+    Ok(medians[0])
+}
+
+/// Where the nanoseconds go: path (a) (and (b) once the blocklist is on) on the bench's own
+/// loader, turning the stages on one by one; each row's difference to the one before is
+/// that stage's cost. Same TEST_RUN timing as the paths.
+fn stages(args: &Args, report: &mut Report) -> Result<()> {
+    let legit = udp(LEGIT4, DST4, 40000, 443);
+    let blocked = udp(BLOCKED4, DST4, 40000, 443);
+    let floor = Dataplane::load_floor()?;
+    let floor_prog: &Xdp = floor.program("floor").context("floor")?.try_into()?;
+    let full = bench_config(None);
+    // (what is on, its flags, sampling, aggregate ceilings); the list steps fill their list.
+    let steps: [(&str, u32, u32, bool); 7] = [
+        (
+            "parse, decide, count (enforce, nothing else on)",
+            0,
+            0,
+            false,
+        ),
+        (
+            "+ allowlist lookup (IPv4 LPM trie)",
+            flags::HAS_ALLOW_V4,
+            0,
+            false,
+        ),
+        (
+            "+ blocklist lookup (IPv4 LPM trie)",
+            flags::HAS_BLOCK_V4,
+            0,
+            false,
+        ),
+        (
+            "+ signatures (TCP flags, amplification ports)",
+            flags::SIG_TCP_FLAGS | flags::SIG_AMP_PORTS,
+            0,
+            false,
+        ),
+        (
+            "+ per-source limit (sketch, LRU, buckets)",
+            flags::SOURCE_LIMITS,
+            0,
+            false,
+        ),
+        ("+ aggregate ceiling (per-CPU bucket)", 0, 0, true),
+        ("+ sampling 1 in 1000", 0, 1000, true),
+    ];
+    // One program per step, so the rounds can visit every step in turn (as the paths do).
+    let mut programs = Vec::new();
+    let mut on = 0u32;
+    for (_, bits, sample, aggregate) in steps {
+        on |= bits;
+        let mut cfg = full;
+        cfg.set_flag(flags::SETTINGS, false);
+        cfg.set_flag(on & flags::SETTINGS, true);
+        cfg.sample_every = sample;
+        if !aggregate {
+            cfg.aggregate = Default::default();
+        }
+        let mut dp = Dataplane::load(&LoadOptions::default(), cfg)?;
+        // A list stage costs nothing while its list is empty (a flag skips it): fill it.
+        if on & flags::HAS_ALLOW_V4 != 0 {
+            add_allows(&mut dp)?;
+        }
+        if on & flags::HAS_BLOCK_V4 != 0 {
+            add_blocks(&mut dp)?;
+        }
+        for _ in 0..64 {
+            dp.test_run(&legit, 1)?;
+        }
+        programs.push(dp);
+    }
+    let mut samples = vec![Vec::new(); steps.len() + 2];
+    for round in 0..=args.runs.max(1) {
+        let mut timed = vec![time_test_run(floor_prog, &legit, args.repeat, XDP_DROP)?];
+        for dp in &programs {
+            timed.push(time_test_run(dp.program()?, &legit, args.repeat, XDP_PASS)?);
+        }
+        let all = programs.last().context("steps")?;
+        timed.push(time_test_run(
+            all.program()?,
+            &blocked,
+            args.repeat,
+            XDP_DROP,
+        )?);
+        if round > 0 {
+            for (v, ns) in samples.iter_mut().zip(timed) {
+                v.push(ns);
+            }
+        }
+    }
+    let medians: Vec<f64> = samples.iter_mut().map(|v| median(v)).collect();
+    report.line(
+        "Where the time goes: path (a) with the stages turned on one by one (the bench's loader)",
+    );
+    report.line(&format!("{:<52} {:>8} {:>8}", "stages on", "ns/pkt", "+ns"));
+    report.line(&format!("{:<52} {:>8.1}", "floor", medians[0]));
+    for (i, (name, ..)) in steps.iter().enumerate() {
+        report.line(&format!(
+            "{name:<52} {:>8.1} {:>+8.1}",
+            medians[i + 1],
+            medians[i + 1] - medians[i]
+        ));
+    }
+    report.line(&format!(
+        "{:<52} {:>8.1}",
+        "(b) all of them, blocklisted: stops at the blocklist",
+        medians[steps.len() + 1]
+    ));
+    Ok(())
+}
+
+/// The figures of a run, printed as they come and written with the run's provenance (date,
+/// commit, machine, command) to `target/bench/latest.md`, whose content the README shows.
+struct Report {
+    lines: Vec<String>,
+}
+
+impl Report {
+    fn new(args: &Args) -> Result<Report> {
+        let sh = |cmd: &str, argv: &[&str]| -> String {
+            std::process::Command::new(cmd)
+                .args(argv)
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
+        let commit = sh("git", &["rev-parse", "--short=12", "HEAD"]);
+        let dirty = !sh("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")?
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let mut r = Report { lines: Vec::new() };
+        r.line(&format!(
+            "commit: {commit}{}",
+            if dirty {
+                " (with uncommitted changes)"
+            } else {
+                ""
+            }
+        ));
+        r.line(&format!(
+            "date: {}",
+            sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+        ));
+        r.line(&format!(
+            "machine: {cpu}, {cpus} CPUs, Linux {}",
+            sh("uname", &["-r"])
+        ));
+        r.line(&format!(
+            "command: cargo xtask bench (bench --repeat {} --runs {})",
+            args.repeat, args.runs
+        ));
+        r.line("");
+        Ok(r)
     }
 
-    println!();
-    strict_paths(args, medians[0])?;
-    if args.paths_only {
-        return Ok(());
+    fn line(&mut self, text: &str) {
+        println!("{text}");
+        self.lines.push(text.to_string());
     }
-    println!();
-    strict_floods(args)?;
-    println!();
-    spoofed_flood(args)?;
-    println!();
-    detection(args)?;
-    println!();
-    big_lists(args)
+
+    fn save(&self) -> Result<()> {
+        let dir = std::path::Path::new("target/bench");
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("latest.md");
+        std::fs::write(&path, self.lines.join("\n") + "\n")?;
+        println!("(written to {})", path.display());
+        Ok(())
+    }
 }
 
 /// The paths strict mode adds, in a namespace of their own where a real listener and a
@@ -193,7 +429,7 @@ fn run(args: &Args) -> Result<()> {
 /// answered with a cookie. The last rewrites its frame, which BPF_PROG_TEST_RUN would feed
 /// back to the next repetition: it is timed one run at a time from the kernel's own clock,
 /// beside the floor timed the same way.
-fn strict_paths(args: &Args, floor_ns: f64) -> Result<()> {
+fn strict_paths(args: &Args, floor_ns: f64, report: &mut Report) -> Result<()> {
     use levee::dataplane::ServiceRule;
     use levee_tests::netns::Netns;
     let ns = Netns::new("bench-strict");
@@ -234,14 +470,14 @@ fn strict_paths(args: &Args, floor_ns: f64) -> Result<()> {
             ("(s2) strict: UDP to no service", &no_service, XDP_DROP),
             ("(s3) strict: ACK, no flow, no cookie", &ack, XDP_DROP),
         ];
-        println!("Strict mode's paths (program as above with strict engaged), same floor");
-        println!("{:<44} {:>9} {:>9}", "path", "ns/pkt", "x floor");
+        report.line("Strict mode's paths (the bench's own loader, strict engaged), same floor");
+        report.line(&format!("{:<44} {:>9} {:>9}", "path", "ns/pkt", "x floor"));
         for (name, frame, expect) in timed {
             let mut v: Vec<f64> = (0..args.runs.max(1))
                 .map(|_| time_test_run(prog, frame, args.repeat, expect))
                 .collect::<Result<_>>()?;
             let ns = median(&mut v);
-            println!("{name:<44} {ns:>9.1} {:>9.2}", ns / floor_ns);
+            report.line(&format!("{name:<44} {ns:>9.1} {:>9.2}", ns / floor_ns));
         }
         // One run at a time: the kernel's clock around a single run carries its own
         // overhead, so the floor is timed the same way for the ratio.
@@ -257,12 +493,12 @@ fn strict_paths(args: &Args, floor_ns: f64) -> Result<()> {
         };
         let floor1 = one_by_one(floor_prog, &syn, XDP_DROP)?;
         let cookie = one_by_one(prog, &syn, 3)?;
-        println!(
+        report.line(&format!(
             "{:<44} {:>9.1} {:>9.2}   (one run at a time; floor so timed: {floor1:.1} ns)",
             "(s4) strict: SYN answered with a cookie",
             cookie,
             cookie / floor1
-        );
+        ));
         Ok(())
     })
 }
@@ -502,6 +738,13 @@ fn detection(args: &Args) -> Result<()> {
 /// per-source limits (high enough for the legitimate paths, or `strict_udp` for UDP), aggregate
 /// ceilings, and a long penalty for offenders.
 fn bench_dataplane(options: LoadOptions, strict_udp: Option<Rate>) -> Result<Dataplane> {
+    let mut dp = Dataplane::load(&options, bench_config(strict_udp))?;
+    add_allows(&mut dp)?;
+    add_blocks(&mut dp)?;
+    Ok(dp)
+}
+
+fn bench_config(strict_udp: Option<Rate>) -> Config {
     let mut cfg = Config::new(Mode::Enforce);
     cfg.set_flag(flags::SOURCE_LIMITS, true);
     cfg.penalty_ns = 3_600_000_000_000;
@@ -518,13 +761,18 @@ fn bench_dataplane(options: LoadOptions, strict_udp: Option<Rate>) -> Result<Dat
     if let Some(rate) = strict_udp {
         cfg.source[Class::Udp as usize] = rate.encode();
     }
-    let mut dp = Dataplane::load(&options, cfg)?;
+    cfg
+}
+
+fn add_allows(dp: &mut Dataplane) -> Result<()> {
     dp.allow("203.0.113.0/24".parse()?)?;
-    dp.allow("2001:db8:aaaa::/48".parse()?)?;
+    dp.allow("2001:db8:aaaa::/48".parse()?)
+}
+
+fn add_blocks(dp: &mut Dataplane) -> Result<()> {
     dp.block(format!("{BLOCKED4}/32").parse()?, None)?;
     dp.block("2001:db8:bbbb::/48".parse()?, None)?;
-    dp.block("192.0.2.0/24".parse()?, None)?;
-    Ok(dp)
+    dp.block("192.0.2.0/24".parse()?, None)
 }
 
 /// Mean ns per run of one TEST_RUN call, checking the verdict.
