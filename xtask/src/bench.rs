@@ -31,3 +31,47 @@ pub fn run(opts: &Options) -> Result<()> {
         ],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// The README's performance figures are the file a bench run wrote, and that run's commit
+    /// is one of this repository's: a figure names where it can be reproduced.
+    #[test]
+    fn the_readme_names_the_commit_of_its_bench_figures() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let block = readme
+            .split("<!-- bench:begin -->")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- bench:end -->").next())
+            .expect("README has a <!-- bench:begin --> ... <!-- bench:end --> block");
+        let commit = block
+            .lines()
+            .find_map(|l| l.strip_prefix("commit: "))
+            .expect("the block names its commit");
+        assert!(
+            !commit.contains("uncommitted"),
+            "figures from a tree with uncommitted changes cannot be reproduced: {commit}"
+        );
+        for line in ["date: ", "machine: ", "command: "] {
+            assert!(
+                block.lines().any(|l| l.starts_with(line)),
+                "the block says its {line}"
+            );
+        }
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .args(args)
+                .current_dir(&root)
+                .status()
+                .expect("git")
+                .success()
+        };
+        assert!(
+            git(&["merge-base", "--is-ancestor", commit.trim(), "HEAD"]),
+            "the figures' commit {commit} is not in this branch's history"
+        );
+    }
+}
