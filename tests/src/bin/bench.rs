@@ -45,6 +45,9 @@ struct Args {
     /// Only the spoofed floods with strict off and on.
     #[arg(long)]
     floods_only: bool,
+    /// Only the line rate with live frames.
+    #[arg(long)]
+    line_rate_only: bool,
     /// Frames per run in the spoofed-flood comparison.
     #[arg(long, default_value_t = 1_000_000)]
     frames: usize,
@@ -72,6 +75,9 @@ fn run(args: &Args) -> Result<()> {
     if args.floods_only {
         return strict_floods(args);
     }
+    if args.line_rate_only {
+        return line_rate(args);
+    }
     if args.repeat < 10_000_000 {
         eprintln!("note: --repeat below 10 million; figures are less stable");
     }
@@ -89,6 +95,8 @@ fn run(args: &Args) -> Result<()> {
     strict_floods(args)?;
     println!();
     spoofed_flood(args)?;
+    println!();
+    line_rate(args)?;
     println!();
     detection(args)?;
     println!();
@@ -791,6 +799,74 @@ fn time_test_run(prog: &Xdp, frame: &[u8], repeat: u32, expect: u32) -> Result<f
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// Line rate on one CPU: live frames (BPF_PROG_RUN in live-frames mode, `trafficgen`) sent
+/// out of the client's veth into the program attached in native mode on the other end, the
+/// generator and the receiver on the same CPU. The floor's rate is the harness's own ceiling;
+/// a passed frame also pays for the host's stack.
+fn line_rate(args: &Args) -> Result<()> {
+    use levee_tests::{
+        daemon::DaemonLab,
+        livegen::{Generator, Sources, pin_to_cpu},
+    };
+    const FRAMES: u32 = 2_000_000;
+    println!(
+        "Line rate on one CPU: {FRAMES} live frames a run through veth into native XDP, median of {} runs",
+        args.runs
+    );
+    let mut generator = Generator::load()?;
+    let mut rate = |lab: &Lab, sources: Sources, frame: &[u8]| -> Result<f64> {
+        let mut v = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            let took = lab.client.run(|| -> Result<Duration> {
+                pin_to_cpu(0)?;
+                generator.send(sources, frame, "lv1", FRAMES)
+            })?;
+            v.push(f64::from(FRAMES) / took.as_secs_f64() / 1e6);
+        }
+        Ok(median(&mut v))
+    };
+    let legit = udp(LEGIT4, DST4, 40000, 443);
+    let floor_mpps = {
+        let lab = Lab::new();
+        let mut floor = Dataplane::load_floor()?;
+        let prog: &mut Xdp = floor.program_mut("floor").context("floor")?.try_into()?;
+        lab.protected
+            .run(|| prog.attach(&lab.iface, aya::programs::XdpMode::Driver))?;
+        rate(&lab, Sources::Fixed, &legit)?
+    };
+    let mut d = DaemonLab::new();
+    d.write_config(BENCH_CONFIG);
+    d.start();
+    let rows = [
+        (
+            "(a) legit UDP, tracked (passed to the stack)",
+            Sources::Fixed,
+            legit.clone(),
+        ),
+        (
+            "(b) blocklisted source (dropped)",
+            Sources::Fixed,
+            udp(BLOCKED4, DST4, 40000, 443),
+        ),
+        (
+            "(f) a new random source every frame (passed)",
+            Sources::RandomV4,
+            legit.clone(),
+        ),
+    ];
+    let mut measured = Vec::new();
+    for (name, sources, frame) in rows {
+        measured.push((name, rate(&d.lab, sources, &frame)?));
+    }
+    d.stop();
+    println!("{:<48} {:>8} {:>9}", "path", "Mpps", "x floor");
+    println!("{:<48} {floor_mpps:>8.2} {:>9.2}", "floor: XDP_DROP", 1.0);
+    for (name, mpps) in measured {
+        println!("{name:<48} {mpps:>8.2} {:>9.2}", mpps / floor_mpps);
+    }
+    Ok(())
 }
 
 /// (f) vs (a'): real frames through a veth, program time from the kernel's BPF statistics.
