@@ -36,8 +36,11 @@ pub mod map {
     pub const SVC_BUDGET: &str = "SVC_BUDGET";
     /// Slot 0: the SYN-cookie program (a program array, filled at every load, never pinned).
     pub const TAIL_CALLS: &str = "TAIL_CALLS";
+    /// Which address blocks may hold a list entry (see [`super::summary`]); made exact from
+    /// the lists at every load that reuses them.
+    pub const LIST_SUMMARY: &str = "LIST_SUMMARY";
     /// Every map, for pinning and listing.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         CONFIG,
         ALLOW_V4,
         ALLOW_V6,
@@ -56,6 +59,7 @@ pub mod map {
         SERVICES_V4,
         SERVICES_V6,
         SVC_BUDGET,
+        LIST_SUMMARY,
     ];
 }
 
@@ -90,6 +94,35 @@ pub mod lost {
 pub const LIST_ENTRIES: u32 = 1 << 20;
 /// Entries in AMP_PORTS: a bitmap of the 65536 UDP source ports, 64 per entry.
 pub const AMP_PORT_WORDS: u32 = 65536 / 64;
+
+/// The list summary: one bit per address block, set while any allow- or blocklist prefix
+/// overlaps the block. A source whose block's bit is clear matches no list, and the program
+/// skips both trie lookups (each a kernel call that costs as much as the rest of the packet's
+/// parse). A set bit only means "look": user space may leave a bit set after the prefix that
+/// set it is gone, never the other way round.
+///
+/// IPv4 blocks are /16s (bits 0..65536). IPv6 blocks are /48s hashed into 65536 bits
+/// (65536..131072): a /48 is a site, so one listed site does not send its whole provider's
+/// traffic to the tries.
+pub mod summary {
+    /// 64-bit words in the LIST_SUMMARY array: 2 x 65536 bits.
+    pub const WORDS: u32 = 2 * 65536 / 64;
+    /// A prefix shorter than this covers every IPv6 block (2^12 /48s or more).
+    pub const V6_ALL_BELOW: u8 = 36;
+
+    /// The bit of an IPv4 address's /16.
+    #[inline(always)]
+    pub fn bit_v4(addr: [u8; 4]) -> u32 {
+        u32::from(u16::from_be_bytes([addr[0], addr[1]]))
+    }
+
+    /// The bit of an IPv6 address's /48 (its first 6 bytes), hashed (Fibonacci hashing).
+    #[inline(always)]
+    pub fn bit_v6(addr: &[u8; 16]) -> u32 {
+        let top = u64::from_be_bytes([0, 0, addr[0], addr[1], addr[2], addr[3], addr[4], addr[5]]);
+        65536 + (top.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as u32
+    }
+}
 
 /// Mitigation mode, read from [`Config::mode`] on every packet.
 #[repr(u32)]

@@ -8,7 +8,7 @@ use filter_common::abi::{
     AMP_PORT_WORDS, AllowEntry, BlockEntry, Budget, COUNTER_ENTRIES, Config, Counter, CpuState,
     DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES,
     OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
-    SourceKey, SourceState,
+    SourceKey, SourceState, summary,
 };
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
 
@@ -24,6 +24,10 @@ pub static ALLOW_V6: LpmTrie<[u8; 16], AllowEntry> = LpmTrie::with_max_entries(L
 pub static BLOCK_V4: LpmTrie<[u8; 4], BlockEntry> = LpmTrie::with_max_entries(LIST_ENTRIES, 1);
 #[map]
 pub static BLOCK_V6: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::with_max_entries(LIST_ENTRIES, 1);
+
+/// Which address blocks may hold a list entry (`filter_common::abi::summary`).
+#[map]
+pub static LIST_SUMMARY: Array<u64> = Array::with_max_entries(summary::WORDS, 0);
 
 /// Bitmap of UDP source ports dropped by the amplification signature.
 #[map]

@@ -112,6 +112,8 @@ impl Dataplane {
         edits: &[Edit],
         progress: &mut dyn FnMut(usize),
     ) -> Result<()> {
+        // Bits first: a prefix in a trie whose block's bit is clear would not be looked at.
+        self.mark_listed(edits.iter().filter(|e| e.new.is_some()).map(|e| &e.net))?;
         let result = self.write_all(list, edits, progress);
         if let Err((done, e)) = result {
             let undo: Vec<Edit> = edits[..done].iter().rev().map(|e| e.inverse()).collect();
@@ -122,6 +124,9 @@ impl Dataplane {
             }
             self.refresh_list_flags()?;
             return Err(e);
+        }
+        if edits.iter().any(|e| e.new.is_none()) {
+            self.after_removal();
         }
         self.refresh_list_flags()
     }
@@ -176,6 +181,9 @@ impl Dataplane {
             anyhow::bail!("list maps missing from the object");
         };
         let removed = Tries::new(list, m4, m6)?.remove(net)?;
+        if removed {
+            self.after_removal();
+        }
         self.refresh_list_flags()?;
         Ok(removed)
     }
@@ -313,11 +321,11 @@ fn keys(net: IpNet) -> Keys {
     }
 }
 
-fn net_v4(prefix: u32, octets: [u8; 4]) -> Result<IpNet> {
+pub(super) fn net_v4(prefix: u32, octets: [u8; 4]) -> Result<IpNet> {
     Ok(IpNet::V4(ipnet::Ipv4Net::new(octets.into(), prefix as u8)?))
 }
 
-fn net_v6(prefix: u32, octets: [u8; 16]) -> Result<IpNet> {
+pub(super) fn net_v6(prefix: u32, octets: [u8; 16]) -> Result<IpNet> {
     Ok(IpNet::V6(ipnet::Ipv6Net::new(octets.into(), prefix as u8)?))
 }
 
@@ -326,6 +334,9 @@ fn net_v6(prefix: u32, octets: [u8; 16]) -> Result<IpNet> {
 pub struct ListFds {
     block: [std::os::fd::RawFd; 2],
     allow: [std::os::fd::RawFd; 2],
+    /// Summary bits of the prefixes filled, for the loader to set (the program is not
+    /// attached yet).
+    marked: std::sync::Mutex<super::summary::Words>,
 }
 
 impl ListFds {
@@ -338,7 +349,16 @@ impl ListFds {
         Ok(ListFds {
             block: [fd(map::BLOCK_V4)?, fd(map::BLOCK_V6)?],
             allow: [fd(map::ALLOW_V4)?, fd(map::ALLOW_V6)?],
+            marked: std::sync::Mutex::new(super::summary::empty()),
         })
+    }
+
+    /// The summary bits of what was filled.
+    pub(super) fn marked(&self) -> super::summary::Words {
+        self.marked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Fills empty (new) maps with `entries` (prefix and expiry, IPv4 first), in batches.
@@ -347,6 +367,12 @@ impl ListFds {
             List::Allow => self.allow,
             List::Block => self.block,
         };
+        {
+            let mut marked = self.marked.lock().unwrap_or_else(|e| e.into_inner());
+            for (net, _) in entries {
+                super::summary::mark(&mut marked, net);
+            }
+        }
         let v4 = entries
             .iter()
             .take_while(|(n, _)| n.addr().is_ipv4())

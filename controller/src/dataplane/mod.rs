@@ -25,6 +25,7 @@ mod counters;
 pub mod gate;
 mod lists;
 mod strict;
+mod summary;
 
 pub use attach::{AttachMode, Attached};
 
@@ -69,6 +70,8 @@ pub struct Dataplane {
     /// The configuration found in reused (pinned) maps, if an earlier run left one.
     previous: Option<Config>,
     links: Vec<(String, XdpLinkId, Attached)>,
+    /// The list summary's words as the map holds them.
+    summary: summary::Words,
 }
 
 impl Dataplane {
@@ -125,6 +128,7 @@ impl Dataplane {
             config,
             previous: None,
             links: Vec::new(),
+            summary: summary::empty(),
         };
         let found: Config =
             Array::<&MapData, Config>::try_from(dp.map(map::CONFIG)?)?.get(&0, 0)?;
@@ -137,6 +141,14 @@ impl Dataplane {
         dp.set_amp_ports(&DEFAULT_AMP_PORTS)?;
         // Reused (pinned) lists may already hold entries.
         dp.refresh_list_flags()?;
+        // The summary map may be as old as the lists, or newer (it came later): make it
+        // exact. Lists written while verifying marked their bits in `fds`.
+        dp.summary = dp.list_summary()?;
+        if dp.previous.is_some() {
+            dp.rebuild_list_summary(None)?;
+        } else {
+            dp.mark_words(&fds.marked())?;
+        }
         Ok(dp)
     }
 

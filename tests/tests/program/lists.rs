@@ -130,3 +130,126 @@ fn allowlist_wins_over_everything_in_every_mode() {
         ]);
     }
 }
+
+/// The list summary lets a source skip the tries only if no prefix can match it: every
+/// prefix, however it covers the address blocks, keeps matching; a removal clears just the
+/// bits no remaining prefix needs.
+#[test]
+fn the_list_summary_never_hides_a_prefix() {
+    let mut h = enforce();
+    for p in [
+        "198.18.1.0/24",
+        "198.18.1.7/32",
+        "10.0.0.0/8",
+        "2001:db8:aa00::/40",
+        "2001:db8:1:2::/64",
+    ] {
+        h.dp.block(net(p), None).unwrap();
+    }
+    h.dp.allow(net("203.0.113.0/24")).unwrap();
+    let blocked = |what: &str, frame: Vec<u8>| Case {
+        what: what.into(),
+        frame,
+        xdp: XDP_DROP,
+        action: Action::Drop,
+        reason: Reason::Blocklisted,
+        class: Class::Udp,
+    };
+    h.expect_all(&[
+        blocked("in the /24 and the /32", udp("198.18.1.7", DST4, 1, 2)),
+        blocked("in the /24", udp("198.18.1.8", DST4, 1, 2)),
+        blocked(
+            "in the /8, far from its first /16",
+            udp("10.200.3.4", DST4, 1, 2),
+        ),
+        blocked(
+            "in the /40, a /48 of its 256",
+            udp("2001:db8:aaf3:9::1", DST6, 1, 2),
+        ),
+        blocked("in the /64", udp(SRC6, DST6, 1, 2)),
+        clean("another /16", udp("198.19.1.7", DST4, 1, 2), Class::Udp),
+        clean(
+            "another /48",
+            udp("2001:db8:ab00::1", DST6, 1, 2),
+            Class::Udp,
+        ),
+    ]);
+    h.expect(
+        "allowlisted",
+        &udp("203.0.113.9", DST4, 1, 2),
+        XDP_PASS,
+        Action::Pass,
+        Reason::Allowlisted,
+        Class::Udp,
+    );
+    let bit_set = |h: &levee_tests::Harness, addr: &str| {
+        let words = h.dp.list_summary().unwrap();
+        let bit = match addr.parse::<std::net::IpAddr>().unwrap() {
+            std::net::IpAddr::V4(a) => filter_common::abi::summary::bit_v4(a.octets()),
+            std::net::IpAddr::V6(a) => filter_common::abi::summary::bit_v6(&a.octets()),
+        };
+        words[(bit >> 6) as usize] >> (bit & 63) & 1 != 0
+    };
+    assert!(
+        !bit_set(&h, "198.19.1.7"),
+        "a block with no prefix is clear"
+    );
+    // The /32 still needs the 198.18/16 bit after the /24 goes.
+    assert!(h.dp.unblock(net("198.18.1.0/24")).unwrap());
+    h.expect_all(&[
+        blocked("the /32 after its /24 went", udp("198.18.1.7", DST4, 1, 2)),
+        clean(
+            "the rest of the /24",
+            udp("198.18.1.8", DST4, 1, 2),
+            Class::Udp,
+        ),
+    ]);
+    assert!(bit_set(&h, "198.18.1.7"));
+    assert!(h.dp.unblock(net("198.18.1.7/32")).unwrap());
+    assert!(!bit_set(&h, "198.18.1.7"), "no prefix left in 198.18/16");
+    assert!(h.dp.unblock(net("10.0.0.0/8")).unwrap());
+    assert!(!bit_set(&h, "10.200.3.4"));
+    assert!(bit_set(&h, "2001:db8:aaf3:9::1") && bit_set(&h, "203.0.113.9"));
+    h.expect_all(&[
+        clean(
+            "after the /8 went",
+            udp("10.200.3.4", DST4, 1, 2),
+            Class::Udp,
+        ),
+        blocked("the /40 stays", udp("2001:db8:aaf3:9::1", DST6, 1, 2)),
+    ]);
+}
+
+/// Lists pinned by a run whose summary is missing (an older Levee, or a lost pin) are
+/// summarised again at load: the reused blocklist holds from the first packet.
+#[test]
+fn reused_lists_without_a_summary_still_match() {
+    use filter_common::abi::map;
+    use levee::dataplane::{Dataplane, LoadOptions};
+    let dir = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/levee-test-summary-{}",
+        std::process::id()
+    ));
+    let options = LoadOptions {
+        max_sources: 1 << 12,
+        pin_dir: Some(dir.clone()),
+        ..LoadOptions::default()
+    };
+    let config = filter_common::abi::Config::new(Mode::Enforce);
+    let mut first = Dataplane::load(&options, config).unwrap();
+    first.block(net("198.18.1.0/24"), None).unwrap();
+    first.block(net("2001:db8:1::/48"), None).unwrap();
+    drop(first);
+    std::fs::remove_file(dir.join(map::LIST_SUMMARY)).unwrap();
+    let second = Dataplane::load(&options, config).unwrap();
+    let verdicts = [
+        second.test_run(&udp(SRC4, DST4, 1, 2), 1).unwrap().0,
+        second
+            .test_run(&udp("2001:db8:1::9", DST6, 1, 2), 1)
+            .unwrap()
+            .0,
+    ];
+    drop(second);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(verdicts, [XDP_DROP, XDP_DROP]);
+}
