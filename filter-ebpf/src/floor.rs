@@ -10,6 +10,13 @@ pub fn floor(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
 }
 
+/// Passes every packet: lets live frames into a veth (which takes them only when its peer has
+/// an XDP program) for a peer that filters further up, such as nftables.
+#[xdp]
+pub fn floor_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -17,6 +17,9 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     // promtool checks and tests the shipped alert rules; prometheus scrapes in a lab test.
     ("promtool", "prometheus"),
+    // The bench's peers: xdp-filter and an nftables netdev-ingress drop set.
+    ("xdp-filter", "xdp-tools"),
+    ("nft", "nftables"),
 ];
 
 pub fn run() -> Result<()> {

@@ -152,14 +152,17 @@ impl Dataplane {
         Ok(dp)
     }
 
-    /// Loads the floor program (drops everything), for benchmarks.
+    /// Loads the floor programs for benchmarks: `floor` drops everything, `floor_pass`
+    /// passes everything.
     pub fn load_floor() -> Result<Ebpf> {
         let mut ebpf = Ebpf::load(FLOOR_OBJECT).context("failed to load the floor object")?;
-        let program: &mut Xdp = ebpf
-            .program_mut("floor")
-            .ok_or_else(|| anyhow!("program floor missing"))?
-            .try_into()?;
-        program.load()?;
+        for name in ["floor", "floor_pass"] {
+            let program: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("program {name} missing"))?
+                .try_into()?;
+            program.load()?;
+        }
         Ok(ebpf)
     }
 
