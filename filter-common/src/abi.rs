@@ -95,18 +95,22 @@ pub const LIST_ENTRIES: u32 = 1 << 20;
 /// Entries in AMP_PORTS: a bitmap of the 65536 UDP source ports, 64 per entry.
 pub const AMP_PORT_WORDS: u32 = 65536 / 64;
 
-/// The list summary: one bit per address block, set while any allow- or blocklist prefix
-/// overlaps the block. A source whose block's bit is clear matches no list, and the program
-/// skips both trie lookups (each a kernel call that costs as much as the rest of the packet's
-/// parse). A set bit only means "look": user space may leave a bit set after the prefix that
-/// set it is gone, never the other way round.
+/// The list summary: for each list, one bit per address block, set while any of its prefixes
+/// overlaps the block. A source whose block's bit is clear matches nothing in that list, and
+/// the program skips its trie lookup (a kernel call that costs as much as the rest of the
+/// packet's parse). A set bit only means "look": user space may leave a bit set after the
+/// prefix that set it is gone, never the other way round.
 ///
-/// IPv4 blocks are /16s (bits 0..65536). IPv6 blocks are /48s hashed into 65536 bits
-/// (65536..131072): a /48 is a site, so one listed site does not send its whole provider's
-/// traffic to the tries.
+/// IPv4 blocks are /16s (bits 0..65536 of a list). IPv6 blocks are /48s hashed into 65536
+/// bits (65536..131072): a /48 is a site, so one listed site does not send its whole
+/// provider's traffic to the tries. The allowlist's bits come first, then the blocklist's.
 pub mod summary {
-    /// 64-bit words in the LIST_SUMMARY array: 2 x 65536 bits.
-    pub const WORDS: u32 = 2 * 65536 / 64;
+    /// Bits of one list.
+    pub const LIST_BITS: u32 = 2 * 65536;
+    /// Where the blocklist's bits start.
+    pub const BLOCK: u32 = LIST_BITS;
+    /// 64-bit words in the LIST_SUMMARY array: both lists.
+    pub const WORDS: u32 = 2 * LIST_BITS / 64;
     /// A prefix shorter than this covers every IPv6 block (2^12 /48s or more).
     pub const V6_ALL_BELOW: u8 = 36;
 

@@ -1,6 +1,6 @@
 //! Allowlist, blocklist and the amplification-port bitmap. A stage whose map is empty is
 //! skipped by a flag in CONFIG, so it costs nothing until the operator uses it; and a source
-//! whose address block holds no list entry (the list summary) skips both tries.
+//! whose address block holds no entry of a list (the list summary) skips that list's trie.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
@@ -15,24 +15,21 @@ fn v4(pkt: &IpPacket) -> [u8; 4] {
     [pkt.src[0], pkt.src[1], pkt.src[2], pkt.src[3]]
 }
 
-/// Whether a list may hold the source: false only if neither list of its family can match.
-/// Costs one load (the verifier inlines the array lookup), where a trie lookup is a call.
+/// The source's bit in the list summary (allowlist's half; add `summary::BLOCK` for the
+/// blocklist's).
 #[inline(always)]
-pub fn may_be_listed(f: u32, pkt: &IpPacket) -> bool {
-    let (lists, bit) = if pkt.v6 {
-        (
-            f & (flags::HAS_ALLOW_V6 | flags::HAS_BLOCK_V6),
-            summary::bit_v6(&pkt.src),
-        )
+pub fn summary_bit(pkt: &IpPacket) -> u32 {
+    if pkt.v6 {
+        summary::bit_v6(&pkt.src)
     } else {
-        (
-            f & (flags::HAS_ALLOW_V4 | flags::HAS_BLOCK_V4),
-            summary::bit_v4(v4(pkt)),
-        )
-    };
-    if lists == 0 {
-        return false;
+        summary::bit_v4(v4(pkt))
     }
+}
+
+/// Whether the list whose summary bit is `bit` may hold the source: one load (the verifier
+/// inlines the array lookup), where a trie lookup is a kernel call.
+#[inline(always)]
+fn may_hold(bit: u32) -> bool {
     match maps::LIST_SUMMARY.get(bit >> 6) {
         Some(word) => (word >> (bit & 63)) & 1 != 0,
         None => true,
@@ -40,27 +37,37 @@ pub fn may_be_listed(f: u32, pkt: &IpPacket) -> bool {
 }
 
 #[inline(always)]
-pub fn allowlisted(f: u32, pkt: &IpPacket) -> bool {
-    if pkt.v6 {
-        f & flags::HAS_ALLOW_V6 != 0 && maps::ALLOW_V6.get(Key::new(128, pkt.src)).is_some()
+pub fn allowlisted(f: u32, pkt: &IpPacket, bit: u32) -> bool {
+    let listed = if pkt.v6 {
+        f & flags::HAS_ALLOW_V6 != 0
     } else {
-        f & flags::HAS_ALLOW_V4 != 0 && maps::ALLOW_V4.get(Key::new(32, v4(pkt))).is_some()
+        f & flags::HAS_ALLOW_V4 != 0
+    };
+    if !listed || !may_hold(bit) {
+        return false;
+    }
+    if pkt.v6 {
+        maps::ALLOW_V6.get(Key::new(128, pkt.src)).is_some()
+    } else {
+        maps::ALLOW_V4.get(Key::new(32, v4(pkt))).is_some()
     }
 }
 
 /// A blocklist entry applies until it expires; the data plane checks the expiry itself, so a
 /// TTL holds even while the controller is down.
 #[inline(always)]
-pub fn blocklisted(f: u32, pkt: &IpPacket, clock: &mut Clock) -> bool {
+pub fn blocklisted(f: u32, pkt: &IpPacket, bit: u32, clock: &mut Clock) -> bool {
+    let listed = if pkt.v6 {
+        f & flags::HAS_BLOCK_V6 != 0
+    } else {
+        f & flags::HAS_BLOCK_V4 != 0
+    };
+    if !listed || !may_hold(summary::BLOCK + bit) {
+        return false;
+    }
     let entry = if pkt.v6 {
-        if f & flags::HAS_BLOCK_V6 == 0 {
-            return false;
-        }
         maps::BLOCK_V6.get(Key::new(128, pkt.src))
     } else {
-        if f & flags::HAS_BLOCK_V4 == 0 {
-            return false;
-        }
         maps::BLOCK_V4.get(Key::new(32, v4(pkt)))
     };
     match entry {

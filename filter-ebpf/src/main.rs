@@ -158,15 +158,15 @@ fn parse_into(frame: &XdpFrame, out: &mut core::mem::MaybeUninit<IpPacket>) -> u
 /// Runs the stages in order; the first that objects gives the reason.
 #[inline(always)]
 fn check(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Reason {
-    let listed = lists::may_be_listed(cfg.flags, pkt);
-    if listed && lists::allowlisted(cfg.flags, pkt) {
+    let bit = lists::summary_bit(pkt);
+    if lists::allowlisted(cfg.flags, pkt, bit) {
         return Reason::Allowlisted;
     }
     if mode == Mode::Lockdown {
         return Reason::Lockdown;
     }
     let mut clock = Clock::new(cfg);
-    if listed && lists::blocklisted(cfg.flags, pkt, &mut clock) {
+    if lists::blocklisted(cfg.flags, pkt, bit, &mut clock) {
         return Reason::Blocklisted;
     }
     if let Some(reason) = signature(cfg.flags, pkt) {

@@ -113,7 +113,10 @@ impl Dataplane {
         progress: &mut dyn FnMut(usize),
     ) -> Result<()> {
         // Bits first: a prefix in a trie whose block's bit is clear would not be looked at.
-        self.mark_listed(edits.iter().filter(|e| e.new.is_some()).map(|e| &e.net))?;
+        self.mark_listed(
+            list,
+            edits.iter().filter(|e| e.new.is_some()).map(|e| &e.net),
+        )?;
         let result = self.write_all(list, edits, progress);
         if let Err((done, e)) = result {
             let undo: Vec<Edit> = edits[..done].iter().rev().map(|e| e.inverse()).collect();
@@ -370,7 +373,7 @@ impl ListFds {
         {
             let mut marked = self.marked.lock().unwrap_or_else(|e| e.into_inner());
             for (net, _) in entries {
-                super::summary::mark(&mut marked, net);
+                super::summary::mark(&mut marked, list, net);
             }
         }
         let v4 = entries

@@ -1,5 +1,5 @@
-//! The list summary (`filter_common::abi::summary`): one bit per address block that may hold
-//! an allow- or blocklist prefix, so the program looks in the tries only for such sources.
+//! The list summary (`filter_common::abi::summary`): for each list, one bit per address block
+//! that may hold one of its prefixes, so the program looks in a trie only for such sources.
 //!
 //! A hole here would be a blocklist hole, so bits are set before the prefixes that need them
 //! go in, and cleared only by a rebuild from the tries themselves, never from what the
@@ -12,7 +12,7 @@ use filter_common::abi::{AllowEntry, BlockEntry, map, summary};
 use ipnet::IpNet;
 use tracing::warn;
 
-use super::Dataplane;
+use super::{Dataplane, List};
 
 /// Prefixes up to which a removal rebuilds the summary at once (the walk reads each key with
 /// a syscall); above, the bits of removed prefixes stay set until the lists shrink below it or
@@ -26,9 +26,16 @@ pub fn empty() -> Words {
     vec![0; summary::WORDS as usize]
 }
 
-/// Sets the bits of every block `net` overlaps.
-pub fn mark(words: &mut [u64], net: &IpNet) {
-    let mut set = |bit: u32| words[(bit >> 6) as usize] |= 1 << (bit & 63);
+/// Sets `list`'s bits of every block `net` overlaps.
+pub fn mark(words: &mut [u64], list: List, net: &IpNet) {
+    let base = match list {
+        List::Allow => 0,
+        List::Block => summary::BLOCK,
+    };
+    let mut set = |bit: u32| {
+        let bit = base + bit;
+        words[(bit >> 6) as usize] |= 1 << (bit & 63)
+    };
     match net {
         IpNet::V4(n) => {
             let first = summary::bit_v4(n.network().octets());
@@ -48,14 +55,15 @@ pub fn mark(words: &mut [u64], net: &IpNet) {
 }
 
 impl Dataplane {
-    /// Sets the summary bits of `nets` (before they go into a trie).
+    /// Sets the summary bits of `nets` in `list` (before they go into its trie).
     pub(crate) fn mark_listed<'a>(
         &mut self,
+        list: List,
         nets: impl IntoIterator<Item = &'a IpNet>,
     ) -> Result<()> {
         let mut words = self.summary.clone();
         for net in nets {
-            mark(&mut words, net);
+            mark(&mut words, list, net);
         }
         self.write_summary(&words)
     }
@@ -77,12 +85,12 @@ impl Dataplane {
         let mut words = empty();
         let mut count = 0;
         let limit = limit.unwrap_or(usize::MAX);
-        for net in self.list_prefixes(limit)? {
+        for (list, net) in self.list_prefixes(limit)? {
             count += 1;
             if count > limit {
                 return Ok(false);
             }
-            mark(&mut words, &net);
+            mark(&mut words, list, &net);
         }
         self.write_summary(&words)?;
         Ok(true)
@@ -106,24 +114,48 @@ impl Dataplane {
     }
 
     /// Every prefix of both lists, up to `limit` + 1 of them.
-    fn list_prefixes(&self, limit: usize) -> Result<Vec<IpNet>> {
+    fn list_prefixes(&self, limit: usize) -> Result<Vec<(List, IpNet)>> {
         let mut out = Vec::new();
         macro_rules! walk {
-            ($name:expr, $k:ty, $v:ty, $net:path) => {
+            ($list:expr, $name:expr, $k:ty, $v:ty, $net:path) => {
                 let trie: LpmTrie<&MapData, $k, $v> = LpmTrie::try_from(self.map($name)?)?;
                 for key in trie.keys() {
                     if out.len() > limit {
                         return Ok(out);
                     }
                     let key = key.with_context(|| format!("failed to read {}", $name))?;
-                    out.push($net(key.prefix_len(), key.data())?);
+                    out.push(($list, $net(key.prefix_len(), key.data())?));
                 }
             };
         }
-        walk!(map::ALLOW_V4, [u8; 4], AllowEntry, super::lists::net_v4);
-        walk!(map::BLOCK_V4, [u8; 4], BlockEntry, super::lists::net_v4);
-        walk!(map::ALLOW_V6, [u8; 16], AllowEntry, super::lists::net_v6);
-        walk!(map::BLOCK_V6, [u8; 16], BlockEntry, super::lists::net_v6);
+        walk!(
+            List::Allow,
+            map::ALLOW_V4,
+            [u8; 4],
+            AllowEntry,
+            super::lists::net_v4
+        );
+        walk!(
+            List::Block,
+            map::BLOCK_V4,
+            [u8; 4],
+            BlockEntry,
+            super::lists::net_v4
+        );
+        walk!(
+            List::Allow,
+            map::ALLOW_V6,
+            [u8; 16],
+            AllowEntry,
+            super::lists::net_v6
+        );
+        walk!(
+            List::Block,
+            map::BLOCK_V6,
+            [u8; 16],
+            BlockEntry,
+            super::lists::net_v6
+        );
         Ok(out)
     }
 
@@ -156,9 +188,10 @@ mod tests {
 
     fn bits(net: &str) -> Vec<u32> {
         let mut w = empty();
-        mark(&mut w, &net.parse().unwrap());
+        mark(&mut w, List::Block, &net.parse().unwrap());
         (0..summary::WORDS * 64)
             .filter(|b| w[(b >> 6) as usize] >> (b & 63) & 1 != 0)
+            .map(|b| b - summary::BLOCK)
             .collect()
     }
 
@@ -171,6 +204,18 @@ mod tests {
             (198 * 256 + 16..198 * 256 + 20).collect::<Vec<_>>()
         );
         assert_eq!(bits("0.0.0.0/0").len(), 65536);
+    }
+
+    #[test]
+    fn each_list_has_its_own_bits() {
+        let mut w = empty();
+        mark(&mut w, List::Allow, &"198.18.0.0/16".parse().unwrap());
+        let bit = 198 * 256 + 18;
+        assert_eq!(w[(bit >> 6) as usize], 1 << (bit & 63));
+        let block = summary::BLOCK + bit;
+        assert_eq!(w[(block >> 6) as usize], 0);
+        mark(&mut w, List::Block, &"198.18.0.0/16".parse().unwrap());
+        assert_eq!(w[(block >> 6) as usize], 1 << (block & 63));
     }
 
     #[test]

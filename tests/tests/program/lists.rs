@@ -182,18 +182,27 @@ fn the_list_summary_never_hides_a_prefix() {
         Reason::Allowlisted,
         Class::Udp,
     );
-    let bit_set = |h: &levee_tests::Harness, addr: &str| {
+    use filter_common::abi::summary;
+    // Whether the blocklist's (or with `0`, the allowlist's) bit of the address is set.
+    let bit_set = |h: &levee_tests::Harness, list: u32, addr: &str| {
         let words = h.dp.list_summary().unwrap();
-        let bit = match addr.parse::<std::net::IpAddr>().unwrap() {
-            std::net::IpAddr::V4(a) => filter_common::abi::summary::bit_v4(a.octets()),
-            std::net::IpAddr::V6(a) => filter_common::abi::summary::bit_v6(&a.octets()),
-        };
+        let bit = list
+            + match addr.parse::<std::net::IpAddr>().unwrap() {
+                std::net::IpAddr::V4(a) => summary::bit_v4(a.octets()),
+                std::net::IpAddr::V6(a) => summary::bit_v6(&a.octets()),
+            };
         words[(bit >> 6) as usize] >> (bit & 63) & 1 != 0
     };
+    let block = summary::BLOCK;
     assert!(
-        !bit_set(&h, "198.19.1.7"),
+        !bit_set(&h, block, "198.19.1.7"),
         "a block with no prefix is clear"
     );
+    assert!(
+        !bit_set(&h, 0, "198.18.1.7"),
+        "the allowlist's bits are its own"
+    );
+    assert!(bit_set(&h, 0, "203.0.113.9") && !bit_set(&h, block, "203.0.113.9"));
     // The /32 still needs the 198.18/16 bit after the /24 goes.
     assert!(h.dp.unblock(net("198.18.1.0/24")).unwrap());
     h.expect_all(&[
@@ -204,12 +213,15 @@ fn the_list_summary_never_hides_a_prefix() {
             Class::Udp,
         ),
     ]);
-    assert!(bit_set(&h, "198.18.1.7"));
+    assert!(bit_set(&h, block, "198.18.1.7"));
     assert!(h.dp.unblock(net("198.18.1.7/32")).unwrap());
-    assert!(!bit_set(&h, "198.18.1.7"), "no prefix left in 198.18/16");
+    assert!(
+        !bit_set(&h, block, "198.18.1.7"),
+        "no prefix left in 198.18/16"
+    );
     assert!(h.dp.unblock(net("10.0.0.0/8")).unwrap());
-    assert!(!bit_set(&h, "10.200.3.4"));
-    assert!(bit_set(&h, "2001:db8:aaf3:9::1") && bit_set(&h, "203.0.113.9"));
+    assert!(!bit_set(&h, block, "10.200.3.4"));
+    assert!(bit_set(&h, block, "2001:db8:aaf3:9::1") && bit_set(&h, 0, "203.0.113.9"));
     h.expect_all(&[
         clean(
             "after the /8 went",
