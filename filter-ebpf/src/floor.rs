@@ -17,6 +17,26 @@ pub fn floor_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// The floor plus one BPF-to-BPF call: what a function of its own costs a packet.
+#[xdp]
+pub fn floor_call(_ctx: XdpContext) -> u32 {
+    opaque(xdp_action::XDP_DROP)
+}
+
+#[inline(never)]
+fn opaque(action: u32) -> u32 {
+    core::hint::black_box(action)
+}
+
+/// The floor plus one call of a kernel helper that does almost nothing (a random number): what
+/// a map lookup the verifier cannot inline costs before it does any work.
+#[xdp]
+pub fn floor_helper(_ctx: XdpContext) -> u32 {
+    // SAFETY: a helper without arguments.
+    let r = unsafe { aya_ebpf::helpers::bpf_get_prandom_u32() };
+    xdp_action::XDP_DROP | (r & core::hint::black_box(0))
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -153,10 +153,10 @@ impl Dataplane {
     }
 
     /// Loads the floor programs for benchmarks: `floor` drops everything, `floor_pass`
-    /// passes everything.
+    /// passes everything, `floor_call` and `floor_helper` drop after one call.
     pub fn load_floor() -> Result<Ebpf> {
         let mut ebpf = Ebpf::load(FLOOR_OBJECT).context("failed to load the floor object")?;
-        for name in ["floor", "floor_pass"] {
+        for name in ["floor", "floor_pass", "floor_call", "floor_helper"] {
             let program: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or_else(|| anyhow!("program {name} missing"))?

@@ -350,15 +350,23 @@ fn stages(args: &Args, report: &mut Report) -> Result<()> {
         }
         programs.push(dp);
     }
-    let mut samples = vec![Vec::new(); steps.len() + 3];
+    let call_prog: &Xdp = floor
+        .program("floor_call")
+        .context("floor_call")?
+        .try_into()?;
+    let helper_prog: &Xdp = floor
+        .program("floor_helper")
+        .context("floor_helper")?
+        .try_into()?;
+    let all = programs.last().context("steps")?;
+    for _ in 0..64 {
+        all.test_run(&far, 1)?;
+    }
+    let mut samples = vec![Vec::new(); steps.len() + 5];
     for round in 0..=args.runs.max(1) {
         let mut timed = vec![time_test_run(floor_prog, &legit, args.repeat, XDP_DROP)?];
         for dp in &programs {
             timed.push(time_test_run(dp.program()?, &legit, args.repeat, XDP_PASS)?);
-        }
-        let all = programs.last().context("steps")?;
-        for _ in 0..64 {
-            all.test_run(&far, 1)?;
         }
         timed.push(time_test_run(all.program()?, &far, args.repeat, XDP_PASS)?);
         timed.push(time_test_run(
@@ -367,6 +375,8 @@ fn stages(args: &Args, report: &mut Report) -> Result<()> {
             args.repeat,
             XDP_DROP,
         )?);
+        timed.push(time_test_run(call_prog, &legit, args.repeat, XDP_DROP)?);
+        timed.push(time_test_run(helper_prog, &legit, args.repeat, XDP_DROP)?);
         if round > 0 {
             for (v, ns) in samples.iter_mut().zip(timed) {
                 v.push(ns);
@@ -395,6 +405,19 @@ fn stages(args: &Args, report: &mut Report) -> Result<()> {
         "{:<52} {:>8.1}",
         "(b) all of them, blocklisted: stops at the blocklist",
         medians[steps.len() + 2]
+    ));
+    // What any call costs on this machine, before it does any work: the unit of the profile.
+    report.line(&format!(
+        "{:<52} {:>8.1} {:>+8.1}",
+        "floor + one BPF-to-BPF call",
+        medians[steps.len() + 3],
+        medians[steps.len() + 3] - medians[0]
+    ));
+    report.line(&format!(
+        "{:<52} {:>8.1} {:>+8.1}",
+        "floor + one kernel helper call (a random number)",
+        medians[steps.len() + 4],
+        medians[steps.len() + 4] - medians[0]
     ));
     Ok(())
 }
