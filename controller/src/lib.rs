@@ -24,6 +24,7 @@ pub mod config;
 pub mod controller;
 pub mod dataplane;
 pub mod engine;
+pub mod escalation;
 pub mod list_files;
 pub mod metrics;
 pub mod server;

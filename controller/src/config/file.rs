@@ -33,6 +33,7 @@ pub struct File {
     pub detection: Option<DetectionFile>,
     pub strict: Option<super::strict::StrictFile>,
     pub services: Option<Vec<super::strict::ServiceFile>>,
+    pub escalation: Option<super::escalation::EscalationFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@
 //! what is wrong with it, so a typo never silently becomes a default. Parsing is pure: the
 //! daemon applies a [`Settings`] only once it is whole, so a broken reload changes nothing.
 
+pub mod escalation;
 mod file;
 mod per_class;
 pub mod strict;
@@ -22,6 +23,7 @@ use filter_common::{
 };
 use ipnet::IpNet;
 
+pub use escalation::{EscalationMode, EscalationSettings};
 pub use file::File;
 pub use per_class::{PerClass, PerClassFile};
 pub use strict::{ServiceSpec, StrictMode, StrictSettings};
@@ -53,6 +55,7 @@ pub struct Settings {
     pub events: EventSettings,
     pub detection: EngineConfig,
     pub strict: StrictSettings,
+    pub escalation: EscalationSettings,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -181,6 +184,7 @@ impl Default for Settings {
             },
             detection: EngineConfig::default(),
             strict: StrictSettings::default(),
+            escalation: EscalationSettings::default(),
         }
     }
 }

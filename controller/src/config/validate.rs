@@ -146,6 +146,8 @@ pub(super) fn settings(f: File) -> Result<Settings> {
         s.events.sample_every = ev.sample_every.unwrap_or(s.events.sample_every);
     }
     super::strict::apply(f.strict, f.services, &mut s.strict)?;
+    super::escalation::apply(f.escalation, &mut s.escalation)?;
+    super::escalation::available(&s.escalation)?;
     Ok(s)
 }
 

@@ -1,0 +1,394 @@
+//! `[escalation]`: asking the upstream routers, through a BGP daemon, to drop what fills the
+//! link (RTBH and FlowSpec). Off by default; a config that could announce something unsafe is
+//! refused whole.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use anyhow::{Result, anyhow, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::values::{parse_cidr, parse_duration};
+
+/// Whether announcements are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EscalationMode {
+    /// Nothing is announced and no BGP daemon is started (the default).
+    Off,
+    /// Every announcement is checked and logged, none is sent.
+    DryRun,
+    /// Announcements go to the BGP daemon.
+    On,
+}
+
+impl EscalationMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            EscalationMode::Off => "off",
+            EscalationMode::DryRun => "dry-run",
+            EscalationMode::On => "on",
+        }
+    }
+}
+
+/// Which BGP daemon carries the announcements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BgpApi {
+    /// Levee starts gobgpd itself from a generated config, its API on a private socket, and
+    /// it dies with Levee (so the upstream withdraws everything when Levee does).
+    Managed,
+    /// The operator's own gobgpd, at `unix:///path`.
+    Unix(std::path::PathBuf),
+    /// The operator's own gobgpd, at `host:port`.
+    Tcp(String),
+}
+
+/// A BGP neighbour (the upstream router or route server).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Neighbor {
+    pub address: std::net::IpAddr,
+    pub asn: u32,
+    /// TCP MD5 password, if the session uses one.
+    pub password: Option<String>,
+}
+
+/// A standard BGP community, `ASN:VALUE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Community(pub u16, pub u16);
+
+impl Community {
+    /// RFC 7999's BLACKHOLE.
+    pub const BLACKHOLE: Community = Community(65535, 666);
+    /// RFC 1997's NO_EXPORT.
+    pub const NO_EXPORT: Community = Community(65535, 65281);
+
+    pub fn value(self) -> u32 {
+        (u32::from(self.0) << 16) | u32::from(self.1)
+    }
+}
+
+impl std::fmt::Display for Community {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
+    }
+}
+
+pub fn parse_community(s: &str) -> Result<Community> {
+    let bad = || anyhow!("malformed community {s:?}: expected ASN:VALUE such as 65535:666");
+    let (a, v) = s.trim().split_once(':').ok_or_else(bad)?;
+    Ok(Community(
+        a.parse().map_err(|_| bad())?,
+        v.parse().map_err(|_| bad())?,
+    ))
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EscalationSettings {
+    pub mode: EscalationMode,
+    pub api: BgpApi,
+    pub asn: u32,
+    pub router_id: Option<Ipv4Addr>,
+    pub neighbors: Vec<Neighbor>,
+    /// The only destinations that may ever be announced.
+    pub protected_prefixes: Vec<IpNet>,
+    /// Communities of an RTBH route, beside NO_EXPORT (always added).
+    pub communities: Vec<Community>,
+    /// Rules announced at once, at most.
+    pub max_active: u32,
+    /// Announcements in any minute, at most.
+    pub max_per_minute: u32,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    /// The detection engine may announce FlowSpec rules by itself.
+    pub auto: bool,
+    /// ...and RTBH routes.
+    pub auto_rtbh: bool,
+    /// Accept FlowSpec rules from the neighbours and enforce them in XDP.
+    pub accept_flowspec: bool,
+}
+
+impl Default for EscalationSettings {
+    fn default() -> Self {
+        EscalationSettings {
+            mode: EscalationMode::Off,
+            api: BgpApi::Managed,
+            asn: 0,
+            router_id: None,
+            neighbors: Vec::new(),
+            protected_prefixes: Vec::new(),
+            communities: vec![Community::BLACKHOLE],
+            max_active: 16,
+            max_per_minute: 10,
+            default_ttl: Duration::from_secs(600),
+            max_ttl: Duration::from_secs(3600),
+            auto: false,
+            auto_rtbh: false,
+            accept_flowspec: false,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationFile {
+    pub mode: Option<String>,
+    pub api: Option<String>,
+    pub asn: Option<u32>,
+    pub router_id: Option<String>,
+    pub neighbors: Option<Vec<NeighborFile>>,
+    pub protected_prefixes: Option<Vec<String>>,
+    pub communities: Option<Vec<String>>,
+    pub max_active: Option<u32>,
+    pub max_per_minute: Option<u32>,
+    pub default_ttl: Option<String>,
+    pub max_ttl: Option<String>,
+    pub auto: Option<bool>,
+    pub auto_rtbh: Option<bool>,
+    pub accept_flowspec: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborFile {
+    pub address: String,
+    pub asn: u32,
+    pub password: Option<String>,
+}
+
+fn field(name: &str) -> impl Fn(anyhow::Error) -> anyhow::Error + '_ {
+    move |e| anyhow!("field escalation.{name}: {e:#}")
+}
+
+pub fn parse_escalation_mode(s: &str) -> Result<EscalationMode> {
+    Ok(match s {
+        "off" => EscalationMode::Off,
+        "dry-run" => EscalationMode::DryRun,
+        "on" => EscalationMode::On,
+        _ => bail!("unknown escalation mode {s:?} (expected off, dry-run or on)"),
+    })
+}
+
+pub fn parse_api(s: &str) -> Result<BgpApi> {
+    if s == "managed" {
+        return Ok(BgpApi::Managed);
+    }
+    if let Some(path) = s.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            bail!("{s:?}: a unix socket needs an absolute path (unix:///run/gobgpd.sock)");
+        }
+        return Ok(BgpApi::Unix(path.into()));
+    }
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(BgpApi::Tcp(s.to_string()));
+    }
+    bail!("{s:?}: expected \"managed\", unix:///PATH or HOST:PORT")
+}
+
+/// Validates `[escalation]` into `out`; errors name the field.
+pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> Result<()> {
+    let Some(f) = f else { return Ok(()) };
+    if let Some(m) = f.mode {
+        out.mode = parse_escalation_mode(&m).map_err(field("mode"))?;
+    }
+    if let Some(a) = f.api {
+        out.api = parse_api(&a).map_err(field("api"))?;
+    }
+    if let Some(asn) = f.asn {
+        if asn == 0 || asn == 23_456 || asn == u32::MAX {
+            bail!("field escalation.asn: {asn} is reserved");
+        }
+        out.asn = asn;
+    }
+    if let Some(r) = f.router_id {
+        out.router_id = Some(
+            r.parse()
+                .map_err(|_| anyhow!("{r:?} is not an IPv4 address"))
+                .map_err(field("router_id"))?,
+        );
+    }
+    for (i, n) in f.neighbors.into_iter().flatten().enumerate() {
+        let address = n.address.parse().map_err(|_| {
+            anyhow!(
+                "field escalation.neighbors[{i}].address: {:?} is not an IP address",
+                n.address
+            )
+        })?;
+        if n.asn == 0 {
+            bail!("field escalation.neighbors[{i}].asn: must not be 0");
+        }
+        out.neighbors.push(Neighbor {
+            address,
+            asn: n.asn,
+            password: n.password,
+        });
+    }
+    for (i, p) in f.protected_prefixes.into_iter().flatten().enumerate() {
+        let net = parse_cidr(&p).map_err(field(&format!("protected_prefixes[{i}]")))?;
+        if net.prefix_len() == 0 {
+            bail!("field escalation.protected_prefixes[{i}]: {p:?} is every address");
+        }
+        out.protected_prefixes.push(net);
+    }
+    if let Some(cs) = f.communities {
+        out.communities = cs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| parse_community(c).map_err(field(&format!("communities[{i}]"))))
+            .collect::<Result<_>>()?;
+    }
+    out.max_active = f.max_active.unwrap_or(out.max_active);
+    out.max_per_minute = f.max_per_minute.unwrap_or(out.max_per_minute);
+    if let Some(t) = f.default_ttl {
+        out.default_ttl = parse_duration(&t).map_err(field("default_ttl"))?;
+    }
+    if let Some(t) = f.max_ttl {
+        out.max_ttl = parse_duration(&t).map_err(field("max_ttl"))?;
+    }
+    out.auto = f.auto.unwrap_or(out.auto);
+    out.auto_rtbh = f.auto_rtbh.unwrap_or(out.auto_rtbh);
+    out.accept_flowspec = f.accept_flowspec.unwrap_or(out.accept_flowspec);
+    check(out)
+}
+
+/// Refuses what this build cannot do yet rather than accept it and announce nothing: the
+/// settings and the rules' checks ([`crate::escalation::policy`]) are in place, the BGP
+/// daemon's driver is not (issue 11).
+pub(super) fn available(s: &EscalationSettings) -> Result<()> {
+    if s.mode != EscalationMode::Off || s.accept_flowspec {
+        bail!(
+            "field escalation.mode: announcing upstream is not in this build yet; set mode = \"off\" and accept_flowspec = false"
+        );
+    }
+    Ok(())
+}
+
+/// The settings together: what could not be safe is refused.
+fn check(s: &EscalationSettings) -> Result<()> {
+    if s.max_ttl.is_zero() {
+        bail!("field escalation.max_ttl: must be above 0 (every rule is withdrawn in time)");
+    }
+    if s.default_ttl.is_zero() || s.default_ttl > s.max_ttl {
+        bail!(
+            "field escalation.default_ttl: must be above 0 and at most max_ttl ({}s), got {}s",
+            s.max_ttl.as_secs(),
+            s.default_ttl.as_secs()
+        );
+    }
+    if s.max_active == 0 || s.max_per_minute == 0 {
+        bail!("field escalation.max_active and max_per_minute: must be at least 1");
+    }
+    if s.auto_rtbh && !s.auto {
+        bail!("field escalation.auto_rtbh: needs auto = true");
+    }
+    if s.mode == EscalationMode::Off {
+        return Ok(());
+    }
+    if s.protected_prefixes.is_empty() {
+        bail!(
+            "field escalation.protected_prefixes: mode {} needs the destinations that may be announced",
+            s.mode.name()
+        );
+    }
+    if s.api == BgpApi::Managed {
+        if s.asn == 0 {
+            bail!("field escalation.asn: the managed BGP daemon needs this host's AS number");
+        }
+        if s.router_id.is_none() {
+            bail!("field escalation.router_id: the managed BGP daemon needs a router id");
+        }
+        if s.neighbors.is_empty() {
+            bail!("field escalation.neighbors: the managed BGP daemon needs at least one");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(toml: &str) -> Result<EscalationSettings> {
+        let f: EscalationFile = toml::from_str(toml)?;
+        let mut s = EscalationSettings::default();
+        apply(Some(f), &mut s)?;
+        Ok(s)
+    }
+
+    const ON: &str = r#"
+        mode = "on"
+        asn = 64512
+        router_id = "192.0.2.1"
+        neighbors = [{ address = "10.0.0.1", asn = 65000 }]
+        protected_prefixes = ["192.0.2.0/24", "2001:db8::/32"]
+    "#;
+
+    #[test]
+    fn a_complete_config_is_accepted_with_safe_defaults() {
+        let s = parsed(ON).unwrap();
+        assert_eq!(s.mode, EscalationMode::On);
+        assert_eq!(s.communities, vec![Community::BLACKHOLE]);
+        assert!(!s.auto && !s.auto_rtbh && !s.accept_flowspec);
+        assert_eq!(s.api, BgpApi::Managed);
+    }
+
+    #[test]
+    fn what_cannot_be_safe_is_refused_with_the_field_named() {
+        let cases = [
+            (
+                "mode = \"on\"\nasn = 1\nrouter_id = \"192.0.2.1\"\nneighbors = [{ address = \"10.0.0.1\", asn = 2 }]",
+                "protected_prefixes",
+            ),
+            (&format!("{ON}\nmax_ttl = \"0s\""), "max_ttl"),
+            (&format!("{ON}\ndefault_ttl = \"2h\""), "default_ttl"),
+            (&format!("{ON}\nauto_rtbh = true"), "auto_rtbh"),
+            (
+                "protected_prefixes = [\"0.0.0.0/0\"]",
+                "protected_prefixes[0]",
+            ),
+            (
+                "protected_prefixes = [\"192.0.2.7/24\"]",
+                "protected_prefixes[0]",
+            ),
+            ("communities = [\"65535\"]", "communities[0]"),
+            ("mode = \"maybe\"", "escalation.mode"),
+            ("api = \"http://x\"", "escalation.api"),
+            ("asn = 0", "escalation.asn"),
+            (
+                "neighbors = [{ address = \"nowhere\", asn = 1 }]",
+                "neighbors[0].address",
+            ),
+        ];
+        for (toml, name) in cases {
+            let e = format!("{:#}", parsed(toml).unwrap_err());
+            assert!(
+                e.starts_with("field escalation.") && e.contains(name),
+                "{toml}: {e}"
+            );
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn this_build_refuses_to_announce_rather_than_pretend() {
+        let s = parsed(ON).unwrap();
+        let e = format!("{:#}", available(&s).unwrap_err());
+        assert!(
+            e.starts_with("field escalation.mode: ") && !e.contains('\n'),
+            "{e}"
+        );
+        available(&EscalationSettings::default()).unwrap();
+    }
+
+    #[test]
+    fn an_operators_own_daemon_needs_no_session_settings() {
+        let s = parsed(
+            "mode = \"dry-run\"\napi = \"unix:///run/gobgpd/api.sock\"\nprotected_prefixes = [\"192.0.2.0/24\"]",
+        )
+        .unwrap();
+        assert_eq!(s.api, BgpApi::Unix("/run/gobgpd/api.sock".into()));
+        assert_eq!(
+            parse_api("127.0.0.1:50051").unwrap(),
+            BgpApi::Tcp("127.0.0.1:50051".into())
+        );
+    }
+}
