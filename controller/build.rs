@@ -1,11 +1,17 @@
 //! Builds the XDP object (filter-ebpf) for the BPF target with aya-build, which runs
-//! `rustup run nightly cargo build -Z build-std=core` and copies the result to OUT_DIR.
-//! `cargo xtask setup` installs what that needs (rust-src, bpf-linker).
+//! `rustup run nightly cargo build -Z build-std=core` and copies the result to OUT_DIR, and
+//! the gRPC client of gobgpd from GoBGP's own .proto files, as Debian ships them with the
+//! gobgpd it packages (golang-github-osrg-gobgp-dev), compiled by protox (no protoc).
+//! `cargo xtask setup` installs what these need (rust-src, bpf-linker, the .proto files).
 
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
 
+/// Where golang-github-osrg-gobgp-dev puts GoBGP's API definitions.
+const GOBGP_PROTO_DIR: &str = "/usr/share/gocode/src/github.com/osrg/gobgp/api";
+
 fn main() -> anyhow::Result<()> {
+    build_gobgp_client()?;
     let metadata = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()
@@ -38,4 +44,21 @@ fn main() -> anyhow::Result<()> {
         Toolchain::default(),
     )
     .context("failed to build the XDP program; run `cargo xtask setup` first")
+}
+
+/// The client side of gobgpd's gRPC API (AddPath, DeletePath, ListPath...).
+fn build_gobgp_client() -> anyhow::Result<()> {
+    let files = ["gobgp.proto", "attribute.proto", "capability.proto"];
+    for f in files {
+        println!("cargo:rerun-if-changed={GOBGP_PROTO_DIR}/{f}");
+    }
+    let fds = protox::compile(files, [GOBGP_PROTO_DIR]).with_context(|| {
+        format!(
+            "failed to read GoBGP's API from {GOBGP_PROTO_DIR}; run `cargo xtask setup` (it installs golang-github-osrg-gobgp-dev)"
+        )
+    })?;
+    tonic_prost_build::configure()
+        .build_server(false)
+        .compile_fds(fds)
+        .context("failed to generate the gobgpd client")
 }

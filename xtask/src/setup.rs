@@ -11,7 +11,8 @@ use crate::run_cmd;
 /// The toolchain aya-build compiles the XDP program with.
 const EBPF_TOOLCHAIN: &str = "nightly";
 
-/// Commands the tests and the lab need, and the Debian package that brings each.
+/// Commands (or, as absolute paths, files) the build, the tests and the lab need, and the
+/// Debian package that brings each.
 const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("bpftool", "bpftool"),
@@ -20,6 +21,14 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     // The bench's peers: xdp-filter and an nftables netdev-ingress drop set.
     ("xdp-filter", "xdp-tools"),
     ("nft", "nftables"),
+    // Escalation upstream: the BGP daemon Levee drives, the upstream router of the tests, and
+    // GoBGP's API definitions the build generates its gobgpd client from (the same version).
+    ("gobgpd", "gobgpd"),
+    ("birdc", "bird2"),
+    (
+        "/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto",
+        "golang-github-osrg-gobgp-dev",
+    ),
 ];
 
 pub fn run() -> Result<()> {
@@ -163,6 +172,9 @@ fn ensure_debian_tools() -> Result<()> {
     let missing: Vec<&str> = DEBIAN_TOOLS
         .iter()
         .filter(|(cmd, _)| {
+            if cmd.starts_with('/') {
+                return !std::path::Path::new(cmd).exists();
+            }
             !Command::new("sh")
                 .args(["-c", &format!("command -v {cmd}")])
                 .output()

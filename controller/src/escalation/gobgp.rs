@@ -1,0 +1,298 @@
+//! gobgpd, the BGP daemon that carries Levee's announcements: its gRPC API (the client is
+//! generated at build time from GoBGP's own .proto files, see `build.rs`), and a gobgpd that
+//! Levee starts itself ([`Managed`]): config generated from `[escalation]`, API on a private
+//! unix socket, never listening for BGP, and killed by the kernel when Levee dies, so the
+//! upstream withdraws everything it was told.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::config::{
+    EscalationSettings,
+    escalation::{BgpApi, Community},
+};
+
+/// The generated API (package `apipb`).
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod api {
+    tonic::include_proto!("apipb");
+}
+
+use api::{Family, family, gobgp_api_client::GobgpApiClient};
+
+/// A connected gobgpd API.
+pub struct Gobgp {
+    client: GobgpApiClient<tonic::transport::Channel>,
+}
+
+fn any(type_name: &str, msg: &impl prost::Message) -> prost_types::Any {
+    prost_types::Any {
+        type_url: format!("type.googleapis.com/apipb.{type_name}"),
+        value: msg.encode_to_vec(),
+    }
+}
+
+fn unicast(v6: bool) -> Family {
+    Family {
+        afi: if v6 {
+            family::Afi::Ip6
+        } else {
+            family::Afi::Ip
+        } as i32,
+        safi: family::Safi::Unicast as i32,
+    }
+}
+
+impl Gobgp {
+    /// Connects to gobgpd's API.
+    pub async fn connect(api: &BgpApi) -> Result<Gobgp> {
+        let channel = match api {
+            BgpApi::Tcp(addr) => tonic::transport::Endpoint::try_from(format!("http://{addr}"))?
+                .connect()
+                .await
+                .with_context(|| format!("cannot reach gobgpd's API at {addr}"))?,
+            BgpApi::Unix(path) => unix_channel(path).await?,
+            BgpApi::Managed => bail!("a managed gobgpd is reached through its own socket"),
+        };
+        Ok(Gobgp {
+            client: GobgpApiClient::new(channel),
+        })
+    }
+
+    /// Announces a blackhole route for one address (a /32 or /128) with `communities` and
+    /// NO_EXPORT; returns gobgpd's id of the path.
+    pub async fn add_rtbh(
+        &mut self,
+        dst: IpAddr,
+        next_hop: IpAddr,
+        communities: &[Community],
+    ) -> Result<Vec<u8>> {
+        let v6 = dst.is_ipv6();
+        let nlri = any(
+            "IPAddressPrefix",
+            &api::IpAddressPrefix {
+                prefix_len: if v6 { 128 } else { 32 },
+                prefix: dst.to_string(),
+            },
+        );
+        let mut all: Vec<u32> = communities.iter().map(|c| c.value()).collect();
+        all.push(Community::NO_EXPORT.value());
+        all.sort_unstable();
+        all.dedup();
+        let mut pattrs = vec![
+            any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
+            any(
+                "CommunitiesAttribute",
+                &api::CommunitiesAttribute { communities: all },
+            ),
+        ];
+        if v6 {
+            pattrs.push(any(
+                "MpReachNLRIAttribute",
+                &api::MpReachNlriAttribute {
+                    family: Some(unicast(true)),
+                    next_hops: vec![next_hop.to_string()],
+                    nlris: vec![nlri.clone()],
+                },
+            ));
+        } else {
+            pattrs.push(any(
+                "NextHopAttribute",
+                &api::NextHopAttribute {
+                    next_hop: next_hop.to_string(),
+                },
+            ));
+        }
+        let path = api::Path {
+            nlri: Some(nlri),
+            pattrs,
+            family: Some(unicast(v6)),
+            ..Default::default()
+        };
+        let reply = self
+            .client
+            .add_path(api::AddPathRequest {
+                table_type: api::TableType::Global as i32,
+                path: Some(path),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("gobgpd refused the blackhole route for {dst}"))?;
+        Ok(reply.into_inner().uuid)
+    }
+
+    /// Withdraws a path this client announced.
+    pub async fn delete(&mut self, uuid: &[u8]) -> Result<()> {
+        self.client
+            .delete_path(api::DeletePathRequest {
+                table_type: api::TableType::Global as i32,
+                uuid: uuid.to_vec(),
+                ..Default::default()
+            })
+            .await
+            .context("gobgpd refused to withdraw the path")?;
+        Ok(())
+    }
+
+    /// The prefixes of the global RIB in one unicast family, as gobgpd holds them.
+    pub async fn list_unicast(&mut self, v6: bool) -> Result<Vec<String>> {
+        let mut stream = self
+            .client
+            .list_path(api::ListPathRequest {
+                table_type: api::TableType::Global as i32,
+                family: Some(unicast(v6)),
+                ..Default::default()
+            })
+            .await
+            .context("gobgpd refused to list its paths")?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(d) = stream.message().await? {
+            if let Some(d) = d.destination {
+                out.push(d.prefix);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A gRPC channel over a unix socket.
+async fn unix_channel(path: &Path) -> Result<tonic::transport::Channel> {
+    let path = path.to_path_buf();
+    let shown = path.display().to_string();
+    tonic::transport::Endpoint::try_from("http://[::1]:50051")?
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .with_context(|| format!("cannot reach gobgpd's API at {shown}"))
+}
+
+/// A gobgpd that Levee started: it dies with Levee.
+pub struct Managed {
+    child: Child,
+    pub socket: PathBuf,
+}
+
+impl Managed {
+    /// Writes gobgpd's config for `settings` in `dir` and starts it, its API on a unix socket
+    /// in `dir`; waits until the API answers.
+    pub async fn start(settings: &EscalationSettings, dir: &Path) -> Result<Managed> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let config = dir.join("gobgpd.toml");
+        std::fs::write(&config, config_toml(settings)?)
+            .with_context(|| format!("cannot write {}", config.display()))?;
+        let socket = dir.join("api.sock");
+        let _ = std::fs::remove_file(&socket);
+        let mut cmd = Command::new("gobgpd");
+        cmd.arg("-f")
+            .arg(&config)
+            .arg("-t")
+            .arg("toml")
+            .arg("-p")
+            .arg("--pprof-disable")
+            .arg(format!("--api-hosts=unix://{}", socket.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        // SAFETY: prctl in the child before exec; async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt as _;
+            cmd.pre_exec(|| {
+                // The kernel kills gobgpd when Levee's thread that started it dies, so a
+                // crashed Levee drops the BGP session and the upstream withdraws everything.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .context("cannot start gobgpd (cargo xtask setup installs the gobgpd package)")?;
+        let mut managed = Managed { child, socket };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = managed.child.try_wait()? {
+                bail!("gobgpd exited at start ({status}); its log is above");
+            }
+            if managed.socket.exists()
+                && Gobgp::connect(&BgpApi::Unix(managed.socket.clone()))
+                    .await
+                    .is_ok()
+            {
+                return Ok(managed);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "gobgpd's API did not answer at {} within 10 s",
+                    managed.socket.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn api(&self) -> BgpApi {
+        BgpApi::Unix(self.socket.clone())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// gobgpd's config: this host's AS and router id, the neighbours with the unicast and
+/// FlowSpec families, graceful restart off (a dead Levee's routes must go at once), and BGP
+/// never listened for (port -1: gobgpd only connects out).
+pub fn config_toml(s: &EscalationSettings) -> Result<String> {
+    let Some(router_id) = s.router_id else {
+        bail!("field escalation.router_id: the managed BGP daemon needs a router id");
+    };
+    let mut out = format!(
+        "[global.config]\n  as = {}\n  router-id = \"{router_id}\"\n  port = -1\n",
+        s.asn
+    );
+    for n in &s.neighbors {
+        out += &format!(
+            "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",
+            n.address, n.asn
+        );
+        if let Some(p) = &n.password {
+            out += &format!("    auth-password = {}\n", toml_string(p));
+        }
+        let families: &[&str] = if n.address.is_ipv4() {
+            &["ipv4-unicast", "ipv4-flowspec"]
+        } else {
+            &["ipv6-unicast", "ipv6-flowspec"]
+        };
+        for f in families {
+            out += &format!(
+                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// A TOML string literal (quotes and escapes) for a value from the operator.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}

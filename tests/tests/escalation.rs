@@ -1,0 +1,182 @@
+//! Escalation upstream, against real BGP daemons in two namespaces: the gobgpd Levee starts
+//! itself peers with bird2 (the upstream), and what the upstream's table shows is the test.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use levee::{
+    config::{
+        EscalationMode, EscalationSettings,
+        escalation::{Community, Neighbor},
+    },
+    escalation::gobgp::{Gobgp, Managed},
+};
+use levee_tests::netns::{Lab, Netns};
+
+const LEVEE_SIDE: &str = "198.18.0.1";
+const UPSTREAM: &str = "198.18.0.2";
+const ATTACKED: &str = "198.18.0.10";
+
+/// bird2 in the client namespace: the upstream router, passive, importing everything Levee
+/// announces into its tables.
+struct Bird {
+    child: Child,
+    socket: PathBuf,
+    netns: String,
+}
+
+impl Bird {
+    fn start(ns: &Netns, dir: &Path) -> Bird {
+        let config = dir.join("bird.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "router id {UPSTREAM};\n\
+                 protocol device {{}}\n\
+                 flow4 table flowtab4;\n\
+                 protocol bgp levee {{\n\
+                   local {UPSTREAM} as 65000;\n\
+                   neighbor {LEVEE_SIDE} as 64512;\n\
+                   passive on;\n\
+                   ipv4 {{ import all; export none; }};\n\
+                   flow4 {{ table flowtab4; import all; export none; }};\n\
+                 }}\n"
+            ),
+        )
+        .unwrap();
+        let socket = dir.join("bird.ctl");
+        let child = ns
+            .command("bird")
+            .args(["-f", "-c"])
+            .arg(&config)
+            .arg("-s")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("bird (cargo xtask setup installs bird2)");
+        let bird = Bird {
+            child,
+            socket,
+            netns: ns.name.clone(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !bird.socket.exists() {
+            assert!(Instant::now() < deadline, "bird did not start");
+            sleep(Duration::from_millis(50));
+        }
+        bird
+    }
+
+    /// `birdc show route all PREFIX`, as the operator would read it at the router.
+    fn show_route(&self, prefix: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "birdc", "-s"])
+            .arg(&self.socket)
+            .args(["show", "route", "all", prefix])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits up to `secs` for `check` to hold of the route's description.
+    fn wait_route(&self, prefix: &str, secs: u64, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let shown = self.show_route(prefix);
+            if check(&shown) || Instant::now() > deadline {
+                return shown;
+            }
+            sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn settings() -> EscalationSettings {
+    EscalationSettings {
+        mode: EscalationMode::On,
+        asn: 64512,
+        router_id: Some(LEVEE_SIDE.parse().unwrap()),
+        neighbors: vec![Neighbor {
+            address: UPSTREAM.parse().unwrap(),
+            asn: 65000,
+            password: None,
+        }],
+        protected_prefixes: vec!["198.18.0.0/15".parse().unwrap()],
+        ..EscalationSettings::default()
+    }
+}
+
+/// An RTBH route reaches the upstream with BLACKHOLE and NO_EXPORT, is withdrawn there when
+/// Levee deletes it, and is gone there the moment its gobgpd is killed.
+#[test]
+fn a_blackhole_route_reaches_the_upstream_and_leaves_with_gobgpd() {
+    let lab = Lab::new();
+    let dir = tempfile_dir();
+    let bird = Bird::start(&lab.client, &dir);
+    let prefix = format!("{ATTACKED}/32");
+    lab.protected.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let gobgpd = Managed::start(&settings(), &dir.join("gobgpd"))
+                .await
+                .unwrap();
+            let mut api = Gobgp::connect(&gobgpd.api()).await.unwrap();
+            let id = api
+                .add_rtbh(
+                    ATTACKED.parse().unwrap(),
+                    LEVEE_SIDE.parse().unwrap(),
+                    &[Community::BLACKHOLE],
+                )
+                .await
+                .unwrap();
+            assert_eq!(api.list_unicast(false).await.unwrap(), vec![prefix.clone()]);
+            let shown = bird.wait_route(&prefix, 60, |s| s.contains("(65535,666)"));
+            eprintln!("the upstream shows:\n{shown}");
+            assert!(
+                shown.contains("(65535,666)") && shown.contains("(65535,65281)"),
+                "the upstream holds the blackhole with NO_EXPORT: {shown}"
+            );
+            api.delete(&id).await.unwrap();
+            let shown = bird.wait_route(&prefix, 20, |s| !s.contains(&prefix));
+            assert!(
+                !shown.contains(&prefix),
+                "withdrawn at the upstream: {shown}"
+            );
+
+            api.add_rtbh(
+                ATTACKED.parse().unwrap(),
+                LEVEE_SIDE.parse().unwrap(),
+                &[Community::BLACKHOLE],
+            )
+            .await
+            .unwrap();
+            let shown = bird.wait_route(&prefix, 20, |s| s.contains(&prefix));
+            assert!(shown.contains(&prefix), "announced again: {shown}");
+            // SAFETY: kill(2) of a child we started.
+            unsafe { libc::kill(gobgpd.pid() as i32, libc::SIGKILL) };
+            let shown = bird.wait_route(&prefix, 20, |s| !s.contains(&prefix));
+            assert!(!shown.contains(&prefix), "gone with gobgpd: {shown}");
+        });
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = PathBuf::from(format!("/run/levee-escalation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
