@@ -13,7 +13,10 @@ use levee::{
         EscalationMode, EscalationSettings,
         escalation::{Community, Neighbor},
     },
-    escalation::gobgp::{Gobgp, Managed},
+    escalation::{
+        FlowAction, FlowRule,
+        gobgp::{Gobgp, Managed},
+    },
 };
 use levee_tests::netns::{Lab, Netns};
 
@@ -82,6 +85,24 @@ impl Bird {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The upstream's FlowSpec table, waiting up to `secs` for `check` to hold of it.
+    fn wait_flows(&self, secs: u64, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.netns, "birdc", "-s"])
+                .arg(&self.socket)
+                .args(["show", "route", "all", "table", "flowtab4"])
+                .output()
+                .unwrap();
+            let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+            if check(&shown) || Instant::now() > deadline {
+                return shown;
+            }
+            sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits up to `secs` for `check` to hold of the route's description.
     fn wait_route(&self, prefix: &str, secs: u64, check: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
@@ -117,10 +138,11 @@ fn settings() -> EscalationSettings {
     }
 }
 
-/// An RTBH route reaches the upstream with BLACKHOLE and NO_EXPORT, is withdrawn there when
-/// Levee deletes it, and is gone there the moment its gobgpd is killed.
+/// An RTBH route reaches the upstream with BLACKHOLE and NO_EXPORT and is withdrawn there when
+/// Levee deletes it; a FlowSpec rule reaches its flow4 table with each component and the
+/// traffic-rate 0 action; both are gone there the moment Levee's gobgpd is killed.
 #[test]
-fn a_blackhole_route_reaches_the_upstream_and_leaves_with_gobgpd() {
+fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
     let lab = Lab::new();
     let dir = tempfile_dir();
     let bird = Bird::start(&lab.client, &dir);
@@ -166,10 +188,42 @@ fn a_blackhole_route_reaches_the_upstream_and_leaves_with_gobgpd() {
             .unwrap();
             let shown = bird.wait_route(&prefix, 20, |s| s.contains(&prefix));
             assert!(shown.contains(&prefix), "announced again: {shown}");
+
+            // A FlowSpec rule for the flood's shape: NTP reflection to the attacked host.
+            api.add_flowspec(&FlowRule {
+                dst: ATTACKED.parse().unwrap(),
+                proto: Some(17),
+                src_port: Some(123),
+                dst_port: None,
+                len: Some((468, 1500)),
+                action: FlowAction::Discard,
+            })
+            .await
+            .unwrap();
+            let flows = bird.wait_flows(20, |s| s.contains(&prefix));
+            eprintln!("the upstream's flow4 table:\n{flows}");
+            for part in [
+                format!("dst {prefix}"),
+                "proto 17".to_string(),
+                "sport 123".to_string(),
+                "length".to_string(),
+                "468".to_string(),
+                "1500".to_string(),
+                // traffic-rate (type 0x8006), AS 0, rate 0.0: discard.
+                "0x80060000, 0x0".to_string(),
+            ] {
+                assert!(flows.contains(&part), "{part} at the upstream: {flows}");
+            }
+
             // SAFETY: kill(2) of a child we started.
             unsafe { libc::kill(gobgpd.pid() as i32, libc::SIGKILL) };
             let shown = bird.wait_route(&prefix, 20, |s| !s.contains(&prefix));
             assert!(!shown.contains(&prefix), "gone with gobgpd: {shown}");
+            let flows = bird.wait_flows(20, |s| !s.contains(&prefix));
+            assert!(
+                !flows.contains(&prefix),
+                "the rule gone with gobgpd: {flows}"
+            );
         });
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,6 +13,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+use super::{FlowAction, FlowRule, Rule};
 use crate::config::{
     EscalationSettings,
     escalation::{BgpApi, Community},
@@ -124,6 +125,114 @@ impl Gobgp {
             })
             .await
             .with_context(|| format!("gobgpd refused the blackhole route for {dst}"))?;
+        Ok(reply.into_inner().uuid)
+    }
+
+    /// Announces a FlowSpec rule (RFC 8955/8956): the destination host, the protocol, ports
+    /// and length range given, and traffic-rate 0 (discard) or N bytes a second. Returns
+    /// gobgpd's id of the path. The rule must have passed [`super::policy::check`].
+    pub async fn add_flowspec(&mut self, rule: &FlowRule) -> Result<Vec<u8>> {
+        let v6 = rule.dst.is_ipv6();
+        let family = Family {
+            afi: if v6 {
+                family::Afi::Ip6
+            } else {
+                family::Afi::Ip
+            } as i32,
+            safi: family::Safi::FlowSpecUnicast as i32,
+        };
+        // Numeric operators: eq 0x01, gt 0x02, lt 0x04, and 0x40 (gobgpd sets the value's
+        // length and the end-of-list bit).
+        let eq = |t: u32, v: u64| {
+            any(
+                "FlowSpecComponent",
+                &api::FlowSpecComponent {
+                    r#type: t,
+                    items: vec![api::FlowSpecComponentItem { op: 0x01, value: v }],
+                },
+            )
+        };
+        let mut rules = vec![any(
+            "FlowSpecIPPrefix",
+            &api::FlowSpecIpPrefix {
+                r#type: 1,
+                prefix_len: if v6 { 128 } else { 32 },
+                prefix: rule.dst.to_string(),
+                offset: 0,
+            },
+        )];
+        if let Some(p) = rule.proto {
+            rules.push(eq(3, u64::from(p)));
+        }
+        if let Some(p) = rule.dst_port {
+            rules.push(eq(5, u64::from(p)));
+        }
+        if let Some(p) = rule.src_port {
+            rules.push(eq(6, u64::from(p)));
+        }
+        if let Some((lo, hi)) = rule.len {
+            rules.push(any(
+                "FlowSpecComponent",
+                &api::FlowSpecComponent {
+                    r#type: 10,
+                    items: vec![
+                        api::FlowSpecComponentItem {
+                            op: 0x03,
+                            value: u64::from(lo),
+                        },
+                        api::FlowSpecComponentItem {
+                            op: 0x45,
+                            value: u64::from(hi),
+                        },
+                    ],
+                },
+            ));
+        }
+        let nlri = any("FlowSpecNLRI", &api::FlowSpecNlri { rules });
+        let rate = match rule.action {
+            FlowAction::Discard => 0.0,
+            FlowAction::RateBytes(n) => n as f32,
+        };
+        let pattrs = vec![
+            any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
+            any(
+                "MpReachNLRIAttribute",
+                &api::MpReachNlriAttribute {
+                    family: Some(family),
+                    next_hops: vec![if v6 { "::" } else { "0.0.0.0" }.to_string()],
+                    nlris: vec![nlri.clone()],
+                },
+            ),
+            any(
+                "ExtendedCommunitiesAttribute",
+                &api::ExtendedCommunitiesAttribute {
+                    communities: vec![any(
+                        "TrafficRateExtended",
+                        &api::TrafficRateExtended { asn: 0, rate },
+                    )],
+                },
+            ),
+        ];
+        let path = api::Path {
+            nlri: Some(nlri),
+            pattrs,
+            family: Some(family),
+            ..Default::default()
+        };
+        let reply = self
+            .client
+            .add_path(api::AddPathRequest {
+                table_type: api::TableType::Global as i32,
+                path: Some(path),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "gobgpd refused the FlowSpec rule {}",
+                    Rule::FlowSpec(rule.clone())
+                )
+            })?;
         Ok(reply.into_inner().uuid)
     }
 
