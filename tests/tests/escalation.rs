@@ -156,7 +156,7 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
             let gobgpd = Managed::start(&settings(), &dir.join("gobgpd"))
                 .await
                 .unwrap();
-            let mut api = Gobgp::connect(&gobgpd.api()).await.unwrap();
+            let mut api = Gobgp::connect(&gobgpd.api(), 64512).await.unwrap();
             let id = api
                 .add_rtbh(
                     ATTACKED.parse().unwrap(),
@@ -229,8 +229,130 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An operator's own gobgpd outlives Levee: what an earlier run announced (marked as Levee's)
+/// is withdrawn at the upstream by the next run, and the operator's own route stays.
+#[test]
+fn an_earlier_runs_paths_are_withdrawn_and_nothing_else() {
+    let lab = Lab::new();
+    let dir = tempfile_dir();
+    let bird = Bird::start(&lab.client, &dir);
+    let (ours, theirs) = (format!("{ATTACKED}/32"), "198.18.0.20/32".to_string());
+    lab.protected.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let gobgpd = Managed::start(&settings(), &dir.join("gobgpd"))
+                .await
+                .unwrap();
+            // The earlier run: a blackhole and a FlowSpec rule, then it is gone.
+            {
+                let mut earlier = Gobgp::connect(&gobgpd.api(), 64512).await.unwrap();
+                earlier
+                    .add_rtbh(
+                        ATTACKED.parse().unwrap(),
+                        LEVEE_SIDE.parse().unwrap(),
+                        &[Community::BLACKHOLE],
+                    )
+                    .await
+                    .unwrap();
+                earlier
+                    .add_flowspec(&FlowRule {
+                        dst: ATTACKED.parse().unwrap(),
+                        proto: Some(17),
+                        src_port: Some(123),
+                        dst_port: None,
+                        len: None,
+                        action: FlowAction::Discard,
+                    })
+                    .await
+                    .unwrap();
+            }
+            // The operator's own route, without Levee's mark.
+            let mut next = Gobgp::connect(&gobgpd.api(), 64512).await.unwrap();
+            operator_route(&mut next, "198.18.0.20").await;
+            for prefix in [&ours, &theirs] {
+                let shown = bird.wait_route(prefix, 60, |s| s.contains(prefix.as_str()));
+                assert!(shown.contains(prefix.as_str()), "{shown}");
+            }
+            assert!(bird.wait_flows(20, |s| s.contains(&ours)).contains(&ours));
+
+            assert_eq!(next.withdraw_stale().await.unwrap(), 2);
+            let shown = bird.wait_route(&ours, 20, |s| !s.contains(&ours));
+            assert!(!shown.contains(&ours), "Levee's route withdrawn: {shown}");
+            let shown = bird.show_route(&theirs);
+            assert!(
+                shown.contains(&theirs),
+                "the operator's route stays: {shown}"
+            );
+            let flows = bird.wait_flows(20, |s| !s.contains(&ours));
+            assert!(!flows.contains(&ours), "Levee's rule withdrawn: {flows}");
+            assert_eq!(
+                next.withdraw_stale().await.unwrap(),
+                0,
+                "nothing left of Levee's"
+            );
+        });
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Announces a plain /32 without Levee's mark, as the operator's own tooling would.
+async fn operator_route(api: &mut Gobgp, addr: &str) {
+    use levee::escalation::gobgp::api;
+    use prost::Message as _;
+    let any = |name: &str, value: Vec<u8>| prost_types::Any {
+        type_url: format!("type.googleapis.com/apipb.{name}"),
+        value,
+    };
+    let family = api::Family {
+        afi: api::family::Afi::Ip as i32,
+        safi: api::family::Safi::Unicast as i32,
+    };
+    let path = api::Path {
+        nlri: Some(any(
+            "IPAddressPrefix",
+            api::IpAddressPrefix {
+                prefix_len: 32,
+                prefix: addr.to_string(),
+            }
+            .encode_to_vec(),
+        )),
+        pattrs: vec![
+            any(
+                "OriginAttribute",
+                api::OriginAttribute { origin: 0 }.encode_to_vec(),
+            ),
+            any(
+                "NextHopAttribute",
+                api::NextHopAttribute {
+                    next_hop: LEVEE_SIDE.to_string(),
+                }
+                .encode_to_vec(),
+            ),
+        ],
+        family: Some(family),
+        ..Default::default()
+    };
+    api.raw()
+        .add_path(api::AddPathRequest {
+            table_type: api::TableType::Global as i32,
+            path: Some(path),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 fn tempfile_dir() -> PathBuf {
-    let dir = PathBuf::from(format!("/run/levee-escalation-{}", std::process::id()));
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = PathBuf::from(format!(
+        "/run/levee-escalation-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -12,6 +12,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use prost::Message as _;
 
 use super::{FlowAction, FlowRule, Rule};
 use crate::config::{
@@ -30,6 +31,27 @@ use api::{Family, family, gobgp_api_client::GobgpApiClient};
 /// A connected gobgpd API.
 pub struct Gobgp {
     client: GobgpApiClient<tonic::transport::Channel>,
+    /// This host's AS: the global part of the large community that marks Levee's paths.
+    asn: u32,
+}
+
+/// The large community (RFC 8092) `ASN:0x4c564545:0` ("LVEE") on every path Levee
+/// announces, so a restarted Levee finds and withdraws what an earlier run left in an
+/// operator's own gobgpd, and touches nothing else there.
+pub const TAG: u32 = 0x4c56_4545;
+
+/// The unicast and FlowSpec families Levee announces in.
+fn families() -> [Family; 4] {
+    let f = |afi: family::Afi, safi: family::Safi| Family {
+        afi: afi as i32,
+        safi: safi as i32,
+    };
+    [
+        f(family::Afi::Ip, family::Safi::Unicast),
+        f(family::Afi::Ip6, family::Safi::Unicast),
+        f(family::Afi::Ip, family::Safi::FlowSpecUnicast),
+        f(family::Afi::Ip6, family::Safi::FlowSpecUnicast),
+    ]
 }
 
 fn any(type_name: &str, msg: &impl prost::Message) -> prost_types::Any {
@@ -51,8 +73,8 @@ fn unicast(v6: bool) -> Family {
 }
 
 impl Gobgp {
-    /// Connects to gobgpd's API.
-    pub async fn connect(api: &BgpApi) -> Result<Gobgp> {
+    /// Connects to gobgpd's API; `asn` is this host's (it marks Levee's paths).
+    pub async fn connect(api: &BgpApi, asn: u32) -> Result<Gobgp> {
         let channel = match api {
             BgpApi::Tcp(addr) => tonic::transport::Endpoint::try_from(format!("http://{addr}"))?
                 .connect()
@@ -63,7 +85,83 @@ impl Gobgp {
         };
         Ok(Gobgp {
             client: GobgpApiClient::new(channel),
+            asn,
         })
+    }
+
+    /// The generated client itself, for what this wrapper does not cover.
+    pub fn raw(&mut self) -> &mut GobgpApiClient<tonic::transport::Channel> {
+        &mut self.client
+    }
+
+    fn tag(&self) -> prost_types::Any {
+        any(
+            "LargeCommunitiesAttribute",
+            &api::LargeCommunitiesAttribute {
+                communities: vec![api::LargeCommunity {
+                    global_admin: self.asn,
+                    local_data1: TAG,
+                    local_data2: 0,
+                }],
+            },
+        )
+    }
+
+    /// The paths in gobgpd's global RIB that carry Levee's mark (a listed path has no id, so
+    /// it is withdrawn as itself).
+    pub async fn owned_paths(&mut self) -> Result<Vec<api::Path>> {
+        let mut owned = Vec::new();
+        for family in families() {
+            let mut stream = self
+                .client
+                .list_path(api::ListPathRequest {
+                    table_type: api::TableType::Global as i32,
+                    family: Some(family),
+                    ..Default::default()
+                })
+                .await
+                .context("gobgpd refused to list its paths")?
+                .into_inner();
+            while let Some(d) = stream.message().await? {
+                for path in d.destination.into_iter().flat_map(|d| d.paths) {
+                    if self.is_ours(&path) {
+                        // A listed path may not say its family; deletion needs it.
+                        owned.push(api::Path {
+                            family: Some(family),
+                            ..path
+                        });
+                    }
+                }
+            }
+        }
+        Ok(owned)
+    }
+
+    fn is_ours(&self, path: &api::Path) -> bool {
+        path.pattrs
+            .iter()
+            .filter(|a| a.type_url.ends_with(".LargeCommunitiesAttribute"))
+            .filter_map(|a| api::LargeCommunitiesAttribute::decode(a.value.as_slice()).ok())
+            .flat_map(|a| a.communities)
+            .any(|c| c.global_admin == self.asn && c.local_data1 == TAG)
+    }
+
+    /// Withdraws every path an earlier run of Levee left (marked as Levee's); returns how
+    /// many. Paths without the mark are the operator's and stay.
+    pub async fn withdraw_stale(&mut self) -> Result<usize> {
+        let owned = self.owned_paths().await?;
+        for path in &owned {
+            self.client
+                .delete_path(api::DeletePathRequest {
+                    table_type: api::TableType::Global as i32,
+                    family: path.family,
+                    path: Some(path.clone()),
+                    ..Default::default()
+                })
+                .await
+                .context("gobgpd refused to withdraw a path of an earlier run")?;
+        }
+        Ok(owned.len())
     }
 
     /// Announces a blackhole route for one address (a /32 or /128) with `communities` and
@@ -92,6 +190,7 @@ impl Gobgp {
                 "CommunitiesAttribute",
                 &api::CommunitiesAttribute { communities: all },
             ),
+            self.tag(),
         ];
         if v6 {
             pattrs.push(any(
@@ -195,6 +294,7 @@ impl Gobgp {
         };
         let pattrs = vec![
             any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
+            self.tag(),
             any(
                 "MpReachNLRIAttribute",
                 &api::MpReachNlriAttribute {
@@ -336,7 +436,7 @@ impl Managed {
                 bail!("gobgpd exited at start ({status}); its log is above");
             }
             if managed.socket.exists()
-                && Gobgp::connect(&BgpApi::Unix(managed.socket.clone()))
+                && Gobgp::connect(&BgpApi::Unix(managed.socket.clone()), settings.asn)
                     .await
                     .is_ok()
             {
