@@ -148,23 +148,12 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
     let bird = Bird::start(&lab.client, &dir);
     let prefix = format!("{ATTACKED}/32");
     lab.protected.run(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let gobgpd = Managed::start(&settings(), &dir.join("gobgpd"))
                 .await
                 .unwrap();
             let mut api = Gobgp::connect(&gobgpd.api(), 64512).await.unwrap();
-            let id = api
-                .add_rtbh(
-                    ATTACKED.parse().unwrap(),
-                    LEVEE_SIDE.parse().unwrap(),
-                    &[Community::BLACKHOLE],
-                )
-                .await
-                .unwrap();
+            let id = blackhole_attacked(&mut api).await;
             assert_eq!(api.list_unicast(false).await.unwrap(), vec![prefix.clone()]);
             let shown = bird.wait_route(&prefix, 60, |s| s.contains("(65535,666)"));
             eprintln!("the upstream shows:\n{shown}");
@@ -179,13 +168,7 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
                 "withdrawn at the upstream: {shown}"
             );
 
-            api.add_rtbh(
-                ATTACKED.parse().unwrap(),
-                LEVEE_SIDE.parse().unwrap(),
-                &[Community::BLACKHOLE],
-            )
-            .await
-            .unwrap();
+            blackhole_attacked(&mut api).await;
             let shown = bird.wait_route(&prefix, 20, |s| s.contains(&prefix));
             assert!(shown.contains(&prefix), "announced again: {shown}");
 
@@ -238,25 +221,14 @@ fn an_earlier_runs_paths_are_withdrawn_and_nothing_else() {
     let bird = Bird::start(&lab.client, &dir);
     let (ours, theirs) = (format!("{ATTACKED}/32"), "198.18.0.20/32".to_string());
     lab.protected.run(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let gobgpd = Managed::start(&settings(), &dir.join("gobgpd"))
                 .await
                 .unwrap();
             // The earlier run: a blackhole and a FlowSpec rule, then it is gone.
             {
                 let mut earlier = Gobgp::connect(&gobgpd.api(), 64512).await.unwrap();
-                earlier
-                    .add_rtbh(
-                        ATTACKED.parse().unwrap(),
-                        LEVEE_SIDE.parse().unwrap(),
-                        &[Community::BLACKHOLE],
-                    )
-                    .await
-                    .unwrap();
+                blackhole_attacked(&mut earlier).await;
                 earlier
                     .add_flowspec(&FlowRule {
                         dst: ATTACKED.parse().unwrap(),
@@ -343,6 +315,24 @@ async fn operator_route(api: &mut Gobgp, addr: &str) {
         })
         .await
         .unwrap();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Announces the blackhole route for the attacked address; returns gobgpd's id of it.
+async fn blackhole_attacked(api: &mut Gobgp) -> Vec<u8> {
+    api.add_rtbh(
+        ATTACKED.parse().unwrap(),
+        LEVEE_SIDE.parse().unwrap(),
+        &[Community::BLACKHOLE],
+    )
+    .await
+    .unwrap()
 }
 
 fn tempfile_dir() -> PathBuf {

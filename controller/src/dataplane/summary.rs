@@ -82,15 +82,14 @@ impl Dataplane {
     /// Makes the summary exact again from the tries' own keys, unless they hold more than
     /// `limit` prefixes (then nothing changes and false is returned).
     pub(crate) fn rebuild_list_summary(&mut self, limit: Option<usize>) -> Result<bool> {
-        let mut words = empty();
-        let mut count = 0;
         let limit = limit.unwrap_or(usize::MAX);
-        for (list, net) in self.list_prefixes(limit)? {
-            count += 1;
-            if count > limit {
-                return Ok(false);
-            }
-            mark(&mut words, list, &net);
+        let prefixes = self.list_prefixes(limit)?;
+        if prefixes.len() > limit {
+            return Ok(false);
+        }
+        let mut words = empty();
+        for (list, net) in &prefixes {
+            mark(&mut words, *list, net);
         }
         self.write_summary(&words)?;
         Ok(true)

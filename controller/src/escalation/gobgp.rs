@@ -112,18 +112,8 @@ impl Gobgp {
     pub async fn owned_paths(&mut self) -> Result<Vec<api::Path>> {
         let mut owned = Vec::new();
         for family in families() {
-            let mut stream = self
-                .client
-                .list_path(api::ListPathRequest {
-                    table_type: api::TableType::Global as i32,
-                    family: Some(family),
-                    ..Default::default()
-                })
-                .await
-                .context("gobgpd refused to list its paths")?
-                .into_inner();
-            while let Some(d) = stream.message().await? {
-                for path in d.destination.into_iter().flat_map(|d| d.paths) {
+            for d in self.list(family).await? {
+                for path in d.paths {
                     if self.is_ours(&path) {
                         // A listed path may not say its family; deletion needs it.
                         owned.push(api::Path {
@@ -135,6 +125,43 @@ impl Gobgp {
             }
         }
         Ok(owned)
+    }
+
+    /// The destinations of gobgpd's global RIB in one family.
+    async fn list(&mut self, family: Family) -> Result<Vec<api::Destination>> {
+        let mut stream = self
+            .client
+            .list_path(api::ListPathRequest {
+                table_type: api::TableType::Global as i32,
+                family: Some(family),
+                ..Default::default()
+            })
+            .await
+            .context("gobgpd refused to list its paths")?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(d) = stream.message().await? {
+            out.extend(d.destination);
+        }
+        Ok(out)
+    }
+
+    /// Adds a path to the global RIB; returns gobgpd's id of it.
+    async fn announce(
+        &mut self,
+        path: api::Path,
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<u8>> {
+        let reply = self
+            .client
+            .add_path(api::AddPathRequest {
+                table_type: api::TableType::Global as i32,
+                path: Some(path),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("gobgpd refused {}", what()))?;
+        Ok(reply.into_inner().uuid)
     }
 
     fn is_ours(&self, path: &api::Path) -> bool {
@@ -215,16 +242,8 @@ impl Gobgp {
             family: Some(unicast(v6)),
             ..Default::default()
         };
-        let reply = self
-            .client
-            .add_path(api::AddPathRequest {
-                table_type: api::TableType::Global as i32,
-                path: Some(path),
-                ..Default::default()
-            })
+        self.announce(path, || format!("the blackhole route for {dst}"))
             .await
-            .with_context(|| format!("gobgpd refused the blackhole route for {dst}"))?;
-        Ok(reply.into_inner().uuid)
     }
 
     /// Announces a FlowSpec rule (RFC 8955/8956): the destination host, the protocol, ports
@@ -319,21 +338,10 @@ impl Gobgp {
             family: Some(family),
             ..Default::default()
         };
-        let reply = self
-            .client
-            .add_path(api::AddPathRequest {
-                table_type: api::TableType::Global as i32,
-                path: Some(path),
-                ..Default::default()
-            })
-            .await
-            .with_context(|| {
-                format!(
-                    "gobgpd refused the FlowSpec rule {}",
-                    Rule::FlowSpec(rule.clone())
-                )
-            })?;
-        Ok(reply.into_inner().uuid)
+        self.announce(path, || {
+            format!("the FlowSpec rule {}", Rule::FlowSpec(rule.clone()))
+        })
+        .await
     }
 
     /// Withdraws a path this client announced.
@@ -351,23 +359,12 @@ impl Gobgp {
 
     /// The prefixes of the global RIB in one unicast family, as gobgpd holds them.
     pub async fn list_unicast(&mut self, v6: bool) -> Result<Vec<String>> {
-        let mut stream = self
-            .client
-            .list_path(api::ListPathRequest {
-                table_type: api::TableType::Global as i32,
-                family: Some(unicast(v6)),
-                ..Default::default()
-            })
-            .await
-            .context("gobgpd refused to list its paths")?
-            .into_inner();
-        let mut out = Vec::new();
-        while let Some(d) = stream.message().await? {
-            if let Some(d) = d.destination {
-                out.push(d.prefix);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .list(unicast(v6))
+            .await?
+            .into_iter()
+            .map(|d| d.prefix)
+            .collect())
     }
 }
 
