@@ -56,6 +56,15 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EscalationLabels {
+    /// rtbh or flowspec.
+    pub kind: String,
+    /// Who announced (operator, detection) or why withdrawn (ttl, operator, stop,
+    /// attack_over).
+    pub cause: String,
+}
+
 /// Every metric Levee exports.
 pub struct Metrics {
     registry: Registry,
@@ -81,6 +90,12 @@ pub struct Metrics {
     pub gate_window: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub gate_threshold: Gauge,
     pub strict_engaged: Gauge,
+    pub escalations_active: Family<KindLabels, Gauge>,
+    pub escalation_announcements: Family<EscalationLabels, Counter>,
+    pub escalation_withdrawals: Family<EscalationLabels, Counter>,
+    pub escalation_refused: Counter,
+    pub escalation_errors: Counter,
+    pub escalation_speaker_up: Gauge,
     seen_refused: HashMap<String, u64>,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
@@ -116,6 +131,12 @@ impl Metrics {
             gate_window: Gauge::default(),
             gate_threshold: Gauge::default(),
             strict_engaged: Gauge::default(),
+            escalations_active: Family::default(),
+            escalation_announcements: Family::default(),
+            escalation_withdrawals: Family::default(),
+            escalation_refused: Counter::default(),
+            escalation_errors: Counter::default(),
+            escalation_speaker_up: Gauge::default(),
             seen_refused: HashMap::new(),
             seen_lost: HashMap::new(),
             seen: HashMap::new(),
@@ -234,6 +255,36 @@ impl Metrics {
             "strict_engaged",
             "1 while strict mode drops what no service or flow accounts for",
             m.strict_engaged.clone(),
+        );
+        registry.register(
+            "escalations_active",
+            "Rules announced upstream now (RTBH, FlowSpec), by kind",
+            m.escalations_active.clone(),
+        );
+        registry.register(
+            "escalation_announcements",
+            "Rules announced upstream, by kind and who asked (operator, detection)",
+            m.escalation_announcements.clone(),
+        );
+        registry.register(
+            "escalation_withdrawals",
+            "Rules withdrawn upstream, by kind and why (ttl, operator, stop, attack_over)",
+            m.escalation_withdrawals.clone(),
+        );
+        registry.register(
+            "escalation_refused",
+            "Escalations refused by the policy (outside the protected prefixes, over a limit...)",
+            m.escalation_refused.clone(),
+        );
+        registry.register(
+            "escalation_errors",
+            "Failed calls to the BGP daemon, and its deaths",
+            m.escalation_errors.clone(),
+        );
+        registry.register(
+            "escalation_speaker_up",
+            "1 while the BGP daemon carrying escalations answers (mode on)",
+            m.escalation_speaker_up.clone(),
         );
         Metrics { registry, ..m }
     }

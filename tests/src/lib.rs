@@ -3,6 +3,7 @@
 //! ([`netns`]), the real daemon in a lab ([`daemon`], with a flood on top in [`flood`]), and a
 //! raw frame sender ([`sender`]) and a live-frames generator at NIC-like rates ([`livegen`]).
 
+pub mod bgp;
 pub mod daemon;
 pub mod flood;
 pub mod livegen;

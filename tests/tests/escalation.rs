@@ -1,13 +1,6 @@
 //! Escalation upstream, against real BGP daemons in two namespaces: the gobgpd Levee starts
 //! itself peers with bird2 (the upstream), and what the upstream's table shows is the test.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    thread::sleep,
-    time::{Duration, Instant},
-};
-
 use levee::{
     config::{
         EscalationMode, EscalationSettings,
@@ -18,110 +11,10 @@ use levee::{
         gobgp::{Gobgp, Managed},
     },
 };
-use levee_tests::netns::{Lab, Netns};
-
-const LEVEE_SIDE: &str = "198.18.0.1";
-const UPSTREAM: &str = "198.18.0.2";
-const ATTACKED: &str = "198.18.0.10";
-
-/// bird2 in the client namespace: the upstream router, passive, importing everything Levee
-/// announces into its tables.
-struct Bird {
-    child: Child,
-    socket: PathBuf,
-    netns: String,
-}
-
-impl Bird {
-    fn start(ns: &Netns, dir: &Path) -> Bird {
-        let config = dir.join("bird.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "router id {UPSTREAM};\n\
-                 protocol device {{}}\n\
-                 flow4 table flowtab4;\n\
-                 protocol bgp levee {{\n\
-                   local {UPSTREAM} as 65000;\n\
-                   neighbor {LEVEE_SIDE} as 64512;\n\
-                   passive on;\n\
-                   ipv4 {{ import all; export none; }};\n\
-                   flow4 {{ table flowtab4; import all; export none; }};\n\
-                 }}\n"
-            ),
-        )
-        .unwrap();
-        let socket = dir.join("bird.ctl");
-        let child = ns
-            .command("bird")
-            .args(["-f", "-c"])
-            .arg(&config)
-            .arg("-s")
-            .arg(&socket)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("bird (cargo xtask setup installs bird2)");
-        let bird = Bird {
-            child,
-            socket,
-            netns: ns.name.clone(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !bird.socket.exists() {
-            assert!(Instant::now() < deadline, "bird did not start");
-            sleep(Duration::from_millis(50));
-        }
-        bird
-    }
-
-    /// `birdc show route all PREFIX`, as the operator would read it at the router.
-    fn show_route(&self, prefix: &str) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.netns, "birdc", "-s"])
-            .arg(&self.socket)
-            .args(["show", "route", "all", prefix])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The upstream's FlowSpec table, waiting up to `secs` for `check` to hold of it.
-    fn wait_flows(&self, secs: u64, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let out = Command::new("ip")
-                .args(["netns", "exec", &self.netns, "birdc", "-s"])
-                .arg(&self.socket)
-                .args(["show", "route", "all", "table", "flowtab4"])
-                .output()
-                .unwrap();
-            let shown = String::from_utf8_lossy(&out.stdout).into_owned();
-            if check(&shown) || Instant::now() > deadline {
-                return shown;
-            }
-            sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Waits up to `secs` for `check` to hold of the route's description.
-    fn wait_route(&self, prefix: &str, secs: u64, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let shown = self.show_route(prefix);
-            if check(&shown) || Instant::now() > deadline {
-                return shown;
-            }
-            sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use levee_tests::{
+    bgp::{ATTACKED, Bird, LEVEE_SIDE, UPSTREAM, scratch_dir},
+    netns::Lab,
+};
 
 fn settings() -> EscalationSettings {
     EscalationSettings {
@@ -144,7 +37,7 @@ fn settings() -> EscalationSettings {
 #[test]
 fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
     let lab = Lab::new();
-    let dir = tempfile_dir();
+    let dir = scratch_dir("escalation");
     let bird = Bird::start(&lab.client, &dir);
     let prefix = format!("{ATTACKED}/32");
     lab.protected.run(|| {
@@ -173,14 +66,17 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
             assert!(shown.contains(&prefix), "announced again: {shown}");
 
             // A FlowSpec rule for the flood's shape: NTP reflection to the attacked host.
-            api.add_flowspec(&FlowRule {
-                dst: ATTACKED.parse().unwrap(),
-                proto: Some(17),
-                src_port: Some(123),
-                dst_port: None,
-                len: Some((468, 1500)),
-                action: FlowAction::Discard,
-            })
+            api.add_flowspec(
+                2,
+                &FlowRule {
+                    dst: ATTACKED.parse().unwrap(),
+                    proto: Some(17),
+                    src_port: Some(123),
+                    dst_port: None,
+                    len: Some((468, 1500)),
+                    action: FlowAction::Discard,
+                },
+            )
             .await
             .unwrap();
             let flows = bird.wait_flows(20, |s| s.contains(&prefix));
@@ -217,7 +113,7 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
 #[test]
 fn an_earlier_runs_paths_are_withdrawn_and_nothing_else() {
     let lab = Lab::new();
-    let dir = tempfile_dir();
+    let dir = scratch_dir("escalation");
     let bird = Bird::start(&lab.client, &dir);
     let (ours, theirs) = (format!("{ATTACKED}/32"), "198.18.0.20/32".to_string());
     lab.protected.run(|| {
@@ -230,14 +126,17 @@ fn an_earlier_runs_paths_are_withdrawn_and_nothing_else() {
                 let mut earlier = Gobgp::connect(&gobgpd.api(), 64512).await.unwrap();
                 blackhole_attacked(&mut earlier).await;
                 earlier
-                    .add_flowspec(&FlowRule {
-                        dst: ATTACKED.parse().unwrap(),
-                        proto: Some(17),
-                        src_port: Some(123),
-                        dst_port: None,
-                        len: None,
-                        action: FlowAction::Discard,
-                    })
+                    .add_flowspec(
+                        2,
+                        &FlowRule {
+                            dst: ATTACKED.parse().unwrap(),
+                            proto: Some(17),
+                            src_port: Some(123),
+                            dst_port: None,
+                            len: None,
+                            action: FlowAction::Discard,
+                        },
+                    )
                     .await
                     .unwrap();
             }
@@ -326,23 +225,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Announces the blackhole route for the attacked address; returns gobgpd's id of it.
 async fn blackhole_attacked(api: &mut Gobgp) -> Vec<u8> {
-    api.add_rtbh(
-        ATTACKED.parse().unwrap(),
-        LEVEE_SIDE.parse().unwrap(),
-        &[Community::BLACKHOLE],
-    )
-    .await
-    .unwrap()
-}
-
-fn tempfile_dir() -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = PathBuf::from(format!(
-        "/run/levee-escalation-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    api.add_rtbh(1, ATTACKED.parse().unwrap(), &[Community::BLACKHOLE])
+        .await
+        .unwrap()
 }

@@ -70,6 +70,24 @@ pub enum Request {
         bps: Option<u64>,
         burst: Option<u64>,
     },
+    /// Announces a rule upstream for `ttl` (escalation.default_ttl when absent); with
+    /// `dry_run`, checks and logs it only.
+    Escalate {
+        rule: crate::escalation::Rule,
+        #[serde(default, rename = "ttl_secs", with = "wire::opt_secs")]
+        ttl: Option<Duration>,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// The rules announced, read back from the BGP daemon's RIB.
+    EscalateList,
+    /// Withdraws rule `id`, or every rule when `id` is absent.
+    EscalateWithdraw {
+        #[serde(default)]
+        id: Option<u32>,
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 impl Request {

@@ -226,3 +226,33 @@ impl Print for StatusView {
         Ok(())
     }
 }
+
+impl Print for crate::escalation::upstream::EscalationsView {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(out, "escalation {}, through {}", self.mode, self.speaker)?;
+        writeln!(
+            out,
+            "{:>4} {:<10} {:>8}  {:<9} RULE",
+            "ID", "BY", "TTL", "IN RIB"
+        )?;
+        for r in &self.rules {
+            let in_rib = if r.in_rib.is_some() { "yes" } else { "MISSING" };
+            writeln!(
+                out,
+                "{:>4} {:<10} {:>7}s  {:<9} {}",
+                r.id,
+                r.by.name(),
+                r.ttl_left_secs,
+                in_rib,
+                r.rule
+            )?;
+        }
+        for s in &self.stray {
+            writeln!(
+                out,
+                "stray path of Levee's (withdrawn at the next check): {s}"
+            )?;
+        }
+        Ok(())
+    }
+}

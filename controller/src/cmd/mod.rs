@@ -4,6 +4,7 @@
 
 mod allow;
 mod block;
+mod escalate;
 mod limits;
 mod mode;
 mod show;
@@ -36,6 +37,9 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
             bps,
             burst,
         } => json(limits::set(c, class, aggregate, pps, bps, burst)),
+        Request::Escalate { rule, ttl, dry_run } => json(escalate::add(c, rule, ttl, dry_run)),
+        Request::EscalateList => json(escalate::list(c)),
+        Request::EscalateWithdraw { id, dry_run } => json(escalate::withdraw(c, id, dry_run)),
     }
 }
 

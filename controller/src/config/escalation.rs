@@ -250,13 +250,12 @@ pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> 
     check(out)
 }
 
-/// Refuses what this build cannot do yet rather than accept it and announce nothing: the
-/// settings and the rules' checks ([`crate::escalation::policy`]) are in place, the BGP
-/// daemon's driver is not (issue 11).
+/// Refuses what this build cannot do yet rather than accept it and enforce nothing:
+/// FlowSpec rules received from the neighbours are not compiled into the program yet.
 pub(super) fn available(s: &EscalationSettings) -> Result<()> {
-    if s.mode != EscalationMode::Off || s.accept_flowspec {
+    if s.accept_flowspec {
         bail!(
-            "field escalation.mode: announcing upstream is not in this build yet; set mode = \"off\" and accept_flowspec = false"
+            "field escalation.accept_flowspec: enforcing received FlowSpec rules is not in this build yet; set it to false"
         );
     }
     Ok(())
@@ -369,14 +368,15 @@ mod tests {
     }
 
     #[test]
-    fn this_build_refuses_to_announce_rather_than_pretend() {
-        let s = parsed(ON).unwrap();
+    fn this_build_refuses_to_enforce_received_rules_rather_than_pretend() {
+        let mut s = parsed(ON).unwrap();
+        available(&s).unwrap();
+        s.accept_flowspec = true;
         let e = format!("{:#}", available(&s).unwrap_err());
         assert!(
-            e.starts_with("field escalation.mode: ") && !e.contains('\n'),
+            e.starts_with("field escalation.accept_flowspec: ") && !e.contains('\n'),
             "{e}"
         );
-        available(&EscalationSettings::default()).unwrap();
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Controller {
     /// The sketch gate in force (see `gate`), and the rate of one CPU it was sized for.
     pub(crate) gate: crate::dataplane::gate::Gate,
     pub(crate) gate_pps: f64,
+    /// Rules announced upstream (None while escalation.mode is off).
+    pub(crate) upstream: Option<crate::escalation::upstream::Upstream>,
 }
 
 impl Controller {
@@ -169,6 +171,9 @@ impl Controller {
             self.detect(elapsed);
         }
         self.update_strict();
+        if let Some(u) = &mut self.upstream {
+            u.tick();
+        }
         self.drain_events();
         self.judge_offences();
         self.telemetry.top.tick();
@@ -245,6 +250,7 @@ impl Controller {
                 new.events.ring_bytes != old.events.ring_bytes,
             ),
             ("strict.mode", new.strict.mode != old.strict.mode),
+            ("escalation", new.escalation != old.escalation),
         ] {
             if changed {
                 warn!(
@@ -261,6 +267,7 @@ impl Controller {
         new.filter.sources.max_tracked = old.filter.sources.max_tracked;
         new.events.ring_bytes = old.events.ring_bytes;
         new.strict.mode = old.strict.mode;
+        new.escalation = old.escalation.clone();
 
         let block_changes = self.lists.config_block_changes(&blocks);
         let (allow_changes, allow_edits) = self.lists.config_allow_changes(&allows);
@@ -320,6 +327,10 @@ impl Controller {
         self.drain_events();
         self.judge_offences();
         let _ = self.save_state();
+        // Rules upstream are withdrawn even with keep_on_exit: nobody would expire them.
+        if let Some(mut u) = self.upstream.take() {
+            u.stop();
+        }
         if self.settings.daemon.keep_on_exit {
             info!(
                 "stopping; the filter stays attached (keep_on_exit), kernel settings as they are"

@@ -23,8 +23,21 @@ use crate::{
     config::{ListSettings, PerClass, Settings, StrictMode, parse_cidr, parse_mode},
     dataplane::{List, cpu_count, expiry_after},
     engine::Engine,
+    escalation::upstream::Upstream,
     list_files,
 };
+
+/// Where a managed gobgpd keeps its config and API socket: beside the control socket, one
+/// folder per daemon.
+fn escalation_dir(socket: &std::path::Path) -> PathBuf {
+    let name = socket
+        .file_stem()
+        .map_or("levee".into(), |s| s.to_string_lossy().into_owned());
+    socket
+        .parent()
+        .unwrap_or(std::path::Path::new("/run/levee"))
+        .join(format!("{name}.gobgpd"))
+}
 
 impl Controller {
     /// Loads and attaches to every interface in the settings with the final settings (config,
@@ -59,6 +72,7 @@ impl Controller {
                 threshold: 0,
             },
             gate_pps: 0.0,
+            upstream: None,
         };
         c.gate = c.configured_gate();
         c.restore_settings(&saved)?;
@@ -76,6 +90,12 @@ impl Controller {
             allows: c.lists.allows().map(|(n, _)| (*n, 0)).collect(),
         });
         phase("lists computed");
+        // Before anything is attached: a BGP daemon that cannot start refuses the start.
+        c.upstream = Upstream::start(
+            &c.settings.escalation,
+            &escalation_dir(&c.settings.daemon.socket),
+            c.telemetry.metrics.clone(),
+        )?;
         let first = c
             .settings
             .daemon

@@ -28,6 +28,16 @@ pub mod api {
 
 use api::{Family, family, gobgp_api_client::GobgpApiClient};
 
+/// A path of Levee's in gobgpd's RIB, as listed.
+#[derive(Clone, Debug)]
+pub struct Owned {
+    /// The rule id from Levee's mark.
+    pub id: u32,
+    /// The destination as gobgpd prints it (a prefix, or a FlowSpec rule's components).
+    pub prefix: String,
+    pub path: api::Path,
+}
+
 /// A connected gobgpd API.
 pub struct Gobgp {
     client: GobgpApiClient<tonic::transport::Channel>,
@@ -58,6 +68,15 @@ fn any(type_name: &str, msg: &impl prost::Message) -> prost_types::Any {
     prost_types::Any {
         type_url: format!("type.googleapis.com/apipb.{type_name}"),
         value: msg.encode_to_vec(),
+    }
+}
+
+/// The unspecified address: a next hop gobgpd replaces with its own on each session.
+fn unspecified(v6: bool) -> IpAddr {
+    if v6 {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
     }
 }
 
@@ -94,31 +113,36 @@ impl Gobgp {
         &mut self.client
     }
 
-    fn tag(&self) -> prost_types::Any {
+    /// Levee's mark, with the rule's id as its last part: the RIB read back says which rule
+    /// each path is.
+    fn tag(&self, id: u32) -> prost_types::Any {
         any(
             "LargeCommunitiesAttribute",
             &api::LargeCommunitiesAttribute {
                 communities: vec![api::LargeCommunity {
                     global_admin: self.asn,
                     local_data1: TAG,
-                    local_data2: 0,
+                    local_data2: id,
                 }],
             },
         )
     }
 
-    /// The paths in gobgpd's global RIB that carry Levee's mark (a listed path has no id, so
-    /// it is withdrawn as itself).
-    pub async fn owned_paths(&mut self) -> Result<Vec<api::Path>> {
+    /// The paths in gobgpd's global RIB that carry Levee's mark.
+    pub async fn owned_paths(&mut self) -> Result<Vec<Owned>> {
         let mut owned = Vec::new();
         for family in families() {
             for d in self.list(family).await? {
                 for path in d.paths {
-                    if self.is_ours(&path) {
-                        // A listed path may not say its family; deletion needs it.
-                        owned.push(api::Path {
-                            family: Some(family),
-                            ..path
+                    if let Some(id) = self.rule_id(&path) {
+                        owned.push(Owned {
+                            id,
+                            prefix: d.prefix.clone(),
+                            // A listed path may not say its family; deletion needs it.
+                            path: api::Path {
+                                family: Some(family),
+                                ..path
+                            },
                         });
                     }
                 }
@@ -164,13 +188,29 @@ impl Gobgp {
         Ok(reply.into_inner().uuid)
     }
 
-    fn is_ours(&self, path: &api::Path) -> bool {
+    /// The rule id in Levee's mark, if the path carries it.
+    fn rule_id(&self, path: &api::Path) -> Option<u32> {
         path.pattrs
             .iter()
             .filter(|a| a.type_url.ends_with(".LargeCommunitiesAttribute"))
             .filter_map(|a| api::LargeCommunitiesAttribute::decode(a.value.as_slice()).ok())
             .flat_map(|a| a.communities)
-            .any(|c| c.global_admin == self.asn && c.local_data1 == TAG)
+            .find(|c| c.global_admin == self.asn && c.local_data1 == TAG)
+            .map(|c| c.local_data2)
+    }
+
+    /// Withdraws a path as listed (a listed path has no id of gobgpd's).
+    pub async fn withdraw_listed(&mut self, owned: &Owned) -> Result<()> {
+        self.client
+            .delete_path(api::DeletePathRequest {
+                table_type: api::TableType::Global as i32,
+                family: owned.path.family,
+                path: Some(owned.path.clone()),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("gobgpd refused to withdraw {}", owned.prefix))?;
+        Ok(())
     }
 
     /// Withdraws every path an earlier run of Levee left (marked as Levee's); returns how
@@ -178,25 +218,19 @@ impl Gobgp {
     pub async fn withdraw_stale(&mut self) -> Result<usize> {
         let owned = self.owned_paths().await?;
         for path in &owned {
-            self.client
-                .delete_path(api::DeletePathRequest {
-                    table_type: api::TableType::Global as i32,
-                    family: path.family,
-                    path: Some(path.clone()),
-                    ..Default::default()
-                })
-                .await
-                .context("gobgpd refused to withdraw a path of an earlier run")?;
+            self.withdraw_listed(path).await?;
         }
         Ok(owned.len())
     }
 
     /// Announces a blackhole route for one address (a /32 or /128) with `communities` and
-    /// NO_EXPORT; returns gobgpd's id of the path.
+    /// NO_EXPORT, marked as Levee's rule `id`; returns gobgpd's id of the path. The next hop
+    /// is left to gobgpd (its own address on each session), as the upstream's blackhole
+    /// policy matches the community, not the next hop.
     pub async fn add_rtbh(
         &mut self,
+        id: u32,
         dst: IpAddr,
-        next_hop: IpAddr,
         communities: &[Community],
     ) -> Result<Vec<u8>> {
         let v6 = dst.is_ipv6();
@@ -217,8 +251,9 @@ impl Gobgp {
                 "CommunitiesAttribute",
                 &api::CommunitiesAttribute { communities: all },
             ),
-            self.tag(),
+            self.tag(id),
         ];
+        let next_hop = unspecified(v6);
         if v6 {
             pattrs.push(any(
                 "MpReachNLRIAttribute",
@@ -249,7 +284,7 @@ impl Gobgp {
     /// Announces a FlowSpec rule (RFC 8955/8956): the destination host, the protocol, ports
     /// and length range given, and traffic-rate 0 (discard) or N bytes a second. Returns
     /// gobgpd's id of the path. The rule must have passed [`super::policy::check`].
-    pub async fn add_flowspec(&mut self, rule: &FlowRule) -> Result<Vec<u8>> {
+    pub async fn add_flowspec(&mut self, id: u32, rule: &FlowRule) -> Result<Vec<u8>> {
         let v6 = rule.dst.is_ipv6();
         let family = Family {
             afi: if v6 {
@@ -313,12 +348,12 @@ impl Gobgp {
         };
         let pattrs = vec![
             any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
-            self.tag(),
+            self.tag(id),
             any(
                 "MpReachNLRIAttribute",
                 &api::MpReachNlriAttribute {
                     family: Some(family),
-                    next_hops: vec![if v6 { "::" } else { "0.0.0.0" }.to_string()],
+                    next_hops: vec![unspecified(v6).to_string()],
                     nlris: vec![nlri.clone()],
                 },
             ),
@@ -455,6 +490,11 @@ impl Managed {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// How gobgpd ended, once it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 }
 

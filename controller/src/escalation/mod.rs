@@ -4,11 +4,15 @@
 
 pub mod gobgp;
 pub mod policy;
+pub mod upstream;
 
 use std::{fmt, net::IpAddr};
 
+use serde::{Deserialize, Serialize};
+
 /// What a FlowSpec rule asks the upstream to do with matching traffic.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum FlowAction {
     /// traffic-rate 0.
     Discard,
@@ -17,7 +21,8 @@ pub enum FlowAction {
 }
 
 /// A FlowSpec rule for one attacked destination: the flood's shape, never its sources.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FlowRule {
     pub dst: IpAddr,
     /// IP protocol number.
@@ -30,7 +35,8 @@ pub struct FlowRule {
 }
 
 /// A rule to announce upstream.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Rule {
     /// Blackhole all traffic to one address (a /32 or /128).
     Rtbh {
@@ -40,6 +46,13 @@ pub enum Rule {
 }
 
 impl Rule {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rule::Rtbh { .. } => "rtbh",
+            Rule::FlowSpec(_) => "flowspec",
+        }
+    }
+
     /// The destination the rule is about.
     pub fn dst(&self) -> IpAddr {
         match self {
@@ -72,6 +85,72 @@ impl fmt::Display for Rule {
                     FlowAction::RateBytes(n) => write!(f, " rate {n} B/s"),
                 }
             }
+        }
+    }
+}
+
+/// `udp`, `tcp`, `icmp`, `icmpv6` or a protocol number.
+pub fn parse_proto(s: &str) -> anyhow::Result<u8> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "udp" => 17,
+        "tcp" => 6,
+        "icmp" => 1,
+        "icmpv6" => 58,
+        n => n.parse().map_err(|_| {
+            anyhow::anyhow!("{s:?} is not udp, tcp, icmp, icmpv6 or a protocol number 0-255")
+        })?,
+    })
+}
+
+/// A packet length range `LO-HI` (or one length), each 0-65535.
+pub fn parse_len_range(s: &str) -> anyhow::Result<(u16, u16)> {
+    let one = |v: &str| {
+        v.trim()
+            .parse::<u16>()
+            .map_err(|_| anyhow::anyhow!("{v:?} is not a packet length 0-65535"))
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((lo, hi)) => (one(lo)?, one(hi)?),
+        None => (one(s)?, one(s)?),
+    };
+    if lo > hi {
+        anyhow::bail!("{s:?}: the range's start is above its end");
+    }
+    Ok((lo, hi))
+}
+
+/// `discard` or `rate:BYTES` (bytes a second).
+pub fn parse_flow_action(s: &str) -> anyhow::Result<FlowAction> {
+    if s == "discard" {
+        return Ok(FlowAction::Discard);
+    }
+    match s.strip_prefix("rate:").map(str::parse::<u64>) {
+        Some(Ok(n)) if n > 0 => Ok(FlowAction::RateBytes(n)),
+        _ => anyhow::bail!("{s:?}: expected discard or rate:BYTES (bytes a second, above 0)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_values_are_parsed_or_named() {
+        assert_eq!(parse_proto("UDP").unwrap(), 17);
+        assert_eq!(parse_proto("47").unwrap(), 47);
+        assert!(parse_proto("256").is_err());
+        assert_eq!(parse_len_range("468-1500").unwrap(), (468, 1500));
+        assert_eq!(parse_len_range("60").unwrap(), (60, 60));
+        for bad in ["70000", "1500-468", "-1", "1-65536"] {
+            assert!(parse_len_range(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_flow_action("rate:125000").unwrap(),
+            FlowAction::RateBytes(125_000)
+        );
+        assert_eq!(parse_flow_action("discard").unwrap(), FlowAction::Discard);
+        for bad in ["rate:0", "rate:", "drop", "rate:-5"] {
+            assert!(parse_flow_action(bad).is_err(), "{bad}");
         }
     }
 }

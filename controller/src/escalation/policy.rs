@@ -19,6 +19,16 @@ pub struct Held {
     pub last_minute: usize,
 }
 
+impl Held {
+    /// Nothing held: for a rule already announced, checked again without counting itself.
+    pub fn none() -> Held {
+        Held {
+            active: 0,
+            last_minute: 0,
+        }
+    }
+}
+
 /// A traffic-rate above this (bytes a second, about 8 Tbit/s) is not a limit but a typo.
 pub const MAX_RATE_BYTES: u64 = 1_000_000_000_000;
 

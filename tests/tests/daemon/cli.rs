@@ -71,20 +71,20 @@ fn bad_config_field_is_named_and_nothing_is_attached() {
     assert!(!d.xdp_attached());
 }
 
-/// Escalation upstream is configured but this build cannot announce yet: the start is refused
-/// with one line instead of running with announcements silently missing.
+/// Received FlowSpec rules cannot be enforced by this build yet: the start is refused with one
+/// line instead of running with them silently ignored.
 #[test]
 fn escalation_this_build_cannot_do_is_refused_at_start() {
     let d = DaemonLab::new();
     d.write_config(
         "[escalation]\nmode = \"on\"\nasn = 64512\nrouter_id = \"192.0.2.1\"\n\
          neighbors = [{ address = \"10.0.0.1\", asn = 65000 }]\n\
-         protected_prefixes = [\"198.18.0.0/15\"]",
+         protected_prefixes = [\"198.18.0.0/15\"]\naccept_flowspec = true",
     );
     let out = d.run_expecting_exit();
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("field escalation.mode: "), "{err}");
+    assert!(err.contains("field escalation.accept_flowspec: "), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!d.xdp_attached());
 }

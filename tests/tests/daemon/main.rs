@@ -5,6 +5,7 @@
 
 mod cli;
 mod detection;
+mod escalation;
 mod failure;
 mod faults;
 mod gate;

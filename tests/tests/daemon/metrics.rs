@@ -11,7 +11,7 @@ use levee_tests::{daemon::DaemonLab, flood::FloodLab, traffic::DATAGRAMS};
 use crate::stderr;
 
 /// Fetches `/metrics` from the daemon (it listens on loopback inside the protected namespace).
-fn scrape(d: &DaemonLab) -> String {
+pub(crate) fn scrape(d: &DaemonLab) -> String {
     use std::io::{Read as _, Write as _};
     d.lab.protected.run(|| {
         let mut s = std::net::TcpStream::connect("127.0.0.1:9750").expect("connect to /metrics");

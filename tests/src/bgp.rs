@@ -1,0 +1,198 @@
+//! The upstream routers of the escalation tests, as real BGP daemons in the lab's client
+//! namespace: bird2 (its tables read with `birdc`, as an operator reads them at the router)
+//! and gobgpd (its RIB read through its API). Levee's side is the protected namespace.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use crate::netns::Netns;
+
+/// Levee's address on the lab link: the BGP session's near end.
+pub const LEVEE_SIDE: &str = crate::netns::PROTECTED_V4;
+/// The upstream router's address (the lab's first client address).
+pub const UPSTREAM: &str = crate::netns::CLIENT_V4[0];
+/// An attacked host inside the lab's protected prefix.
+pub const ATTACKED: &str = "198.18.0.10";
+/// The `[escalation]` lines that make Levee peer with [`UPSTREAM`] as AS 64512.
+pub const ESCALATION: &str = "[escalation]\nmode = \"on\"\nasn = 64512\nrouter_id = \"198.18.0.1\"\n\
+     neighbors = [{ address = \"198.18.0.2\", asn = 65000 }]\n\
+     protected_prefixes = [\"198.18.0.0/24\", \"2001:db8:18::/48\"]\n";
+
+/// bird2, passive, importing everything Levee announces: unicast into its master table, and
+/// FlowSpec into `flowtab4`.
+pub struct Bird {
+    child: Child,
+    socket: PathBuf,
+    netns: String,
+}
+
+impl Bird {
+    pub fn start(ns: &Netns, dir: &Path) -> Bird {
+        let config = dir.join("bird.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "router id {UPSTREAM};\n\
+                 protocol device {{}}\n\
+                 flow4 table flowtab4;\n\
+                 protocol bgp levee {{\n\
+                   local {UPSTREAM} as 65000;\n\
+                   neighbor {LEVEE_SIDE} as 64512;\n\
+                   passive on;\n\
+                   ipv4 {{ import all; export none; }};\n\
+                   flow4 {{ table flowtab4; import all; export none; }};\n\
+                 }}\n"
+            ),
+        )
+        .unwrap();
+        let socket = dir.join("bird.ctl");
+        let child = ns
+            .command("bird")
+            .args(["-f", "-c"])
+            .arg(&config)
+            .arg("-s")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("bird (cargo xtask setup installs bird2)");
+        let bird = Bird {
+            child,
+            socket,
+            netns: ns.name.clone(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !bird.socket.exists() {
+            assert!(Instant::now() < deadline, "bird did not start");
+            sleep(Duration::from_millis(50));
+        }
+        bird
+    }
+
+    fn birdc(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "birdc", "-s"])
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `birdc show route all PREFIX`, as the operator would read it at the router.
+    pub fn show_route(&self, prefix: &str) -> String {
+        self.birdc(&["show", "route", "all", prefix])
+    }
+
+    /// Every route bird learned from Levee, both tables.
+    pub fn from_levee(&self) -> String {
+        let mut out = self.birdc(&["show", "route", "all", "protocol", "levee"]);
+        out += &self.flows();
+        out
+    }
+
+    /// The upstream's FlowSpec table.
+    pub fn flows(&self) -> String {
+        self.birdc(&["show", "route", "all", "table", "flowtab4"])
+    }
+
+    /// Waits up to `secs` for `check` to hold of the FlowSpec table; returns what it showed.
+    pub fn wait_flows(&self, secs: u64, check: impl Fn(&str) -> bool) -> String {
+        wait(secs, || self.flows(), check)
+    }
+
+    /// Waits up to `secs` for `check` to hold of the route's description.
+    pub fn wait_route(&self, prefix: &str, secs: u64, check: impl Fn(&str) -> bool) -> String {
+        wait(secs, || self.show_route(prefix), check)
+    }
+}
+
+/// Polls `read` every 100 ms until `check` holds of it or `secs` pass; returns the last read.
+pub fn wait(secs: u64, read: impl Fn() -> String, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let shown = read();
+        if check(&shown) || Instant::now() > deadline {
+            return shown;
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A gobgpd the test runs itself: the upstream router, or an operator's own daemon that
+/// Levee is pointed at. Its API is on a unix socket in the test's folder.
+pub struct Gobgpd {
+    child: Child,
+    pub api: PathBuf,
+}
+
+impl Gobgpd {
+    /// gobgpd as the upstream router (AS 65000), waiting for Levee's session.
+    pub fn upstream(ns: &Netns, dir: &Path) -> Gobgpd {
+        Gobgpd::start(
+            ns,
+            dir,
+            "upstream-gobgpd",
+            &format!(
+                "[global.config]\n  as = 65000\n  router-id = \"{UPSTREAM}\"\n  local-address-list = [\"{UPSTREAM}\"]\n\
+                 [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{LEVEE_SIDE}\"\n    peer-as = 64512\n\
+                 \x20 [neighbors.transport.config]\n    passive-mode = true\n\
+                 \x20 [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n\
+                 \x20 [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-flowspec\"\n"
+            ),
+        )
+    }
+
+    /// gobgpd with `config` (TOML), named `name` in `dir`.
+    pub fn start(ns: &Netns, dir: &Path, name: &str, config: &str) -> Gobgpd {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let api = dir.join(format!("{name}.sock"));
+        let child = ns
+            .command("gobgpd")
+            .arg("-f")
+            .arg(&path)
+            .args(["-t", "toml", "--pprof-disable"])
+            .arg(format!("--api-hosts=unix://{}", api.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gobgpd (cargo xtask setup installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !api.exists() {
+            assert!(Instant::now() < deadline, "{name} did not start");
+            sleep(Duration::from_millis(50));
+        }
+        Gobgpd { child, api }
+    }
+}
+
+impl Drop for Gobgpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh folder under /run for one test's daemons.
+pub fn scratch_dir(what: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = PathBuf::from(format!(
+        "/run/levee-{what}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,330 @@
+//! `levee escalate` as operators run it: `levee run` with `[escalation]` starts its own gobgpd
+//! in the protected namespace, which peers with a real upstream router (bird2, once gobgpd) in
+//! the client namespace. Every check is made at the upstream, not in Levee.
+
+use std::{thread::sleep, time::Duration};
+
+use levee_tests::{
+    bgp::{ATTACKED, Bird, ESCALATION, Gobgpd, wait},
+    daemon::DaemonLab,
+};
+
+use crate::stderr;
+
+const PREFIX: &str = "198.18.0.10/32";
+
+/// A daemon escalating to bird2 in the client namespace.
+fn with_bird(extra: &str) -> (DaemonLab, Bird) {
+    let mut d = DaemonLab::new();
+    let bird = Bird::start(&d.lab.client, &d.dir);
+    d.write_config(&format!("{ESCALATION}{extra}"));
+    d.start();
+    (d, bird)
+}
+
+fn has_blackhole(shown: &str) -> bool {
+    shown.contains(PREFIX) && shown.contains("(65535,666)")
+}
+
+/// The managed gobgpd's pid, from `levee escalate list`.
+fn gobgpd_pid(d: &DaemonLab) -> i32 {
+    let list = d.cli_json(&["escalate", "list"]);
+    let speaker = list["speaker"].as_str().unwrap().to_string();
+    let pid = speaker
+        .split("pid ")
+        .nth(1)
+        .and_then(|s| s.trim_end_matches(')').parse().ok());
+    pid.unwrap_or_else(|| panic!("no pid in {speaker:?}"))
+}
+
+/// RTBH and FlowSpec through the CLI reach bird with every part; `list` reads them back from
+/// the RIB with their time left; a rule's TTL withdraws it at bird; SIGTERM withdraws the rest.
+#[test]
+fn escalations_reach_the_upstream_expire_and_leave_with_levee() {
+    let (mut d, bird) = with_bird("");
+    let out = d.cli_ok(&["escalate", "rtbh", ATTACKED, "--ttl", "10m"]);
+    assert!(
+        out.starts_with("announced #1 rtbh 198.18.0.10 for 600s"),
+        "{out}"
+    );
+    let shown = bird.wait_route(PREFIX, 60, has_blackhole);
+    eprintln!("bird:\n{shown}");
+    assert!(
+        has_blackhole(&shown) && shown.contains("(65535,65281)"),
+        "the blackhole with NO_EXPORT at the upstream: {shown}"
+    );
+
+    let out = d.cli_ok(&[
+        "escalate", "flowspec", "--dst", ATTACKED, "--proto", "udp", "--sport", "123", "--len",
+        "468-1500", "--ttl", "4s",
+    ]);
+    assert!(out.starts_with("announced #2 flowspec"), "{out}");
+    let flows = bird.wait_flows(20, |s| s.contains(PREFIX));
+    eprintln!("bird's flow4 table:\n{flows}");
+    for part in [
+        "dst 198.18.0.10/32",
+        "proto 17",
+        "sport 123",
+        "length",
+        "468",
+        "1500",
+        // traffic-rate (type 0x8006), AS 0, rate 0: discard.
+        "0x80060000, 0x0",
+    ] {
+        assert!(flows.contains(part), "{part} at the upstream: {flows}");
+    }
+
+    let list = d.cli_json(&["escalate", "list"]);
+    let rules = list["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 2, "{list}");
+    assert_eq!(rules[0]["rule"]["kind"], "rtbh");
+    assert_eq!(rules[0]["in_rib"], PREFIX, "read back from the RIB: {list}");
+    assert!(rules[0]["ttl_left_secs"].as_u64().unwrap() > 590);
+    assert!(rules[1]["in_rib"].is_string(), "{list}");
+    let metrics = crate::metrics::scrape(&d);
+    assert!(
+        metrics.contains("levee_escalations_active{kind=\"flowspec\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("levee_escalation_speaker_up 1"),
+        "{metrics}"
+    );
+
+    // The FlowSpec rule's 4 s run out: gone at the upstream; the blackhole stays.
+    let flows = bird.wait_flows(15, |s| !s.contains(PREFIX));
+    assert!(!flows.contains(PREFIX), "expired at the upstream: {flows}");
+    assert!(has_blackhole(&bird.show_route(PREFIX)));
+    assert!(d.log().contains("why=\"ttl\""), "{}", d.log());
+
+    assert!(d.stop(), "clean exit: {}", d.log());
+    let shown = bird.wait_route(PREFIX, 20, |s| !s.contains(PREFIX));
+    assert!(!shown.contains(PREFIX), "withdrawn at stop: {shown}");
+    assert!(d.log().contains("escalation rules withdrawn at stop"));
+}
+
+/// kill -9 of Levee's gobgpd: the upstream drops the rule at once; Levee says so, starts
+/// gobgpd again and announces the rule again. kill -9 of Levee itself: its gobgpd dies with it
+/// and the upstream is left with nothing.
+#[test]
+fn kill_9_of_gobgpd_or_levee_leaves_nothing_upstream() {
+    let (mut d, bird) = with_bird("");
+    d.cli_ok(&["escalate", "rtbh", ATTACKED]);
+    assert!(has_blackhole(&bird.wait_route(PREFIX, 60, has_blackhole)));
+
+    let first = gobgpd_pid(&d);
+    // SAFETY: kill(2) of the daemon's child.
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    let shown = bird.wait_route(PREFIX, 10, |s| !s.contains(PREFIX));
+    assert!(!shown.contains(PREFIX), "gone with gobgpd: {shown}");
+    let shown = bird.wait_route(PREFIX, 60, has_blackhole);
+    assert!(has_blackhole(&shown), "announced again: {shown}");
+    assert!(d.log().contains("the BGP daemon for escalation died"));
+    let second = gobgpd_pid(&d);
+    assert_ne!(first, second);
+
+    d.signal(libc::SIGKILL);
+    d.reap();
+    let shown = bird.wait_route(PREFIX, 20, |s| !s.contains(PREFIX));
+    assert!(!shown.contains(PREFIX), "gone with Levee: {shown}");
+    // Gone, or a zombie its new parent has not reaped yet.
+    let state = wait(5, || process_state(second), |s| s.is_empty() || s == "Z");
+    assert!(
+        state.is_empty() || state == "Z",
+        "the managed gobgpd died with Levee: {state}"
+    );
+}
+
+/// Each "never" is refused with one line, and nothing reaches the upstream; --dry-run
+/// announces nothing and logs what it would have.
+#[test]
+fn what_is_never_announced_is_refused_and_dry_run_sends_nothing() {
+    let (d, bird) = with_bird("max_active = 2\nmax_ttl = \"1h\"\n");
+    d.cli_ok(&["allow", "add", "198.18.0.20"]);
+    // Parsed and refused by the CLI, or by the daemon's policy: (arguments, words of the line).
+    let refusals: &[(&[&str], &str)] = &[
+        (
+            &["rtbh", "203.0.113.5"],
+            "outside escalation.protected_prefixes",
+        ),
+        (&["rtbh", "0.0.0.0"], "not a host"),
+        (&["rtbh", "198.18.0.0/24"], "not an IP address"),
+        (&["rtbh", "198.18.0.20"], "allowlisted"),
+        (&["rtbh", ATTACKED, "--ttl", "2h"], "max_ttl"),
+        (&["rtbh", ATTACKED, "--ttl", "0s"], "--ttl"),
+        (
+            &["flowspec", "--dst", ATTACKED, "--len", "70000"],
+            "0-65535",
+        ),
+        (
+            &["flowspec", "--dst", ATTACKED, "--len", "0-10"],
+            "matches no",
+        ),
+        (
+            &[
+                "flowspec", "--dst", ATTACKED, "--proto", "udp", "--sport", "70000",
+            ],
+            "--sport",
+        ),
+        (
+            &["flowspec", "--dst", ATTACKED, "--sport", "123"],
+            "ports need",
+        ),
+        (
+            &[
+                "flowspec", "--dst", ATTACKED, "--proto", "udp", "--action", "rate:0",
+            ],
+            "--action",
+        ),
+        (&["flowspec", "--dst", ATTACKED], "without protocol"),
+    ];
+    for (args, words) in refusals {
+        let mut all = vec!["escalate"];
+        all.extend_from_slice(args);
+        let out = d.cli(&all);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(err.contains(words), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+
+    let out = d.cli_ok(&["escalate", "rtbh", ATTACKED, "--dry-run"]);
+    assert!(
+        out.starts_with("dry-run: would announce rtbh 198.18.0.10"),
+        "{out}"
+    );
+    assert!(d.log().contains("dry-run: would announce upstream"));
+
+    // The limit: two rules at once, the third refused.
+    d.cli_ok(&["escalate", "rtbh", "198.18.0.11"]);
+    d.cli_ok(&["escalate", "rtbh", "198.18.0.12"]);
+    let out = d.cli(&["escalate", "rtbh", "198.18.0.13"]);
+    assert!(
+        stderr(&out).contains("escalation.max_active is 2"),
+        "{}",
+        stderr(&out)
+    );
+    let shown = wait(60, || bird.from_levee(), |s| s.contains("198.18.0.12/32"));
+    assert!(shown.contains("198.18.0.11/32"), "{shown}");
+    sleep(Duration::from_secs(1));
+    let shown = bird.from_levee();
+    for never in [
+        "203.0.113.5/32",
+        "198.18.0.20/32",
+        PREFIX,
+        "198.18.0.13/32",
+        "0.0.0.0/0",
+    ] {
+        assert!(
+            !shown.contains(never),
+            "{never} reached the upstream: {shown}"
+        );
+    }
+    let metrics = crate::metrics::scrape(&d);
+    assert!(
+        metrics.contains("levee_escalation_refused_total 8"),
+        "{metrics}"
+    );
+
+    let out = d.cli_ok(&["escalate", "withdraw", "--all"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let shown = wait(20, || bird.from_levee(), |s| !s.contains("/32"));
+    assert!(!shown.contains("/32"), "all withdrawn: {shown}");
+}
+
+/// With an operator's own gobgpd (api = unix://...), a Levee killed with -9 leaves its rule
+/// there; the next start withdraws it, and the operator's session stays up.
+#[test]
+fn a_restart_withdraws_what_a_killed_levee_left_in_the_operators_gobgpd() {
+    let mut d = DaemonLab::new();
+    let bird = Bird::start(&d.lab.client, &d.dir);
+    // The operator's gobgpd, peering with bird from the protected namespace as Levee's own
+    // would; it outlives Levee.
+    let settings = levee::config::EscalationSettings {
+        mode: levee::config::EscalationMode::On,
+        asn: 64512,
+        router_id: Some(levee_tests::bgp::LEVEE_SIDE.parse().unwrap()),
+        neighbors: vec![levee::config::escalation::Neighbor {
+            address: levee_tests::bgp::UPSTREAM.parse().unwrap(),
+            asn: 65000,
+            password: None,
+        }],
+        ..Default::default()
+    };
+    let config = levee::escalation::gobgp::config_toml(&settings).unwrap();
+    let operator_gobgpd = Gobgpd::start(&d.lab.protected, &d.dir, "operator-gobgpd", &config);
+    let api = format!("unix://{}", operator_gobgpd.api.display());
+    d.write_config(&format!(
+        "[escalation]\nmode = \"on\"\napi = \"{api}\"\nasn = 64512\n\
+         protected_prefixes = [\"198.18.0.0/24\"]\n"
+    ));
+    d.start();
+    d.cli_ok(&["escalate", "rtbh", ATTACKED]);
+    assert!(has_blackhole(&bird.wait_route(PREFIX, 60, has_blackhole)));
+    d.signal(libc::SIGKILL);
+    d.reap();
+    sleep(Duration::from_secs(2));
+    assert!(
+        has_blackhole(&bird.show_route(PREFIX)),
+        "the operator's gobgpd keeps it while Levee is gone"
+    );
+    d.start();
+    let shown = bird.wait_route(PREFIX, 20, |s| !s.contains(PREFIX));
+    assert!(
+        !shown.contains(PREFIX),
+        "withdrawn by the next start: {shown}"
+    );
+    assert!(
+        d.log()
+            .contains("withdrew paths an earlier run of Levee left")
+    );
+    assert!(d.stop());
+}
+
+/// gobgpd as the upstream router: the rules arrive in its RIB with Levee's mark.
+#[test]
+fn a_gobgpd_upstream_receives_the_rules() {
+    let mut d = DaemonLab::new();
+    let upstream = Gobgpd::upstream(&d.lab.client, &d.dir);
+    d.write_config(ESCALATION);
+    d.start();
+    d.cli_ok(&["escalate", "rtbh", ATTACKED]);
+    d.cli_ok(&[
+        "escalate", "flowspec", "--dst", ATTACKED, "--proto", "udp", "--sport", "123",
+    ]);
+    let socket = upstream.api.clone();
+    let read = || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let api = levee::config::escalation::BgpApi::Unix(socket.clone());
+            let mut api = levee::escalation::gobgp::Gobgp::connect(&api, 64512)
+                .await
+                .unwrap();
+            let owned = api.owned_paths().await.unwrap();
+            format!("{:?}", owned.iter().map(|o| &o.prefix).collect::<Vec<_>>())
+        })
+    };
+    let shown = wait(60, read, |s| {
+        s.contains("destination") && s.contains(PREFIX)
+    });
+    eprintln!("the upstream gobgpd holds: {shown}");
+    assert!(shown.contains(&format!("\"{PREFIX}\"")), "{shown}");
+    assert!(
+        shown.contains("123"),
+        "the FlowSpec rule's source port: {shown}"
+    );
+    assert!(d.stop());
+    let shown = wait(20, read, |s| s == "[]");
+    assert_eq!(shown, "[]", "withdrawn at the upstream");
+}
+
+/// A process's state letter from /proc (R, S, Z...), empty when it is gone.
+fn process_state(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(") ")?.1.split(' ').next()?.to_string()))
+        .unwrap_or_default()
+}
