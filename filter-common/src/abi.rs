@@ -646,6 +646,8 @@ pub struct Event {
     pub class: u32,
     /// Source address: IPv4 in the first 4 bytes, or IPv6.
     pub src: [u8; 16],
+    /// Destination address, laid out as `src` (the attacked host, for escalation).
+    pub dst: [u8; 16],
     pub timestamp_ns: u64,
     /// 4 or 6.
     pub family: u8,
@@ -666,7 +668,7 @@ const _: () = assert!(size_of::<Config>() == 64 + 2 * Class::COUNT * 32 + 8 + 32
 const _: () = assert!(size_of::<SourceState>() == 128);
 const _: () = assert!(size_of::<FlowKey>() == 40);
 const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
-const _: () = assert!(size_of::<Event>() == 56);
+const _: () = assert!(size_of::<Event>() == 72);
 const _: () = assert!(Reason::ALL.len() == Reason::Ipv6ExtBadOrder as usize + 1);
 
 #[cfg(feature = "user")]

@@ -30,6 +30,7 @@ fn record(kind: u32, pkt: &IpPacket, action: Action, reason: Reason, len: u64, n
         reason: reason as u32,
         class: pkt.class as u32,
         src: pkt.src,
+        dst: pkt.dst,
         timestamp_ns: now,
         family: if pkt.v6 { 6 } else { 4 },
         proto: pkt.proto,

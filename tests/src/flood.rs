@@ -37,7 +37,14 @@ impl FloodLab {
     /// Starts `levee run` with `config` (TOML after the lab's own lines), warms up the path from
     /// the first client, and waits through the calm stretch.
     pub fn start(config: &str) -> FloodLab {
+        FloodLab::start_with(config, |_| {})
+    }
+
+    /// [`FloodLab::start`], with `prepare` run on the lab before the daemon starts (a BGP
+    /// upstream in the client namespace, say).
+    pub fn start_with(config: &str, prepare: impl FnOnce(&DaemonLab)) -> FloodLab {
         let mut daemon = DaemonLab::new();
+        prepare(&daemon);
         daemon.write_config(config);
         daemon.start();
         let rx = udp_receiver(&daemon.lab.protected, PROTECTED_V4, FLOOD_PORT);

@@ -1,12 +1,12 @@
 //! `levee escalate rtbh|flowspec|list|withdraw`: rules announced upstream through the BGP
 //! daemon, each checked by the policy first (see [`crate::escalation`]).
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
 use crate::{
-    controller::{Controller, lists::ListBook},
+    controller::Controller,
     escalation::{
         Rule,
         upstream::{EscalationsView, Origin, RuleView, Upstream},
@@ -17,11 +17,6 @@ fn upstream(u: &mut Option<Upstream>) -> Result<&mut Upstream> {
     u.as_mut().ok_or_else(|| {
         anyhow!("escalation is off: set escalation.mode in the config and restart levee")
     })
-}
-
-/// Whether an allowlist entry covers `ip` (an allowlisted address is never escalated).
-pub(crate) fn allowlisted(lists: &ListBook, ip: IpAddr) -> bool {
-    lists.allows().any(|(net, _)| net.contains(&ip))
 }
 
 pub fn add(
@@ -35,7 +30,7 @@ pub fn add(
         rule,
         ttl,
         Origin::Operator,
-        |ip| allowlisted(lists, ip),
+        |ip| lists.allows_address(ip),
         dry_run,
     )
 }

@@ -103,6 +103,14 @@ pub struct EscalationSettings {
     pub auto: bool,
     /// ...and RTBH routes.
     pub auto_rtbh: bool,
+    /// The uplink's capacity, bits a second: automatic escalation starts only near it.
+    pub link_capacity_bps: u64,
+    /// "Near": the share of the capacity the host's receive rate must reach (0..1].
+    pub auto_link_share: f64,
+    /// How long a class must stay under attack with the link near full before a rule goes up.
+    pub auto_after: Duration,
+    /// How long a rule stays after its attack is over.
+    pub auto_hold: Duration,
     /// Accept FlowSpec rules from the neighbours and enforce them in XDP.
     pub accept_flowspec: bool,
 }
@@ -123,6 +131,10 @@ impl Default for EscalationSettings {
             max_ttl: Duration::from_secs(3600),
             auto: false,
             auto_rtbh: false,
+            link_capacity_bps: 0,
+            auto_link_share: 0.8,
+            auto_after: Duration::from_secs(10),
+            auto_hold: Duration::from_secs(300),
             accept_flowspec: false,
         }
     }
@@ -144,6 +156,10 @@ pub struct EscalationFile {
     pub max_ttl: Option<String>,
     pub auto: Option<bool>,
     pub auto_rtbh: Option<bool>,
+    pub link_capacity_bps: Option<u64>,
+    pub auto_link_share: Option<f64>,
+    pub auto_after: Option<String>,
+    pub auto_hold: Option<String>,
     pub accept_flowspec: Option<bool>,
 }
 
@@ -246,6 +262,19 @@ pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> 
     }
     out.auto = f.auto.unwrap_or(out.auto);
     out.auto_rtbh = f.auto_rtbh.unwrap_or(out.auto_rtbh);
+    out.link_capacity_bps = f.link_capacity_bps.unwrap_or(out.link_capacity_bps);
+    if let Some(share) = f.auto_link_share {
+        if !(share > 0.0 && share <= 1.0) {
+            bail!("field escalation.auto_link_share: must be above 0 and at most 1, got {share}");
+        }
+        out.auto_link_share = share;
+    }
+    if let Some(t) = f.auto_after {
+        out.auto_after = parse_duration(&t).map_err(field("auto_after"))?;
+    }
+    if let Some(t) = f.auto_hold {
+        out.auto_hold = parse_duration(&t).map_err(field("auto_hold"))?;
+    }
     out.accept_flowspec = f.accept_flowspec.unwrap_or(out.accept_flowspec);
     check(out)
 }
@@ -278,6 +307,11 @@ fn check(s: &EscalationSettings) -> Result<()> {
     }
     if s.auto_rtbh && !s.auto {
         bail!("field escalation.auto_rtbh: needs auto = true");
+    }
+    if s.auto && s.link_capacity_bps == 0 {
+        bail!(
+            "field escalation.link_capacity_bps: auto = true needs the uplink's capacity (escalation starts near it)"
+        );
     }
     if s.mode == EscalationMode::Off {
         return Ok(());
@@ -340,6 +374,11 @@ mod tests {
             (&format!("{ON}\nmax_ttl = \"0s\""), "max_ttl"),
             (&format!("{ON}\ndefault_ttl = \"2h\""), "default_ttl"),
             (&format!("{ON}\nauto_rtbh = true"), "auto_rtbh"),
+            (&format!("{ON}\nauto = true"), "link_capacity_bps"),
+            (
+                &format!("{ON}\nauto = true\nlink_capacity_bps = 1\nauto_link_share = 1.5"),
+                "auto_link_share",
+            ),
             (
                 "protected_prefixes = [\"0.0.0.0/0\"]",
                 "protected_prefixes[0]",

@@ -2,6 +2,7 @@
 //! answers one call at a time (the [`crate::server`] serializes calls onto its thread). Each
 //! part has its own room:
 //!
+//! - `auto_escalation`: rules upstream when an attack fills the link (escalation.auto);
 //! - `claim`: one daemon per interface;
 //! - [`fleet`]: the interfaces, written all-or-nothing;
 //! - `gate`: the sketch gate sized for the rate of one CPU;
@@ -15,6 +16,7 @@
 //!
 //! The commands themselves live in [`crate::cmd`], one file per family.
 
+mod auto_escalation;
 mod claim;
 pub mod fleet;
 mod gate;
@@ -74,6 +76,7 @@ pub struct Controller {
     pub(crate) gate_pps: f64,
     /// Rules announced upstream (None while escalation.mode is off).
     pub(crate) upstream: Option<crate::escalation::upstream::Upstream>,
+    pub(crate) auto_escalation: auto_escalation::AutoEscalation,
 }
 
 impl Controller {
@@ -173,10 +176,19 @@ impl Controller {
         self.update_strict();
         if let Some(u) = &mut self.upstream {
             u.tick();
+            let rates = self.telemetry.rates();
+            let inputs = auto_escalation::Inputs {
+                engine: &self.engine,
+                shapes: &self.telemetry.shapes,
+                lists: &self.lists,
+                received_bps: rates.pass_bps + rates.drop_bps,
+            };
+            self.auto_escalation.step(u, &inputs, now);
         }
         self.drain_events();
         self.judge_offences();
         self.telemetry.top.tick();
+        self.telemetry.shapes.tick();
         let updated = counters.and_then(|c| self.update_metrics(&c));
         if let Err(e) = updated {
             self.telemetry.count_error();

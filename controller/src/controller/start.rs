@@ -73,6 +73,7 @@ impl Controller {
             },
             gate_pps: 0.0,
             upstream: None,
+            auto_escalation: Default::default(),
         };
         c.gate = c.configured_gate();
         c.restore_settings(&saved)?;

@@ -43,6 +43,8 @@ struct Totals {
 
 pub struct Telemetry {
     pub top: TopTalkers,
+    /// The attack's shape by class, for automatic escalation.
+    pub shapes: crate::escalation::shape::Shapes,
     /// The last two counter totals.
     totals: [Option<Totals>; 2],
     pub metrics: SharedMetrics,
@@ -52,6 +54,7 @@ impl Telemetry {
     pub fn new() -> Telemetry {
         Telemetry {
             top: TopTalkers::default(),
+            shapes: Default::default(),
             totals: [None, None],
             metrics: Metrics::shared(),
         }
@@ -205,6 +208,13 @@ impl Controller {
                     self.telemetry
                         .top
                         .record(source(&e), e.class, e.action, e.len);
+                    self.telemetry.shapes.record(
+                        destination(&e),
+                        e.class,
+                        e.proto,
+                        e.src_port,
+                        e.dst_port,
+                    );
                 }
             }
         }
@@ -355,9 +365,17 @@ fn read_event(item: &[u8]) -> Option<Event> {
 }
 
 fn source(e: &Event) -> IpAddr {
-    if e.family == 6 {
-        IpAddr::from(e.src)
+    address(e.family, e.src)
+}
+
+fn destination(e: &Event) -> IpAddr {
+    address(e.family, e.dst)
+}
+
+fn address(family: u8, a: [u8; 16]) -> IpAddr {
+    if family == 6 {
+        IpAddr::from(a)
     } else {
-        IpAddr::from([e.src[0], e.src[1], e.src[2], e.src[3]])
+        IpAddr::from([a[0], a[1], a[2], a[3]])
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod gobgp;
 pub mod policy;
+pub mod shape;
 pub mod upstream;
 
 use std::{fmt, net::IpAddr};

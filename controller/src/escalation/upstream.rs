@@ -199,9 +199,19 @@ impl Upstream {
         }
     }
 
-    /// The rules active now, for the detection engine.
-    pub fn active(&self) -> impl Iterator<Item = (&u32, &Active)> {
-        self.rules.iter()
+    /// Keeps rule `id` for at least `ttl` more (quietly: automatic escalation renews its
+    /// rules every second while their attack lasts). False when the rule is gone (withdrawn
+    /// by the operator, or expired).
+    pub fn keep(&mut self, id: u32, ttl: Duration) -> bool {
+        let Some(a) = self.rules.get_mut(&id) else {
+            return false;
+        };
+        a.expires = a.expires.max(Instant::now() + ttl);
+        true
+    }
+
+    pub fn settings(&self) -> &EscalationSettings {
+        &self.settings
     }
 
     /// Announces `rule` for `ttl` (escalation.default_ttl when None) if the policy allows it;

@@ -37,6 +37,63 @@ fn gobgpd_pid(d: &DaemonLab) -> i32 {
     pid.unwrap_or_else(|| panic!("no pid in {speaker:?}"))
 }
 
+/// Detection escalates by itself (escalation.auto): a lab flood over the link's (configured)
+/// capacity puts a FlowSpec rule for its shape at the upstream (UDP to the attacked host's
+/// port, no RTBH without auto_rtbh); once the attack is over and the hold has passed, the rule
+/// is withdrawn there.
+#[test]
+fn a_flood_that_fills_the_link_is_escalated_by_detection_and_withdrawn_after() {
+    use levee_tests::{
+        flood::{FLOOD_PORT, FloodLab},
+        netns::PROTECTED_V4,
+    };
+    let mut bird = None;
+    let lab = FloodLab::start_with(
+        &format!(
+            "mode = \"monitor\"\n[strict]\nmode = \"off\"\n[detection]\nrecovery_secs = 2\n\
+             [detection.floor_pps]\nudp = 5000\n[events]\nsample_every = 16\n{ESCALATION}\
+             auto = true\nlink_capacity_bps = 1000000\nauto_after = \"2s\"\nauto_hold = \"3s\"\n"
+        ),
+        |d| bird = Some(Bird::start(&d.lab.client, &d.dir)),
+    );
+    let bird = bird.unwrap();
+    let d = &lab.daemon;
+    let attacked = format!("dst {PROTECTED_V4}/32");
+    let flows = lab.flood(|| bird.wait_flows(60, |s| s.contains(&attacked)));
+    eprintln!("bird's flow4 table during the flood:\n{flows}");
+    for part in [
+        attacked.as_str(),
+        "proto 17",
+        &format!("dport {FLOOD_PORT}"),
+    ] {
+        assert!(
+            flows.contains(part),
+            "{part} at the upstream: {flows}\n{}",
+            d.log()
+        );
+    }
+    assert!(flows.contains("0x80060000, 0x0"), "discard: {flows}");
+    let rtbh = bird.show_route(&format!("{PROTECTED_V4}/32"));
+    assert!(
+        !rtbh.contains("65535,666"),
+        "no RTBH without auto_rtbh: {rtbh}"
+    );
+    let metrics = crate::metrics::scrape(d);
+    assert!(
+        metrics.contains(
+            "levee_escalation_announcements_total{kind=\"flowspec\",cause=\"detection\"} 1"
+        ),
+        "{metrics}"
+    );
+    // The flood is over: the attack ends, the hold passes, the rule goes.
+    let flows = bird.wait_flows(60, |s| !s.contains(&attacked));
+    assert!(
+        !flows.contains(&attacked),
+        "withdrawn after the attack: {flows}"
+    );
+    assert!(d.log().contains("why=\"attack_over\""), "{}", d.log());
+}
+
 /// RTBH and FlowSpec through the CLI reach bird with every part; `list` reads them back from
 /// the RIB with their time left; a rule's TTL withdraws it at bird; SIGTERM withdraws the rest.
 #[test]

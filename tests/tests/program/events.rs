@@ -42,6 +42,11 @@ fn sampled_headers_reach_the_ring_buffer() {
         (Action::Drop as u32, Reason::Blocklisted as u32)
     );
     assert_eq!(got[1].tcp_flags, TCP_SYN);
+    // The destination, for escalation's attacked host.
+    let dst4: std::net::Ipv4Addr = DST4.parse().unwrap();
+    assert_eq!(&got[1].dst[..4], &dst4.octets());
+    let dst6: std::net::Ipv6Addr = DST6.parse().unwrap();
+    assert_eq!(got[0].dst, dst6.octets());
 }
 
 /// Issue 8: offences and samples shared one ring, so above a few Mpps samples crowded out the

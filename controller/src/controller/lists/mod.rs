@@ -159,6 +159,11 @@ impl ListBook {
         self.allows.iter()
     }
 
+    /// Whether an allowlist entry covers `ip`.
+    pub fn allows_address(&self, ip: std::net::IpAddr) -> bool {
+        self.allows.keys().any(|net| net.contains(&ip))
+    }
+
     pub fn block_count(&self) -> usize {
         self.blocks.len()
     }
