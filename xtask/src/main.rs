@@ -26,7 +26,12 @@ enum Task {
     /// Set up, then measure per-packet costs against a floor (needs root).
     Bench(bench::Options),
     /// Set up, then play a flood scenario in a two-namespace lab and print what happened.
-    Demo,
+    Demo {
+        /// Play the escalation scenario instead: announcements reaching a real upstream
+        /// router (bird2) and their withdrawal.
+        #[arg(long)]
+        escalation: bool,
+    },
 }
 
 fn main() {
@@ -35,11 +40,16 @@ fn main() {
         Task::Setup => setup::run(),
         Task::Test => setup::run().and_then(|()| test::run()),
         Task::Bench(opts) => setup::run().and_then(|()| bench::run(&opts)),
-        Task::Demo => setup::run().and_then(|()| {
+        Task::Demo { escalation } => setup::run().and_then(|()| {
             require_root("demo")?;
             // The demo runs the real daemon, built in the same profile.
             run_cmd(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "levee"]))?;
-            run_lab_bin("demo", &[])
+            let args = if escalation {
+                vec!["--escalation".to_string()]
+            } else {
+                vec![]
+            };
+            run_lab_bin("demo", &args)
         }),
     };
     if let Err(e) = result {

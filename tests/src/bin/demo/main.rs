@@ -4,6 +4,11 @@
 //! (spoofed) UDP, SYN and ACK floods, which strict mode (engaged by detection) drops in the
 //! driver while the clients keep their service. Prints what happened per phase. Traffic never
 //! leaves the two namespaces, which are removed at the end, also on Ctrl-C.
+//!
+//! `--escalation` plays the second scenario instead ([`escalation`]): announcements reaching
+//! a real upstream router and their withdrawal.
+
+mod escalation;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -47,7 +52,12 @@ fn main() {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    if let Err(e) = run() {
+    let scenario = if std::env::args().any(|a| a == "--escalation") {
+        escalation::run
+    } else {
+        run
+    };
+    if let Err(e) = scenario() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
