@@ -20,6 +20,8 @@ fn example_config_loads() {
     assert_eq!(s.mode, Mode::Monitor);
     assert_eq!(s.filter.limits[Class::Udp].pps, 10_000);
     assert!(!s.lists.block.is_empty());
+    assert_eq!(s.escalation.mode, EscalationMode::Off);
+    assert_eq!(s.escalation.protected_prefixes.len(), 1);
 }
 
 #[test]
