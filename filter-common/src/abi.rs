@@ -39,6 +39,11 @@ pub mod map {
     /// Which address blocks may hold a list entry (see [`super::summary`]); made exact from
     /// the lists at every load that reuses them.
     pub const LIST_SUMMARY: &str = "LIST_SUMMARY";
+    /// FlowSpec rules received from BGP neighbours ([`super::UpstreamRule`]), and per CPU
+    /// the token buckets of the rate-limiting ones. Never pinned: each run fills them from
+    /// its BGP daemon.
+    pub const UPSTREAM_RULES: &str = "UPSTREAM_RULES";
+    pub const UPSTREAM_BUCKETS: &str = "UPSTREAM_BUCKETS";
     /// Every map, for pinning and listing.
     pub const ALL: [&str; 19] = [
         CONFIG,
@@ -286,10 +291,12 @@ pub enum Reason {
     IcmpTruncated,
     /// An IPv6 Hop-by-Hop header anywhere but first (RFC 8200, 4.1).
     Ipv6ExtBadOrder,
+    /// A FlowSpec rule received from a BGP neighbour (discard, or over its rate).
+    UpstreamRule,
 }
 
 impl Reason {
-    pub const COUNT: usize = 36;
+    pub const COUNT: usize = 37;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Clean,
         Reason::ModeOff,
@@ -327,6 +334,7 @@ impl Reason {
         Reason::UdpBadLength,
         Reason::IcmpTruncated,
         Reason::Ipv6ExtBadOrder,
+        Reason::UpstreamRule,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -367,6 +375,7 @@ impl Reason {
             Reason::UdpBadLength => "udp_bad_length",
             Reason::IcmpTruncated => "icmp_truncated",
             Reason::Ipv6ExtBadOrder => "ipv6_ext_bad_order",
+            Reason::UpstreamRule => "upstream_rule",
         }
     }
 
@@ -417,6 +426,9 @@ pub mod flags {
     /// The host accepts ECN (`net.ipv4.tcp_ecn` not 0): a SYN asking for it (ECE and CWR) gets
     /// ECE in our SYN-ACK and the ECN bit in the cookie's timestamp.
     pub const SYNACK_ECN: u32 = 1 << 11;
+    /// UPSTREAM_RULES holds FlowSpec rules received from BGP neighbours (map content, like
+    /// HAS_*).
+    pub const UPSTREAM_RULES: u32 = 1 << 12;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS
@@ -632,6 +644,49 @@ pub mod event {
     pub const SAMPLE: u32 = 2;
 }
 
+/// FlowSpec rules received from BGP neighbours the program enforces, at most.
+pub const MAX_UPSTREAM_RULES: u32 = 16;
+
+/// What an upstream rule does with a matching packet.
+pub mod upstream_action {
+    /// traffic-rate 0.
+    pub const DISCARD: u8 = 1;
+    /// traffic-rate N bytes a second, as the per-CPU share of `UpstreamRule::limit`.
+    pub const RATE: u8 = 2;
+}
+
+/// A FlowSpec rule received from a BGP neighbour, compiled for the program: every component
+/// as a prefix (address and mask, laid out as `IpPacket` addresses) or an inclusive range. An
+/// entry with `family` 0 ends the table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamRule {
+    pub dst: [u8; 16],
+    pub dst_mask: [u8; 16],
+    pub src: [u8; 16],
+    pub src_mask: [u8; 16],
+    /// 4 or 6; 0 ends the table.
+    pub family: u8,
+    /// [`upstream_action`].
+    pub action: u8,
+    pub proto: [u8; 2],
+    pub src_port: [u16; 2],
+    pub dst_port: [u16; 2],
+    /// IP packet length (header included).
+    pub len: [u16; 2],
+    pub _pad: [u8; 4],
+    /// The rate of [`upstream_action::RATE`] (bytes only), per CPU.
+    pub limit: Limit,
+}
+
+/// Per CPU: the token bucket of one rate-limiting upstream rule.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamBucket {
+    pub pkt_tat: u64,
+    pub byte_tat: u64,
+}
+
 /// A record on the OFFENCES or EVENTS ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -669,7 +724,8 @@ const _: () = assert!(size_of::<SourceState>() == 128);
 const _: () = assert!(size_of::<FlowKey>() == 40);
 const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 72);
-const _: () = assert!(Reason::ALL.len() == Reason::Ipv6ExtBadOrder as usize + 1);
+const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);
+const _: () = assert!(Reason::ALL.len() == Reason::UpstreamRule as usize + 1);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -686,6 +742,8 @@ mod pod {
     unsafe impl aya::Pod for FlowEntry {}
     unsafe impl aya::Pod for ServiceEntry {}
     unsafe impl aya::Pod for Budget {}
+    unsafe impl aya::Pod for UpstreamRule {}
+    unsafe impl aya::Pod for UpstreamBucket {}
 }
 
 #[cfg(test)]

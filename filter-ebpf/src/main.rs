@@ -1,6 +1,7 @@
 //! Levee's XDP program: one pass per packet.
 //!
-//!     parse -> allowlist -> blocklist -> signatures -> strict -> per-source limiter -> aggregate
+//!     parse -> allowlist -> blocklist -> signatures -> strict -> per-source limiter
+//!           -> aggregate -> upstream rules (FlowSpec received from BGP neighbours)
 //!
 //! The entry only parses, decides, counts and returns; each stage lives in its own module.
 //! A second program, on TC egress, records the host's flows for the strict stage.
@@ -16,6 +17,7 @@ mod lists;
 mod maps;
 mod stats;
 mod strict;
+mod upstream;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -125,8 +127,18 @@ fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
         pass(Reason::ModeOff, pkt.class)
     } else {
         match check(frame, cfg, mode, pkt, len) {
-            reason @ (Reason::Clean | Reason::Allowlisted | Reason::Flow | Reason::CookieAck) => {
-                pass(reason, pkt.class)
+            Reason::Allowlisted => pass(Reason::Allowlisted, pkt.class),
+            // Rules received from BGP neighbours, on what would pass: checked here, after
+            // the stages, where few verifier states meet (mid-way, they doubled the walk of
+            // every later stage).
+            reason @ (Reason::Clean | Reason::Flow | Reason::CookieAck) => {
+                if cfg.flags & flags::UPSTREAM_RULES != 0
+                    && let Some(upstream) = upstream::check(cfg, pkt, len)
+                {
+                    judge(mode, upstream, pkt.class)
+                } else {
+                    pass(reason, pkt.class)
+                }
             }
             reason => judge(mode, reason, pkt.class),
         }

@@ -7,8 +7,8 @@ use aya_ebpf::{
 use filter_common::abi::{
     AMP_PORT_WORDS, AllowEntry, BlockEntry, Budget, COUNTER_ENTRIES, Config, Counter, CpuState,
     DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES,
-    OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
-    SourceKey, SourceState, summary,
+    MAX_UPSTREAM_RULES, OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry,
+    ServiceKeyV4, ServiceKeyV6, SourceKey, SourceState, UpstreamBucket, UpstreamRule, summary,
 };
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
 
@@ -83,6 +83,15 @@ pub static SERVICES_V6: LpmTrie<ServiceKeyV6, ServiceEntry> =
 /// Per CPU: each service's budget for unknown sources.
 #[map]
 pub static SVC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(SERVICE_BUDGETS, 0);
+
+/// FlowSpec rules received from BGP neighbours; an entry with family 0 ends the table.
+#[map]
+pub static UPSTREAM_RULES: Array<UpstreamRule> = Array::with_max_entries(MAX_UPSTREAM_RULES, 0);
+
+/// Per CPU: the token buckets of the rate-limiting upstream rules, by rule index.
+#[map]
+pub static UPSTREAM_BUCKETS: PerCpuArray<UpstreamBucket> =
+    PerCpuArray::with_max_entries(MAX_UPSTREAM_RULES, 0);
 
 /// Per CPU: room to build a SYN-ACK and read a SYN's options, off the program's small stack.
 #[repr(C)]

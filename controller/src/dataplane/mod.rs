@@ -26,6 +26,7 @@ pub mod gate;
 mod lists;
 mod strict;
 mod summary;
+mod upstream;
 
 pub use attach::{AttachMode, Attached};
 

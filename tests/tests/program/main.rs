@@ -12,6 +12,7 @@ mod malformed;
 mod modes;
 mod signatures;
 mod strict;
+mod upstream;
 
 use filter_common::abi::{Action, Class, Config, Event, Mode, Reason};
 use ipnet::IpNet;
