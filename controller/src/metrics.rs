@@ -65,6 +65,11 @@ pub struct EscalationLabels {
     pub cause: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateOnlyLabels {
+    pub state: String,
+}
+
 /// Every metric Levee exports.
 pub struct Metrics {
     registry: Registry,
@@ -96,6 +101,7 @@ pub struct Metrics {
     pub escalation_refused: Counter,
     pub escalation_errors: Counter,
     pub escalation_speaker_up: Gauge,
+    pub upstream_rules: Family<StateOnlyLabels, Gauge>,
     seen_refused: HashMap<String, u64>,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
@@ -137,6 +143,7 @@ impl Metrics {
             escalation_refused: Counter::default(),
             escalation_errors: Counter::default(),
             escalation_speaker_up: Gauge::default(),
+            upstream_rules: Family::default(),
             seen_refused: HashMap::new(),
             seen_lost: HashMap::new(),
             seen: HashMap::new(),
@@ -285,6 +292,11 @@ impl Metrics {
             "escalation_speaker_up",
             "1 while the BGP daemon carrying escalations answers (mode on)",
             m.escalation_speaker_up.clone(),
+        );
+        registry.register(
+            "upstream_rules",
+            "FlowSpec rules received from the BGP neighbours, by state (enforced, skipped: not enforceable exactly, ignored: outside the protected prefixes)",
+            m.upstream_rules.clone(),
         );
         Metrics { registry, ..m }
     }

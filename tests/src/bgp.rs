@@ -32,19 +32,37 @@ pub struct Bird {
 
 impl Bird {
     pub fn start(ns: &Netns, dir: &Path) -> Bird {
+        Bird::with_flows(ns, dir, &[])
+    }
+
+    /// bird2 that also announces `flows` to Levee: FlowSpec routes in bird's syntax, each
+    /// with traffic-rate 0 (discard), as a route server feeding a fleet would.
+    pub fn with_flows(ns: &Netns, dir: &Path, flows: &[&str]) -> Bird {
         let config = dir.join("bird.conf");
+        let mut statics = String::new();
+        if !flows.is_empty() {
+            statics += "protocol static flows {\n  flow4 { table flowtab4; };\n";
+            for f in flows {
+                statics += &format!(
+                    "  route flow4 {{ {f} }} {{ bgp_ext_community.add((generic, 0x80060000, 0x0)); }};\n"
+                );
+            }
+            statics += "}\n";
+        }
+        let export = if flows.is_empty() { "none" } else { "all" };
         std::fs::write(
             &config,
             format!(
                 "router id {UPSTREAM};\n\
                  protocol device {{}}\n\
                  flow4 table flowtab4;\n\
+                 {statics}\
                  protocol bgp levee {{\n\
                    local {UPSTREAM} as 65000;\n\
                    neighbor {LEVEE_SIDE} as 64512;\n\
                    passive on;\n\
                    ipv4 {{ import all; export none; }};\n\
-                   flow4 {{ table flowtab4; import all; export none; }};\n\
+                   flow4 {{ table flowtab4; import all; export {export}; }};\n\
                  }}\n"
             ),
         )

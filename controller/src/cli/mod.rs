@@ -184,6 +184,10 @@ pub enum EscalateCommand {
     },
     /// The rules announced, read back from the BGP daemon's RIB, with their time left.
     List {
+        /// The FlowSpec rules the neighbours sent instead, and what the program does with them
+        /// (escalation.accept_flowspec).
+        #[arg(long)]
+        received: bool,
         #[arg(long)]
         json: bool,
     },
@@ -436,14 +440,17 @@ fn escalate(socket: &Path, command: EscalateCommand, out: &mut impl Write) -> Re
             };
             (Rule::FlowSpec(rule), ttl, dry_run)
         }
-        EscalateCommand::List { json } => {
+        EscalateCommand::List { received, json } => {
             let view: crate::escalation::upstream::EscalationsView =
                 api::request(socket, &Request::EscalateList)?;
+            match (json, received) {
+                (true, false) => serde_json::to_writer_pretty(&mut *out, &view)?,
+                (true, true) => serde_json::to_writer_pretty(&mut *out, &view.received)?,
+                (false, false) => view.print(out)?,
+                (false, true) => view.received.print(out)?,
+            }
             if json {
-                serde_json::to_writer_pretty(&mut *out, &view)?;
                 writeln!(out)?;
-            } else {
-                view.print(out)?;
             }
             return Ok(());
         }

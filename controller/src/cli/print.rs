@@ -256,3 +256,21 @@ impl Print for crate::escalation::upstream::EscalationsView {
         Ok(())
     }
 }
+
+impl Print for Vec<crate::escalation::upstream::ReceivedView> {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(
+            out,
+            "{:<9} {:<16} RULE (as gobgpd prints it): WHAT LEVEE DOES",
+            "STATE", "FROM"
+        )?;
+        for r in self {
+            writeln!(
+                out,
+                "{:<9} {:<16} {}: {}",
+                r.state, r.neighbor, r.rule, r.detail
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -279,17 +279,6 @@ pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> 
     check(out)
 }
 
-/// Refuses what this build cannot do yet rather than accept it and enforce nothing:
-/// FlowSpec rules received from the neighbours are not compiled into the program yet.
-pub(super) fn available(s: &EscalationSettings) -> Result<()> {
-    if s.accept_flowspec {
-        bail!(
-            "field escalation.accept_flowspec: enforcing received FlowSpec rules is not in this build yet; set it to false"
-        );
-    }
-    Ok(())
-}
-
 /// The settings together: what could not be safe is refused.
 fn check(s: &EscalationSettings) -> Result<()> {
     if s.max_ttl.is_zero() {
@@ -307,6 +296,11 @@ fn check(s: &EscalationSettings) -> Result<()> {
     }
     if s.auto_rtbh && !s.auto {
         bail!("field escalation.auto_rtbh: needs auto = true");
+    }
+    if s.accept_flowspec && s.mode != EscalationMode::On {
+        bail!(
+            "field escalation.accept_flowspec: needs mode = \"on\" (the BGP daemon receives the rules)"
+        );
     }
     if s.auto && s.link_capacity_bps == 0 {
         bail!(
@@ -376,6 +370,10 @@ mod tests {
             (&format!("{ON}\nauto_rtbh = true"), "auto_rtbh"),
             (&format!("{ON}\nauto = true"), "link_capacity_bps"),
             (
+                "mode = \"dry-run\"\napi = \"unix:///x\"\nprotected_prefixes = [\"192.0.2.0/24\"]\naccept_flowspec = true",
+                "accept_flowspec",
+            ),
+            (
                 &format!("{ON}\nauto = true\nlink_capacity_bps = 1\nauto_link_share = 1.5"),
                 "auto_link_share",
             ),
@@ -404,18 +402,6 @@ mod tests {
             );
             assert!(!e.contains('\n'), "one line: {e}");
         }
-    }
-
-    #[test]
-    fn this_build_refuses_to_enforce_received_rules_rather_than_pretend() {
-        let mut s = parsed(ON).unwrap();
-        available(&s).unwrap();
-        s.accept_flowspec = true;
-        let e = format!("{:#}", available(&s).unwrap_err());
-        assert!(
-            e.starts_with("field escalation.accept_flowspec: ") && !e.contains('\n'),
-            "{e}"
-        );
     }
 
     #[test]

@@ -147,7 +147,6 @@ pub(super) fn settings(f: File) -> Result<Settings> {
     }
     super::strict::apply(f.strict, f.services, &mut s.strict)?;
     super::escalation::apply(f.escalation, &mut s.escalation)?;
-    super::escalation::available(&s.escalation)?;
     Ok(s)
 }
 

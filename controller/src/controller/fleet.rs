@@ -310,6 +310,18 @@ impl Fleet {
         )
     }
 
+    /// Replaces the received FlowSpec rules on every interface, all or nothing.
+    pub fn set_upstream_rules(
+        &mut self,
+        rules: &[filter_common::abi::UpstreamRule],
+        before: &[filter_common::abi::UpstreamRule],
+    ) -> Result<()> {
+        self.on_all(
+            |iface| iface.dp.set_upstream_rules(rules),
+            |dp| dp.set_upstream_rules(before),
+        )
+    }
+
     /// Applies `change` to each interface in turn; if one fails, `undo` runs on those
     /// already changed (first to last) and the error is returned.
     fn on_all(

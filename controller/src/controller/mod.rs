@@ -77,6 +77,8 @@ pub struct Controller {
     /// Rules announced upstream (None while escalation.mode is off).
     pub(crate) upstream: Option<crate::escalation::upstream::Upstream>,
     pub(crate) auto_escalation: auto_escalation::AutoEscalation,
+    /// Reading the received FlowSpec rules failed at the last tick (logged once a streak).
+    received_failing: bool,
 }
 
 impl Controller {
@@ -176,6 +178,31 @@ impl Controller {
         self.update_strict();
         if let Some(u) = &mut self.upstream {
             u.tick();
+            match u.poll_received() {
+                Ok(Some((rules, before))) => {
+                    let abi = |r: &[crate::escalation::received::EnforcedRule]| -> Vec<_> {
+                        r.iter().map(|r| r.to_abi(self.cpus)).collect()
+                    };
+                    match self.fleet.set_upstream_rules(&abi(&rules), &abi(&before)) {
+                        Ok(()) => info!(rules = rules.len(), "received FlowSpec rules in force"),
+                        Err(e) => {
+                            u.enforcing_failed(before);
+                            self.telemetry.count_error();
+                            error!(
+                                "cannot enforce the received FlowSpec rules, the earlier ones stay: {e:#}"
+                            );
+                        }
+                    }
+                    self.received_failing = false;
+                }
+                Ok(None) => self.received_failing = false,
+                Err(e) => {
+                    if !self.received_failing {
+                        error!("{e:#}; the received rules in force stay");
+                    }
+                    self.received_failing = true;
+                }
+            }
             let rates = self.telemetry.rates();
             let inputs = auto_escalation::Inputs {
                 engine: &self.engine,

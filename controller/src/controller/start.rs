@@ -74,6 +74,7 @@ impl Controller {
             gate_pps: 0.0,
             upstream: None,
             auto_escalation: Default::default(),
+            received_failing: false,
         };
         c.gate = c.configured_gate();
         c.restore_settings(&saved)?;

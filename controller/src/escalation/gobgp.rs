@@ -188,6 +188,24 @@ impl Gobgp {
         Ok(reply.into_inner().uuid)
     }
 
+    /// The FlowSpec paths the neighbours sent (not Levee's own, not added through the API),
+    /// with the rule as gobgpd prints it and the neighbour it came from.
+    pub async fn received_flowspec(&mut self) -> Result<Vec<(String, String, api::Path)>> {
+        let mut out = Vec::new();
+        for family in &families()[2..] {
+            for d in self.list(*family).await? {
+                for path in d.paths {
+                    let local = path.neighbor_ip.is_empty() || path.neighbor_ip == "<nil>";
+                    if local || path.is_withdraw || self.rule_id(&path).is_some() {
+                        continue;
+                    }
+                    out.push((d.prefix.clone(), path.neighbor_ip.clone(), path));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The rule id in Levee's mark, if the path carries it.
     fn rule_id(&self, path: &api::Path) -> Option<u32> {
         path.pattrs

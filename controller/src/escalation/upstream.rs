@@ -24,11 +24,13 @@ use super::{
     Rule,
     gobgp::{Gobgp, Managed},
     policy::{self, Held},
+    received::{self, EnforcedRule, Outcome},
 };
 use crate::{
     config::{EscalationMode, EscalationSettings, escalation::BgpApi},
     metrics::SharedMetrics,
 };
+use filter_common::abi::MAX_UPSTREAM_RULES;
 
 /// How long one call to gobgpd's API may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,6 +88,22 @@ pub struct EscalationsView {
     pub rules: Vec<RuleView>,
     /// Paths marked as Levee's in the RIB that no rule holds (withdrawn at the next check).
     pub stray: Vec<String>,
+    /// FlowSpec rules received from the neighbours (escalation.accept_flowspec), as last read.
+    #[serde(default)]
+    pub received: Vec<ReceivedView>,
+}
+
+/// A FlowSpec rule a neighbour sent, and what Levee made of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedView {
+    /// The rule as gobgpd prints it.
+    pub rule: String,
+    pub neighbor: String,
+    /// enforced, skipped (a component or action Levee cannot enforce exactly) or ignored
+    /// (outside escalation.protected_prefixes).
+    pub state: String,
+    /// What the program enforces, or why not.
+    pub detail: String,
 }
 
 /// The gobgpd carrying the rules, and Levee's connection to it.
@@ -108,6 +126,9 @@ pub struct Upstream {
     recent: VecDeque<Instant>,
     next_reconcile: Instant,
     metrics: SharedMetrics,
+    /// Received FlowSpec rules as last read, and the ones the program enforces.
+    received: Vec<ReceivedView>,
+    enforced: Vec<EnforcedRule>,
 }
 
 /// Runs one call to gobgpd to completion, within [`CALL_TIMEOUT`].
@@ -145,6 +166,8 @@ impl Upstream {
             recent: VecDeque::new(),
             next_reconcile: Instant::now() + RECONCILE_EVERY,
             metrics,
+            received: Vec::new(),
+            enforced: Vec::new(),
         };
         if settings.mode == EscalationMode::On {
             upstream.speaker = Some(upstream.connect()?);
@@ -373,7 +396,72 @@ impl Upstream {
             .filter(|o| !self.rules.contains_key(&o.id))
             .map(|o| o.prefix.clone())
             .collect();
+        view.received = self.received.clone();
         Ok(view)
+    }
+
+    /// Reads the FlowSpec rules the neighbours sent (escalation.accept_flowspec) and returns
+    /// what the program must enforce when that changed, and what it enforced before. While
+    /// gobgpd cannot be read, the rules in force stay (and the error is returned).
+    #[allow(clippy::type_complexity)]
+    pub fn poll_received(&mut self) -> Result<Option<(Vec<EnforcedRule>, Vec<EnforcedRule>)>> {
+        if !self.settings.accept_flowspec {
+            return Ok(None);
+        }
+        let Some(speaker) = self.speaker.as_mut() else {
+            return Ok(None);
+        };
+        let paths = call(&self.runtime, speaker.api.received_flowspec())
+            .context("cannot read the FlowSpec rules the neighbours sent")?;
+        let mut enforced = Vec::new();
+        let mut views = Vec::new();
+        for (rule, neighbor, path) in &paths {
+            let (state, detail) = match received::compile(path, &self.settings.protected_prefixes) {
+                Outcome::Enforced(r) if enforced.len() < MAX_UPSTREAM_RULES as usize => {
+                    let shown = r.to_string();
+                    enforced.push(r);
+                    ("enforced", shown)
+                }
+                Outcome::Enforced(_) => (
+                    "skipped",
+                    format!("the program holds {MAX_UPSTREAM_RULES} rules"),
+                ),
+                Outcome::Skipped(why) => ("skipped", why),
+                Outcome::Ignored(why) => ("ignored", why),
+            };
+            views.push(ReceivedView {
+                rule: rule.clone(),
+                neighbor: neighbor.clone(),
+                state: state.into(),
+                detail,
+            });
+        }
+        enforced.sort_by_key(EnforcedRule::precedence);
+        for v in views.iter().filter(|v| !self.received.contains(v)) {
+            info!(rule = %v.rule, neighbor = %v.neighbor, state = %v.state, detail = %v.detail, "FlowSpec rule received");
+        }
+        self.received = views;
+        self.with_metrics(|m| {
+            for state in ["enforced", "skipped", "ignored"] {
+                let n = self.received.iter().filter(|v| v.state == state).count();
+                m.upstream_rules
+                    .get_or_create(&crate::metrics::StateOnlyLabels {
+                        state: state.into(),
+                    })
+                    .set(n as i64);
+            }
+        });
+        if enforced == self.enforced {
+            return Ok(None);
+        }
+        let before = std::mem::replace(&mut self.enforced, enforced.clone());
+        Ok(Some((enforced, before)))
+    }
+
+    /// The program could not take the rules `poll_received` returned: it still enforces
+    /// `before`, and the next poll tries again.
+    pub fn enforcing_failed(&mut self, before: Vec<EnforcedRule>) {
+        self.enforced = before;
     }
 
     /// One turn: a managed gobgpd that died is started again, rules whose time is up are

@@ -71,13 +71,13 @@ fn bad_config_field_is_named_and_nothing_is_attached() {
     assert!(!d.xdp_attached());
 }
 
-/// Received FlowSpec rules cannot be enforced by this build yet: the start is refused with one
-/// line instead of running with them silently ignored.
+/// An escalation config that cannot work (receiving FlowSpec rules without a BGP daemon) is
+/// refused at start with one line, and nothing is attached.
 #[test]
-fn escalation_this_build_cannot_do_is_refused_at_start() {
+fn escalation_config_that_cannot_work_is_refused_at_start() {
     let d = DaemonLab::new();
     d.write_config(
-        "[escalation]\nmode = \"on\"\nasn = 64512\nrouter_id = \"192.0.2.1\"\n\
+        "[escalation]\nmode = \"dry-run\"\nasn = 64512\nrouter_id = \"192.0.2.1\"\n\
          neighbors = [{ address = \"10.0.0.1\", asn = 65000 }]\n\
          protected_prefixes = [\"198.18.0.0/15\"]\naccept_flowspec = true",
     );

@@ -385,3 +385,103 @@ fn process_state(pid: i32) -> String {
         .and_then(|s| Some(s.rsplit_once(") ")?.1.split(' ').next()?.to_string()))
         .unwrap_or_default()
 }
+
+/// Sends `n` datagrams from `src:sport` to the protected side's UDP receiver; returns how many
+/// arrived from `src`.
+fn datagrams_from_port(d: &DaemonLab, rx: &std::net::UdpSocket, src: &str, sport: u16) -> u64 {
+    let dst = rx.local_addr().unwrap();
+    d.lab.client.run(|| {
+        let s = std::net::UdpSocket::bind((src, sport)).expect("bind the client's port");
+        for _ in 0..20 {
+            s.send_to(b"fleet", dst).unwrap();
+        }
+    });
+    sleep(Duration::from_millis(200));
+    let got = levee_tests::traffic::drain(rx);
+    got.get(&src.parse().unwrap()).copied().unwrap_or(0)
+}
+
+/// The fleet side (accept_flowspec): the upstream announces FlowSpec rules to Levee. The one
+/// for the protected host (UDP from port 123) is enforced in the program, so such datagrams
+/// are dropped in the lab and others pass; one with a TCP-flags component is skipped whole and
+/// counted; one for another network is ignored. When the upstream withdraws them, the program
+/// drops nothing more.
+#[test]
+fn flowspec_rules_from_the_upstream_are_enforced_in_the_program() {
+    use filter_common::abi::{Action, Reason};
+    use levee_tests::{
+        daemon::packets,
+        netns::{CLIENT_V4, PROTECTED_V4},
+        traffic::{udp_receiver, warm_up},
+    };
+    let mut d = DaemonLab::new();
+    let mut bird = Some(Bird::with_flows(
+        &d.lab.client,
+        &d.dir,
+        &[
+            "dst 198.18.0.1/32; proto 17; sport 123;",
+            "dst 198.18.0.1/32; proto 6; tcp flags 0x02/0x02;",
+            "dst 203.0.113.0/24; proto 17;",
+        ],
+    ));
+    d.write_config(&format!(
+        "mode = \"enforce\"\n[signatures]\namp_ports = false\n{ESCALATION}accept_flowspec = true\n"
+    ));
+    d.start();
+    let read = || d.cli_ok(&["escalate", "list", "--received", "--json"]);
+    let shown = wait(60, read, |s| s.matches("\"state\"").count() == 3);
+    eprintln!("received: {shown}");
+    let received: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let state = |needle: &str| {
+        received
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"].as_str().unwrap().contains(needle))
+            .map(|r| {
+                (
+                    r["state"].as_str().unwrap().to_string(),
+                    r["detail"].to_string(),
+                )
+            })
+            .unwrap_or_else(|| panic!("no rule with {needle}: {shown}"))
+    };
+    let (ntp, detail) = state("123");
+    assert_eq!(ntp, "enforced", "{detail}");
+    let (flags, detail) = state("tcp");
+    assert_eq!(flags, "skipped", "{detail}");
+    assert!(detail.contains("TCP flags"), "{detail}");
+    let (other, detail) = state("203.0.113.0/24");
+    assert_eq!(other, "ignored", "{detail}");
+    let metrics = crate::metrics::scrape(&d);
+    for (s, n) in [("enforced", 1), ("skipped", 1), ("ignored", 1)] {
+        let line = format!("levee_upstream_rules{{state=\"{s}\"}} {n}");
+        assert!(metrics.contains(&line), "{line}: {metrics}");
+    }
+
+    let rx = udp_receiver(&d.lab.protected, PROTECTED_V4, 9000);
+    warm_up(&d.lab.client, CLIENT_V4[0], &rx);
+    let before = packets(&d.stats(), Action::Drop, Some(Reason::UpstreamRule));
+    assert_eq!(
+        datagrams_from_port(&d, &rx, CLIENT_V4[1], 123),
+        0,
+        "dropped"
+    );
+    let dropped = packets(&d.stats(), Action::Drop, Some(Reason::UpstreamRule)) - before;
+    assert_eq!(dropped, 20, "counted as upstream_rule");
+    assert_eq!(
+        datagrams_from_port(&d, &rx, CLIENT_V4[1], 5000),
+        20,
+        "other UDP passes"
+    );
+
+    // The upstream goes away: its rules are withdrawn, and so is their enforcement.
+    drop(bird.take());
+    let shown = wait(30, read, |s| !s.contains("enforced"));
+    assert!(!shown.contains("enforced"), "{shown}");
+    assert_eq!(
+        datagrams_from_port(&d, &rx, CLIENT_V4[1], 123),
+        20,
+        "no longer dropped"
+    );
+}
