@@ -674,7 +674,10 @@ pub struct UpstreamRule {
     pub dst_port: [u16; 2],
     /// IP packet length (header included).
     pub len: [u16; 2],
-    pub _pad: [u8; 4],
+    /// 1 when the rule has a port component: then only TCP and UDP with their ports (not a
+    /// later fragment) can match, as RFC 8955 says; a port of 0 is not "no port".
+    pub ports: u8,
+    pub _pad: [u8; 3],
     /// The rate of [`upstream_action::RATE`] (bytes only), per CPU.
     pub limit: Limit,
 }

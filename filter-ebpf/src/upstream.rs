@@ -7,7 +7,7 @@ use aya_ebpf::{cty::c_void, helpers::bpf_loop};
 use filter_common::{
     abi::{Config, MAX_UPSTREAM_RULES, Reason, UpstreamRule, upstream_action},
     limit::admit,
-    parse::IpPacket,
+    parse::{Fragment, IPPROTO_TCP, IPPROTO_UDP, IpPacket},
 };
 
 use crate::{
@@ -53,6 +53,8 @@ struct Walk {
     ip_len: u16,
     src_port: u16,
     dst_port: u16,
+    /// TCP or UDP with its header (not a later fragment): port components can match.
+    has_ports: bool,
     /// The first rule that matched, or MAX_UPSTREAM_RULES.
     found: u32,
 }
@@ -60,6 +62,7 @@ struct Walk {
 #[inline(always)]
 fn matches(rule: &UpstreamRule, w: &Walk) -> bool {
     (rule.family == 6) == w.v6
+        && (rule.ports == 0 || w.has_ports)
         && in_prefix(&w.dst, &rule.dst, &rule.dst_mask, w.v6)
         && in_prefix(&w.src, &rule.src, &rule.src_mask, w.v6)
         && in_range(w.proto, rule.proto)
@@ -97,11 +100,16 @@ pub fn check(cfg: &Config, pkt: &IpPacket, len: u64) -> Option<Reason> {
         dst: pkt.dst,
         v6: pkt.v6,
         proto: pkt.proto,
+        // The frame's length past the IP header: the packet's own, except that a frame
+        // padded to Ethernet's 60 bytes counts its padding (the controller skips length
+        // rules that would tell the difference).
         ip_len: len
             .saturating_sub(u64::from(pkt.l3))
             .min(u64::from(u16::MAX)) as u16,
         src_port: pkt.src_port,
         dst_port: pkt.dst_port,
+        has_ports: (pkt.proto == IPPROTO_TCP || pkt.proto == IPPROTO_UDP)
+            && pkt.fragment != Fragment::Later,
         found: MAX_UPSTREAM_RULES,
     };
     // SAFETY: a static callback and a pointer to a stack value that outlives the call.

@@ -36,7 +36,8 @@ impl Bird {
     }
 
     /// bird2 that also announces `flows` to Levee: FlowSpec routes in bird's syntax, each
-    /// with traffic-rate 0 (discard), as a route server feeding a fleet would.
+    /// with traffic-rate 0 (discard), as a route server feeding a fleet would, and the
+    /// unicast route 203.0.113.0/24.
     pub fn with_flows(ns: &Netns, dir: &Path, flows: &[&str]) -> Bird {
         let config = dir.join("bird.conf");
         let mut statics = String::new();
@@ -48,6 +49,9 @@ impl Bird {
                 );
             }
             statics += "}\n";
+            // And a unicast route, as a route server's table would carry.
+            statics +=
+                "protocol static unicast4 {\n  ipv4;\n  route 203.0.113.0/24 blackhole;\n}\n";
         }
         let export = if flows.is_empty() { "none" } else { "all" };
         std::fs::write(
@@ -61,7 +65,7 @@ impl Bird {
                    local {UPSTREAM} as 65000;\n\
                    neighbor {LEVEE_SIDE} as 64512;\n\
                    passive on;\n\
-                   ipv4 {{ import all; export none; }};\n\
+                   ipv4 {{ import all; export {export}; }};\n\
                    flow4 {{ table flowtab4; import all; export {export}; }};\n\
                  }}\n"
             ),
@@ -103,6 +107,11 @@ impl Bird {
     /// `birdc show route all PREFIX`, as the operator would read it at the router.
     pub fn show_route(&self, prefix: &str) -> String {
         self.birdc(&["show", "route", "all", prefix])
+    }
+
+    /// What bird offers Levee (its unicast export).
+    pub fn exported(&self) -> String {
+        self.birdc(&["show", "route", "export", "levee"])
     }
 
     /// Every route bird learned from Levee, both tables.

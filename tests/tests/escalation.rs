@@ -45,6 +45,12 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
             let gobgpd = Managed::start(&settings(), &dir.join("gobgpd"))
                 .await
                 .unwrap();
+            // The config may hold session passwords, the API announces: root's alone.
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode =
+                |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode("gobgpd"), 0o700);
+            assert_eq!(mode("gobgpd/gobgpd.toml"), 0o600);
             let mut api = Gobgp::connect(&gobgpd.api(), 64512).await.unwrap();
             let id = blackhole_attacked(&mut api).await;
             assert_eq!(api.list_unicast(false).await.unwrap(), vec![prefix.clone()]);

@@ -317,8 +317,8 @@ impl Fleet {
         before: &[filter_common::abi::UpstreamRule],
     ) -> Result<()> {
         self.on_all(
-            |iface| iface.dp.set_upstream_rules(rules),
-            |dp| dp.set_upstream_rules(before),
+            |iface| iface.dp.set_upstream_rules(rules, before),
+            |dp| dp.set_upstream_rules(before, rules),
         )
     }
 

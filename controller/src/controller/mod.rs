@@ -366,9 +366,16 @@ impl Controller {
         self.drain_events();
         self.judge_offences();
         let _ = self.save_state();
-        // Rules upstream are withdrawn even with keep_on_exit: nobody would expire them.
+        // Rules upstream are withdrawn even with keep_on_exit: nobody would expire them. And
+        // rules received from the neighbours leave the program: without Levee nobody follows
+        // their withdrawal.
         if let Some(mut u) = self.upstream.take() {
             u.stop();
+            if u.enforces_received()
+                && let Err(e) = self.fleet.set_upstream_rules(&[], &[])
+            {
+                error!("cannot clear the received FlowSpec rules at stop: {e:#}");
+            }
         }
         if self.settings.daemon.keep_on_exit {
             info!(

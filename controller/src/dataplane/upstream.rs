@@ -10,8 +10,23 @@ use super::Dataplane;
 impl Dataplane {
     /// Replaces the table with `rules`, in order (the first match decides). The stage is off
     /// while the table is rewritten, so the program never reads a rule half written; the gap
-    /// lasts as long as a few map writes.
-    pub fn set_upstream_rules(&mut self, rules: &[UpstreamRule]) -> Result<()> {
+    /// lasts as long as a few map writes. On failure the table holds `before` again, if that
+    /// can be written.
+    pub fn set_upstream_rules(
+        &mut self,
+        rules: &[UpstreamRule],
+        before: &[UpstreamRule],
+    ) -> Result<()> {
+        let written = self.write_upstream_rules(rules);
+        if written.is_err() && self.write_upstream_rules(before).is_err() {
+            return written.map_err(|e| {
+                e.context("and the earlier upstream rules could not be restored: none are enforced")
+            });
+        }
+        written
+    }
+
+    fn write_upstream_rules(&mut self, rules: &[UpstreamRule]) -> Result<()> {
         if rules.len() > MAX_UPSTREAM_RULES as usize {
             bail!(
                 "{} upstream rules, the program holds {MAX_UPSTREAM_RULES}",

@@ -71,6 +71,11 @@ fn any(type_name: &str, msg: &impl prost::Message) -> prost_types::Any {
     }
 }
 
+/// Whether gobgpd learned the path from a neighbour (a path added through the API has none).
+fn from_neighbor(path: &api::Path) -> bool {
+    !path.neighbor_ip.is_empty() && path.neighbor_ip != "<nil>"
+}
+
 /// The unspecified address: a next hop gobgpd replaces with its own on each session.
 fn unspecified(v6: bool) -> IpAddr {
     if v6 {
@@ -128,12 +133,16 @@ impl Gobgp {
         )
     }
 
-    /// The paths in gobgpd's global RIB that carry Levee's mark.
+    /// The paths in gobgpd's global RIB that carry Levee's mark and were added here, through
+    /// the API (a neighbour's path may carry the same mark: another Levee of the same AS).
     pub async fn owned_paths(&mut self) -> Result<Vec<Owned>> {
         let mut owned = Vec::new();
         for family in families() {
             for d in self.list(family).await? {
                 for path in d.paths {
+                    if from_neighbor(&path) {
+                        continue;
+                    }
                     if let Some(id) = self.rule_id(&path) {
                         owned.push(Owned {
                             id,
@@ -188,22 +197,34 @@ impl Gobgp {
         Ok(reply.into_inner().uuid)
     }
 
-    /// The FlowSpec paths the neighbours sent (not Levee's own, not added through the API),
-    /// with the rule as gobgpd prints it and the neighbour it came from.
+    /// The FlowSpec paths the neighbours sent, with the rule as gobgpd prints it and the
+    /// neighbour it came from (another Levee's rules too, reflected by a route server).
     pub async fn received_flowspec(&mut self) -> Result<Vec<(String, String, api::Path)>> {
+        self.learned(&families()[2..]).await
+    }
+
+    /// What the neighbours sent in `families`: (destination as gobgpd prints it, neighbour,
+    /// path).
+    pub async fn learned(
+        &mut self,
+        families: &[Family],
+    ) -> Result<Vec<(String, String, api::Path)>> {
         let mut out = Vec::new();
-        for family in &families()[2..] {
+        for family in families {
             for d in self.list(*family).await? {
                 for path in d.paths {
-                    let local = path.neighbor_ip.is_empty() || path.neighbor_ip == "<nil>";
-                    if local || path.is_withdraw || self.rule_id(&path).is_some() {
-                        continue;
+                    if from_neighbor(&path) && !path.is_withdraw {
+                        out.push((d.prefix.clone(), path.neighbor_ip.clone(), path));
                     }
-                    out.push((d.prefix.clone(), path.neighbor_ip.clone(), path));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Everything the neighbours sent, in the unicast and FlowSpec families.
+    pub async fn learned_all(&mut self) -> Result<Vec<(String, String, api::Path)>> {
+        self.learned(&families()).await
     }
 
     /// The rule id in Levee's mark, if the path carries it.
@@ -447,9 +468,24 @@ impl Managed {
     /// Writes gobgpd's config for `settings` in `dir` and starts it, its API on a unix socket
     /// in `dir`; waits until the API answers.
     pub async fn start(settings: &EscalationSettings, dir: &Path) -> Result<Managed> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+        // Root's alone: the config holds the sessions' passwords, the API can announce.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
         let config = dir.join("gobgpd.toml");
-        std::fs::write(&config, config_toml(settings)?)
+        let text = config_toml(settings)?;
+        let _ = std::fs::remove_file(&config);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&config)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .with_context(|| format!("cannot write {}", config.display()))?;
         let socket = dir.join("api.sock");
         let _ = std::fs::remove_file(&socket);
@@ -534,6 +570,20 @@ pub fn config_toml(s: &EscalationSettings) -> Result<String> {
         "[global.config]\n  as = {}\n  router-id = \"{router_id}\"\n  port = -1\n",
         s.asn
     );
+    // Only Levee's own paths go out: a route learned from one neighbour is never passed to
+    // another (no route leak between two upstreams). Only FlowSpec comes in, and only when
+    // Levee enforces it: no full table to hold or to list.
+    // (The global import policy also sees the paths Levee adds: those are "local".)
+    let import = if s.accept_flowspec {
+        "\"levee-local\", \"levee-flowspec\""
+    } else {
+        "\"levee-local\""
+    };
+    out += &format!(
+        "[global.apply-policy.config]\n  export-policy-list = [\"levee-local\"]\n  default-export-policy = \"reject-route\"\n  import-policy-list = [{import}]\n  default-import-policy = \"reject-route\"\n"
+    );
+    out += "\n[[policy-definitions]]\n  name = \"levee-local\"\n  [[policy-definitions.statements]]\n    name = \"local-paths\"\n    [policy-definitions.statements.conditions.bgp-conditions]\n      route-type = \"local\"\n    [policy-definitions.statements.actions]\n      route-disposition = \"accept-route\"\n";
+    out += "\n[[policy-definitions]]\n  name = \"levee-flowspec\"\n  [[policy-definitions.statements]]\n    name = \"flowspec\"\n    [policy-definitions.statements.conditions.bgp-conditions]\n      afi-safi-in-list = [\"ipv4-flowspec\", \"ipv6-flowspec\"]\n    [policy-definitions.statements.actions]\n      route-disposition = \"accept-route\"\n";
     for n in &s.neighbors {
         out += &format!(
             "\n[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n",

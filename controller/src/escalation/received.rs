@@ -86,7 +86,8 @@ impl EnforcedRule {
             src_port: range16(self.src_port),
             dst_port: range16(self.dst_port),
             len: range16(self.len),
-            _pad: [0; 4],
+            ports: u8::from(self.src_port.is_some() || self.dst_port.is_some()),
+            _pad: [0; 3],
             limit,
         }
     }
@@ -255,6 +256,9 @@ fn compile_rule(path: &api::Path) -> Result<EnforcedRule, Missing> {
     }
     let action = action(path)?;
     let dst = dst.ok_or(Missing::Destination)?;
+    if let Some((lo, hi)) = len {
+        exact_length(lo, hi, dst.addr().is_ipv4())?;
+    }
     if src.is_some_and(|s: IpNet| s.addr().is_ipv4() != dst.addr().is_ipv4()) {
         return Err("source and destination of different families"
             .to_string()
@@ -269,6 +273,21 @@ fn compile_rule(path: &api::Path) -> Result<EnforcedRule, Missing> {
         len,
         action,
     })
+}
+
+/// A frame shorter than Ethernet's 60 bytes arrives padded, and the program sees the padding
+/// as part of the packet: a packet below 46 bytes (38 to 46, with VLAN tags) looks longer
+/// than it is. A length range is exact only if no such packet can land on the wrong side of
+/// it: it starts at the smallest possible packet or above 46, and ends at 46 or above.
+fn exact_length(lo: u16, hi: u16, v4: bool) -> Result<(), String> {
+    const PADDED_UP_TO: u16 = 46;
+    let smallest = if v4 { 20 } else { 40 };
+    if (lo > smallest && lo <= PADDED_UP_TO) || hi < PADDED_UP_TO {
+        return Err(format!(
+            "packet length {lo}-{hi}: packets under {PADDED_UP_TO} bytes arrive with Ethernet padding, which the program cannot tell apart"
+        ));
+    }
+    Ok(())
 }
 
 /// The rule's action: traffic-rate only; any other FlowSpec action skips the rule.
@@ -349,6 +368,23 @@ mod tests {
                 .unwrap_err()
                 .contains("matches nothing")
         );
+    }
+
+    #[test]
+    fn length_ranges_padding_could_blur_are_refused() {
+        for (lo, hi, ok) in [
+            (468, 1500, true),
+            (0, 100, true),
+            (20, 46, true),
+            (47, 65535, true),
+            (28, 100, false),
+            (46, 100, false),
+            (0, 45, false),
+        ] {
+            assert_eq!(exact_length(lo, hi, true).is_ok(), ok, "{lo}-{hi}");
+        }
+        assert!(exact_length(40, 100, false).is_ok());
+        assert!(exact_length(41, 100, false).is_err());
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub struct Upstream {
     /// Received FlowSpec rules as last read, and the ones the program enforces.
     received: Vec<ReceivedView>,
     enforced: Vec<EnforcedRule>,
+    /// When the received rules may be read next (later after a failure).
+    next_poll: Instant,
 }
 
 /// Runs one call to gobgpd to completion, within [`CALL_TIMEOUT`].
@@ -168,6 +170,7 @@ impl Upstream {
             metrics,
             received: Vec::new(),
             enforced: Vec::new(),
+            next_poll: Instant::now(),
         };
         if settings.mode == EscalationMode::On {
             upstream.speaker = Some(upstream.connect()?);
@@ -284,13 +287,15 @@ impl Upstream {
         let Some(speaker) = self.speaker.as_mut().filter(|_| !dry_run) else {
             return Ok(self.dry_run(rule, ttl, by));
         };
+        // Taken before the call: a call that timed out may still have added the path, and
+        // its id must not name the next rule (the next check withdraws it as a stray).
         let id = self.next_id;
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
         let uuid = call(
             &self.runtime,
             announce(&mut speaker.api, id, &rule, &self.settings),
         )
         .inspect_err(|_| self.count_error())?;
-        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
         self.recent.push_back(now);
         info!(id, rule = %rule, ttl_secs = ttl.as_secs(), by = by.name(), "announced upstream");
         self.with_metrics(|m| {
@@ -355,7 +360,14 @@ impl Upstream {
         }
         let speaker = self.speaker.as_mut().expect("checked");
         let uuid = self.rules[&id].uuid.clone();
-        call(&self.runtime, speaker.api.delete(&uuid)).inspect_err(|_| self.count_error())?;
+        if let Err(e) = call(&self.runtime, speaker.api.delete(&uuid)) {
+            // gobgpd may no longer know the path (it was started again): gone is gone.
+            let owned = call(&self.runtime, speaker.api.owned_paths());
+            if owned.is_ok_and(|o| o.iter().any(|p| p.id == id)) {
+                self.count_error();
+                return Err(e);
+            }
+        }
         let active = self.rules.remove(&id).expect("checked");
         info!(id, rule = %active.rule, why, "withdrawn upstream");
         self.with_metrics(|m| {
@@ -367,12 +379,27 @@ impl Upstream {
         Ok(view)
     }
 
-    /// Withdraws every rule; returns those withdrawn, or the first failure (the rest stay).
+    /// Withdraws every rule, each tried whatever happened to the others; returns those
+    /// withdrawn, or an error naming how many stay.
     pub fn withdraw_all(&mut self, why: &'static str, dry_run: bool) -> Result<Vec<RuleView>> {
         let ids: Vec<u32> = self.rules.keys().copied().collect();
-        ids.into_iter()
-            .map(|id| self.withdraw(id, why, dry_run))
-            .collect()
+        let mut gone = Vec::new();
+        let mut failed = Vec::new();
+        for id in ids {
+            match self.withdraw(id, why, dry_run) {
+                Ok(v) => gone.push(v),
+                Err(e) => failed.push(format!("#{id}: {e:#}")),
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "{} rule(s) could not be withdrawn ({}); {} withdrawn",
+                failed.len(),
+                failed.join("; "),
+                gone.len()
+            );
+        }
+        Ok(gone)
     }
 
     /// What gobgpd's RIB holds of Levee's, joined with the rules held.
@@ -411,8 +438,18 @@ impl Upstream {
         let Some(speaker) = self.speaker.as_mut() else {
             return Ok(None);
         };
-        let paths = call(&self.runtime, speaker.api.received_flowspec())
-            .context("cannot read the FlowSpec rules the neighbours sent")?;
+        // After a failure, wait before asking again: a hung gobgpd must not take five seconds
+        // of every controller tick.
+        if Instant::now() < self.next_poll {
+            return Ok(None);
+        }
+        let paths = match call(&self.runtime, speaker.api.received_flowspec()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.next_poll = Instant::now() + RECONCILE_EVERY;
+                return Err(e.context("cannot read the FlowSpec rules the neighbours sent"));
+            }
+        };
         let mut enforced = Vec::new();
         let mut views = Vec::new();
         for (rule, neighbor, path) in &paths {
@@ -456,6 +493,11 @@ impl Upstream {
         }
         let before = std::mem::replace(&mut self.enforced, enforced.clone());
         Ok(Some((enforced, before)))
+    }
+
+    /// Whether the program enforces received rules now.
+    pub fn enforces_received(&self) -> bool {
+        !self.enforced.is_empty()
     }
 
     /// The program could not take the rules `poll_received` returned: it still enforces
@@ -526,8 +568,10 @@ impl Upstream {
             warn!(path = %stray.prefix, "a path of Levee's that no rule holds: withdrawn");
             call(&self.runtime, speaker.api.withdraw_listed(stray))?;
         }
+        let now = Instant::now();
         for (id, active) in self.rules.iter_mut() {
-            if owned.iter().any(|o| o.id == *id) {
+            // An expired rule is withdrawn by the tick, never announced again.
+            if active.expires <= now || owned.iter().any(|o| o.id == *id) {
                 continue;
             }
             warn!(id, rule = %active.rule, "missing in gobgpd's RIB: announced again");

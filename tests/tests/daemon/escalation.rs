@@ -113,7 +113,7 @@ fn escalations_reach_the_upstream_expire_and_leave_with_levee() {
 
     let out = d.cli_ok(&[
         "escalate", "flowspec", "--dst", ATTACKED, "--proto", "udp", "--sport", "123", "--len",
-        "468-1500", "--ttl", "4s",
+        "468-1500", "--ttl", "10s",
     ]);
     assert!(out.starts_with("announced #2 flowspec"), "{out}");
     let flows = bird.wait_flows(20, |s| s.contains(PREFIX));
@@ -148,8 +148,8 @@ fn escalations_reach_the_upstream_expire_and_leave_with_levee() {
         "{metrics}"
     );
 
-    // The FlowSpec rule's 4 s run out: gone at the upstream; the blackhole stays.
-    let flows = bird.wait_flows(15, |s| !s.contains(PREFIX));
+    // The FlowSpec rule's 10 s run out: gone at the upstream; the blackhole stays.
+    let flows = bird.wait_flows(25, |s| !s.contains(PREFIX));
     assert!(!flows.contains(PREFIX), "expired at the upstream: {flows}");
     assert!(has_blackhole(&bird.show_route(PREFIX)));
     assert!(d.log().contains("why=\"ttl\""), "{}", d.log());
@@ -170,12 +170,22 @@ fn kill_9_of_gobgpd_or_levee_leaves_nothing_upstream() {
     assert!(has_blackhole(&bird.wait_route(PREFIX, 60, has_blackhole)));
 
     let first = gobgpd_pid(&d);
+    // When bird imported the route: a route withdrawn and announced again has a new time.
+    let imported = |shown: &str| {
+        shown
+            .split_once("[levee ")
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(t, _)| t.to_string())
+    };
+    let before = imported(&bird.show_route(PREFIX)).expect("an import time");
     // SAFETY: kill(2) of the daemon's child.
     unsafe { libc::kill(first, libc::SIGKILL) };
-    let shown = bird.wait_route(PREFIX, 10, |s| !s.contains(PREFIX));
-    assert!(!shown.contains(PREFIX), "gone with gobgpd: {shown}");
-    let shown = bird.wait_route(PREFIX, 60, has_blackhole);
-    assert!(has_blackhole(&shown), "announced again: {shown}");
+    let again = |s: &str| has_blackhole(s) && imported(s).is_some_and(|t| t != before);
+    let shown = bird.wait_route(PREFIX, 60, again);
+    assert!(
+        again(&shown),
+        "withdrawn with gobgpd, then announced again (imported at {before} first): {shown}"
+    );
     assert!(d.log().contains("the BGP daemon for escalation died"));
     let second = gobgpd_pid(&d);
     assert_ne!(first, second);
@@ -338,7 +348,7 @@ fn a_restart_withdraws_what_a_killed_levee_left_in_the_operators_gobgpd() {
     assert!(d.stop());
 }
 
-/// gobgpd as the upstream router: the rules arrive in its RIB with Levee's mark.
+/// gobgpd as the upstream router: the rules arrive in its RIB, learned from Levee.
 #[test]
 fn a_gobgpd_upstream_receives_the_rules() {
     let mut d = DaemonLab::new();
@@ -360,8 +370,8 @@ fn a_gobgpd_upstream_receives_the_rules() {
             let mut api = levee::escalation::gobgp::Gobgp::connect(&api, 64512)
                 .await
                 .unwrap();
-            let owned = api.owned_paths().await.unwrap();
-            format!("{:?}", owned.iter().map(|o| &o.prefix).collect::<Vec<_>>())
+            let learned = api.learned_all().await.unwrap();
+            format!("{:?}", learned.iter().map(|l| &l.0).collect::<Vec<_>>())
         })
     };
     let shown = wait(60, read, |s| {
@@ -458,6 +468,28 @@ fn flowspec_rules_from_the_upstream_are_enforced_in_the_program() {
         let line = format!("levee_upstream_rules{{state=\"{s}\"}} {n}");
         assert!(metrics.contains(&line), "{line}: {metrics}");
     }
+
+    // Levee's gobgpd took the FlowSpec rules and nothing else: no unicast table to hold, and
+    // nothing learned from one neighbour to pass on to another.
+    let api = levee::config::escalation::BgpApi::Unix(d.dir.join("levee.gobgpd/api.sock"));
+    let learned = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut api = levee::escalation::gobgp::Gobgp::connect(&api, 64512)
+                .await
+                .unwrap();
+            api.learned_all().await.unwrap()
+        });
+    let offered = bird.as_ref().unwrap().exported();
+    assert!(offered.contains("203.0.113.0/24"), "{offered}");
+    let prefixes: Vec<&String> = learned.iter().map(|l| &l.0).collect();
+    assert_eq!(prefixes.len(), 3, "{prefixes:?}");
+    assert!(
+        prefixes.iter().all(|p| p.starts_with("[destination")),
+        "{prefixes:?}"
+    );
 
     let rx = udp_receiver(&d.lab.protected, PROTECTED_V4, 9000);
     warm_up(&d.lab.client, CLIENT_V4[0], &rx);

@@ -2,9 +2,9 @@
 //! drops what matches every component and nothing else; a rate drops what is over it; in
 //! monitor mode both only count; an empty table costs nothing and drops nothing.
 
-use filter_common::abi::{Action, Class, Config, Mode, Reason, flags};
+use filter_common::abi::{Action, Class, Config, Mode, Reason, UpstreamRule, flags};
 use levee::escalation::{FlowAction, received::EnforcedRule};
-use levee_tests::{Case, Harness, XDP_DROP, XDP_PASS, tcp, udp};
+use levee_tests::{Case, Harness, XDP_DROP, XDP_PASS, icmp, tcp, udp};
 
 use crate::{DST4, DST6, SRC4, SRC6, clean, enforce, net, objected};
 
@@ -21,7 +21,7 @@ fn rule(dst: &str, action: FlowAction) -> EnforcedRule {
 }
 
 /// UDP from port 123 to the protected /24, and to one IPv6 host on port 443 from one /64.
-fn ntp_and_v6_rules() -> Vec<filter_common::abi::UpstreamRule> {
+fn ntp_and_v6_rules() -> Vec<UpstreamRule> {
     let ntp = EnforcedRule {
         proto: Some((17, 17)),
         src_port: Some((123, 123)),
@@ -37,6 +37,16 @@ fn ntp_and_v6_rules() -> Vec<filter_common::abi::UpstreamRule> {
     vec![ntp.to_abi(1), v6.to_abi(1)]
 }
 
+#[track_caller]
+fn expect_verdict(h: &Harness, what: &str, frame: &[u8], dropped: bool, class: Class) {
+    let (xdp, action, reason) = if dropped {
+        (XDP_DROP, Action::Drop, Reason::UpstreamRule)
+    } else {
+        (XDP_PASS, Action::Pass, Reason::Clean)
+    };
+    h.expect(what, frame, xdp, action, reason, class);
+}
+
 #[test]
 fn received_rules_drop_exactly_what_they_match() {
     let mut h = Harness::new(Config {
@@ -44,7 +54,7 @@ fn received_rules_drop_exactly_what_they_match() {
         flags: Config::new(Mode::Enforce).flags & !flags::SIG_AMP_PORTS,
         ..Config::new(Mode::Enforce)
     });
-    h.dp.set_upstream_rules(&ntp_and_v6_rules()).unwrap();
+    h.dp.set_upstream_rules(&ntp_and_v6_rules(), &[]).unwrap();
     for mode in [Mode::Monitor, Mode::Enforce] {
         h.set_mode(mode);
         let (xdp, action) = objected(mode);
@@ -57,64 +67,67 @@ fn received_rules_drop_exactly_what_they_match() {
             reason: Reason::UpstreamRule,
             class: Class::Udp,
         };
+        let passes = |what: &str, frame| clean(format!("{what} in {m}"), frame, Class::Udp);
         h.expect_all(&[
             upstream("udp from 123 to the /24", udp(SRC4, DST4, 123, 40000)),
             upstream(
-                "udp from 123 to another host of the /24",
+                "udp from 123 to another /24 host",
                 udp(SRC4, "198.18.0.77", 123, 9),
             ),
-            clean(
-                format!("udp from 124 in {m}"),
-                udp(SRC4, DST4, 124, 40000),
-                Class::Udp,
-            ),
-            clean(
-                format!("udp from 123 outside the /24 in {m}"),
-                udp(SRC4, "198.19.0.1", 123, 9),
-                Class::Udp,
-            ),
+            passes("udp from 124", udp(SRC4, DST4, 124, 40000)),
+            passes("udp from 123 outside", udp(SRC4, "198.19.0.1", 123, 9)),
             clean(
                 format!("tcp in {m}"),
                 tcp(SRC4, DST4, 0x10),
                 Class::TcpOther,
             ),
             upstream("v6 to 443 from the /64", udp(SRC6, DST6, 5000, 443)),
-            clean(
-                format!("v6 to 443 from another /64 in {m}"),
+            passes(
+                "v6 from another /64",
                 udp("2001:db8:1:3::10", DST6, 5000, 443),
-                Class::Udp,
             ),
-            clean(
-                format!("v6 to 444 in {m}"),
-                udp(SRC6, DST6, 5000, 444),
-                Class::Udp,
-            ),
+            passes("v6 to 444", udp(SRC6, DST6, 5000, 444)),
         ]);
     }
-    // Below the length range: a 59-byte IP packet cannot be built with UDP, so the range is
-    // checked from the other side with a rule starting above this frame's length.
-    let short = EnforcedRule {
-        proto: Some((17, 17)),
-        len: Some((100, 1500)),
+    // Length, bounds included (the datagrams above are 50-byte IP packets).
+    let full = udp(SRC4, DST4, 5000, 9);
+    for (lo, hi, dropped) in [
+        (50, 50, true),
+        (40, 50, true),
+        (51, 1500, false),
+        (20, 49, false),
+    ] {
+        let by_len = EnforcedRule {
+            proto: Some((17, 17)),
+            len: Some((lo, hi)),
+            ..rule("198.18.0.0/24", FlowAction::Discard)
+        };
+        h.dp.set_upstream_rules(&[by_len.to_abi(1)], &[]).unwrap();
+        let what = format!("a 50-byte packet under len {lo}-{hi}");
+        expect_verdict(&h, &what, &full, dropped, Class::Udp);
+    }
+    // Ports match only TCP and UDP: ICMP has none, though its "ports" read as 0.
+    let low_ports = EnforcedRule {
+        dst_port: Some((0, 1023)),
         ..rule("198.18.0.0/24", FlowAction::Discard)
     };
-    h.dp.set_upstream_rules(&[short.to_abi(1)]).unwrap();
-    h.expect(
-        "a 50-byte datagram under len 100-1500",
-        &udp(SRC4, DST4, 5000, 9),
-        XDP_PASS,
-        Action::Pass,
-        Reason::Clean,
-        Class::Udp,
+    h.dp.set_upstream_rules(&[low_ports.to_abi(1)], &[])
+        .unwrap();
+    expect_verdict(&h, "udp to 9 under dport 0-1023", &full, true, Class::Udp);
+    expect_verdict(
+        &h,
+        "icmp under a port rule",
+        &icmp(SRC4, DST4),
+        false,
+        Class::Icmp,
     );
     // The table emptied: nothing is dropped by it any more.
-    h.dp.set_upstream_rules(&[]).unwrap();
-    h.expect(
-        "udp from 123 with no rules",
-        &udp(SRC4, DST4, 123, 40000),
-        XDP_PASS,
-        Action::Pass,
-        Reason::Clean,
+    h.dp.set_upstream_rules(&[], &[]).unwrap();
+    expect_verdict(
+        &h,
+        "udp from 123, no rules",
+        &udp(SRC4, DST4, 123, 9),
+        false,
         Class::Udp,
     );
 }
@@ -122,27 +135,29 @@ fn received_rules_drop_exactly_what_they_match() {
 #[test]
 fn a_rate_rule_drops_what_is_over_it() {
     let mut h = enforce();
-    // 1000 bytes a second with a burst of 100 bytes (the floor of one full frame: 1514).
+    // 1000 bytes a second; the bucket holds at least one full frame (1514 bytes).
     let slow = EnforcedRule {
         proto: Some((17, 17)),
         dst_port: Some((9, 9)),
         ..rule("198.18.0.1/32", FlowAction::RateBytes(1000))
     };
-    h.dp.set_upstream_rules(&[slow.to_abi(1)]).unwrap();
+    h.dp.set_upstream_rules(&[slow.to_abi(1)], &[]).unwrap();
     let frame = udp(SRC4, DST4, 5000, 9);
     let verdicts: Vec<u32> = (0..40).map(|_| h.run(&frame)).collect();
     let passed = verdicts.iter().filter(|v| **v == XDP_PASS).count();
+    // A 64-byte frame costs 64 ms of a 1000 B/s bucket 1514 ms deep: 23 fit.
     assert!(
-        (1..40).contains(&passed),
-        "the burst passes, the rest is dropped: {verdicts:?}"
+        (22..=24).contains(&passed),
+        "the burst passes, the rest is dropped: {passed} of {verdicts:?}"
     );
-    assert_eq!(verdicts.last(), Some(&XDP_DROP));
-    h.expect(
-        "udp to another port",
-        &udp(SRC4, DST4, 5000, 10),
-        XDP_PASS,
-        Action::Pass,
-        Reason::Clean,
-        Class::Udp,
+    assert!(
+        verdicts[..22].iter().all(|v| *v == XDP_PASS),
+        "{verdicts:?}"
     );
+    assert!(
+        verdicts[25..].iter().all(|v| *v == XDP_DROP),
+        "{verdicts:?}"
+    );
+    let other_port = udp(SRC4, DST4, 5000, 10);
+    expect_verdict(&h, "udp to another port", &other_port, false, Class::Udp);
 }
