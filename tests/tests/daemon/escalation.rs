@@ -517,3 +517,34 @@ fn flowspec_rules_from_the_upstream_are_enforced_in_the_program() {
         "no longer dropped"
     );
 }
+
+/// mode = "dry-run": no BGP daemon is started; every rule is checked and logged, none sent,
+/// and what the policy refuses is refused as in mode on.
+#[test]
+fn dry_run_mode_checks_and_logs_and_starts_no_bgp_daemon() {
+    let mut d = DaemonLab::new();
+    d.write_config(
+        "[escalation]\nmode = \"dry-run\"\nasn = 64512\nrouter_id = \"198.18.0.1\"\n\
+         neighbors = [{ address = \"198.18.0.2\", asn = 65000 }]\n\
+         protected_prefixes = [\"198.18.0.0/24\"]\n",
+    );
+    d.start();
+    let out = d.cli_ok(&["escalate", "rtbh", ATTACKED]);
+    assert!(
+        out.starts_with("dry-run: would announce rtbh 198.18.0.10"),
+        "{out}"
+    );
+    let out = d.cli(&["escalate", "rtbh", "203.0.113.5"]);
+    assert!(stderr(&out).contains("outside escalation.protected_prefixes"));
+    let list = d.cli_json(&["escalate", "list"]);
+    assert!(
+        list["speaker"].as_str().unwrap().contains("dry-run"),
+        "{list}"
+    );
+    assert_eq!(list["rules"].as_array().unwrap().len(), 0, "{list}");
+    assert!(
+        !d.dir.join("levee.gobgpd").exists(),
+        "no BGP daemon started"
+    );
+    assert!(d.log().contains("dry-run: would announce upstream"));
+}
