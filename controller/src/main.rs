@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             xdp_mode,
             metrics,
         } => run(cli.socket, config, ifaces, xdp_mode, metrics),
+        Command::CheckConfig { file } => cli::check_config(&file),
         command => cli::client(cli.socket, command),
     };
     match result {

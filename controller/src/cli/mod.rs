@@ -135,6 +135,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a config file as `levee run` and a reload would read it (the file, then its list
+    /// files), without touching the daemon: exit 0, or one line naming the field and line.
+    CheckConfig {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Ask the upstream routers to drop a flood that fills the link (BGP RTBH or FlowSpec,
     /// through gobgpd; see [escalation] in the config).
     #[command(subcommand)]
@@ -304,6 +310,23 @@ pub fn run_settings(
     Ok(s)
 }
 
+/// `levee check-config FILE`: everything `levee run` and SIGHUP read from the file, checked
+/// the same way; the daemon is not asked.
+pub fn check_config(file: &Path) -> Result<()> {
+    let settings = config::load(file)?;
+    let (block, allow) = crate::controller::read_list_settings(&settings.lists)?;
+    println!(
+        "{}: ok ({} interface(s), mode {}, {} blocked and {} allowlisted prefixes, escalation {})",
+        file.display(),
+        settings.daemon.interfaces.len(),
+        settings.mode.name(),
+        block.len(),
+        allow.len(),
+        settings.escalation.mode.name()
+    );
+    Ok(())
+}
+
 /// Runs a client command: sends it, prints the answer. A closed stdout (`levee block list |
 /// head`) ends it quietly.
 pub fn client(socket: Option<PathBuf>, command: Command) -> Result<()> {
@@ -347,7 +370,9 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         Ok(())
     }
     match command {
-        Command::Run { .. } => unreachable!("run is not a client command"),
+        Command::Run { .. } | Command::CheckConfig { .. } => {
+            unreachable!("not a client command")
+        }
         Command::Status { json } => show::<views::StatusView>(socket, Request::Status, json, out),
         Command::Mode { mode } => {
             let views::ModeName(m) = api::request(socket, &Request::Mode { mode })?;

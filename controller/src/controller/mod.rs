@@ -43,7 +43,7 @@ use crate::{
 use fleet::Fleet;
 use lists::{Block, ListBook};
 use mode::{ModeOwner, SetBy};
-use start::read_list_settings;
+pub(crate) use start::read_list_settings;
 use telemetry::Telemetry;
 
 pub struct Controller {

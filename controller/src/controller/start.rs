@@ -254,7 +254,7 @@ impl Controller {
 }
 
 /// The config's and its list files' prefixes.
-pub(super) fn read_list_settings(
+pub(crate) fn read_list_settings(
     lists: &ListSettings,
 ) -> Result<(BTreeSet<IpNet>, BTreeSet<IpNet>)> {
     let mut block: BTreeSet<IpNet> = lists.block.iter().copied().collect();

@@ -123,3 +123,49 @@ fn top_refreshes_in_place_on_a_terminal() {
         "{once}"
     );
 }
+
+/// `levee check-config FILE`, as a deployment pipeline runs it before a reload: exit 0 and a
+/// summary for a good file; one line naming the field and its line, or the list file, for a
+/// bad one. No daemon is asked.
+#[test]
+fn check_config_says_ok_or_names_the_field_and_line() {
+    let dir = std::env::temp_dir().join(format!("levee-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |text: &str| {
+        let path = dir.join("levee.toml");
+        std::fs::write(&path, text).unwrap();
+        std::process::Command::new(levee_tests::daemon::levee_bin())
+            .args(["--socket", "/nonexistent/levee.sock", "check-config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = run("mode = \"enforce\"\n[lists]\nblock = [\"198.51.100.0/24\"]\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(": ok (") && said.contains("mode enforce"),
+        "{said}"
+    );
+    for (text, want) in [
+        (
+            "mode = \"enforce\"\n[limits.udp]\npps = 5\nbrust = 3\n",
+            "line 4, column 1: unknown field `brust`",
+        ),
+        (
+            "[escalation]\nmode = \"on\"\n",
+            "field escalation.protected_prefixes",
+        ),
+        (
+            "[lists]\nblock_files = [\"/nonexistent/blocks.txt\"]\n",
+            "/nonexistent/blocks.txt",
+        ),
+    ] {
+        let out = run(text);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{text} was accepted");
+        assert!(err.contains(want), "{text}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
