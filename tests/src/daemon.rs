@@ -86,10 +86,16 @@ impl DaemonLab {
     /// Starts the daemon and waits until it answers `status` (the socket is bound before the
     /// interfaces are attached, so a connect alone proves nothing).
     pub fn start(&mut self) {
+        self.start_with_env(&[]);
+    }
+
+    /// [`DaemonLab::start`] with extra environment variables (a service manager's, say).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none(), "already running");
         let log = fs::File::create(self.dir.join("daemon.log")).expect("log file");
         let child = self
             .run_command()
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

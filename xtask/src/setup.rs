@@ -25,6 +25,8 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     // GoBGP's API definitions the build generates its gobgpd client from (the same version).
     ("gobgpd", "gobgpd"),
     ("birdc", "bird2"),
+    // The systemd unit is checked with systemd-analyze (verify, security).
+    ("systemd-analyze", "systemd"),
     (
         "/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto",
         "golang-github-osrg-gobgp-dev",

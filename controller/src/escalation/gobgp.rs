@@ -499,7 +499,11 @@ impl Managed {
             .arg(format!("--api-hosts=unix://{}", socket.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            // Levee's own service-manager channel is Levee's, not gobgpd's.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
         // SAFETY: prctl in the child before exec; async-signal-safe.
         unsafe {
             use std::os::unix::process::CommandExt as _;

@@ -84,6 +84,8 @@ pub async fn run(
     let http = listeners
         .metrics
         .map(|l| tokio::spawn(http::serve(l, metrics)));
+    // Every interface is attached (the controller exists) and the sockets are served: ready.
+    service_manager(&[sd_notify::NotifyState::Ready]);
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -99,6 +101,7 @@ pub async fn run(
             _ = &mut shutdown => break,
         }
     }
+    service_manager(&[sd_notify::NotifyState::Stopping]);
     control.abort();
     if let Some(h) = http {
         h.abort();
@@ -113,6 +116,8 @@ pub async fn run(
 /// and a tick once a second. A tick never catches up: after a stall (a long reload) the next
 /// one comes at once and measures the whole interval, then the cadence starts again.
 fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> Result<()> {
+    // The watchdog is fed from the tick: a controller that hangs is restarted by systemd.
+    let watchdog = sd_notify::watchdog_enabled().is_some();
     let mut next_tick = Instant::now() + TICK;
     let mut next_drain = Instant::now() + DRAIN;
     loop {
@@ -124,9 +129,13 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
                 let _ = reply.send(controller.handle(request));
             }
             Ok(Call::Reload) => {
+                let mut reloading = vec![sd_notify::NotifyState::Reloading];
+                reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+                service_manager(&reloading);
                 if let Err(e) = controller.reload() {
                     error!("reload failed, the running config stays: {e:#}");
                 }
+                service_manager(&[sd_notify::NotifyState::Ready]);
             }
             Ok(Call::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -134,6 +143,9 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
         let now = Instant::now();
         if now >= next_tick {
             controller.tick();
+            if watchdog {
+                service_manager(&[sd_notify::NotifyState::Watchdog]);
+            }
             next_tick = Instant::now() + TICK;
             next_drain = Instant::now() + DRAIN;
         } else if now >= next_drain {
@@ -143,6 +155,14 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
     }
     info!("stopping");
     controller.stop()
+}
+
+/// Tells systemd (a `Type=notify` unit's $NOTIFY_SOCKET) how the daemon is; nothing without
+/// one. A message that cannot be sent is logged: systemd would then time the start out.
+fn service_manager(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!("cannot notify the service manager: {e}");
+    }
 }
 
 /// Binds the control socket before anything is attached, so a second daemon on the same

@@ -15,6 +15,7 @@ mod metrics;
 mod modes;
 mod reload;
 mod restart;
+mod service;
 mod strict;
 
 use std::{net::UdpSocket, thread::sleep, time::Duration};
