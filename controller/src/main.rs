@@ -25,6 +25,8 @@ fn main() -> ExitCode {
             metrics,
         } => run(cli.socket, config, ifaces, xdp_mode, metrics),
         Command::CheckConfig { file } => cli::check_config(&file),
+        Command::Completions { shell } => cli::completions(shell),
+        Command::Man { dir } => cli::man_pages(&dir),
         command => cli::client(cli.socket, command),
     };
     match result {

@@ -27,6 +27,8 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("birdc", "bird2"),
     // The systemd unit is checked with systemd-analyze (verify, security).
     ("systemd-analyze", "systemd"),
+    // The generated man pages are rendered with man -l in the tests.
+    ("man", "man-db"),
     (
         "/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto",
         "golang-github-osrg-gobgp-dev",

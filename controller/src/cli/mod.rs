@@ -141,6 +141,17 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (levee.8 and one per subcommand) into DIR, from these definitions.
+    #[command(hide = true)]
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Ask the upstream routers to drop a flood that fills the link (BGP RTBH or FlowSpec,
     /// through gobgpd; see [escalation] in the config).
     #[command(subcommand)]
@@ -152,6 +163,7 @@ pub enum EscalateCommand {
     /// Blackhole every packet to one protected address (a /32 or /128 with BLACKHOLE and
     /// NO_EXPORT): the last resort, the address goes dark.
     Rtbh {
+        /// The attacked host (inside escalation.protected_prefixes).
         #[arg(value_parser = host)]
         dst: std::net::IpAddr,
         /// Withdrawn after this long (default escalation.default_ttl, at most max_ttl).
@@ -164,6 +176,7 @@ pub enum EscalateCommand {
     /// Discard or rate-limit only the flood's shape to one protected address (FlowSpec), so
     /// the service stays up.
     Flowspec {
+        /// The attacked host (inside escalation.protected_prefixes).
         #[arg(long, value_parser = host)]
         dst: std::net::IpAddr,
         /// udp, tcp, icmp, icmpv6 or a protocol number.
@@ -327,6 +340,32 @@ pub fn check_config(file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `levee completions SHELL`: the script, generated from the clap definitions.
+pub fn completions(shell: clap_complete::Shell) -> Result<()> {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "levee", &mut io::stdout().lock());
+    Ok(())
+}
+
+/// `levee man DIR`: levee.8 and a page per subcommand (levee-block-add.8...), generated from
+/// the clap definitions so they cannot drift from the CLI. Section 8: system administration.
+pub fn man_pages(dir: &Path) -> Result<()> {
+    use clap::CommandFactory as _;
+    fn write(cmd: clap::Command, dir: &Path) -> Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            write(sub, dir)?;
+        }
+        let page = clap_mangen::Man::new(cmd).section("8");
+        page.generate_to(dir)?;
+        Ok(())
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    write(cmd, dir)
+}
+
 /// Runs a client command: sends it, prints the answer. A closed stdout (`levee block list |
 /// head`) ends it quietly.
 pub fn client(socket: Option<PathBuf>, command: Command) -> Result<()> {
@@ -370,9 +409,10 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         Ok(())
     }
     match command {
-        Command::Run { .. } | Command::CheckConfig { .. } => {
-            unreachable!("not a client command")
-        }
+        Command::Run { .. }
+        | Command::CheckConfig { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => unreachable!("not a client command"),
         Command::Status { json } => show::<views::StatusView>(socket, Request::Status, json, out),
         Command::Mode { mode } => {
             let views::ModeName(m) = api::request(socket, &Request::Mode { mode })?;

@@ -169,3 +169,77 @@ fn check_config_says_ok_or_names_the_field_and_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The man pages and completion scripts come from the CLI's own definitions: a page for
+/// levee(8) and each subcommand that `man -l` renders, and completion scripts that know the
+/// commands (the bash one accepted by `bash -n`).
+#[test]
+fn man_pages_and_completions_are_generated_from_the_cli() {
+    let dir = std::env::temp_dir().join(format!("levee-man-{}", std::process::id()));
+    let levee = |args: &[&str]| {
+        std::process::Command::new(levee_tests::daemon::levee_bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = levee(&["man", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pages: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for want in [
+        "levee.8",
+        "levee-run.8",
+        "levee-block-add.8",
+        "levee-escalate-flowspec.8",
+        "levee-check-config.8",
+    ] {
+        assert!(
+            pages.iter().any(|p| p.ends_with(want)),
+            "{want} in {pages:?}"
+        );
+    }
+    assert!(
+        !pages.iter().any(|p| p.ends_with("levee-man.8")),
+        "the hidden command has none"
+    );
+    for page in &pages {
+        let out = std::process::Command::new("man")
+            .arg("-l")
+            .arg(page)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man (cargo xtask setup installs man-db)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("NAME"),
+            "{}: {text}",
+            page.display()
+        );
+    }
+    let page = std::fs::read_to_string(dir.join("levee-escalate-flowspec.8")).unwrap();
+    assert!(
+        page.contains("protected_prefixes"),
+        "the arguments' help is in the page"
+    );
+    let bash = dir.join("levee.bash");
+    let out = levee(&["completions", "bash"]);
+    std::fs::write(&bash, &out.stdout).unwrap();
+    let ok = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&bash)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    for shell in ["bash", "zsh", "fish"] {
+        let out = levee(&["completions", shell]);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && script.contains("escalate"),
+            "{shell}: {script}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
