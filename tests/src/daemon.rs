@@ -40,7 +40,10 @@ pub struct DaemonLab {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub config: PathBuf,
-    bpffs: PathBuf,
+    pub bpffs: PathBuf,
+    /// The `levee` binary `levee run` starts (the build's; a test of the package sets the
+    /// packaged one).
+    pub binary: PathBuf,
     child: Option<Child>,
 }
 
@@ -67,6 +70,7 @@ impl DaemonLab {
             config: dir.join("levee.toml"),
             dir,
             bpffs,
+            binary: levee_bin(),
             child: None,
         }
     }
@@ -163,7 +167,7 @@ impl DaemonLab {
         let mut c = self
             .lab
             .protected
-            .command(levee_bin().to_str().expect("utf-8 path"));
+            .command(self.binary.to_str().expect("utf-8 path"));
         c.args(["run", "--config"]).arg(&self.config);
         c
     }

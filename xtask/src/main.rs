@@ -2,6 +2,7 @@
 //! `setup` first, so a fresh machine needs nothing but rustup and its toolchains.
 
 mod bench;
+mod package;
 mod setup;
 mod test;
 
@@ -25,6 +26,8 @@ enum Task {
     Test,
     /// Set up, then measure per-packet costs against a floor (needs root).
     Bench(bench::Options),
+    /// Set up, then build the Debian package: target/debian/levee_<version>_amd64.deb.
+    Package,
     /// Set up, then play a flood scenario in a two-namespace lab and print what happened.
     Demo {
         /// Play the escalation scenario instead: announcements reaching a real upstream
@@ -40,6 +43,7 @@ fn main() {
         Task::Setup => setup::run(),
         Task::Test => setup::run().and_then(|()| test::run()),
         Task::Bench(opts) => setup::run().and_then(|()| bench::run(&opts)),
+        Task::Package => setup::run().and_then(|()| package::run().map(|_| ())),
         Task::Demo { escalation } => setup::run().and_then(|()| {
             require_root("demo")?;
             // The demo runs the real daemon, built in the same profile.

@@ -40,7 +40,31 @@ pub fn run() -> Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker()?;
     ensure_debian_tools()?;
+    ensure_cargo_deb()?;
     Ok(())
+}
+
+/// cargo-deb, which `cargo xtask package` (and so `cargo xtask test`) builds the .deb with.
+const CARGO_DEB_VERSION: &str = "3.8.0";
+
+fn ensure_cargo_deb() -> Result<()> {
+    let installed = Command::new("cargo")
+        .args(["deb", "--version"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_DEB_VERSION)
+        });
+    if installed {
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-deb {CARGO_DEB_VERSION}");
+    crate::run_cmd(Command::new("cargo").args([
+        "install",
+        "--locked",
+        "cargo-deb",
+        "--version",
+        CARGO_DEB_VERSION,
+    ]))
 }
 
 fn output(cmd: &mut Command) -> Result<String> {

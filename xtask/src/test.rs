@@ -23,8 +23,9 @@ pub fn run() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    // The daemon tests run the real `levee` binary.
+    // The daemon tests run the real `levee` binary, and the package test the .deb.
     run_cmd(Command::new("cargo").args(["build", "-p", "levee", "--bin", "levee"]))?;
+    crate::package::run()?;
     // The kernel tests share the kernel's namespaces and BPF state, so one test at a time.
     let mut child = Command::new("cargo")
         .args([

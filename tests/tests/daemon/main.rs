@@ -13,6 +13,7 @@ mod interfaces;
 mod lists;
 mod metrics;
 mod modes;
+mod package;
 mod reload;
 mod restart;
 mod service;
