@@ -374,9 +374,9 @@ fn a_gobgpd_upstream_receives_the_rules() {
             format!("{:?}", learned.iter().map(|l| &l.0).collect::<Vec<_>>())
         })
     };
-    let shown = wait(60, read, |s| {
-        s.contains("destination") && s.contains(PREFIX)
-    });
+    // Both: the RTBH route (the bare prefix) and the FlowSpec rule (its components).
+    let both = |s: &str| s.contains(&format!("\"{PREFIX}\"")) && s.contains("[destination");
+    let shown = wait(60, read, both);
     eprintln!("the upstream gobgpd holds: {shown}");
     assert!(shown.contains(&format!("\"{PREFIX}\"")), "{shown}");
     assert!(
