@@ -271,7 +271,8 @@ fn what_is_never_announced_is_refused_and_dry_run_sends_nothing() {
         "{}",
         stderr(&out)
     );
-    let shown = wait(60, || bird.from_levee(), |s| s.contains("198.18.0.12/32"));
+    let both = |s: &str| s.contains("198.18.0.11/32") && s.contains("198.18.0.12/32");
+    let shown = wait(60, || bird.from_levee(), both);
     assert!(shown.contains("198.18.0.11/32"), "{shown}");
     sleep(Duration::from_secs(1));
     let shown = bird.from_levee();
