@@ -18,6 +18,7 @@
 //! - [`services`]: the sockets this host serves, as the kernel lists them (sock_diag).
 
 pub mod api;
+pub mod capture;
 pub mod cli;
 pub mod cmd;
 pub mod config;

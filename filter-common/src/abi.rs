@@ -44,6 +44,12 @@ pub mod map {
     /// its BGP daemon.
     pub const UPSTREAM_RULES: &str = "UPSTREAM_RULES";
     pub const UPSTREAM_BUCKETS: &str = "UPSTREAM_BUCKETS";
+    /// `levee capture`: what to copy ([`super::CaptureFilter`]), the copies
+    /// ([`super::CaptureRecord`]) on a ring of their own, and per CPU the budget
+    /// ([`super::CaptureBudget`]). Never pinned: capture is off at every start.
+    pub const CAPTURE_FILTER: &str = "CAPTURE_FILTER";
+    pub const CAPTURE: &str = "CAPTURE";
+    pub const CAPTURE_BUDGET: &str = "CAPTURE_BUDGET";
     /// Every map, for pinning and listing.
     pub const ALL: [&str; 19] = [
         CONFIG,
@@ -429,6 +435,8 @@ pub mod flags {
     /// UPSTREAM_RULES holds FlowSpec rules received from BGP neighbours (map content, like
     /// HAS_*).
     pub const UPSTREAM_RULES: u32 = 1 << 12;
+    /// `levee capture` runs: copy the packets CAPTURE_FILTER matches (map content, like HAS_*).
+    pub const CAPTURE: u32 = 1 << 13;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS
@@ -690,6 +698,59 @@ pub struct UpstreamBucket {
     pub byte_tat: u64,
 }
 
+/// The most bytes of a packet `levee capture` copies.
+pub const CAPTURE_SNAPLEN_MAX: usize = 256;
+/// The CAPTURE ring's size: a few hundred ms of the largest budget on a few CPUs.
+pub const CAPTURE_BYTES: u32 = 1 << 20;
+
+/// What `levee capture` copies: packets whose action, reason and class are in the masks
+/// (bit `1 << value`) and, with `family` 4 or 6, whose source is in `src`/`src_mask`; at most
+/// `per_second` a second on each CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureFilter {
+    pub src: [u8; 16],
+    pub src_mask: [u8; 16],
+    /// 0: any source, else the family of `src`.
+    pub family: u8,
+    pub actions: u8,
+    pub classes: u16,
+    /// Bytes copied of each packet, 1 to [`CAPTURE_SNAPLEN_MAX`].
+    pub snaplen: u32,
+    pub reasons: u64,
+    pub per_second: u32,
+    pub _pad: u32,
+}
+
+/// Per CPU: the capture budget's current second, and the packets it skipped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureBudget {
+    /// Monotonic ns when the current second began.
+    pub since: u64,
+    pub used: u64,
+    /// Matching packets not copied: the second's budget was spent.
+    pub skipped: u64,
+    /// Matching packets not copied: the ring was full.
+    pub ring_full: u64,
+}
+
+/// A packet copied for `levee capture`: its first `caplen` bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptureRecord {
+    /// Monotonic ns (bpf_ktime_get_ns).
+    pub timestamp_ns: u64,
+    /// The frame's length on the wire.
+    pub len: u32,
+    pub caplen: u32,
+    pub action: u8,
+    pub reason: u8,
+    pub class: u8,
+    pub _pad: [u8; 5],
+    pub data: [u8; CAPTURE_SNAPLEN_MAX],
+}
+
 /// A record on the OFFENCES or EVENTS ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -728,6 +789,9 @@ const _: () = assert!(size_of::<FlowKey>() == 40);
 const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 72);
 const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);
+const _: () = assert!(size_of::<CaptureFilter>() == 56);
+const _: () = assert!(size_of::<CaptureRecord>() == 24 + CAPTURE_SNAPLEN_MAX);
+const _: () = assert!(Reason::COUNT <= 64 && Class::COUNT <= 16 && Action::COUNT <= 8);
 const _: () = assert!(Reason::ALL.len() == Reason::UpstreamRule as usize + 1);
 
 #[cfg(feature = "user")]
@@ -747,6 +811,9 @@ mod pod {
     unsafe impl aya::Pod for Budget {}
     unsafe impl aya::Pod for UpstreamRule {}
     unsafe impl aya::Pod for UpstreamBucket {}
+    unsafe impl aya::Pod for CaptureFilter {}
+    unsafe impl aya::Pod for CaptureBudget {}
+    unsafe impl aya::Pod for CaptureRecord {}
 }
 
 #[cfg(test)]

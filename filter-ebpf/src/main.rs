@@ -2,12 +2,14 @@
 //!
 //!     parse -> allowlist -> blocklist -> signatures -> strict -> per-source limiter
 //!           -> aggregate -> upstream rules (FlowSpec received from BGP neighbours)
+//!           (-> a copy for `levee capture`, while one runs)
 //!
 //! The entry only parses, decides, counts and returns; each stage lives in its own module.
 //! A second program, on TC egress, records the host's flows for the strict stage.
 #![no_std]
 #![no_main]
 
+mod capture;
 mod cookie;
 mod egress;
 mod events;
@@ -116,13 +118,29 @@ fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
     // Not zeroed first: a zeroing of this size compiles to a call of a byte-by-byte memset,
     // which cost about 80 ns a packet. parse_into writes it whole when it says PARSED_IP.
     let mut pkt = core::mem::MaybeUninit::<IpPacket>::uninit();
-    match parse_into(frame, &mut pkt) {
-        PARSED_IP => {}
-        PARSED_NON_IP => return Some(pass(Reason::NonIp, Class::Other)),
-        reason => return Some(judge(mode, Reason::ALL[reason as usize], Class::Other)),
+    let parsed = parse_into(frame, &mut pkt);
+    let verdict = match parsed {
+        // SAFETY: parse_into wrote the packet (PARSED_IP). Borrowed in place, never copied.
+        PARSED_IP => judge_packet(frame, cfg, mode, unsafe { pkt.assume_init_ref() }, len),
+        PARSED_NON_IP => pass(Reason::NonIp, Class::Other),
+        reason => judge(mode, Reason::ALL[reason as usize], Class::Other),
+    };
+    // One call site, with the verdict packed in one register: the copy's checks are walked
+    // by the verifier once per verdict, and the entry's stack does not grow.
+    if cfg.flags & flags::CAPTURE != 0 {
+        let src = if parsed == PARSED_IP {
+            pkt.as_ptr()
+        } else {
+            core::ptr::null()
+        };
+        capture::copy(frame.ctx(), src, capture::pack(&verdict), len);
     }
-    // SAFETY: parse_into wrote the packet (PARSED_IP). Borrowed in place, never copied.
-    let pkt = unsafe { pkt.assume_init_ref() };
+    Some(verdict)
+}
+
+/// The verdict on a well-formed IP packet (and one in `sample_every` sampled).
+#[inline(always)]
+fn judge_packet(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Verdict {
     let verdict = if mode == Mode::Off {
         pass(Reason::ModeOff, pkt.class)
     } else {
@@ -146,7 +164,7 @@ fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
     if cfg.sample_every != 0 && events::sample_due(cfg.sample_every) {
         events::sample(pkt, &verdict, len);
     }
-    Some(verdict)
+    verdict
 }
 
 const PARSED_IP: u32 = u32::MAX;

@@ -5,10 +5,11 @@ use aya_ebpf::{
     maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use filter_common::abi::{
-    AMP_PORT_WORDS, AllowEntry, BlockEntry, Budget, COUNTER_ENTRIES, Config, Counter, CpuState,
-    DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES, FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES,
-    MAX_UPSTREAM_RULES, OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry,
-    ServiceKeyV4, ServiceKeyV6, SourceKey, SourceState, UpstreamBucket, UpstreamRule, summary,
+    AMP_PORT_WORDS, AllowEntry, BlockEntry, Budget, CAPTURE_BYTES, COUNTER_ENTRIES, CaptureBudget,
+    CaptureFilter, Config, Counter, CpuState, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES,
+    FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES, MAX_UPSTREAM_RULES, OFFENCE_BYTES,
+    SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey,
+    SourceState, UpstreamBucket, UpstreamRule, summary,
 };
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
 
@@ -92,6 +93,18 @@ pub static UPSTREAM_RULES: Array<UpstreamRule> = Array::with_max_entries(MAX_UPS
 #[map]
 pub static UPSTREAM_BUCKETS: PerCpuArray<UpstreamBucket> =
     PerCpuArray::with_max_entries(MAX_UPSTREAM_RULES, 0);
+
+/// What `levee capture` copies (slot 0), read only while flags::CAPTURE is set.
+#[map]
+pub static CAPTURE_FILTER: Array<CaptureFilter> = Array::with_max_entries(1, 0);
+
+/// Packets copied for `levee capture`, apart from the offences and samples.
+#[map]
+pub static CAPTURE: RingBuf = RingBuf::with_byte_size(CAPTURE_BYTES, 0);
+
+/// Per CPU: the capture budget of the current second, and what it skipped.
+#[map]
+pub static CAPTURE_BUDGET: PerCpuArray<CaptureBudget> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per CPU: room to build a SYN-ACK and read a SYN's options, off the program's small stack.
 #[repr(C)]

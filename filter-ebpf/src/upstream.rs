@@ -17,7 +17,7 @@ use crate::{
 
 /// Whether `addr` lies in the prefix `net`/`mask` (16 bytes each, IPv4 in the first 4).
 #[inline(always)]
-fn in_prefix(addr: &[u8; 16], net: &[u8; 16], mask: &[u8; 16], v6: bool) -> bool {
+pub(crate) fn in_prefix(addr: &[u8; 16], net: &[u8; 16], mask: &[u8; 16], v6: bool) -> bool {
     let word = |a: &[u8; 16], i: usize| {
         u64::from_ne_bytes([
             a[i],

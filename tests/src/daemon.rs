@@ -194,12 +194,14 @@ impl DaemonLab {
 
     /// Runs the CLI (from the root namespace: the socket is a path).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(levee_bin())
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run levee")
+        self.cli_command(args).output().expect("run levee")
+    }
+
+    /// The CLI as a command to spawn (a capture that runs beside the traffic, say).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(levee_bin());
+        c.arg("--socket").arg(&self.socket).args(args);
+        c
     }
 
     /// Runs the CLI and returns its stdout, panicking on failure.

@@ -29,6 +29,8 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("systemd-analyze", "systemd"),
     // The generated man pages are rendered with man -l in the tests.
     ("man", "man-db"),
+    // `levee capture` files are read back with tcpdump in the tests and the demo.
+    ("tcpdump", "tcpdump"),
     (
         "/usr/share/gocode/src/github.com/osrg/gobgp/api/gobgp.proto",
         "golang-github-osrg-gobgp-dev",

@@ -70,6 +70,11 @@ pub enum Request {
         bps: Option<u64>,
         burst: Option<u64>,
     },
+    /// Starts a capture: the answer line, then the packets as a pcapng stream until the
+    /// capture ends (served by the control socket itself, see `server::control`).
+    Capture {
+        spec: crate::capture::CaptureSpec,
+    },
     /// Announces a rule upstream for `ttl` (escalation.default_ttl when absent); with
     /// `dry_run`, checks and logs it only.
     Escalate {
@@ -131,6 +136,19 @@ impl Response {
         }
     }
 
+    /// `ok` with the value, or the error's line.
+    pub fn from_result<T: Serialize>(result: Result<T>) -> Response {
+        match result.and_then(|v| Ok(serde_json::value::to_raw_value(&v)?)) {
+            Ok(data) => Response {
+                ok: true,
+                error: None,
+                warning: None,
+                data,
+            },
+            Err(e) => Response::error(&e),
+        }
+    }
+
     pub fn error(e: &anyhow::Error) -> Response {
         Response {
             ok: false,
@@ -146,6 +164,14 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Sends one request to the daemon at `socket` and waits for its answer.
 pub fn call(socket: &Path, request: &Request) -> Result<Response> {
+    call_then_read(socket, request).map(|(response, _)| response)
+}
+
+/// [`call`], and the connection after the answer, for a request answered with a stream.
+pub fn call_then_read(
+    socket: &Path,
+    request: &Request,
+) -> Result<(Response, BufReader<UnixStream>)> {
     let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
         std::io::ErrorKind::PermissionDenied => anyhow!(
             "permission denied on {}: the control socket is root's alone; run levee as root",
@@ -163,13 +189,15 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response> {
         .write_all(line.as_bytes())
         .context("failed to send the request to the daemon")?;
     let mut answer = String::new();
-    BufReader::new(stream)
+    let mut reader = BufReader::new(stream);
+    reader
         .read_line(&mut answer)
         .context("the daemon did not answer")?;
-    serde_json::from_str(&answer).with_context(|| {
+    let response = serde_json::from_str(&answer).with_context(|| {
         let shown: String = answer.chars().take(200).collect();
         format!("malformed answer from the daemon: {shown:?}")
-    })
+    })?;
+    Ok((response, reader))
 }
 
 /// Sends a request and returns its data as `T`, or the daemon's refusal as the error.

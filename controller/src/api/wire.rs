@@ -97,3 +97,36 @@ pub mod opt_secs {
         }
     }
 }
+
+/// An optional prefix as CIDR text, checked as [`cidr`] is.
+pub mod opt_cidr {
+    use super::*;
+    use ipnet::IpNet;
+
+    pub fn serialize<S: Serializer>(n: &Option<IpNet>, s: S) -> Result<S::Ok, S::Error> {
+        match n {
+            Some(n) => s.collect_str(n),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpNet>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| crate::config::parse_cidr(&s).map_err(|e| D::Error::custom(format!("{e:#}"))))
+            .transpose()
+    }
+}
+
+/// A duration in whole seconds.
+pub mod secs {
+    use super::*;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}

@@ -3,6 +3,7 @@
 //! parsers), so a typo gets one line naming it and the daemon is never asked to do something
 //! malformed.
 
+mod capture;
 mod print;
 
 use std::{
@@ -57,6 +58,15 @@ fn len_range(s: &str) -> Result<(u16, u16), String> {
 }
 fn flow_action(s: &str) -> Result<crate::escalation::FlowAction, String> {
     crate::escalation::parse_flow_action(s).map_err(|e| format!("{e:#}"))
+}
+fn duration(s: &str) -> Result<Duration, String> {
+    values::parse_duration(s).map_err(|e| format!("{e:#}"))
+}
+fn reason(s: &str) -> Result<filter_common::abi::Reason, String> {
+    crate::capture::parse_reason(s).map_err(|e| format!("{e:#}"))
+}
+fn action(s: &str) -> Result<filter_common::abi::Action, String> {
+    crate::capture::parse_action(s).map_err(|e| format!("{e:#}"))
 }
 fn iface(s: &str) -> Result<String, String> {
     values::parse_iface(s).map_err(|e| format!("{e:#}"))
@@ -134,6 +144,38 @@ pub enum Command {
     Services {
         #[arg(long)]
         json: bool,
+    },
+    /// Write the first bytes of the packets the filter judges to a pcapng file (-w FILE) or
+    /// to standard output (-w -, for `| tcpdump -r -` or Wireshark), each with its verdict as
+    /// a comment. The kernel copies at most --budget packets a second per CPU.
+    Capture {
+        /// Only packets with this reason (repeat for several), e.g. source_penalty.
+        #[arg(long = "reason", value_name = "REASON", value_parser = reason)]
+        reasons: Vec<filter_common::abi::Reason>,
+        /// Only packets from this prefix.
+        #[arg(long, value_name = "CIDR", value_parser = cidr)]
+        source: Option<IpNet>,
+        /// Only packets of this class (repeat for several): tcp_syn, tcp_other, udp, icmp, other.
+        #[arg(long = "class", value_name = "CLASS", value_parser = class)]
+        classes: Vec<Class>,
+        /// Only packets given this action (repeat for several): drop, pass, would_drop.
+        #[arg(long = "action", value_name = "ACTION", value_parser = action)]
+        actions: Vec<filter_common::abi::Action>,
+        /// Stop after this many packets.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Stop after this long.
+        #[arg(long, value_name = "TIME", value_parser = duration, default_value = "30s")]
+        duration: Duration,
+        /// Bytes kept of each packet (at most 256).
+        #[arg(long, value_name = "BYTES", default_value_t = crate::capture::DEFAULT_SNAPLEN)]
+        snaplen: u32,
+        /// Packets copied a second per CPU, at most; the rest are counted, not copied.
+        #[arg(long, value_name = "N", default_value_t = crate::capture::DEFAULT_BUDGET)]
+        budget: u32,
+        /// The pcapng file to write, or - for standard output.
+        #[arg(short = 'w', value_name = "FILE")]
+        write: PathBuf,
     },
     /// Check a config file as `levee run` and a reload would read it (the file, then its list
     /// files), without touching the daemon: exit 0, or one line naming the field and line.
@@ -476,6 +518,29 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
             show::<views::LimitsView>(socket, request, false, out)
         }
         Command::Escalate(c) => escalate(socket, c, out),
+        Command::Capture {
+            reasons,
+            source,
+            classes,
+            actions,
+            count,
+            duration,
+            snaplen,
+            budget,
+            write,
+        } => {
+            let spec = crate::capture::CaptureSpec {
+                reasons,
+                actions,
+                classes,
+                source,
+                count,
+                duration,
+                snaplen,
+                budget,
+            };
+            capture::capture(socket, spec, &write)
+        }
     }
 }
 

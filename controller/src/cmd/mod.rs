@@ -40,6 +40,8 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
         Request::Escalate { rule, ttl, dry_run } => json(escalate::add(c, rule, ttl, dry_run)),
         Request::EscalateList => json(escalate::list(c)),
         Request::EscalateWithdraw { id, dry_run } => json(escalate::withdraw(c, id, dry_run)),
+        // Its answer is a stream: the control socket starts it through `Call::Capture`.
+        Request::Capture { .. } => Err(anyhow::anyhow!("a capture is served as a stream")),
     }
 }
 

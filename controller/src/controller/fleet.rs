@@ -31,6 +31,8 @@ pub struct Interface {
     pub events: RingBuf<MapData>,
     /// Offences (a ring of their own).
     pub offences: RingBuf<MapData>,
+    /// Copies for `levee capture` (a ring of their own).
+    pub capture: RingBuf<MapData>,
     /// This daemon's claim on the interface (see [`Claim`]).
     _claim: Claim,
     /// This start made its pin folder: a refused start removes it again.
@@ -116,16 +118,18 @@ impl Fleet {
             dp.set_amp_ports(&settings.filter.signatures.amp_port_list)?;
             let events = dp.take_events()?;
             let offences = dp.take_offences()?;
-            Ok((claim, dp, events, offences))
+            let capture = dp.take_capture()?;
+            Ok((claim, dp, events, offences, capture))
         });
         match loaded {
-            Ok((claim, dp, events, offences)) => {
+            Ok((claim, dp, events, offences, capture)) => {
                 self.interfaces.push(Interface {
                     name: name.to_string(),
                     attached: Attached::Native,
                     dp,
                     events,
                     offences,
+                    capture,
                     _claim: claim,
                     created,
                     prefilled: prefill.is_some(),
@@ -320,6 +324,28 @@ impl Fleet {
             |iface| iface.dp.set_upstream_rules(rules, before),
             |dp| dp.set_upstream_rules(before, rules),
         )
+    }
+
+    /// Starts copying what `filter` matches on every interface, all or nothing.
+    pub fn start_capture(&mut self, filter: &filter_common::abi::CaptureFilter) -> Result<()> {
+        self.on_all(
+            |iface| iface.dp.start_capture(filter),
+            |dp| dp.stop_capture(),
+        )
+    }
+
+    /// Stops copying everywhere; an interface that refuses is named and the others stop.
+    pub fn stop_capture(&mut self) -> Result<()> {
+        let mut failed = Vec::new();
+        for iface in &mut self.interfaces {
+            if let Err(e) = iface.dp.stop_capture() {
+                failed.push(format!("{}: {e:#}", iface.name));
+            }
+        }
+        if !failed.is_empty() {
+            bail!("capture still copying on {}", failed.join("; "));
+        }
+        Ok(())
     }
 
     /// Applies `change` to each interface in turn; if one fails, `undo` runs on those

@@ -3,6 +3,7 @@
 //! part has its own room:
 //!
 //! - `auto_escalation`: rules upstream when an attack fills the link (escalation.auto);
+//! - `capture`: `levee capture`, one at a time, never waiting on its client;
 //! - `claim`: one daemon per interface;
 //! - [`fleet`]: the interfaces, written all-or-nothing;
 //! - `gate`: the sketch gate sized for the rate of one CPU;
@@ -17,6 +18,7 @@
 //! The commands themselves live in [`crate::cmd`], one file per family.
 
 mod auto_escalation;
+mod capture;
 mod claim;
 pub mod fleet;
 mod gate;
@@ -79,6 +81,8 @@ pub struct Controller {
     pub(crate) auto_escalation: auto_escalation::AutoEscalation,
     /// Reading the received FlowSpec rules failed at the last tick (logged once a streak).
     received_failing: bool,
+    /// The `levee capture` running, if one is.
+    capture: Option<capture::CaptureSession>,
 }
 
 impl Controller {
@@ -363,6 +367,7 @@ impl Controller {
 
     /// Detaches and removes the pins, or leaves everything in place with `keep_on_exit`.
     pub fn stop(mut self) -> Result<()> {
+        self.end_capture("levee is stopping");
         self.drain_events();
         self.judge_offences();
         let _ = self.save_state();

@@ -75,6 +75,7 @@ impl Controller {
             upstream: None,
             auto_escalation: Default::default(),
             received_failing: false,
+            capture: None,
         };
         c.gate = c.configured_gate();
         c.restore_settings(&saved)?;

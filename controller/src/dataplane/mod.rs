@@ -21,6 +21,7 @@ use filter_common::{
 
 mod attach;
 mod batch;
+mod capture;
 mod counters;
 pub mod gate;
 mod lists;
@@ -29,6 +30,7 @@ mod summary;
 mod upstream;
 
 pub use attach::{AttachMode, Attached};
+pub use capture::CaptureSkipped;
 
 pub use counters::Counters;
 pub use lists::{Edit, Expiry, List, ListFds, expiry_after};

@@ -1,18 +1,24 @@
 //! The control socket: one JSON request line in, one JSON answer line out, per connection,
 //! in a task of its own with read and write timeouts and a bound on connections.
 
-use std::{sync::Arc, sync::mpsc, time::Duration};
+use std::{
+    sync::{Arc, mpsc},
+    time::{Duration, SystemTime},
+};
 
 use anyhow::{Result, anyhow};
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
-    net::{UnixListener, UnixStream},
+    io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream, unix::OwnedWriteHalf},
     sync::{Semaphore, oneshot},
 };
 use tracing::{info, warn};
 
 use super::Call;
-use crate::api::{Request, Response};
+use crate::{
+    api::{Request, Response},
+    capture::{CaptureMsg, CaptureSpec, CaptureStarted, PcapNgStream},
+};
 
 /// Connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -70,6 +76,7 @@ async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
         .await
         .map_err(|_| anyhow!("client sent no request within 5 s"))??;
     let response = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Capture { spec }) => return stream_capture(spec, calls, reader, write).await,
         Ok(request) => {
             let (reply, answer) = oneshot::channel();
             calls
@@ -86,5 +93,62 @@ async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
     tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
         .await
         .map_err(|_| anyhow!("client did not read the answer within 10 s"))??;
+    Ok(())
+}
+
+/// Packets queued for a capture's client at most; past that the controller counts them as
+/// lost to a slow reader rather than wait.
+const CAPTURE_QUEUE: usize = 4096;
+
+/// A capture: the answer line, then the pcapng stream until the capture ends. The client
+/// closing its end, or not reading for 10 s, ends it too.
+async fn stream_capture(
+    spec: CaptureSpec,
+    calls: mpsc::Sender<Call>,
+    mut from_client: impl AsyncRead + Unpin,
+    mut write: OwnedWriteHalf,
+) -> Result<()> {
+    let (to_client, mut packets) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
+    let (reply, answer) = oneshot::channel();
+    calls
+        .send(Call::Capture(spec.clone(), reply, to_client))
+        .map_err(|_| anyhow!("the controller has stopped"))?;
+    let response = answer
+        .await
+        .map_err(|_| anyhow!("the controller has stopped"))?;
+    let mut out = serde_json::to_vec(&response)?;
+    out.push(b'\n');
+    send(&mut write, &out).await?;
+    if !response.ok {
+        return Ok(());
+    }
+    let started: CaptureStarted = serde_json::from_str(response.data.get())?;
+    let mut pcap = PcapNgStream::new(&started.interfaces, spec.snaplen)?;
+    let mut probe = [0u8; 1];
+    loop {
+        send(&mut write, &pcap.take()).await?;
+        tokio::select! {
+            msg = packets.recv() => match msg {
+                Some(CaptureMsg::Packet { iface, at, record }) => pcap.packet(iface, at, &record)?,
+                Some(CaptureMsg::End { why, skipped }) => {
+                    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?;
+                    pcap.end(now, &why, &skipped)?;
+                    return send(&mut write, &pcap.take()).await;
+                }
+                None => return Ok(()),
+            },
+            // The client closed its end: dropping `packets` tells the controller.
+            _ = from_client.read(&mut probe) => return Ok(()),
+        }
+    }
+}
+
+async fn send(write: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    tokio::time::timeout(WRITE_TIMEOUT, write.write_all(bytes))
+        .await
+        .map_err(|_| anyhow!("capture client did not read for 10 s"))??;
     Ok(())
 }

@@ -28,6 +28,12 @@ use crate::{
 /// What the server asks of the controller thread.
 pub enum Call {
     Request(Request, oneshot::Sender<Response>),
+    /// Starts a capture whose packets go to the sender; answered like a request.
+    Capture(
+        crate::capture::CaptureSpec,
+        oneshot::Sender<Response>,
+        tokio::sync::mpsc::Sender<crate::capture::CaptureMsg>,
+    ),
     Reload,
     Stop,
 }
@@ -128,6 +134,10 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
             Ok(Call::Request(request, reply)) => {
                 let _ = reply.send(controller.handle(request));
             }
+            Ok(Call::Capture(spec, reply, to_client)) => {
+                let started = controller.start_capture(&spec, to_client);
+                let _ = reply.send(Response::from_result(started));
+            }
             Ok(Call::Reload) => {
                 let mut reloading = vec![sd_notify::NotifyState::Reloading];
                 reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
@@ -143,6 +153,7 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
         let now = Instant::now();
         if now >= next_tick {
             controller.tick();
+            controller.drain_capture();
             if watchdog {
                 service_manager(&[sd_notify::NotifyState::Watchdog]);
             }
@@ -150,6 +161,7 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
             next_drain = Instant::now() + DRAIN;
         } else if now >= next_drain {
             controller.drain_events();
+            controller.drain_capture();
             next_drain = Instant::now() + DRAIN;
         }
     }

@@ -3,6 +3,7 @@
 //! one test binary: cargo links every file under `tests/` on its own, and one binary keeps the
 //! helpers below in one place.
 
+mod capture;
 mod cli;
 mod detection;
 mod escalation;

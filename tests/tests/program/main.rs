@@ -4,6 +4,7 @@
 //! of the maps. One module per feature, all in one test binary: cargo links every file under
 //! `tests/` on its own, and one binary keeps the helpers below in one place.
 
+mod capture;
 mod events;
 mod gate;
 mod limiter;
