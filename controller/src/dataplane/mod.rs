@@ -22,6 +22,7 @@ use filter_common::{
 mod attach;
 mod batch;
 mod counters;
+mod explain;
 pub mod gate;
 mod lists;
 mod strict;
@@ -31,6 +32,7 @@ mod upstream;
 pub use attach::{AttachMode, Attached};
 
 pub use counters::Counters;
+pub use explain::{ListLookup, Probe};
 pub use lists::{Edit, Expiry, List, ListFds, expiry_after};
 pub use strict::ServiceRule;
 
