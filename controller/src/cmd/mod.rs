@@ -5,6 +5,7 @@
 mod allow;
 mod block;
 mod escalate;
+pub mod explain;
 mod limits;
 mod mode;
 mod show;
@@ -40,6 +41,7 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
         Request::Escalate { rule, ttl, dry_run } => json(escalate::add(c, rule, ttl, dry_run)),
         Request::EscalateList => json(escalate::list(c)),
         Request::EscalateWithdraw { id, dry_run } => json(escalate::withdraw(c, id, dry_run)),
+        Request::Explain { packet } => json(explain::explain(c, packet)),
     }
 }
 
