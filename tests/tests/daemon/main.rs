@@ -6,6 +6,7 @@
 mod cli;
 mod detection;
 mod escalation;
+mod explain;
 mod failure;
 mod faults;
 mod gate;
