@@ -210,6 +210,9 @@ pub struct StageView {
     /// Aggregate: the class's attack state (normal, under_attack, recovering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attack: Option<String>,
+    /// Aggregate: seconds since the class's attack was declared (under attack or recovering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack_secs: Option<u64>,
     /// Aggregate: the class's ceiling, all CPUs; null for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ceiling_pps: Option<u64>,

@@ -523,7 +523,14 @@ fn aggregate(c: &Controller, cfg: &Config, p: &Probe, packet: &ExplainPacket) ->
     };
     let state = c.engine.state(k).name();
     let baseline = c.engine.baseline_pps(k);
-    let head = format!("class {}: {state} (baseline {baseline} pps)", k.name());
+    let age = c.engine.attack_age(k).map(|d| d.as_secs());
+    let head = match age {
+        Some(secs) => format!(
+            "class {}: {state}, attack declared {secs} s ago (baseline {baseline} pps)",
+            k.name()
+        ),
+        None => format!("class {}: {state} (baseline {baseline} pps)", k.name()),
+    };
     let limit = &cfg.aggregate[k as usize];
     let (say, text, ceiling) = match p.aggregate_refusing {
         None => (Say::Passes, format!("{head}, no aggregate ceiling"), None),
@@ -556,6 +563,7 @@ fn aggregate(c: &Controller, cfg: &Config, p: &Probe, packet: &ExplainPacket) ->
     };
     Stage::new("aggregate", say, text).with(|v| {
         v.attack = Some(state.to_string());
+        v.attack_secs = age;
         v.ceiling_pps = ceiling;
     })
 }

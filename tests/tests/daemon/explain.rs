@@ -3,9 +3,16 @@
 //! its reason and time left, an amplification source port, a source that flooded and serves a
 //! penalty; its `--json`; and bad arguments refused with one line.
 
+use std::{
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use filter_common::abi::Mode;
 use levee::api::views::{ExplainView, InterfaceExplain, StageView};
 use levee_tests::{
     daemon::DaemonLab,
+    flood::{FLOODER, FloodLab},
     netns::{CLIENT_V4, CLIENT_V6},
     traffic::{DATAGRAMS, warm_up},
 };
@@ -287,4 +294,53 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
         );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+/// What detection did, as explain tells it: the flooder blocklisted by detection (its note and
+/// time left), the class under attack and for how long, the mode it raised.
+#[test]
+fn explain_names_detections_block_and_the_attack() {
+    let lab = FloodLab::start(
+        "mode = \"monitor\"\n[strict]\nmode = \"off\"\n[detection]\n[detection.floor_pps]\nudp = 5000",
+    );
+    let d = &lab.daemon;
+    let before = explain(d, &[FLOODER, "--proto", "udp", "--sport", "40000"]);
+    assert_eq!(
+        (before.action.as_str(), before.reason.as_str()),
+        ("pass", "clean")
+    );
+    assert_eq!(
+        stage(&before, "aggregate").attack.as_deref(),
+        Some("normal")
+    );
+    let during = lab.flood(|| {
+        let start = Instant::now();
+        loop {
+            let v = explain(d, &[FLOODER, "--proto", "udp", "--sport", "40000"]);
+            if v.reason == "blocklisted" && stage(&v, "aggregate").attack_secs.is_some() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no detection block: {v:?}\n{}",
+                d.log()
+            );
+            sleep(Duration::from_millis(200));
+        }
+    });
+    assert_eq!(during.mode, Mode::Enforce, "detection raised the mode");
+    assert_eq!(during.action, "drop");
+    let b = stage(&during, "blocklist");
+    assert_eq!(b.origins, ["detection"], "{b:?}");
+    assert!(
+        b.note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("detection")),
+        "{b:?}"
+    );
+    assert!(b.ttl_secs.is_some_and(|t| t > 500), "{b:?}");
+    let a = stage(&during, "aggregate");
+    assert_eq!(a.attack.as_deref(), Some("under_attack"), "{a:?}");
+    assert!(a.attack_secs.is_some_and(|s| s < 10), "{a:?}");
+    assert!(a.say.contains("attack declared"), "{a:?}");
 }
