@@ -156,10 +156,12 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-    /// The verdict a packet from SOURCE would get now on each interface, and what every stage
-    /// says of it (allowlist, lockdown, blocklist, signatures, strict, per-source limiter,
-    /// aggregate ceiling, upstream rules), read from the program's maps. A stage whose say
-    /// depends on a detail not given (--proto, --sport...) is marked so.
+    /// The verdict a packet from SOURCE would get now on each interface, and every stage's say.
+    ///
+    /// The stages in the program's order (allowlist, lockdown, blocklist, signatures, strict,
+    /// per-source limiter, aggregate ceiling, upstream rules), read from the program's maps,
+    /// with where each list entry came from. The first stage that objects decides; a stage
+    /// whose say depends on a detail not given (--proto, --sport...) is marked so.
     Explain {
         /// The packet's source address.
         #[arg(value_name = "SOURCE", value_parser = address)]

@@ -6,6 +6,10 @@
 //! The first stage that objects decides; the stages after it still say what they hold, marked
 //! not reached. A stage whose say depends on a detail not given (no `--proto`, no `--sport`)
 //! is marked so and taken to let the packet on, and the verdict names it.
+//!
+//! The per-source say is that of a source that keeps sending: the program looks a source's
+//! entry up only once the sketch gate sees it heavy, so after a pause its first few packets
+//! pass the gate before a penalty applies again.
 
 use std::{collections::BTreeMap, net::IpAddr};
 
