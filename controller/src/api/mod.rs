@@ -8,13 +8,17 @@ pub mod wire;
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
+    net::IpAddr,
     os::unix::net::UnixStream,
     path::Path,
     time::Duration,
 };
 
 use anyhow::{Context as _, Result, anyhow};
-use filter_common::abi::{Class, Mode};
+use filter_common::{
+    abi::{Class, Mode},
+    parse::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
@@ -93,6 +97,87 @@ pub enum Request {
         #[serde(default)]
         dry_run: bool,
     },
+    /// The verdict a packet would get now on each interface, and every stage's say.
+    Explain {
+        packet: ExplainPacket,
+    },
+}
+
+/// The packet `levee explain` asks about: its source and what is known of its transport.
+/// Checked when built and again when the daemon reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ExplainFields")]
+pub struct ExplainPacket {
+    pub source: IpAddr,
+    /// IP protocol number.
+    pub proto: Option<u8>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    /// A TCP SYN (class tcp_syn); other TCP is tcp_other.
+    pub syn: bool,
+}
+
+/// [`ExplainPacket`] as it travels, before its check.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainFields {
+    source: IpAddr,
+    #[serde(default)]
+    proto: Option<u8>,
+    #[serde(default)]
+    sport: Option<u16>,
+    #[serde(default)]
+    dport: Option<u16>,
+    #[serde(default)]
+    syn: bool,
+}
+
+impl TryFrom<ExplainFields> for ExplainPacket {
+    type Error = anyhow::Error;
+
+    fn try_from(f: ExplainFields) -> Result<ExplainPacket> {
+        ExplainPacket::new(f.source, f.proto, f.sport, f.dport, f.syn)
+    }
+}
+
+impl ExplainPacket {
+    /// The packet, or one line naming the argument that does not fit: ports need TCP or UDP,
+    /// `--syn` needs TCP.
+    pub fn new(
+        source: IpAddr,
+        proto: Option<u8>,
+        sport: Option<u16>,
+        dport: Option<u16>,
+        syn: bool,
+    ) -> Result<ExplainPacket> {
+        let ports = matches!(proto, Some(IPPROTO_TCP | IPPROTO_UDP));
+        for (name, port) in [("--sport", sport), ("--dport", dport)] {
+            if port.is_some() && !ports {
+                anyhow::bail!("{name}: a port needs --proto tcp or udp");
+            }
+        }
+        if syn && proto != Some(IPPROTO_TCP) {
+            anyhow::bail!("--syn: needs --proto tcp");
+        }
+        Ok(ExplainPacket {
+            source,
+            proto,
+            sport,
+            dport,
+            syn,
+        })
+    }
+
+    /// The packet's class, as the program's parser gives it; None without a protocol.
+    pub fn class(&self) -> Option<Class> {
+        Some(match self.proto? {
+            IPPROTO_TCP if self.syn => Class::TcpSyn,
+            IPPROTO_TCP => Class::TcpOther,
+            IPPROTO_UDP => Class::Udp,
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => Class::Icmp,
+            _ => Class::Other,
+        })
+    }
 }
 
 impl Request {
@@ -251,6 +336,54 @@ mod tests {
             (
                 r#"{"cmd":"limits_set","class":"sctp","pps":1}"#,
                 "unknown class",
+            ),
+        ] {
+            let e = serde_json::from_str::<Request>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn explain_packets_are_checked_on_the_wire_too() {
+        let r: Request = serde_json::from_str(
+            r#"{"cmd":"explain","packet":{"source":"192.0.2.7","proto":17,"sport":123}}"#,
+        )
+        .unwrap();
+        let Request::Explain { packet } = r else {
+            panic!("{r:?}");
+        };
+        assert_eq!(packet.class(), Some(Class::Udp));
+        assert_eq!(packet.sport, Some(123));
+        let syn = ExplainPacket::new("2001:db8::1".parse().unwrap(), Some(6), None, None, true);
+        assert_eq!(syn.unwrap().class(), Some(Class::TcpSyn));
+        assert_eq!(
+            ExplainPacket::new("192.0.2.7".parse().unwrap(), None, None, None, false)
+                .unwrap()
+                .class(),
+            None
+        );
+        for (bad, want) in [
+            (
+                r#"{"cmd":"explain","packet":{"source":"192.0.2.7","sport":53}}"#,
+                "--sport: a port needs --proto tcp or udp",
+            ),
+            (
+                r#"{"cmd":"explain","packet":{"source":"192.0.2.7","proto":1,"dport":53}}"#,
+                "--dport: a port needs",
+            ),
+            (
+                r#"{"cmd":"explain","packet":{"source":"192.0.2.7","proto":17,"syn":true}}"#,
+                "--syn: needs --proto tcp",
+            ),
+            (
+                r#"{"cmd":"explain","packet":{"source":"192.0.2.300"}}"#,
+                "invalid IP address",
+            ),
+            (
+                r#"{"cmd":"explain","packet":{"source":"192.0.2.7","proto":17,"sport":65536}}"#,
+                "65536",
             ),
         ] {
             let e = serde_json::from_str::<Request>(bad)

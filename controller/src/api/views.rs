@@ -135,3 +135,85 @@ pub struct TalkerView {
     /// Share of its sampled packets that were dropped (or would be, in monitor mode), in %.
     pub dropped_pct: u8,
 }
+
+/// `levee explain`: the verdict a packet would get now on each interface, and every stage's
+/// say, read from the program's maps and annotated with what the controller knows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExplainView {
+    pub source: std::net::IpAddr,
+    /// IP protocol number; null when not given.
+    pub proto: Option<u8>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    pub syn: bool,
+    /// The packet's class; null without a protocol.
+    pub class: Option<String>,
+    pub interfaces: Vec<InterfaceExplain>,
+}
+
+/// The verdict on one interface.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InterfaceExplain {
+    pub interface: String,
+    #[serde(with = "wire::mode")]
+    pub mode: filter_common::abi::Mode,
+    /// pass, drop or would_drop (monitor mode).
+    pub action: String,
+    /// The counter's reason: clean when nothing objects.
+    pub reason: String,
+    /// The stage that decides; null when none objects.
+    pub decided_by: Option<String>,
+    /// Stages before the decision whose say depends on a detail not given: the verdict holds
+    /// unless one of them objects first.
+    pub unless: Vec<String>,
+    /// Every stage, in the program's order.
+    pub stages: Vec<StageView>,
+}
+
+/// One stage's say. `outcome` is `decides` (it gives the verdict), `passes` (it lets the
+/// packet on), `depends` (its say depends on `depends_on`, details not given) or
+/// `not_reached` (an earlier stage decided; `say` is what it holds all the same).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageView {
+    /// allowlist, lockdown, blocklist, signatures, strict, per_source, aggregate, upstream.
+    pub stage: String,
+    pub outcome: String,
+    /// The reason it objects with (or would, for `depends` and `not_reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    pub say: String,
+    /// Allowlist and blocklist: the prefix that matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Prefix>,
+    /// Allowlist and blocklist: who set the entry: config, file, cli, detection, adopted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<String>,
+    /// Blocklist: the operator's or detection's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Blocklist: seconds left of a timed entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// Per-source: whether the source has an entry in the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracked: Option<bool>,
+    /// Per-source: seconds of penalty left, by class.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub penalty_secs: BTreeMap<String, u64>,
+    /// Per-source: packets left in the class's bucket now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offences: Option<u32>,
+    /// Aggregate: the class's attack state (normal, under_attack, recovering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
+    /// Aggregate: seconds since the class's attack was declared (under attack or recovering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack_secs: Option<u64>,
+    /// Aggregate: the class's ceiling, all CPUs; null for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceiling_pps: Option<u64>,
+}

@@ -46,6 +46,10 @@ fn metrics_addr(s: &str) -> Result<MetricsAddr, String> {
         .map(MetricsAddr)
         .map_err(|e| format!("{e:#}"))
 }
+fn address(s: &str) -> Result<std::net::IpAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an IP address (explain asks about one source)"))
+}
 fn host(s: &str) -> Result<std::net::IpAddr, String> {
     s.parse()
         .map_err(|_| format!("{s:?} is not an IP address (a rule is for one host)"))
@@ -193,6 +197,31 @@ pub enum Command {
     Man {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+    },
+    /// The verdict a packet from SOURCE would get now on each interface, and every stage's say.
+    ///
+    /// The stages in the program's order (allowlist, lockdown, blocklist, signatures, strict,
+    /// per-source limiter, aggregate ceiling, upstream rules), read from the program's maps,
+    /// with where each list entry came from. The first stage that objects decides; a stage
+    /// whose say depends on a detail not given (--proto, --sport...) is marked so.
+    Explain {
+        /// The packet's source address.
+        #[arg(value_name = "SOURCE", value_parser = address)]
+        source: std::net::IpAddr,
+        /// udp, tcp, icmp, icmpv6 or a protocol number.
+        #[arg(long, value_parser = proto)]
+        proto: Option<u8>,
+        /// Source port (needs --proto tcp or udp).
+        #[arg(long)]
+        sport: Option<u16>,
+        /// Destination port (needs --proto tcp or udp).
+        #[arg(long)]
+        dport: Option<u16>,
+        /// A TCP SYN (class tcp_syn); without it a TCP segment is tcp_other.
+        #[arg(long)]
+        syn: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Ask the upstream routers to drop a flood that fills the link (BGP RTBH or FlowSpec,
     /// through gobgpd; see [escalation] in the config).
@@ -540,6 +569,17 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
                 budget,
             };
             capture::capture(socket, spec, &write)
+        }
+        Command::Explain {
+            source,
+            proto,
+            sport,
+            dport,
+            syn,
+            json,
+        } => {
+            let packet = api::ExplainPacket::new(source, proto, sport, dport, syn)?;
+            show::<views::ExplainView>(socket, Request::Explain { packet }, json, out)
         }
     }
 }

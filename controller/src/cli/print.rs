@@ -274,3 +274,54 @@ impl Print for Vec<crate::escalation::upstream::ReceivedView> {
         Ok(())
     }
 }
+
+impl Print for crate::api::views::ExplainView {
+    fn print(&self, out: &mut dyn Write) -> Result<()> {
+        let mut packet = self.source.to_string();
+        if let Some(p) = self.proto {
+            let name = match p {
+                6 => "tcp".to_string(),
+                17 => "udp".to_string(),
+                1 => "icmp".to_string(),
+                58 => "icmpv6".to_string(),
+                n => format!("protocol {n}"),
+            };
+            packet.push_str(&format!(" {name}"));
+        }
+        if self.syn {
+            packet.push_str(" SYN");
+        }
+        if let Some(p) = self.sport {
+            packet.push_str(&format!(" from port {p}"));
+        }
+        if let Some(p) = self.dport {
+            packet.push_str(&format!(" to port {p}"));
+        }
+        match &self.class {
+            Some(c) => writeln!(out, "{packet} (class {c})")?,
+            None => writeln!(out, "{packet} (class unknown: no --proto)")?,
+        }
+        for i in &self.interfaces {
+            let undecided = if i.unless.is_empty() {
+                String::new()
+            } else {
+                format!("; unless these object first: {}", i.unless.join(", "))
+            };
+            writeln!(
+                out,
+                "{}: {} ({}){undecided}",
+                i.interface, i.action, i.reason
+            )?;
+            for s in &i.stages {
+                let say = match s.outcome.as_str() {
+                    "decides" => format!("{}  <- decides", s.say),
+                    "not_reached" => format!("(not reached) {}", s.say),
+                    "depends" => format!("(depends on {}) {}", s.depends_on.join(", "), s.say),
+                    _ => s.say.clone(),
+                };
+                writeln!(out, "  {:<11} {say}", s.stage)?;
+            }
+        }
+        Ok(())
+    }
+}

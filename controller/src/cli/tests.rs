@@ -74,11 +74,49 @@ fn bad_values_are_refused_before_the_daemon_is_asked() {
             "unknown class",
         ),
         (&["run", "--iface", ".."], "not an interface name"),
+        (&["explain", "198.51.100.300"], "not an IP address"),
+        (
+            &["explain", "198.51.100.7", "--proto", "sctpx"],
+            "not udp, tcp",
+        ),
+        (
+            &[
+                "explain",
+                "198.51.100.7",
+                "--proto",
+                "udp",
+                "--dport",
+                "65536",
+            ],
+            "65536",
+        ),
     ] {
         let e = refused(args);
         assert!(e.contains(want), "{args:?}: {e}");
     }
     let nowhere = Some(PathBuf::from("/nonexistent/levee.sock"));
+    // Checked before the daemon is asked: a port without TCP or UDP.
+    let Command::Explain {
+        source,
+        proto,
+        sport,
+        dport,
+        syn,
+        ..
+    } = parse(&[
+        "explain",
+        "198.51.100.7",
+        "--proto",
+        "icmp",
+        "--sport",
+        "123",
+    ])
+    .command
+    else {
+        panic!("explain");
+    };
+    let e = api::ExplainPacket::new(source, proto, sport, dport, syn).unwrap_err();
+    assert_eq!(e.to_string(), "--sport: a port needs --proto tcp or udp");
     let e = format!(
         "{:#}",
         client(nowhere, Command::Stats { json: false }).unwrap_err()

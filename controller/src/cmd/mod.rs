@@ -5,6 +5,7 @@
 mod allow;
 mod block;
 mod escalate;
+pub mod explain;
 mod limits;
 mod mode;
 mod show;
@@ -42,6 +43,7 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
         Request::EscalateWithdraw { id, dry_run } => json(escalate::withdraw(c, id, dry_run)),
         // Its answer is a stream: the control socket starts it through `Call::Capture`.
         Request::Capture { .. } => Err(anyhow::anyhow!("a capture is served as a stream")),
+        Request::Explain { packet } => json(explain::explain(c, packet)),
     }
 }
 

@@ -23,6 +23,7 @@ mod attach;
 mod batch;
 mod capture;
 mod counters;
+mod explain;
 pub mod gate;
 mod lists;
 mod strict;
@@ -33,6 +34,7 @@ pub use attach::{AttachMode, Attached};
 pub use capture::CaptureSkipped;
 
 pub use counters::Counters;
+pub use explain::{ListLookup, Probe};
 pub use lists::{Edit, Expiry, List, ListFds, expiry_after};
 pub use strict::ServiceRule;
 

@@ -138,6 +138,8 @@ struct ClassTrack {
     state: AttackState,
     /// Time spent over the onset threshold (normal) or calm (recovering), without a break.
     streak: Duration,
+    /// Engine time the attack was declared (under attack or recovering since).
+    attack_started: Option<Duration>,
 }
 
 /// The engine's state.
@@ -161,6 +163,7 @@ impl Engine {
             baseline: 0.0,
             state: AttackState::Normal,
             streak: Duration::ZERO,
+            attack_started: None,
         };
         Engine {
             config,
@@ -179,6 +182,12 @@ impl Engine {
 
     pub fn state(&self, class: Class) -> AttackState {
         self.classes[class as usize].state
+    }
+
+    /// How long ago `class`'s attack was declared (it is under attack or recovering).
+    pub fn attack_age(&self, class: Class) -> Option<Duration> {
+        let started = self.classes[class as usize].attack_started?;
+        Some(self.now.saturating_sub(started))
     }
 
     pub fn baseline_pps(&self, class: Class) -> u64 {
@@ -208,6 +217,7 @@ impl Engine {
         let alpha = 1.0 - (1.0 - self.config.baseline_alpha).powf(elapsed.as_secs_f64());
         let mut out = Vec::new();
         let was_under_attack = self.under_attack();
+        let now = self.now;
         for class in Class::ALL {
             let cfg = &self.config;
             let t = &mut self.classes[class as usize];
@@ -222,6 +232,7 @@ impl Engine {
                         if t.streak >= secs(cfg.onset_secs) {
                             t.state = AttackState::UnderAttack;
                             t.streak = Duration::ZERO;
+                            t.attack_started = Some(now);
                             out.push(Decision::AttackStarted {
                                 class,
                                 pps: pps as u64,
@@ -255,6 +266,7 @@ impl Engine {
                         if t.streak >= secs(cfg.recovery_secs) {
                             t.state = AttackState::Normal;
                             t.streak = Duration::ZERO;
+                            t.attack_started = None;
                             out.push(Decision::AttackEnded { class });
                             if cfg.tighten_factor < 1.0 {
                                 out.push(Decision::ScaleLimits { class, factor: 1.0 });

@@ -85,9 +85,20 @@ fn recovery_needs_calm_seconds_and_restores_monitor() {
     }
     assert!(d.is_empty());
     assert_eq!(e.state(Class::Udp), AttackState::Recovering);
+    assert_eq!(
+        e.attack_age(Class::Udp),
+        Some(9 * SECOND),
+        "declared 9 s ago"
+    );
+    assert_eq!(e.attack_age(Class::TcpSyn), None);
     // A relapse while recovering goes back to under attack, without a second "started".
     assert!(e.observe(SECOND, rates(50_000), Mode::Enforce).is_empty());
     assert_eq!(e.state(Class::Udp), AttackState::UnderAttack);
+    assert_eq!(
+        e.attack_age(Class::Udp),
+        Some(10 * SECOND),
+        "the same attack"
+    );
     for _ in 0..9 {
         assert!(e.observe(SECOND, rates(5_000), Mode::Enforce).is_empty());
     }
@@ -99,6 +110,7 @@ fn recovery_needs_calm_seconds_and_restores_monitor() {
             Decision::SwitchMode { to: Mode::Monitor }
         ]
     );
+    assert_eq!(e.attack_age(Class::Udp), None, "over");
     // The baseline did not learn the attack.
     assert!(e.baseline_pps(Class::Udp) <= 5_000);
 }

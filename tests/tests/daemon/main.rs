@@ -7,6 +7,7 @@ mod capture;
 mod cli;
 mod detection;
 mod escalation;
+mod explain;
 mod failure;
 mod faults;
 mod gate;

@@ -108,6 +108,14 @@ impl Default for ListBook {
     }
 }
 
+/// Every prefix covering `ip`, longest first.
+fn covering(ip: std::net::IpAddr) -> impl Iterator<Item = IpNet> {
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (0..=max)
+        .rev()
+        .filter_map(move |len| IpNet::new(ip, len).ok().map(|n| n.trunc()))
+}
+
 /// What [`ListBook::change_blocks`] replaced, to put back.
 #[derive(Debug, Default)]
 pub struct BlockUndo(Vec<(IpNet, Block)>);
@@ -157,6 +165,20 @@ impl ListBook {
 
     pub fn allows(&self) -> impl Iterator<Item = (&IpNet, &Allow)> {
         self.allows.iter()
+    }
+
+    /// The longest allowlisted prefix covering `ip`, with its origins.
+    pub fn allow_covering(&self, ip: std::net::IpAddr) -> Option<(IpNet, Allow)> {
+        covering(ip).find_map(|net| Some((net, *self.allows.get(&net)?)))
+    }
+
+    /// The longest blocked prefix covering `ip` that the trie holds (see
+    /// [`ListBook::in_map`]), with its origins.
+    pub fn block_covering(&self, ip: std::net::IpAddr) -> Option<(IpNet, &Block)> {
+        covering(ip).find_map(|net| {
+            self.in_map(&net)?;
+            Some((net, self.blocks.get(&net)?))
+        })
     }
 
     /// Whether an allowlist entry covers `ip`.

@@ -157,3 +157,31 @@ fn a_reload_removes_only_what_the_config_added() {
     assert_eq!(book.block(&b).unwrap().reason().as_deref(), Some("x"));
     assert_eq!((book.block_count(), book.allow_count()), (1, 0));
 }
+
+/// `levee explain` names the entry the program's trie matches: the longest prefix held.
+#[test]
+fn the_covering_entry_is_the_longest_prefix_the_trie_holds() {
+    let mut book = ListBook::default();
+    let (outer, inner) = (net("10.205.0.0/16"), net("10.205.9.0/24"));
+    let ip = "10.205.9.6".parse().unwrap();
+    assert!(book.block_covering(ip).is_none());
+    book.change_blocks(vec![(outer, block(false, Some(200)))]);
+    book.change_blocks(vec![(inner, block(false, Some(300)))]);
+    assert_eq!(book.block_covering(ip).map(|(n, _)| n), Some(inner));
+    // Outlasted by the /16, the /24 stays out of the trie: the /16 matches.
+    book.change_blocks(vec![(inner, block(false, Some(100)))]);
+    assert_eq!(book.block_covering(ip).map(|(n, _)| n), Some(outer));
+    assert!(book.block_covering("10.206.0.1".parse().unwrap()).is_none());
+    let v6 = net("2001:db8::/32");
+    book.set_allow(
+        v6,
+        Allow {
+            cli: true,
+            ..Allow::default()
+        },
+    );
+    let (found, allow) = book.allow_covering("2001:db8::7".parse().unwrap()).unwrap();
+    assert_eq!(found, v6);
+    assert!(allow.cli && !allow.config);
+    assert!(book.allow_covering(ip).is_none());
+}

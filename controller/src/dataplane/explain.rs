@@ -1,0 +1,218 @@
+//! What the program's maps hold for one source, read the way the program reads them, for
+//! `levee explain`: the live CONFIG, the list lookups behind their flags and summary bits, the
+//! amplification-port bit, the source's SOURCES entry, the class's aggregate buckets on every
+//! CPU, the services trie and the received upstream rules. Reads only.
+
+use std::net::IpAddr;
+
+use anyhow::{Context as _, Result};
+use aya::maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, lpm_trie::Key};
+use filter_common::{
+    abi::{
+        AllowEntry, BlockEntry, Class, Config, CpuState, MAX_UPSTREAM_RULES, SERVICE_KEY_BITS,
+        ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceState, UpstreamRule, flags, map,
+        service_key_v4, service_key_v6, summary,
+    },
+    config::{source_key_v4, source_key_v6},
+    limit::{admit, is_unlimited},
+};
+
+use super::{Dataplane, is_not_found, monotonic_coarse_ns};
+
+/// What a list lookup found, as the program would get there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListLookup<V> {
+    /// The list has no entry of the address's family (its HAS_* flag is clear).
+    Empty,
+    /// The summary says the address's block holds no entry, so the program skips the trie;
+    /// `trie_holds` is what the trie would have answered (true would be a summary hole).
+    SummarySkips { trie_holds: bool },
+    /// The trie has no prefix covering the address.
+    Miss,
+    /// The longest prefix covering the address holds this value.
+    Hit(V),
+}
+
+/// The maps' say on one source, read at `now_ns`.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// CONFIG as the program reads it.
+    pub config: Config,
+    /// CLOCK_MONOTONIC_COARSE ns when the maps were read.
+    pub now_ns: u64,
+    pub allow: ListLookup<AllowEntry>,
+    pub block: ListLookup<BlockEntry>,
+    /// The source's SOURCES entry, if it is tracked.
+    pub source: Option<SourceState>,
+    /// CPUs whose aggregate bucket of the asked class would refuse a packet now, and CPUs.
+    pub aggregate_refusing: Option<(usize, usize)>,
+    /// The received upstream rules in force, in order (empty while the stage is off).
+    pub upstream: Vec<UpstreamRule>,
+}
+
+impl Dataplane {
+    /// Reads what the maps say of `addr` (and of `class`'s aggregate buckets, if known).
+    pub fn probe(&self, addr: IpAddr, class: Option<Class>) -> Result<Probe> {
+        let config: Config = Array::<&MapData, Config>::try_from(self.map(map::CONFIG)?)?
+            .get(&0, 0)
+            .context("failed to read CONFIG")?;
+        let now_ns = monotonic_coarse_ns();
+        let allow = self.list_lookup::<AllowEntry>(addr, &config, false)?;
+        let block = self.list_lookup::<BlockEntry>(addr, &config, true)?;
+        let key = match addr {
+            IpAddr::V4(a) => source_key_v4(a.octets(), config.source_mask_v4),
+            IpAddr::V6(a) => source_key_v6(&a.octets(), config.source_mask_v6),
+        };
+        let sources: HashMap<&MapData, u64, SourceState> =
+            HashMap::try_from(self.map(map::SOURCES)?)?;
+        let source = match sources.get(&key, 0) {
+            Ok(s) => Some(s),
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(e).context("failed to read SOURCES"),
+        };
+        let aggregate_refusing = match class {
+            Some(c) => self.aggregate_refusing(&config, c, now_ns)?,
+            None => None,
+        };
+        let mut upstream = Vec::new();
+        if config.flags & flags::UPSTREAM_RULES != 0 {
+            let table: Array<&MapData, UpstreamRule> =
+                Array::try_from(self.map(map::UPSTREAM_RULES)?)?;
+            for i in 0..MAX_UPSTREAM_RULES {
+                let rule = table.get(&i, 0).context("failed to read UPSTREAM_RULES")?;
+                if rule.family == 0 {
+                    break;
+                }
+                upstream.push(rule);
+            }
+        }
+        Ok(Probe {
+            config,
+            now_ns,
+            allow,
+            block,
+            source,
+            aggregate_refusing,
+            upstream,
+        })
+    }
+
+    /// The allow- or blocklist's answer for `addr`: its HAS_* flag, its summary bit, then a
+    /// longest-prefix lookup of the address in the trie, as the program does.
+    fn list_lookup<V: aya::Pod>(
+        &self,
+        addr: IpAddr,
+        config: &Config,
+        block: bool,
+    ) -> Result<ListLookup<V>> {
+        let (has, bit) = match (addr, block) {
+            (IpAddr::V4(a), false) => (flags::HAS_ALLOW_V4, summary::bit_v4(a.octets())),
+            (IpAddr::V6(a), false) => (flags::HAS_ALLOW_V6, summary::bit_v6(&a.octets())),
+            (IpAddr::V4(a), true) => (
+                flags::HAS_BLOCK_V4,
+                summary::BLOCK + summary::bit_v4(a.octets()),
+            ),
+            (IpAddr::V6(a), true) => (
+                flags::HAS_BLOCK_V6,
+                summary::BLOCK + summary::bit_v6(&a.octets()),
+            ),
+        };
+        if config.flags & has == 0 {
+            return Ok(ListLookup::Empty);
+        }
+        let found = self.trie_lookup::<V>(addr, block)?;
+        let words: Array<&MapData, u64> = Array::try_from(self.map(map::LIST_SUMMARY)?)?;
+        let word = words
+            .get(&(bit >> 6), 0)
+            .context("failed to read LIST_SUMMARY")?;
+        if (word >> (bit & 63)) & 1 == 0 {
+            return Ok(ListLookup::SummarySkips {
+                trie_holds: found.is_some(),
+            });
+        }
+        Ok(found.map_or(ListLookup::Miss, ListLookup::Hit))
+    }
+
+    fn trie_lookup<V: aya::Pod>(&self, addr: IpAddr, block: bool) -> Result<Option<V>> {
+        let names = if block {
+            [map::BLOCK_V4, map::BLOCK_V6]
+        } else {
+            [map::ALLOW_V4, map::ALLOW_V6]
+        };
+        let found = match addr {
+            IpAddr::V4(a) => {
+                let trie: LpmTrie<&MapData, [u8; 4], V> = LpmTrie::try_from(self.map(names[0])?)?;
+                trie.get(&Key::new(32, a.octets()), 0)
+            }
+            IpAddr::V6(a) => {
+                let trie: LpmTrie<&MapData, [u8; 16], V> = LpmTrie::try_from(self.map(names[1])?)?;
+                trie.get(&Key::new(128, a.octets()), 0)
+            }
+        };
+        match found {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e).context("failed to look the address up in a list"),
+        }
+    }
+
+    /// How many CPUs' aggregate buckets of `class` would refuse a minimal frame at `now`;
+    /// None while the class has no ceiling.
+    fn aggregate_refusing(
+        &self,
+        config: &Config,
+        class: Class,
+        now: u64,
+    ) -> Result<Option<(usize, usize)>> {
+        let limit = &config.aggregate[class as usize];
+        if is_unlimited(limit) {
+            return Ok(None);
+        }
+        let state: PerCpuArray<&MapData, CpuState> =
+            PerCpuArray::try_from(self.map(map::CPU_STATE)?)?;
+        let values = state.get(&0, 0).context("failed to read CPU_STATE")?;
+        let c = class as usize;
+        let refusing = values
+            .iter()
+            .filter(|cpu| {
+                let (mut p, mut b) = (cpu.agg_pkt_tat[c], cpu.agg_byte_tat[c]);
+                !admit(&mut p, &mut b, limit, 64, now)
+            })
+            .count();
+        Ok(Some((refusing, values.len())))
+    }
+
+    /// Whether strict knows a service for `proto`/`port` bound to every destination (a
+    /// service bound to one address depends on the packet's destination).
+    pub fn service_any_address(&self, v6: bool, proto: u8, port: u16) -> Result<bool> {
+        let found = if v6 {
+            let trie: LpmTrie<&MapData, ServiceKeyV6, ServiceEntry> =
+                LpmTrie::try_from(self.map(map::SERVICES_V6)?)?;
+            trie.get(
+                &Key::new(SERVICE_KEY_BITS, service_key_v6(proto, port, &[0; 16])),
+                0,
+            )
+        } else {
+            let trie: LpmTrie<&MapData, ServiceKeyV4, ServiceEntry> =
+                LpmTrie::try_from(self.map(map::SERVICES_V4)?)?;
+            trie.get(
+                &Key::new(SERVICE_KEY_BITS, service_key_v4(proto, port, [0; 4])),
+                0,
+            )
+        };
+        match found {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e).context("failed to read the services"),
+        }
+    }
+
+    /// Whether UDP source port `port` is in the amplification signature's bitmap.
+    pub fn amp_port(&self, port: u16) -> Result<bool> {
+        let words: Array<&MapData, u64> = Array::try_from(self.map(map::AMP_PORTS)?)?;
+        let word = words
+            .get(&u32::from(port >> 6), 0)
+            .context("failed to read AMP_PORTS")?;
+        Ok((word >> (port & 63)) & 1 != 0)
+    }
+}

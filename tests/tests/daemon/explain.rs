@@ -1,0 +1,346 @@
+//! `levee explain` (issue 12): every stage's answer for real sources of the lab, read from the
+//! running daemon's maps: a clean source, allowlisted ones (config and CLI), a CLI block with
+//! its reason and time left, an amplification source port, a source that flooded and serves a
+//! penalty; its `--json`; and bad arguments refused with one line.
+
+use std::{
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use filter_common::abi::Mode;
+use levee::api::views::{ExplainView, InterfaceExplain, StageView};
+use levee_tests::{
+    daemon::DaemonLab,
+    flood::{FLOODER, FloodLab},
+    netns::{CLIENT_V4, CLIENT_V6},
+    traffic::{DATAGRAMS, warm_up},
+};
+
+use crate::{delivered, receiver, stderr};
+
+/// `levee explain ARGS --json` on the lab's one interface.
+fn explain(d: &DaemonLab, args: &[&str]) -> InterfaceExplain {
+    let mut a = vec!["explain"];
+    a.extend_from_slice(args);
+    a.push("--json");
+    let out = d.cli_ok(&a);
+    let view: ExplainView =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("levee {a:?}: {e}: {out}"));
+    assert_eq!(view.interfaces.len(), 1, "{out}");
+    view.interfaces.into_iter().next().unwrap()
+}
+
+fn stage<'a>(v: &'a InterfaceExplain, name: &str) -> &'a StageView {
+    v.stages
+        .iter()
+        .find(|s| s.stage == name)
+        .unwrap_or_else(|| panic!("no stage {name}: {v:?}"))
+}
+
+/// The human form's line of one stage.
+fn line<'a>(out: &'a str, stage: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.trim_start().starts_with(&format!("{stage} ")))
+        .unwrap_or_else(|| panic!("no {stage} line: {out}"))
+}
+
+#[test]
+fn explain_gives_each_stages_answer_from_the_live_maps() {
+    let mut d = DaemonLab::new();
+    let (clean, flooder, blocked, allowed) =
+        (CLIENT_V4[0], CLIENT_V4[1], CLIENT_V4[2], CLIENT_V4[3]);
+    d.write_config(&format!(
+        "mode = \"enforce\"\npenalty = \"30s\"\n[detection]\nenabled = false\n\
+         [limits.udp]\npps = 100\nburst = 20\n[lists]\nallow = [\"{allowed}\"]"
+    ));
+    d.start();
+    let rx = receiver(&d);
+    warm_up(&d.lab.client, clean, &rx);
+    let iface = d.lab.iface.clone();
+
+    // A clean source: every stage lets it on.
+    let out = d.cli_ok(&[
+        "explain", clean, "--proto", "udp", "--sport", "40000", "--dport", "9000",
+    ]);
+    assert!(out.contains(&format!("\n{iface}: pass (clean)\n")), "{out}");
+    assert!(line(&out, "allowlist").ends_with("no entry"), "{out}");
+    assert!(line(&out, "blocklist").ends_with("no entry"), "{out}");
+    assert!(
+        line(&out, "signatures").contains("40000 is not an amplification port"),
+        "{out}"
+    );
+    let v = explain(&d, &[clean, "--proto", "udp", "--sport", "40000"]);
+    assert_eq!((v.action.as_str(), v.reason.as_str()), ("pass", "clean"));
+    assert!(v.stages.iter().all(|s| s.outcome == "passes"), "{v:?}");
+    assert_eq!(
+        stage(&v, "aggregate").attack.as_deref(),
+        Some("normal"),
+        "{v:?}"
+    );
+
+    // An IPv6 source, through the IPv6 tries and its /64 key.
+    let v = explain(&d, &[CLIENT_V6[0], "--proto", "udp", "--sport", "40000"]);
+    assert_eq!(
+        (v.action.as_str(), v.reason.as_str()),
+        ("pass", "clean"),
+        "{v:?}"
+    );
+    // The class's aggregate ceiling, as the program holds it (shared out per CPU).
+    d.cli_ok(&[
+        "limits",
+        "set",
+        "--class",
+        "udp",
+        "--aggregate",
+        "--pps",
+        "10000",
+        "--burst",
+        "1000",
+    ]);
+    let v = explain(&d, &[clean, "--proto", "udp", "--sport", "40000"]);
+    let a = stage(&v, "aggregate");
+    let ceiling = a.ceiling_pps.expect("a ceiling");
+    assert!((10_000..=10_100).contains(&ceiling), "{a:?}");
+    assert!(a.say.contains("room on every CPU"), "{a:?}");
+    assert_eq!(a.outcome, "passes");
+
+    // Allowlisted by the config, and by the CLI.
+    let out = d.cli_ok(&["explain", allowed]);
+    assert!(
+        out.contains(&format!("\n{iface}: pass (allowlisted)\n")),
+        "{out}"
+    );
+    assert!(
+        line(&out, "allowlist").contains(&format!("{allowed}/32 from config  <- decides")),
+        "{out}"
+    );
+    assert!(
+        line(&out, "blocklist").starts_with("  blocklist   (not reached)"),
+        "{out}"
+    );
+    d.cli_ok(&["allow", "add", "192.0.2.0/24"]);
+    let v = explain(&d, &["192.0.2.9"]);
+    let a = stage(&v, "allowlist");
+    assert_eq!(
+        (a.outcome.as_str(), a.origins.clone()),
+        ("decides", vec!["cli".to_string()])
+    );
+    assert_eq!(
+        a.entry.map(|p| p.0.to_string()).as_deref(),
+        Some("192.0.2.0/24")
+    );
+
+    // Blocked through the CLI, with its reason and the time left.
+    d.cli_ok(&[
+        "block",
+        "add",
+        blocked,
+        "--ttl",
+        "10m",
+        "--reason",
+        "explain test",
+    ]);
+    let out = d.cli_ok(&["explain", blocked, "--proto", "udp"]);
+    assert!(
+        out.contains(&format!("\n{iface}: drop (blocklisted)")),
+        "{out}"
+    );
+    let b = line(&out, "blocklist");
+    assert!(
+        b.contains(&format!("{blocked}/32 from cli, reason \"explain test\", "))
+            && b.ends_with("s left  <- decides"),
+        "{out}"
+    );
+    assert!(line(&out, "per_source").contains("(not reached)"), "{out}");
+    let v = explain(&d, &[blocked, "--proto", "udp"]);
+    let b = stage(&v, "blocklist");
+    assert_eq!(v.decided_by.as_deref(), Some("blocklist"));
+    assert_eq!(b.note.as_deref(), Some("explain test"));
+    let left = b.ttl_secs.expect("seconds left");
+    assert!((590..=600).contains(&left), "{left} s left of 600");
+    // In monitor mode the same packet would be dropped, and passes.
+    d.cli_ok(&["mode", "monitor"]);
+    let v = explain(&d, &[blocked, "--proto", "udp"]);
+    assert_eq!(
+        (v.action.as_str(), v.reason.as_str()),
+        ("would_drop", "blocklisted")
+    );
+    d.cli_ok(&["mode", "enforce"]);
+
+    // An amplification source port (NTP).
+    let out = d.cli_ok(&["explain", clean, "--proto", "udp", "--sport", "123"]);
+    assert!(
+        out.contains(&format!("\n{iface}: drop (amp_port)")),
+        "{out}"
+    );
+    assert!(
+        line(&out, "signatures").contains("UDP source port 123 is an amplification port"),
+        "{out}"
+    );
+    // Without the port, the signature's say depends on it.
+    let v = explain(&d, &[clean, "--proto", "udp"]);
+    assert_eq!(stage(&v, "signatures").outcome, "depends");
+    assert_eq!(v.unless, ["signatures (--sport)"]);
+
+    // A source over its UDP limit serves its penalty; its other traffic is left alone.
+    let got = delivered(&d, &rx, flooder);
+    assert!(
+        got < DATAGRAMS / 2,
+        "the flooder got {got} of {DATAGRAMS} through"
+    );
+    let out = d.cli_ok(&["explain", flooder, "--proto", "udp", "--sport", "40000"]);
+    assert!(
+        out.contains(&format!("\n{iface}: drop (source_penalty)")),
+        "{out}"
+    );
+    assert!(
+        line(&out, "per_source").contains("tracked: udp penalty "),
+        "{out}"
+    );
+    let v = explain(&d, &[flooder, "--proto", "udp", "--sport", "40000"]);
+    let s = stage(&v, "per_source");
+    assert_eq!(
+        (s.outcome.as_str(), s.tracked),
+        ("decides", Some(true)),
+        "{v:?}"
+    );
+    let penalty = s.penalty_secs.get("udp").copied().unwrap_or(0);
+    assert!(
+        (20..=30).contains(&penalty),
+        "{penalty} s of a 30 s penalty: {s:?}"
+    );
+    assert!(s.offences.unwrap_or(0) >= 1, "{s:?}");
+    let tcp = explain(&d, &[flooder, "--proto", "tcp", "--dport", "80"]);
+    assert_eq!(
+        (tcp.action.as_str(), tcp.reason.as_str()),
+        ("pass", "clean"),
+        "{tcp:?}"
+    );
+    assert!(
+        stage(&tcp, "per_source").say.contains("udp penalty"),
+        "{tcp:?}"
+    );
+    // Without a protocol the penalty is there, and the verdict says what it depends on.
+    let out = d.cli_ok(&["explain", flooder]);
+    assert!(
+        out.contains(&format!(
+            "\n{iface}: pass (clean); unless these object first: signatures (--proto, --sport), per_source (--proto), aggregate (--proto)\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        line(&out, "per_source")
+            .starts_with("  per_source  (depends on --proto) tracked: udp penalty "),
+        "{out}"
+    );
+    let v = explain(&d, &[flooder]);
+    assert_eq!(v.action, "pass");
+    assert!(
+        v.unless.contains(&"per_source (--proto)".to_string())
+            && v.unless
+                .iter()
+                .any(|u| u.starts_with("signatures (--proto")),
+        "{v:?}"
+    );
+    // A source never seen is not tracked.
+    let v = explain(&d, &["203.0.113.9", "--proto", "udp", "--sport", "40000"]);
+    assert_eq!(stage(&v, "per_source").tracked, Some(false), "{v:?}");
+
+    // The JSON field names scripts read.
+    let j = d.cli_json(&["explain", blocked, "--proto", "udp"]);
+    assert_eq!(j["class"], "udp", "{j}");
+    let i = &j["interfaces"][0];
+    assert_eq!(
+        (&i["interface"], &i["mode"], &i["action"], &i["reason"]),
+        (
+            &iface.as_str().into(),
+            &"enforce".into(),
+            &"drop".into(),
+            &"blocklisted".into()
+        ),
+        "{j}"
+    );
+    assert_eq!(i["stages"][2]["stage"], "blocklist", "{j}");
+    assert_eq!(i["stages"][2]["origins"][0], "cli", "{j}");
+    assert!(i["stages"][2]["ttl_secs"].as_u64().is_some(), "{j}");
+
+    // Bad arguments: one line naming the argument, a non-zero exit.
+    for (args, want) in [
+        (
+            &["explain", "198.18.0.300"][..],
+            "error: <SOURCE>: \"198.18.0.300\" is not an IP address",
+        ),
+        (&["explain", clean, "--proto", "sctpx"], "error: --proto: "),
+        (
+            &["explain", clean, "--proto", "udp", "--sport", "70000"],
+            "error: --sport: ",
+        ),
+        (
+            &["explain", clean, "--dport", "53"],
+            "error: --dport: a port needs --proto tcp or udp",
+        ),
+        (
+            &["explain", clean, "--proto", "icmp", "--syn"],
+            "error: --syn: needs --proto tcp",
+        ),
+    ] {
+        let out = d.cli(args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.starts_with(want) && !err.contains('\n'),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// What detection did, as explain tells it: the flooder blocklisted by detection (its note and
+/// time left), the class under attack and for how long, the mode it raised.
+#[test]
+fn explain_names_detections_block_and_the_attack() {
+    let lab = FloodLab::start(
+        "mode = \"monitor\"\n[strict]\nmode = \"off\"\n[detection]\n[detection.floor_pps]\nudp = 5000",
+    );
+    let d = &lab.daemon;
+    let before = explain(d, &[FLOODER, "--proto", "udp", "--sport", "40000"]);
+    assert_eq!(
+        (before.action.as_str(), before.reason.as_str()),
+        ("pass", "clean")
+    );
+    assert_eq!(
+        stage(&before, "aggregate").attack.as_deref(),
+        Some("normal")
+    );
+    let during = lab.flood(|| {
+        let start = Instant::now();
+        loop {
+            let v = explain(d, &[FLOODER, "--proto", "udp", "--sport", "40000"]);
+            if v.reason == "blocklisted" && stage(&v, "aggregate").attack_secs.is_some() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no detection block: {v:?}\n{}",
+                d.log()
+            );
+            sleep(Duration::from_millis(200));
+        }
+    });
+    assert_eq!(during.mode, Mode::Enforce, "detection raised the mode");
+    assert_eq!(during.action, "drop");
+    let b = stage(&during, "blocklist");
+    assert_eq!(b.origins, ["detection"], "{b:?}");
+    assert!(
+        b.note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("detection")),
+        "{b:?}"
+    );
+    assert!(b.ttl_secs.is_some_and(|t| t > 500), "{b:?}");
+    let a = stage(&during, "aggregate");
+    assert_eq!(a.attack.as_deref(), Some("under_attack"), "{a:?}");
+    assert!(a.attack_secs.is_some_and(|s| s < 10), "{a:?}");
+    assert!(a.say.contains("attack declared"), "{a:?}");
+}
