@@ -109,6 +109,8 @@ pub enum Request {
 #[serde(try_from = "ExplainFields")]
 pub struct ExplainPacket {
     pub source: IpAddr,
+    /// The protected address it is sent to, when given.
+    pub dst: Option<IpAddr>,
     /// IP protocol number.
     pub proto: Option<u8>,
     pub sport: Option<u16>,
@@ -123,6 +125,8 @@ pub struct ExplainPacket {
 struct ExplainFields {
     source: IpAddr,
     #[serde(default)]
+    dst: Option<IpAddr>,
+    #[serde(default)]
     proto: Option<u8>,
     #[serde(default)]
     sport: Option<u16>,
@@ -136,7 +140,7 @@ impl TryFrom<ExplainFields> for ExplainPacket {
     type Error = anyhow::Error;
 
     fn try_from(f: ExplainFields) -> Result<ExplainPacket> {
-        ExplainPacket::new(f.source, f.proto, f.sport, f.dport, f.syn)
+        ExplainPacket::new(f.source, f.proto, f.sport, f.dport, f.syn)?.to(f.dst)
     }
 }
 
@@ -161,11 +165,22 @@ impl ExplainPacket {
         }
         Ok(ExplainPacket {
             source,
+            dst: None,
             proto,
             sport,
             dport,
             syn,
         })
+    }
+
+    /// The packet sent to `dst`, which must be of the source's family.
+    pub fn to(self, dst: Option<IpAddr>) -> Result<ExplainPacket> {
+        if let Some(d) = dst
+            && d.is_ipv6() != self.source.is_ipv6()
+        {
+            anyhow::bail!("--dst {d}: not of the source's address family");
+        }
+        Ok(ExplainPacket { dst, ..self })
     }
 
     /// The packet's class, as the program's parser gives it; None without a protocol.

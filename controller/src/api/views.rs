@@ -141,6 +141,8 @@ pub struct TalkerView {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExplainView {
     pub source: std::net::IpAddr,
+    /// The destination; null when not given.
+    pub dst: Option<std::net::IpAddr>,
     /// IP protocol number; null when not given.
     pub proto: Option<u8>,
     pub sport: Option<u16>,

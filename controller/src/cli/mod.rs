@@ -208,6 +208,10 @@ pub enum Command {
         /// The packet's source address.
         #[arg(value_name = "SOURCE", value_parser = address)]
         source: std::net::IpAddr,
+        /// The protected address it is sent to (strict's services bound to one address, the
+        /// received rules' destinations).
+        #[arg(long, value_name = "ADDR", value_parser = address)]
+        dst: Option<std::net::IpAddr>,
         /// udp, tcp, icmp, icmpv6 or a protocol number.
         #[arg(long, value_parser = proto)]
         proto: Option<u8>,
@@ -572,13 +576,14 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         }
         Command::Explain {
             source,
+            dst,
             proto,
             sport,
             dport,
             syn,
             json,
         } => {
-            let packet = api::ExplainPacket::new(source, proto, sport, dport, syn)?;
+            let packet = api::ExplainPacket::new(source, proto, sport, dport, syn)?.to(dst)?;
             show::<views::ExplainView>(socket, Request::Explain { packet }, json, out)
         }
     }

@@ -294,8 +294,11 @@ impl Print for crate::api::views::ExplainView {
         if let Some(p) = self.sport {
             packet.push_str(&format!(" from port {p}"));
         }
-        if let Some(p) = self.dport {
-            packet.push_str(&format!(" to port {p}"));
+        match (self.dst, self.dport) {
+            (Some(d), Some(p)) => packet.push_str(&format!(" to {d} port {p}")),
+            (Some(d), None) => packet.push_str(&format!(" to {d}")),
+            (None, Some(p)) => packet.push_str(&format!(" to port {p}")),
+            (None, None) => {}
         }
         match &self.class {
             Some(c) => writeln!(out, "{packet} (class {c})")?,

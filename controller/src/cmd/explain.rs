@@ -48,6 +48,7 @@ pub fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
     }
     Ok(ExplainView {
         source: packet.source,
+        dst: packet.dst,
         proto: packet.proto,
         sport: packet.sport,
         dport: packet.dport,
@@ -346,6 +347,25 @@ fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage>
             ));
         }
     };
+    // A flow of the host passes first, as in the program.
+    let flow = match (packet.dst, packet.dport, packet.sport) {
+        (Some(dst), Some(dport), sport) if proto == IPPROTO_UDP || sport.is_some() => {
+            let src = (packet.source, sport.unwrap_or(0));
+            Some(dp.flow_known(cfg, src, (dst, dport), proto)?)
+        }
+        _ => None,
+    };
+    if flow == Some(true) {
+        return Ok(Stage::new(
+            "strict",
+            Say::Passes,
+            "engaged: a flow of the host (it started or answered it)",
+        ));
+    }
+    let flow_note = match flow {
+        Some(_) => "no flow of the host",
+        None => "a flow of the host would let it pass (give --dst and the ports to check)",
+    };
     if proto == IPPROTO_TCP && !packet.syn {
         return Ok(Stage::new(
             "strict",
@@ -357,35 +377,64 @@ fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage>
         return Ok(Stage::new(
             "strict",
             Say::Depends(vec!["--dport"], Some(Reason::NoService)),
-            format!("engaged: {name} passes only to a served port"),
+            format!("engaged: {name} passes only to a served port; {flow_note}"),
         ));
     };
-    let served = dp.service_any_address(v6, proto, port)?;
-    Ok(match (served, proto) {
-        (true, IPPROTO_TCP) => Stage::new(
+    let Some(slot) = dp.service_slot(v6, proto, port, packet.dst)? else {
+        let bound = dp.service_prefixes(v6, proto, port)?;
+        let on: Vec<String> = bound.iter().map(|n| n.to_string()).collect();
+        return Ok(match packet.dst {
+            None if !bound.is_empty() => Stage::new(
+                "strict",
+                Say::Depends(vec!["--dst"], Some(Reason::NoService)),
+                format!("engaged: {name}/{port} is served on {} only", on.join(", ")),
+            ),
+            None => Stage::new(
+                "strict",
+                Say::Objects(Reason::NoService),
+                format!("engaged: no service {name}/{port}; {flow_note}"),
+            ),
+            Some(dst) => Stage::new(
+                "strict",
+                Say::Objects(Reason::NoService),
+                format!("engaged: no service {name}/{port} on {dst}; {flow_note}"),
+            ),
+        });
+    };
+    if proto == IPPROTO_TCP {
+        return Ok(Stage::new(
             "strict",
             Say::Objects(Reason::SynCookie),
             format!("engaged: tcp/{port} served; the SYN is answered with a SYN cookie"),
-        ),
-        (true, _) => {
-            let budget = if cfg.flags & flags::UDP_BUDGET != 0 {
-                "; an unknown source shares its budget"
-            } else {
-                ""
-            };
-            Stage::new(
-                "strict",
-                Say::Passes,
-                format!("engaged: udp/{port} served{budget}"),
-            )
-        }
-        (false, _) => Stage::new(
+        ));
+    }
+    if cfg.flags & flags::UDP_BUDGET == 0 {
+        return Ok(Stage::new(
             "strict",
-            Say::Objects(Reason::NoService),
-            format!(
-                "engaged: no service {name}/{port} on every address (a flow of the host, or a service bound to the destination, would let it pass)"
-            ),
-        ),
+            Say::Passes,
+            format!("engaged: udp/{port} served; {flow_note}"),
+        ));
+    }
+    let (refusing, cpus) = dp.budget_refusing(cfg, slot)?;
+    let budget = match ceiling_pps(&cfg.unknown_budget, cpus) {
+        Some(pps) => format!("unknown sources share its budget of {pps} pps"),
+        None => "unknown sources share its budget".to_string(),
+    };
+    let head = format!("engaged: udp/{port} served, {flow_note}; {budget}");
+    Ok(if refusing == cpus {
+        Stage::new(
+            "strict",
+            Say::Objects(Reason::UnknownBudget),
+            format!("{head}, spent on every CPU"),
+        )
+    } else if refusing > 0 {
+        Stage::new(
+            "strict",
+            Say::Depends(vec!["the receiving CPU"], Some(Reason::UnknownBudget)),
+            format!("{head}, spent on {refusing} of {cpus} CPUs"),
+        )
+    } else {
+        Stage::new("strict", Say::Passes, format!("{head}, room on every CPU"))
     })
 }
 
@@ -589,8 +638,22 @@ fn rule_match(rule: &UpstreamRule, packet: &ExplainPacket) -> Option<Vec<&'stati
         return None;
     }
     let mut depends = Vec::new();
-    if rule.dst_mask.iter().any(|b| *b != 0) {
-        depends.push("the destination");
+    match packet.dst {
+        _ if rule.dst_mask.iter().all(|b| *b == 0) => {}
+        Some(dst) => {
+            let dst = match dst {
+                IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    b
+                }
+                IpAddr::V6(a) => a.octets(),
+            };
+            if (0..16).any(|i| dst[i] & rule.dst_mask[i] != rule.dst[i]) {
+                return None;
+            }
+        }
+        None => depends.push("--dst"),
     }
     let within = |v: u16, r: [u16; 2]| v >= r[0] && v <= r[1];
     if rule.proto != [0, 255] {

@@ -9,13 +9,15 @@ use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, lpm_trie::Key};
 use filter_common::{
     abi::{
-        AllowEntry, BlockEntry, Class, Config, CpuState, MAX_UPSTREAM_RULES, SERVICE_KEY_BITS,
-        ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceState, UpstreamRule, flags, map,
-        service_key_v4, service_key_v6, summary,
+        AllowEntry, BlockEntry, Budget, Class, Config, CpuState, FlowEntry, FlowKey,
+        MAX_UPSTREAM_RULES, SERVICE_KEY_BITS, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
+        SourceState, UpstreamRule, flags, map, service_key_v4, service_key_v6, summary,
     },
     config::{source_key_v4, source_key_v6},
     limit::{admit, is_unlimited},
+    parse::IPPROTO_UDP,
 };
+use ipnet::IpNet;
 
 use super::{Dataplane, is_not_found, monotonic_coarse_ns};
 
@@ -182,29 +184,133 @@ impl Dataplane {
         Ok(Some((refusing, values.len())))
     }
 
-    /// Whether strict knows a service for `proto`/`port` bound to every destination (a
-    /// service bound to one address depends on the packet's destination).
-    pub fn service_any_address(&self, v6: bool, proto: u8, port: u16) -> Result<bool> {
-        let found = if v6 {
-            let trie: LpmTrie<&MapData, ServiceKeyV6, ServiceEntry> =
-                LpmTrie::try_from(self.map(map::SERVICES_V6)?)?;
-            trie.get(
+    /// The budget slot of the service strict finds for `proto`/`port` at `dst`, as the
+    /// program looks it up (the longest prefix); with no `dst`, only a service bound to every
+    /// address is found.
+    pub fn service_slot(
+        &self,
+        v6: bool,
+        proto: u8,
+        port: u16,
+        dst: Option<IpAddr>,
+    ) -> Result<Option<u32>> {
+        let found = match dst {
+            Some(IpAddr::V6(a)) => self.services_v6()?.get(
+                &Key::new(
+                    SERVICE_KEY_BITS + 128,
+                    service_key_v6(proto, port, &a.octets()),
+                ),
+                0,
+            ),
+            None if v6 => self.services_v6()?.get(
                 &Key::new(SERVICE_KEY_BITS, service_key_v6(proto, port, &[0; 16])),
                 0,
-            )
-        } else {
-            let trie: LpmTrie<&MapData, ServiceKeyV4, ServiceEntry> =
-                LpmTrie::try_from(self.map(map::SERVICES_V4)?)?;
-            trie.get(
+            ),
+            Some(IpAddr::V4(a)) => self.services_v4()?.get(
+                &Key::new(
+                    SERVICE_KEY_BITS + 32,
+                    service_key_v4(proto, port, a.octets()),
+                ),
+                0,
+            ),
+            None => self.services_v4()?.get(
                 &Key::new(SERVICE_KEY_BITS, service_key_v4(proto, port, [0; 4])),
                 0,
-            )
+            ),
         };
         match found {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(e) => Ok(Some(e.slot)),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e).context("failed to read the services"),
         }
+    }
+
+    /// The destination prefixes that services for `proto`/`port` are bound to (services
+    /// bound to every address are not listed).
+    pub fn service_prefixes(&self, v6: bool, proto: u8, port: u16) -> Result<Vec<IpNet>> {
+        let head = |k: &[u8]| k[0] == proto && k[2..4] == port.to_be_bytes();
+        let mut out = Vec::new();
+        if v6 {
+            for key in self.services_v6()?.keys() {
+                let key = key.context("failed to read the services")?;
+                let (bits, data) = (key.prefix_len(), key.data());
+                if bits > SERVICE_KEY_BITS && head(&data) {
+                    let addr: [u8; 16] = data[4..20].try_into().expect("16 bytes");
+                    out.extend(IpNet::new(addr.into(), (bits - SERVICE_KEY_BITS) as u8));
+                }
+            }
+        } else {
+            for key in self.services_v4()?.keys() {
+                let key = key.context("failed to read the services")?;
+                let (bits, data) = (key.prefix_len(), key.data());
+                if bits > SERVICE_KEY_BITS && head(&data) {
+                    let addr: [u8; 4] = data[4..8].try_into().expect("4 bytes");
+                    out.extend(IpNet::new(addr.into(), (bits - SERVICE_KEY_BITS) as u8));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn services_v4(&self) -> Result<LpmTrie<&MapData, ServiceKeyV4, ServiceEntry>> {
+        Ok(LpmTrie::try_from(self.map(map::SERVICES_V4)?)?)
+    }
+
+    fn services_v6(&self) -> Result<LpmTrie<&MapData, ServiceKeyV6, ServiceEntry>> {
+        Ok(LpmTrie::try_from(self.map(map::SERVICES_V6)?)?)
+    }
+
+    /// Whether FLOWS holds a live flow of the host for a packet from `src`:`sport` to
+    /// `dst`:`dport`, as the program's strict stage looks it up (UDP flows are kept per
+    /// remote address, any port).
+    pub fn flow_known(
+        &self,
+        config: &Config,
+        (src, sport): (IpAddr, u16),
+        (dst, dport): (IpAddr, u16),
+        proto: u8,
+    ) -> Result<bool> {
+        let bytes = |a: IpAddr| match a {
+            IpAddr::V4(a) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&a.octets());
+                b
+            }
+            IpAddr::V6(a) => a.octets(),
+        };
+        let key = FlowKey {
+            remote: bytes(src),
+            local: bytes(dst),
+            remote_port: if proto == IPPROTO_UDP { 0 } else { sport },
+            local_port: dport,
+            proto,
+            family: if src.is_ipv6() { 6 } else { 4 },
+            _pad: [0; 2],
+        };
+        let flows: HashMap<&MapData, FlowKey, FlowEntry> =
+            HashMap::try_from(self.map(map::FLOWS)?)?;
+        match flows.get(&key, 0) {
+            Ok(f) => Ok(monotonic_coarse_ns().wrapping_sub(f.seen_ns) < config.flow_timeout_ns),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e).context("failed to read FLOWS"),
+        }
+    }
+
+    /// How many CPUs' budgets of service `slot` would refuse an unknown source's packet now,
+    /// of how many.
+    pub fn budget_refusing(&self, config: &Config, slot: u32) -> Result<(usize, usize)> {
+        let budgets: PerCpuArray<&MapData, Budget> =
+            PerCpuArray::try_from(self.map(map::SVC_BUDGET)?)?;
+        let values = budgets.get(&slot, 0).context("failed to read SVC_BUDGET")?;
+        let now = monotonic_coarse_ns();
+        let refusing = values
+            .iter()
+            .filter(|b| {
+                let (mut p, mut y) = (b.pkt_tat, b.byte_tat);
+                !admit(&mut p, &mut y, &config.unknown_budget, 0, now)
+            })
+            .count();
+        Ok((refusing, values.len()))
     }
 
     /// Whether UDP source port `port` is in the amplification signature's bitmap.

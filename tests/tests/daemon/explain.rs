@@ -344,3 +344,115 @@ fn explain_names_detections_block_and_the_attack() {
     assert!(a.attack_secs.is_some_and(|s| s < 10), "{a:?}");
     assert!(a.say.contains("attack declared"), "{a:?}");
 }
+
+/// Strict's say with and without the destination: a UDP service bound to the protected
+/// address, a port nothing serves (and the program really drops it so), and a client the
+/// service answered, known as a flow of the host.
+#[test]
+fn explain_follows_strict_to_the_destination_and_the_hosts_flows() {
+    use levee_tests::{
+        netns::PROTECTED_V4,
+        traffic::{addr, send_udp},
+    };
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"\n[strict]\nmode = \"always\"\n[detection]\nenabled = false");
+    d.start();
+    let (client, stranger) = (CLIENT_V4[0], CLIENT_V4[1]);
+    // A UDP echo service bound to the protected address only.
+    let svc = d
+        .lab
+        .protected
+        .run(|| std::net::UdpSocket::bind(addr(PROTECTED_V4, 9000)).unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = svc.recv_from(&mut buf) {
+            let _ = svc.send_to(&buf[..n], from);
+        }
+    });
+    // Discovery runs every tick.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d
+        .cli_ok(&["services"])
+        .lines()
+        .any(|l| l.starts_with("udp") && l.contains(" 9000 "))
+    {
+        assert!(Instant::now() < deadline, "{}", d.cli_ok(&["services"]));
+        sleep(Duration::from_millis(200));
+    }
+    let udp = |src: &str, dport: &str, dst: Option<&str>| {
+        let mut a = vec![src, "--proto", "udp", "--sport", "5000", "--dport", dport];
+        if let Some(dst) = dst {
+            a.extend_from_slice(&["--dst", dst]);
+        }
+        explain(&d, &a)
+    };
+
+    // Without --dst, a service bound to one address depends on it.
+    let v = udp(stranger, "9000", None);
+    let s = stage(&v, "strict");
+    assert_eq!(s.outcome, "depends", "{s:?}");
+    assert_eq!(s.depends_on, ["--dst"], "{s:?}");
+    assert!(s.say.contains("served on 198.18.0.1/32 only"), "{s:?}");
+    assert_eq!(v.unless, ["strict (--dst)"], "{v:?}");
+    // With it, the service is found: the packet passes.
+    let v = udp(stranger, "9000", Some(PROTECTED_V4));
+    assert_eq!(
+        (v.action.as_str(), v.reason.as_str()),
+        ("pass", "clean"),
+        "{v:?}"
+    );
+    let s = stage(&v, "strict");
+    assert!(
+        s.say.contains("udp/9000 served") && s.say.contains("no flow of the host"),
+        "{s:?}"
+    );
+    // A port nothing serves: no_service, and the program drops it so.
+    let v = udp(stranger, "9999", Some(PROTECTED_V4));
+    assert_eq!(
+        (v.action.as_str(), v.reason.as_str()),
+        ("drop", "no_service"),
+        "{v:?}"
+    );
+    assert_eq!(v.decided_by.as_deref(), Some("strict"));
+    let before = d.stats();
+    send_udp(&d.lab, stranger, addr(PROTECTED_V4, 9999));
+    sleep(Duration::from_millis(200));
+    let dropped = levee_tests::daemon::packets(
+        &d.stats(),
+        filter_common::abi::Action::Drop,
+        Some(filter_common::abi::Reason::NoService),
+    ) - levee_tests::daemon::packets(
+        &before,
+        filter_common::abi::Action::Drop,
+        Some(filter_common::abi::Reason::NoService),
+    );
+    assert_eq!(
+        dropped, DATAGRAMS,
+        "the program's verdict differs from explain's"
+    );
+    // A client the service answered is a flow of the host.
+    let rx = d
+        .lab
+        .client
+        .run(|| std::net::UdpSocket::bind(addr(client, 0)).unwrap());
+    rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    rx.send_to(b"hello", addr(PROTECTED_V4, 9000)).unwrap();
+    let mut buf = [0u8; 16];
+    rx.recv_from(&mut buf).expect("the echo's answer");
+    let v = udp(client, "9000", Some(PROTECTED_V4));
+    let s = stage(&v, "strict");
+    assert!(s.say.contains("a flow of the host"), "{s:?}");
+    assert!(!s.say.contains("no flow"), "{s:?}");
+    let v = udp(stranger, "9000", Some(PROTECTED_V4));
+    assert!(
+        stage(&v, "strict").say.contains("no flow of the host"),
+        "{v:?}"
+    );
+    // A destination of the other family is refused with one line.
+    let out = d.cli(&["explain", client, "--dst", "2001:db8:18::1"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "error: --dst 2001:db8:18::1: not of the source's address family"
+    );
+}

@@ -208,7 +208,32 @@ fn run() -> Result<()> {
         }
         println!("phase: {} (levee mode {})", phase.name, phase.mode.name());
         daemon.cli_ok(&["mode", phase.mode.name()]);
+        // The enforced single-source flood is looked at as an operator would: a few dropped
+        // frames captured, and why the flooder is dropped.
+        let look = phase.flood.is_some() && phase.mode == Mode::Enforce && rows.len() == 2;
+        let capture = look.then(|| start_capture(&daemon)).transpose()?;
         rows.push(run_phase(&daemon, &received, phase)?);
+        if let Some((child, file)) = capture {
+            show_capture(child, &file)?;
+            println!(
+                "$ levee explain {FLOODER} --proto udp --sport 40000 --dport {UDP_PORT} --dst {PROTECTED_V4}"
+            );
+            print!(
+                "{}",
+                daemon.cli_ok(&[
+                    "explain",
+                    FLOODER,
+                    "--proto",
+                    "udp",
+                    "--sport",
+                    "40000",
+                    "--dport",
+                    &UDP_PORT.to_string(),
+                    "--dst",
+                    PROTECTED_V4,
+                ])
+            );
+        }
     }
     print_table(&rows);
     println!();
@@ -218,6 +243,44 @@ fn run() -> Result<()> {
         anyhow::bail!("levee run did not stop cleanly: {}", daemon.log());
     }
     println!("levee stopped and detached; the lab is removed");
+    Ok(())
+}
+
+/// `levee capture` of the flooder's first five dropped frames, into a file of the lab.
+fn start_capture(daemon: &DaemonLab) -> Result<(std::process::Child, std::path::PathBuf)> {
+    let file = daemon.dir.join("flood.pcapng");
+    let source = format!("{FLOODER}/32");
+    let args = [
+        "capture", "--source", &source, "--action", "drop", "--count", "5", "-w",
+    ];
+    let child = daemon
+        .cli_command(&args)
+        .arg(&file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("levee capture")?;
+    // The capture is on once the daemon says so.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !daemon.log().contains("capture started") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, file))
+}
+
+/// Waits for the capture and prints its frames as tcpdump reads them.
+fn show_capture(mut child: std::process::Child, file: &std::path::Path) -> Result<()> {
+    let status = child.wait()?;
+    anyhow::ensure!(status.success(), "levee capture failed: {status}");
+    println!(
+        "$ levee capture --source {FLOODER}/32 --action drop --count 5 -w flood.pcapng; tcpdump -nn -r flood.pcapng"
+    );
+    let out = std::process::Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(file)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .context("tcpdump")?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
 
