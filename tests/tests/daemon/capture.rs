@@ -235,7 +235,7 @@ fn a_capture_piped_into_tcpdump_and_the_budget_that_holds_it() {
 
 #[test]
 fn a_client_that_leaves_ends_the_capture_and_bad_options_are_refused() {
-    let d = limited();
+    let mut d = limited();
     let file = d.dir.join("left.pcapng");
     let mut capture = start_capture(&d, &["--duration", "1h", "-w", file.to_str().unwrap()]);
     // One at a time.
@@ -276,5 +276,14 @@ fn a_client_that_leaves_ends_the_capture_and_bad_options_are_refused() {
         d.log().matches("capture started").count(),
         2,
         "a refused capture started"
+    );
+    // Levee stopping ends a capture, and says so.
+    let capture = start_capture(&d, &["--duration", "1h", "-w", "/dev/null"]);
+    assert!(d.stop(), "levee did not stop cleanly: {}", d.log());
+    let out = capture.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("levee is stopping"),
+        "{err}"
     );
 }
