@@ -435,7 +435,8 @@ pub mod flags {
     /// UPSTREAM_RULES holds FlowSpec rules received from BGP neighbours (map content, like
     /// HAS_*).
     pub const UPSTREAM_RULES: u32 = 1 << 12;
-    /// `levee capture` runs: copy the packets CAPTURE_FILTER matches (map content, like HAS_*).
+    /// `levee capture` runs: copy the packets CAPTURE_FILTER matches. Kept out of
+    /// [`SETTINGS`], so a config write (a mode switch, a reload) leaves a capture running.
     pub const CAPTURE: u32 = 1 << 13;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
@@ -700,8 +701,9 @@ pub struct UpstreamBucket {
 
 /// The most bytes of a packet `levee capture` copies.
 pub const CAPTURE_SNAPLEN_MAX: usize = 256;
-/// The CAPTURE ring's size: a few hundred ms of the largest budget on a few CPUs.
-pub const CAPTURE_BYTES: u32 = 1 << 20;
+/// The CAPTURE ring's size: about 14,000 records, 0.7 s of two CPUs copying at the largest
+/// budget (10,000 a second each), where the daemon drains it every 100 ms.
+pub const CAPTURE_BYTES: u32 = 4 << 20;
 
 /// What `levee capture` copies: packets whose action, reason and class are in the masks
 /// (bit `1 << value`) and, with `family` 4 or 6, whose source is in `src`/`src_mask`; at most

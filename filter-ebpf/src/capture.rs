@@ -35,6 +35,8 @@ pub fn copy(ctx: *mut xdp_md, pkt: *const IpPacket, verdict: u64, len: u64) {
     let Some(filter) = CAPTURE_FILTER.get(0) else {
         return;
     };
+    // Masked to the filter's widths (abi asserts every value fits), which also bounds the
+    // shifts for the verifier.
     let (action, reason, class) = (verdict & 7, (verdict >> 8) & 63, (verdict >> 16) & 15);
     if u64::from(filter.actions) & (1 << action) == 0
         || u64::from(filter.classes) & (1 << class) == 0

@@ -8,7 +8,7 @@ use std::{
     path::Path,
 };
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow};
 use pcap_file::pcapng::{
     Block, PcapNgReader, PcapNgWriter, blocks::interface_statistics::InterfaceStatisticsOption,
 };
@@ -20,26 +20,37 @@ use crate::{
 
 pub fn capture(socket: &Path, spec: CaptureSpec, write: &Path) -> Result<()> {
     spec.check()?;
-    let (response, stream) = api::call_then_read(socket, &Request::Capture { spec })?;
-    if !response.ok {
-        bail!(
-            "{}",
-            response
-                .error
-                .unwrap_or_else(|| "the daemon refused".into())
-        );
-    }
-    let started: CaptureStarted =
-        serde_json::from_str(response.data.get()).context("unexpected answer from the daemon")?;
-    // The capture lasts as long as it was asked to: no answer timeout from here on.
-    stream.get_ref().set_read_timeout(None)?;
-    let out: Box<dyn Write> = if write == Path::new("-") {
+    // The file first, so a path that cannot be written starts nothing in the daemon; a file
+    // this command made is removed again if the daemon refuses.
+    let to_stdout = write == Path::new("-");
+    let made = !to_stdout && !write.exists();
+    let out: Box<dyn Write> = if to_stdout {
         Box::new(io::stdout().lock())
     } else {
         let file =
             File::create(write).with_context(|| format!("cannot write {}", write.display()))?;
         Box::new(BufWriter::new(file))
     };
+    let refused = |e: anyhow::Error| {
+        if made {
+            let _ = std::fs::remove_file(write);
+        }
+        e
+    };
+    let (response, stream) =
+        api::call_then_read(socket, &Request::Capture { spec }).map_err(refused)?;
+    if !response.ok {
+        return Err(refused(anyhow!(
+            "{}",
+            response
+                .error
+                .unwrap_or_else(|| "the daemon refused".into())
+        )));
+    }
+    let started: CaptureStarted =
+        serde_json::from_str(response.data.get()).context("unexpected answer from the daemon")?;
+    // The capture lasts as long as it was asked to: no answer timeout from here on.
+    stream.get_ref().set_read_timeout(None)?;
     eprintln!(
         "levee capture: on {}, writing to {}",
         started.interfaces.join(", "),

@@ -298,16 +298,34 @@ fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<St
                 format!("drops UDP from an amplification port (no --sport given){frag}"),
             ),
             Some(port) if dp.amp_port(port)? => {
-                let exception = if f & flags::TRACK_FLOWS != 0 {
-                    " (unless it answers a query this host sent)"
-                } else {
-                    ""
-                };
-                Stage::new(
-                    "signatures",
-                    Say::Objects(Reason::AmpPort),
-                    format!("UDP source port {port} is an amplification port{exception}"),
-                )
+                let text = format!("UDP source port {port} is an amplification port");
+                // The program lets an answer to the host's own query through (a live flow).
+                match (f & flags::TRACK_FLOWS != 0, packet.dst, packet.dport) {
+                    (false, _, _) => Stage::new("signatures", Say::Objects(Reason::AmpPort), text),
+                    (true, Some(dst), Some(dport)) => {
+                        if dp.flow_known(cfg, (packet.source, port), (dst, dport), IPPROTO_UDP)? {
+                            Stage::new(
+                                "signatures",
+                                Say::Passes,
+                                format!("{text}, but it answers a query this host sent (a flow)"),
+                            )
+                        } else {
+                            Stage::new(
+                                "signatures",
+                                Say::Objects(Reason::AmpPort),
+                                format!("{text}, and answers no query this host sent"),
+                            )
+                        }
+                    }
+                    // Floods are the common case: dropped, and the exception named.
+                    (true, _, _) => Stage::new(
+                        "signatures",
+                        Say::Objects(Reason::AmpPort),
+                        format!(
+                            "{text} (unless it answers a query this host sent: give --dst and --dport to check)"
+                        ),
+                    ),
+                }
             }
             Some(port) => Stage::new(
                 "signatures",
@@ -402,10 +420,19 @@ fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage>
         });
     };
     if proto == IPPROTO_TCP {
+        // In enforce the program answers only for a listening socket of the host (and a SYN
+        // without IP options); else the later stages decide.
+        let say = if cfg.mode() == Mode::Enforce {
+            Say::Depends(vec!["a listening socket"], Some(Reason::SynCookie))
+        } else {
+            Say::Objects(Reason::SynCookie)
+        };
         return Ok(Stage::new(
             "strict",
-            Say::Objects(Reason::SynCookie),
-            format!("engaged: tcp/{port} served; the SYN is answered with a SYN cookie"),
+            say,
+            format!(
+                "engaged: tcp/{port} served; the SYN is answered with a SYN cookie when a socket of the host listens"
+            ),
         ));
     }
     if cfg.flags & flags::UDP_BUDGET == 0 {
@@ -689,31 +716,54 @@ fn upstream(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage {
     if rules.is_empty() {
         return Stage::new("upstream", Say::Passes, "no rules received");
     }
+    // The program takes the first rule that matches. A rule that may match leaves the answer
+    // open, but a later rule that surely discards still decides if the earlier ones do not.
+    let mut maybe: Vec<String> = Vec::new();
+    let mut on: Vec<&'static str> = Vec::new();
+    let mut all_discard = true;
     for (i, rule) in rules.iter().enumerate() {
         let Some(depends) = rule_match(rule, packet) else {
             continue;
         };
         let discard = rule.action == filter_common::abi::upstream_action::DISCARD;
         let what = if discard { "discard" } else { "rate limit" };
-        let text = format!("rule {i} of {} matches: {what}", rules.len());
-        return if depends.is_empty() && discard {
-            Stage::new("upstream", Say::Objects(Reason::UpstreamRule), text)
-        } else {
-            let mut on = depends;
-            if !discard {
-                on.push("the rule's rate");
+        if depends.is_empty() && discard {
+            let text = format!("rule {i} of {} matches: {what}", rules.len());
+            if maybe.is_empty() {
+                return Stage::new("upstream", Say::Objects(Reason::UpstreamRule), text);
             }
-            Stage::new(
-                "upstream",
-                Say::Depends(on, Some(Reason::UpstreamRule)),
-                text,
-            )
-        };
+            maybe.push(text);
+            // Which rule it is depends on the details; that it is discarded does not, when
+            // every rule that may match first discards too.
+            let say = if all_discard {
+                Say::Objects(Reason::UpstreamRule)
+            } else {
+                Say::Depends(on, Some(Reason::UpstreamRule))
+            };
+            return Stage::new("upstream", say, maybe.join("; "));
+        }
+        all_discard &= discard;
+        maybe.push(format!("rule {i} of {} may match: {what}", rules.len()));
+        for d in depends {
+            if !on.contains(&d) {
+                on.push(d);
+            }
+        }
+        if !discard && !on.contains(&"the rule's rate") {
+            on.push("the rule's rate");
+        }
+    }
+    if maybe.is_empty() {
+        return Stage::new(
+            "upstream",
+            Say::Passes,
+            format!("none of {} received rules matches", rules.len()),
+        );
     }
     Stage::new(
         "upstream",
-        Say::Passes,
-        format!("none of {} received rules matches", rules.len()),
+        Say::Depends(on, Some(Reason::UpstreamRule)),
+        maybe.join("; "),
     )
 }
 
@@ -831,5 +881,46 @@ mod tests {
         );
         let s = upstream(&[rule], &packet(Some(17), Some(123)));
         assert_eq!(s.say, Say::Passes);
+    }
+
+    #[test]
+    fn a_rule_that_may_match_leaves_a_later_sure_discard_deciding_if_it_does_not() {
+        let any = UpstreamRule {
+            family: 4,
+            action: filter_common::abi::upstream_action::DISCARD,
+            proto: [0, 255],
+            src_port: [0, u16::MAX],
+            dst_port: [0, u16::MAX],
+            len: [0, u16::MAX],
+            ..UpstreamRule::default()
+        };
+        let mut to_one_host = any;
+        to_one_host.dst = [198, 18, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        to_one_host.dst_mask = [255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut from_a_net = any;
+        from_a_net.src = [203, 0, 113, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        from_a_net.src_mask = [255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let rules = [to_one_host, from_a_net];
+        let from = |dst: Option<&str>| {
+            ExplainPacket::new("203.0.113.9".parse().unwrap(), None, None, None, false)
+                .unwrap()
+                .to(dst.map(|d| d.parse().unwrap()))
+                .unwrap()
+        };
+        // Whatever the destination, it is discarded: rule 0 only decides which rule does it.
+        let s = upstream(&rules, &from(None));
+        assert_eq!(s.say, Say::Objects(Reason::UpstreamRule));
+        assert!(s.view.say.contains("rule 1 of 2 matches"), "{}", s.view.say);
+        // Were rule 0 a rate, the drop would depend on the destination (and the rate).
+        let mut rated = rules;
+        rated[0].action = filter_common::abi::upstream_action::RATE;
+        let s = upstream(&rated, &from(None));
+        assert_eq!(
+            s.say,
+            Say::Depends(vec!["--dst", "the rule's rate"], Some(Reason::UpstreamRule))
+        );
+        let s = upstream(&rules, &from(Some("198.18.0.1")));
+        assert_eq!(s.say, Say::Objects(Reason::UpstreamRule));
+        assert_eq!(s.view.say, "rule 1 of 2 matches: discard");
     }
 }

@@ -69,6 +69,8 @@ impl Controller {
             .collect();
         info!(
             reasons = ?spec.reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            actions = ?spec.actions.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            classes = ?spec.classes.iter().map(|c| c.name()).collect::<Vec<_>>(),
             source = ?spec.source,
             count = ?spec.count,
             duration_secs = spec.duration.as_secs(),
@@ -145,7 +147,10 @@ impl Controller {
             return;
         };
         if let Err(e) = self.fleet.stop_capture() {
-            error!("{e:#}: it stops at the next start, within its budget until then");
+            error!(
+                "{e:#}: the program keeps copying, within its budget, into a ring nobody reads, \
+                 until a capture is started and stopped again or levee restarts"
+            );
         }
         let mut skipped = Vec::new();
         for (i, iface) in self.fleet.interfaces.iter_mut().enumerate() {

@@ -367,6 +367,7 @@ impl Controller {
 
     /// Detaches and removes the pins, or leaves everything in place with `keep_on_exit`.
     pub fn stop(mut self) -> Result<()> {
+        self.drain_capture();
         self.end_capture("levee is stopping");
         self.drain_events();
         self.judge_offences();

@@ -28,7 +28,12 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
 
-pub async fn serve(listener: std::os::unix::net::UnixListener, calls: mpsc::Sender<Call>) {
+/// Serves the control socket; each connection holds one of `slots` while it lasts.
+pub async fn serve(
+    listener: std::os::unix::net::UnixListener,
+    calls: mpsc::Sender<Call>,
+    slots: Arc<Semaphore>,
+) {
     let listener = match UnixListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => return warn!("control socket: {e}"),
@@ -38,7 +43,6 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, calls: mpsc::Send
     {
         info!(socket = %path.display(), "control socket ready");
     }
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = listener.accept().await.map(|(stream, _)| stream);
         let Some((stream, permit)) = super::admit(accepted, &slots, "control socket").await else {
@@ -101,7 +105,8 @@ async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
 const CAPTURE_QUEUE: usize = 4096;
 
 /// A capture: the answer line, then the pcapng stream until the capture ends. The client
-/// closing its end, or not reading for 10 s, ends it too.
+/// closing its end, or not reading for 10 s, ends it too; so does anything it sends after
+/// its request, or shutting down its writing side (a client must keep it open).
 async fn stream_capture(
     spec: CaptureSpec,
     calls: mpsc::Sender<Call>,

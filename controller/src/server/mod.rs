@@ -86,7 +86,12 @@ pub async fn run(
         .spawn(move || controller_loop(controller, inbox))
         .context("cannot start the controller thread")?;
 
-    let control = tokio::spawn(control::serve(listeners.control, calls.clone()));
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(control::MAX_CONNECTIONS));
+    let control = tokio::spawn(control::serve(
+        listeners.control,
+        calls.clone(),
+        connections.clone(),
+    ));
     let http = listeners
         .metrics
         .map(|l| tokio::spawn(http::serve(l, metrics)));
@@ -113,9 +118,13 @@ pub async fn run(
         h.abort();
     }
     let _ = calls.send(Call::Stop);
-    tokio::task::spawn_blocking(move || worker.join())
+    let stopped = tokio::task::spawn_blocking(move || worker.join())
         .await?
-        .map_err(|_| anyhow!("the controller thread panicked"))?
+        .map_err(|_| anyhow!("the controller thread panicked"))?;
+    // Connections still open finish their answer (a capture its last block), for 2 s at most.
+    let all = control::MAX_CONNECTIONS as u32;
+    let _ = tokio::time::timeout(Duration::from_secs(2), connections.acquire_many(all)).await;
+    stopped
 }
 
 /// The controller's thread: one call at a time, the event rings drained ten times a second

@@ -414,18 +414,21 @@ fn explain_follows_strict_to_the_destination_and_the_hosts_flows() {
         "{v:?}"
     );
     assert_eq!(v.decided_by.as_deref(), Some("strict"));
-    let before = d.stats();
+    let no_service = |stats: &[levee::api::views::CounterView]| {
+        levee_tests::daemon::packets(
+            stats,
+            filter_common::abi::Action::Drop,
+            Some(filter_common::abi::Reason::NoService),
+        )
+    };
+    let before = no_service(&d.stats());
     send_udp(&d.lab, stranger, addr(PROTECTED_V4, 9999));
-    sleep(Duration::from_millis(200));
-    let dropped = levee_tests::daemon::packets(
-        &d.stats(),
-        filter_common::abi::Action::Drop,
-        Some(filter_common::abi::Reason::NoService),
-    ) - levee_tests::daemon::packets(
-        &before,
-        filter_common::abi::Action::Drop,
-        Some(filter_common::abi::Reason::NoService),
-    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut dropped = 0;
+    while dropped < DATAGRAMS && Instant::now() < deadline {
+        sleep(Duration::from_millis(50));
+        dropped = no_service(&d.stats()) - before;
+    }
     assert_eq!(
         dropped, DATAGRAMS,
         "the program's verdict differs from explain's"
@@ -446,6 +449,38 @@ fn explain_follows_strict_to_the_destination_and_the_hosts_flows() {
     let v = udp(stranger, "9000", Some(PROTECTED_V4));
     assert!(
         stage(&v, "strict").say.contains("no flow of the host"),
+        "{v:?}"
+    );
+    // An answer from an amplification port to a query the host sent passes the signature.
+    let query = d
+        .lab
+        .protected
+        .run(|| std::net::UdpSocket::bind(addr(PROTECTED_V4, 41234)).unwrap());
+    query.send_to(b"query", addr(client, 53)).unwrap();
+    sleep(Duration::from_millis(100));
+    let answer = |src: &str| {
+        explain(
+            &d,
+            &[
+                src,
+                "--proto",
+                "udp",
+                "--sport",
+                "53",
+                "--dport",
+                "41234",
+                "--dst",
+                PROTECTED_V4,
+            ],
+        )
+    };
+    let s = stage(&answer(client), "signatures").clone();
+    assert_eq!(s.outcome, "passes", "{s:?}");
+    assert!(s.say.contains("answers a query this host sent"), "{s:?}");
+    let v = answer(stranger);
+    assert_eq!(
+        (v.action.as_str(), v.reason.as_str()),
+        ("drop", "amp_port"),
         "{v:?}"
     );
     // A destination of the other family is refused with one line.

@@ -20,6 +20,8 @@ fn records(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<CaptureReco
 
 #[test]
 fn capture_copies_what_the_filter_matches_within_its_budget() {
+    // The budget is per CPU, and a test run runs on the caller's CPU: stay on one.
+    levee_tests::livegen::pin_to_cpu(0).unwrap();
     let mut h = Harness::new(Config::new(Mode::Enforce));
     let mut ring = h.dp.take_capture().unwrap();
     let amp = udp(SRC4, DST4, 123, 40000);
