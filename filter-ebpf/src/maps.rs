@@ -118,6 +118,11 @@ pub struct Scratch {
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per CPU: the SYN the cookie program answers, off its stack (close to its 512 bytes).
+#[map]
+pub static COOKIE_PKT: PerCpuArray<filter_common::parse::IpPacket> =
+    PerCpuArray::with_max_entries(1, 0);
+
 /// Slot 0: the SYN-cookie program, reached by tail call (filled by the loader).
 #[map]
 pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(1, 0);
