@@ -30,6 +30,9 @@ use crate::{
     strict::{TCP_LISTEN, tuple_of, tuple_size},
 };
 
+/// What bpf_tcp_gen_syncookie returns (negated) when the kernel makes no cookie now.
+const ENOENT: i64 = 2;
+
 /// Reads the context's packet bounds afresh (after a helper that may move them).
 #[inline(always)]
 fn bounds(frame: &XdpFrame) -> (usize, usize) {
@@ -153,7 +156,16 @@ fn cookie_for(
         };
     }
     let value = arms!(20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60);
-    if value < 0 { None } else { Some(value as u32) }
+    if value < 0 {
+        // ENOENT: no cookie now (syncookies off, no recent SYN queue overflow), expected.
+        // Anything else is unexpected and logged.
+        if value != -ENOENT {
+            crate::diag::cookie_failed(value);
+        }
+        None
+    } else {
+        Some(value as u32)
+    }
 }
 
 #[inline(always)]
