@@ -17,8 +17,8 @@ use aya_ebpf::{
     },
 };
 use filter_common::{
-    abi::{Config, flags},
-    parse::{IpPacket, TCP_CWR, TCP_ECE},
+    abi::{Class, Config, flags},
+    parse::{Fragment, IPPROTO_TCP, IpPacket, TCP_CWR, TCP_ECE},
     synack::{
         SYNACK_TCP_LEN, SYNACK_TCP_LEN_SHORT, SynAck, parse_syn_options, ts_cookie, write_synack,
     },
@@ -26,9 +26,12 @@ use filter_common::{
 
 use crate::{
     frame::XdpFrame,
-    maps::{SCRATCH, Scratch},
+    maps::{COOKIE_PKT, SCRATCH, Scratch},
     strict::{TCP_LISTEN, tuple_of, tuple_size},
 };
+
+/// What bpf_tcp_gen_syncookie returns (negated) when the kernel makes no cookie now.
+const ENOENT: i64 = 2;
 
 /// Reads the context's packet bounds afresh (after a helper that may move them).
 #[inline(always)]
@@ -71,8 +74,14 @@ pub fn answer_syn(frame: &XdpFrame, cfg: &Config) -> bool {
     if ip + ip_len + 20 > end {
         return false;
     }
+    // The SYN's addresses and ports, in per-CPU memory rather than on this program's stack,
+    // which is close to its 512 bytes.
+    let Some(pkt) = COOKIE_PKT.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    let pkt = unsafe { &mut *pkt };
     // SAFETY: the IP and fixed TCP headers are inside the frame (checked above).
-    let mut pkt: IpPacket = unsafe { core::mem::zeroed() };
     unsafe {
         let th = ip + ip_len;
         if v6 {
@@ -81,21 +90,27 @@ pub fn answer_syn(frame: &XdpFrame, cfg: &Config) -> bool {
         } else {
             let s: [u8; 4] = core::ptr::read_unaligned((ip + 12) as *const _);
             let d: [u8; 4] = core::ptr::read_unaligned((ip + 16) as *const _);
-            pkt.src[..4].copy_from_slice(&s);
-            pkt.dst[..4].copy_from_slice(&d);
+            pkt.src = [s[0], s[1], s[2], s[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            pkt.dst = [d[0], d[1], d[2], d[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         }
         pkt.src_port = u16::from_be(core::ptr::read_unaligned(th as *const u16));
         pkt.dst_port = u16::from_be(core::ptr::read_unaligned((th + 2) as *const u16));
         pkt.tcp_flags = *((th + 13) as *const u8);
     }
     pkt.v6 = v6;
-    let mut tuple = tuple_of(&pkt);
+    pkt.l3 = l3 as u16;
+    pkt.l4 = (l3 + ip_len) as u16;
+    pkt.proto = IPPROTO_TCP;
+    pkt.class = Class::TcpSyn;
+    pkt.fragment = Fragment::No;
+    let pkt: &IpPacket = pkt;
+    let mut tuple = tuple_of(pkt);
     // SAFETY: ctx is the program's context; the tuple lives on the stack for the call.
     let sk = unsafe {
         bpf_skc_lookup_tcp(
             frame.ctx().cast(),
             &mut tuple,
-            tuple_size(&pkt),
+            tuple_size(pkt),
             BPF_F_CURRENT_NETNS as u64,
             0,
         )
@@ -103,7 +118,7 @@ pub fn answer_syn(frame: &XdpFrame, cfg: &Config) -> bool {
     if sk.is_null() {
         return false;
     }
-    let answered = answer_with(frame, cfg, &pkt, scratch, sk, l3, ip_len);
+    let answered = answer_with(frame, cfg, pkt, scratch, sk, l3, ip_len);
     // SAFETY: sk came from bpf_skc_lookup_tcp and is released once.
     unsafe { bpf_sk_release(sk.cast()) };
     answered
@@ -141,7 +156,16 @@ fn cookie_for(
         };
     }
     let value = arms!(20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60);
-    if value < 0 { None } else { Some(value as u32) }
+    if value < 0 {
+        // ENOENT: no cookie now (syncookies off, no recent SYN queue overflow), expected.
+        // Anything else is unexpected and logged.
+        if value != -ENOENT {
+            crate::diag::cookie_failed(value);
+        }
+        None
+    } else {
+        Some(value as u32)
+    }
 }
 
 #[inline(always)]

@@ -8,7 +8,7 @@ use filter_common::{
     parse::{Fragment, IPPROTO_TCP, IPPROTO_UDP, Parsed, parse},
 };
 
-use crate::{limiter::Clock, maps, strict::flow_key};
+use crate::{diag, limiter::Clock, maps, strict::flow_key};
 
 /// [`filter_common::parse::Frame`] over a socket buffer, through bpf_skb_load_bytes (the
 /// headers need not be in the linear part).
@@ -54,6 +54,9 @@ pub fn record(ctx: &TcContext) -> i32 {
         }
         return TCX_NEXT;
     }
-    let _ = maps::FLOWS.insert(&key, &FlowEntry { seen_ns: now }, 0);
+    // A full LRU evicts; a failure (rare, under contention) leaves the flow unrecorded.
+    if let Err(e) = maps::FLOWS.insert(&key, &FlowEntry { seen_ns: now }, 0) {
+        diag::flow_insert_failed(e.into());
+    }
     TCX_NEXT
 }

@@ -11,6 +11,7 @@
 
 mod capture;
 mod cookie;
+mod diag;
 mod egress;
 mod events;
 mod frame;

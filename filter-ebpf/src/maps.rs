@@ -118,6 +118,17 @@ pub struct Scratch {
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per CPU: the SYN the cookie program answers, off its stack (which also holds a log
+/// record's frame when the kernel refuses a cookie).
+#[map]
+pub static COOKIE_PKT: PerCpuArray<filter_common::parse::IpPacket> =
+    PerCpuArray::with_max_entries(1, 0);
+
 /// Slot 0: the SYN-cookie program, reached by tail call (filled by the loader).
 #[map]
 pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// Per CPU and kind of rare event: when one was last logged (see `diag`). Never pinned.
+#[map]
+pub static LOG_LIMIT: PerCpuArray<crate::diag::LogLimit> =
+    PerCpuArray::with_max_entries(crate::diag::kind::COUNT, 0);

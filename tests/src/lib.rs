@@ -11,7 +11,10 @@ pub mod netns;
 pub mod sender;
 pub mod traffic;
 
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
 
 use filter_common::{
     abi::{Action, Class, Config, Mode, Reason},
@@ -188,4 +191,51 @@ pub fn tcp(src: &str, dst: &str, flags: u8) -> Vec<u8> {
         },
     )
     .build()
+}
+
+/// What the code under test logs through `tracing` on the calling thread, formatted as the
+/// daemon formats it (without colours): the program's diagnostics, forwarded by
+/// [`Dataplane::flush_log`], among it. Collects until dropped.
+pub struct LogCapture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LogCapture {
+    pub fn start() -> LogCapture {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || SharedWriter(sink.clone()))
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        LogCapture { buf, _guard: guard }
+    }
+
+    /// The lines logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        let buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&buf)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -115,6 +115,7 @@ impl Fleet {
                 None => Ok(()),
             })
             .with_context(|| format!("interface {name}"))?;
+            dp.name_log(name);
             dp.set_amp_ports(&settings.filter.signatures.amp_port_list)?;
             let events = dp.take_events()?;
             let offences = dp.take_offences()?;

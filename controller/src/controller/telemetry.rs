@@ -170,12 +170,15 @@ impl Default for Telemetry {
 }
 
 impl Controller {
-    /// Reads what the program reported: offences first (each logged, summed past a few per
-    /// drain, and kept for the engine's next tick), then sampled headers (for `levee top`).
+    /// Reads what the program reported: its rare diagnostics (forwarded to the log), offences
+    /// (each logged, summed past a few per drain, and kept for the engine's next tick), then
+    /// sampled headers (for `levee top`).
     /// Runs ten times a second, so the rings rarely fill; what a full ring lost is counted.
     pub fn drain_events(&mut self) {
         let offenders = &mut self.pending_offences;
         for iface in &mut self.fleet.interfaces {
+            // The program's rare diagnostics, forwarded to the log with the interface named.
+            iface.dp.flush_log();
             let mut offences = 0usize;
             while let Some(item) = iface.offences.next() {
                 let Some(e) = read_event(&item) else { continue };

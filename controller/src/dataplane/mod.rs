@@ -26,6 +26,7 @@ mod counters;
 mod explain;
 pub mod gate;
 mod lists;
+mod log;
 mod strict;
 mod summary;
 mod upstream;
@@ -77,6 +78,8 @@ pub struct Dataplane {
     links: Vec<(String, XdpLinkId, Attached)>,
     /// The list summary's words as the map holds them.
     summary: summary::Words,
+    /// The program's diagnostics (its AYA_LOGS ring), forwarded to `tracing`.
+    log: log::ProgramLog,
 }
 
 impl Dataplane {
@@ -108,6 +111,8 @@ impl Dataplane {
         let mut ebpf = loader
             .load(LEVEE_OBJECT)
             .context("failed to load the XDP object (are you root, is BPF enabled?)")?;
+        // Before the programs: they refer to the log ring by a descriptor the logger holds.
+        let log = log::ProgramLog::take(&mut ebpf)?;
         let fds = ListFds::of(&ebpf)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
@@ -134,6 +139,7 @@ impl Dataplane {
             previous: None,
             links: Vec::new(),
             summary: summary::empty(),
+            log,
         };
         let found: Config =
             Array::<&MapData, Config>::try_from(dp.map(map::CONFIG)?)?.get(&0, 0)?;
@@ -201,6 +207,17 @@ impl Dataplane {
         })?;
         let clock: Array<&MapData, u64> = Array::try_from(self.map(map::CLOCK)?)?;
         Ok((clock.get(&0, 0)?, clock.get(&1, 0)?))
+    }
+
+    /// Names the interface in the program's diagnostics (`iface` in the log).
+    pub fn name_log(&self, iface: &str) {
+        self.log.name(iface);
+    }
+
+    /// Forwards the program's diagnostics waiting in its log ring to `tracing`; never blocks.
+    /// The daemon calls it with every drain of the event rings.
+    pub fn flush_log(&mut self) {
+        self.log.flush();
     }
 
     /// The configuration an earlier run left in reused maps (a restart), if any.

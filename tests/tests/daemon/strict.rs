@@ -12,7 +12,7 @@ use std::{
 use filter_common::{
     abi::{Action, Reason},
     frames::{FrameSpec, L4},
-    parse::{TCP_ACK, TCP_SYN},
+    parse::{TCP_ACK, TCP_FIN, TCP_SYN},
 };
 use levee::dataplane::Dataplane;
 use levee_tests::{
@@ -638,4 +638,62 @@ fn known_udp_clients_keep_their_service_during_a_spoofed_flood() {
         budget * 2 >= sent,
         "{budget} of {sent} spoofed datagrams held to the budget"
     );
+}
+
+/// Issue 12: a rare failure in a program reaches the daemon's log through aya-log, naming the
+/// interface, at most once a second per CPU, each line counting the ones held back. With the
+/// flag signature off, SYN+FIN segments to a listener reach the SYN-cookie program and the
+/// kernel refuses them a cookie (EINVAL), for real, on the lab's interface.
+#[test]
+fn a_refused_cookie_is_logged_with_the_interface_once_a_second() {
+    let mut d = DaemonLab::new();
+    d.write_config(
+        "mode = \"enforce\"\n[signatures]\ntcp_flags = false\n[strict]\nmode = \"always\"",
+    );
+    d.start();
+    let _listener = d
+        .lab
+        .protected
+        .run(|| TcpListener::bind(addr(PROTECTED_V4, PORT)).unwrap());
+    // The daemon finds the listener (a service) within its tick.
+    sleep(Duration::from_millis(2500));
+    let syn_fins = spoofed_tcp(&d.lab, TCP_SYN | TCP_FIN);
+    let started = std::time::Instant::now();
+    let ((), sent) = flooding_at(&d.lab, &syn_fins, Some(5_000.0), || {
+        sleep(Duration::from_secs(3))
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    // The rings are drained ten times a second.
+    sleep(Duration::from_millis(500));
+    let log = d.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("bpf_tcp_gen_syncookie failed (error -22)"))
+        .collect();
+    eprintln!("{} lines for {sent} SYN+FIN in {seconds:.1} s", lines.len());
+    assert!(
+        !lines.is_empty(),
+        "no line for {sent} refused cookies; the log:\n{log}"
+    );
+    let iface = format!("iface={}", d.lab.iface);
+    for l in &lines {
+        assert!(l.contains(&iface), "{iface} in {l:?}");
+        assert!(
+            l.contains("WARN levee::program"),
+            "a warning of the program's: {l:?}"
+        );
+    }
+    let cpus = levee::dataplane::cpu_count().unwrap() as f64;
+    assert!(
+        lines.len() as f64 <= cpus * (seconds.ceil() + 1.0),
+        "{} lines in {seconds:.1} s on {cpus} CPUs: not once a second per CPU",
+        lines.len()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| !l.contains("; 0 more since the last line")),
+        "no line counts the ones held back: {lines:#?}"
+    );
+    assert!(d.stop(), "clean exit: {}", d.log());
 }
