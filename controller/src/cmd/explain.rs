@@ -62,6 +62,9 @@ pub fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Say {
     Passes,
+    /// Passes, and the program counts a packet nothing later objects to under this reason
+    /// (strict's known flow) rather than `clean`.
+    PassesAs(Reason),
     Objects(Reason),
     /// Its say depends on details not given; it objects with the reason, if any, when they
     /// turn out so.
@@ -94,6 +97,7 @@ impl Stage {
 /// The verdict: the first stage that objects decides, in the mode of the interface's CONFIG.
 pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> InterfaceExplain {
     let mut decided: Option<(String, Reason)> = None;
+    let mut passes_as = Reason::Clean;
     let mut unless = Vec::new();
     let mut views = Vec::with_capacity(stages.len());
     for Stage { say, mut view } in stages {
@@ -106,6 +110,10 @@ pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> Inte
                 ("not_reached", reason)
             }
             (None, Say::Passes, _) => ("passes", None),
+            (None, Say::PassesAs(r), _) => {
+                passes_as = r;
+                ("passes", None)
+            }
             (None, Say::Objects(r), _) => {
                 decided = Some((view.stage.clone(), r));
                 ("decides", Some(r))
@@ -123,10 +131,11 @@ pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> Inte
     let (decided_by, reason) = match (mode, decided) {
         (Mode::Off, _) => (Some("mode".to_string()), Reason::ModeOff),
         (_, Some((stage, r))) => (Some(stage), r),
-        (_, None) => (None, Reason::Clean),
+        (_, None) => (None, passes_as),
     };
     let action = match (reason, mode) {
-        (Reason::Clean | Reason::Allowlisted | Reason::ModeOff, _) | (_, Mode::Off) => Action::Pass,
+        (Reason::Clean | Reason::Flow | Reason::Allowlisted | Reason::ModeOff, _)
+        | (_, Mode::Off) => Action::Pass,
         (_, Mode::Monitor) => Action::WouldDrop,
         _ => Action::Drop,
     };
@@ -376,7 +385,7 @@ fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage>
     if flow == Some(true) {
         return Ok(Stage::new(
             "strict",
-            Say::Passes,
+            Say::PassesAs(Reason::Flow),
             "engaged: a flow of the host (it started or answered it)",
         ));
     }

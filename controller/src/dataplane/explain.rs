@@ -174,14 +174,15 @@ impl Dataplane {
             PerCpuArray::try_from(self.map(map::CPU_STATE)?)?;
         let values = state.get(&0, 0).context("failed to read CPU_STATE")?;
         let c = class as usize;
-        let refusing = values
+        let online = online(&values)?;
+        let refusing = online
             .iter()
             .filter(|cpu| {
                 let (mut p, mut b) = (cpu.agg_pkt_tat[c], cpu.agg_byte_tat[c]);
                 !admit(&mut p, &mut b, limit, 64, now)
             })
             .count();
-        Ok(Some((refusing, values.len())))
+        Ok(Some((refusing, online.len())))
     }
 
     /// The budget slot of the service strict finds for `proto`/`port` at `dst`, as the
@@ -303,14 +304,15 @@ impl Dataplane {
             PerCpuArray::try_from(self.map(map::SVC_BUDGET)?)?;
         let values = budgets.get(&slot, 0).context("failed to read SVC_BUDGET")?;
         let now = monotonic_coarse_ns();
-        let refusing = values
+        let online = online(&values)?;
+        let refusing = online
             .iter()
             .filter(|b| {
                 let (mut p, mut y) = (b.pkt_tat, b.byte_tat);
                 !admit(&mut p, &mut y, &config.unknown_budget, 0, now)
             })
             .count();
-        Ok((refusing, values.len()))
+        Ok((refusing, online.len()))
     }
 
     /// Whether UDP source port `port` is in the amplification signature's bitmap.
@@ -321,4 +323,14 @@ impl Dataplane {
             .context("failed to read AMP_PORTS")?;
         Ok((word >> (port & 63)) & 1 != 0)
     }
+}
+
+/// The values of the CPUs that are online: a per-CPU map holds one for every possible CPU,
+/// and an offline CPU's idle bucket would always have room.
+fn online<T: Copy>(values: &[T]) -> Result<Vec<T>> {
+    let cpus = aya::util::online_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
+    Ok(cpus
+        .iter()
+        .filter_map(|c| values.get(*c as usize).copied())
+        .collect())
 }

@@ -446,6 +446,12 @@ fn explain_follows_strict_to_the_destination_and_the_hosts_flows() {
     let s = stage(&v, "strict");
     assert!(s.say.contains("a flow of the host"), "{s:?}");
     assert!(!s.say.contains("no flow"), "{s:?}");
+    // Counted as the program counts it.
+    assert_eq!(
+        (v.action.as_str(), v.reason.as_str()),
+        ("pass", "flow"),
+        "{v:?}"
+    );
     let v = udp(stranger, "9000", Some(PROTECTED_V4));
     assert!(
         stage(&v, "strict").say.contains("no flow of the host"),
