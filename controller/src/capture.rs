@@ -23,6 +23,8 @@ use pcap_file::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::dataplane::abi_address;
+
 pub const DEFAULT_SNAPLEN: u32 = 128;
 pub const DEFAULT_BUDGET: u32 = 1000;
 /// The CAPTURE ring holds 0.7 s of two CPUs at this rate (see `CAPTURE_BYTES`).
@@ -115,13 +117,9 @@ impl CaptureSpec {
             ..CaptureFilter::default()
         };
         if let Some(net) = self.source {
-            let (family, addr, mask) = match net {
-                IpNet::V4(n) => (4, n.addr().octets().to_vec(), n.netmask().octets().to_vec()),
-                IpNet::V6(n) => (6, n.addr().octets().to_vec(), n.netmask().octets().to_vec()),
-            };
-            f.family = family;
-            f.src[..addr.len()].copy_from_slice(&addr);
-            f.src_mask[..mask.len()].copy_from_slice(&mask);
+            f.family = if net.addr().is_ipv6() { 6 } else { 4 };
+            f.src = abi_address(net.addr());
+            f.src_mask = abi_address(net.netmask());
         }
         f
     }

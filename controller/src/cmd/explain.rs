@@ -31,7 +31,7 @@ use crate::{
         Controller,
         lists::{Allow, Block, Setter},
     },
-    dataplane::{Dataplane, ListLookup, Probe},
+    dataplane::{Dataplane, ListLookup, Probe, abi_address},
 };
 
 const NS: u64 = 1_000_000_000;
@@ -659,14 +659,7 @@ fn aggregate(c: &Controller, cfg: &Config, p: &Probe, packet: &ExplainPacket) ->
 
 /// Whether a rule can match the packet: no, yes, or depending on these details.
 fn rule_match(rule: &UpstreamRule, packet: &ExplainPacket) -> Option<Vec<&'static str>> {
-    let (src, v6) = match packet.source {
-        IpAddr::V4(a) => {
-            let mut b = [0u8; 16];
-            b[..4].copy_from_slice(&a.octets());
-            (b, false)
-        }
-        IpAddr::V6(a) => (a.octets(), true),
-    };
+    let (src, v6) = (abi_address(packet.source), packet.source.is_ipv6());
     if (rule.family == 6) != v6 {
         return None;
     }
@@ -677,14 +670,7 @@ fn rule_match(rule: &UpstreamRule, packet: &ExplainPacket) -> Option<Vec<&'stati
     match packet.dst {
         _ if rule.dst_mask.iter().all(|b| *b == 0) => {}
         Some(dst) => {
-            let dst = match dst {
-                IpAddr::V4(a) => {
-                    let mut b = [0u8; 16];
-                    b[..4].copy_from_slice(&a.octets());
-                    b
-                }
-                IpAddr::V6(a) => a.octets(),
-            };
+            let dst = abi_address(dst);
             if (0..16).any(|i| dst[i] & rule.dst_mask[i] != rule.dst[i]) {
                 return None;
             }

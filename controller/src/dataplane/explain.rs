@@ -271,17 +271,9 @@ impl Dataplane {
         (dst, dport): (IpAddr, u16),
         proto: u8,
     ) -> Result<bool> {
-        let bytes = |a: IpAddr| match a {
-            IpAddr::V4(a) => {
-                let mut b = [0u8; 16];
-                b[..4].copy_from_slice(&a.octets());
-                b
-            }
-            IpAddr::V6(a) => a.octets(),
-        };
         let key = FlowKey {
-            remote: bytes(src),
-            local: bytes(dst),
+            remote: abi_address(src),
+            local: abi_address(dst),
             remote_port: if proto == IPPROTO_UDP { 0 } else { sport },
             local_port: dport,
             proto,
@@ -333,4 +325,16 @@ fn online<T: Copy>(values: &[T]) -> Result<Vec<T>> {
         .iter()
         .filter_map(|c| values.get(*c as usize).copied())
         .collect())
+}
+
+/// An address as the program's structures hold it: IPv4 in the first 4 of 16 bytes.
+pub fn abi_address(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            b
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
 }

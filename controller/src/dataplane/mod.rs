@@ -35,7 +35,7 @@ pub use attach::{AttachMode, Attached};
 pub use capture::CaptureSkipped;
 
 pub use counters::Counters;
-pub use explain::{ListLookup, Probe};
+pub use explain::{ListLookup, Probe, abi_address};
 pub use lists::{Edit, Expiry, List, ListFds, expiry_after};
 pub use strict::ServiceRule;
 
