@@ -10,7 +10,7 @@ use std::{
 };
 
 /// Frames per sendmmsg at full speed.
-const BATCH: usize = 64;
+pub const BATCH: usize = 64;
 /// Frames per sendmmsg when paced: small, so the receiving veth's ring (256 frames, shared
 /// with every other sender) sees a steady stream rather than bursts.
 const PACED_BATCH: usize = 8;

@@ -23,6 +23,7 @@ use filter_common::{
 use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
 use levee_tests::{
     XDP_DROP, XDP_PASS, icmp,
+    livegen::{Method, RECEIVER_CPU},
     netns::{CLIENT_V4, Lab},
     sender::send_frames,
     tcp, udp,
@@ -465,6 +466,9 @@ impl Report {
             "machine: {cpu}, {cpus} CPUs, Linux {}",
             sh("uname", &["-r"])
         ));
+        // The floods' generator: figures made with different ones are not comparable.
+        let (method, why) = Method::chosen();
+        r.line(&format!("generator: {method} ({why})"));
         r.line(&format!(
             "command: cargo xtask bench (bench --repeat {} --runs {})",
             args.repeat, args.runs
@@ -849,28 +853,26 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Line rate on one CPU: live frames (BPF_PROG_RUN in live-frames mode, `trafficgen`) sent
-/// out of the client's veth into the program attached in native mode on the other end, the
-/// generator and the receiver on the same CPU. The floor's rate is the harness's own ceiling;
-/// a passed frame also pays for the host's stack.
+/// Line rate on one CPU: frames from the lab generator (`levee_tests::livegen`: live frames,
+/// or a packet socket where the kernel refuses them) sent out of the client's veth into the
+/// program attached in native mode on the other end, the program on one CPU. The floor's rate
+/// is the harness's own ceiling; a passed frame also pays for the host's stack.
 fn line_rate(args: &Args) -> Result<()> {
     use levee_tests::{
         daemon::DaemonLab,
-        livegen::{Generator, Sources, pin_to_cpu},
+        livegen::{Generator, Sources},
     };
     const FRAMES: u32 = 2_000_000;
+    let mut generator = Generator::load()?;
     println!(
-        "Line rate on one CPU: {FRAMES} live frames a run through veth into native XDP, median of {} runs",
+        "Line rate on one CPU: {FRAMES} frames a run through veth into native XDP, median of {} runs",
         args.runs
     );
-    let mut generator = Generator::load()?;
+    println!("generator: {}", generator.describe());
     let mut rate = |lab: &Lab, sources: Sources, frame: &[u8]| -> Result<f64> {
         let mut v = Vec::new();
         for _ in 0..args.runs.max(1) {
-            let took = lab.client.run(|| -> Result<Duration> {
-                pin_to_cpu(0)?;
-                generator.send(sources, frame, "lv1", FRAMES)
-            })?;
+            let took = generator.send(lab, sources, frame, FRAMES)?;
             v.push(f64::from(FRAMES) / took.as_secs_f64() / 1e6);
         }
         Ok(median(&mut v))
@@ -1105,7 +1107,7 @@ impl Drop for XdpFilter<'_> {
 fn peers(args: &Args, report: &mut Report) -> Result<()> {
     use levee_tests::{
         daemon::DaemonLab,
-        livegen::{Generator, Sources, pin_to_cpu},
+        livegen::{Generator, Sources},
     };
     let legit = udp(LEGIT4, DST4, 40000, 443);
     let blocked = udp(BLOCKED4, DST4, 40000, 443);
@@ -1157,19 +1159,17 @@ fn peers(args: &Args, report: &mut Report) -> Result<()> {
         report.line(&format!("{name:<48} {ratio:>9.2}"));
     }
 
-    // End to end: softirq time of the receiving CPU per frame, every filter dropping the
-    // same live-frame flood from one listed source.
+    // End to end: time of the receiving CPU per frame, every filter dropping the same flood
+    // from one listed source.
     const FRAMES: u32 = 10_000_000;
     let mut generator = Generator::load()?;
+    let method = generator.method;
     let mut softirq_per_frame = |lab: &Lab| -> Result<f64> {
         let mut v = Vec::new();
         for _ in 0..args.runs.max(1) {
-            let before = cpu_softirq(0)?;
-            lab.client.run(|| -> Result<Duration> {
-                pin_to_cpu(0)?;
-                generator.send(Sources::Fixed, &blocked, "lv1", FRAMES)
-            })?;
-            v.push((cpu_softirq(0)? - before).as_nanos() as f64 / f64::from(FRAMES));
+            let before = receiver_time(method)?;
+            generator.send(lab, Sources::Fixed, &blocked, FRAMES)?;
+            v.push((receiver_time(method)? - before).as_nanos() as f64 / f64::from(FRAMES));
         }
         Ok(median(&mut v))
     };
@@ -1252,8 +1252,12 @@ fn peers(args: &Args, report: &mut Report) -> Result<()> {
     }
     report.line("");
     report.line(&format!(
-        "End to end: {FRAMES} live frames a run from one listed source through veth, dropped; \
-         softirq time of the receiving CPU per frame, median of {} runs",
+        "End to end: {FRAMES} frames a run from one listed source through veth, dropped; \
+         {} of the receiving CPU per frame, median of {} runs",
+        match method {
+            Method::LiveFrames => "softirq time",
+            Method::PacketSocket => "softirq and system time (its NAPI thread)",
+        },
         args.runs
     ));
     report.line(&format!(
@@ -1272,14 +1276,29 @@ fn peers(args: &Args, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// Time CPU `cpu` spent in softirqs.
-fn cpu_softirq(cpu: usize) -> Result<Duration> {
-    softirq_of(&format!("cpu{cpu}"))
+/// Time the receiving CPU spent on received frames: in softirqs with live frames (the
+/// sender's own time on that CPU is system time); with the packet socket the frames are
+/// polled in a NAPI thread, whose time is system time, and the sender is on another CPU.
+fn receiver_time(method: Method) -> Result<Duration> {
+    let cpu = format!("cpu{RECEIVER_CPU}");
+    Ok(match method {
+        Method::LiveFrames => softirq_of(&cpu)?,
+        Method::PacketSocket => softirq_of(&cpu)? + system_of(&cpu)?,
+    })
 }
 
-/// Softirq time of the /proc/stat line `name` ("cpu" for all CPUs, "cpuN" for one), in
-/// clock ticks.
+/// Softirq time of the /proc/stat line `name` ("cpu" for all CPUs, "cpuN" for one).
 fn softirq_of(name: &str) -> Result<Duration> {
+    stat_field(name, 7)
+}
+
+/// System time of the /proc/stat line `name`.
+fn system_of(name: &str) -> Result<Duration> {
+    stat_field(name, 3)
+}
+
+/// Field `field` (clock ticks) of the /proc/stat line `name`, as a duration.
+fn stat_field(name: &str, field: usize) -> Result<Duration> {
     let stat = std::fs::read_to_string("/proc/stat")?;
     let line = stat
         .lines()
@@ -1288,8 +1307,8 @@ fn softirq_of(name: &str) -> Result<Duration> {
     // name user nice system idle iowait irq softirq ...
     let ticks: u64 = line
         .split_whitespace()
-        .nth(7)
-        .context("no softirq field")?
+        .nth(field)
+        .with_context(|| format!("no field {field} in /proc/stat"))?
         .parse()?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;

@@ -12,6 +12,7 @@ mod failure;
 mod faults;
 mod gate;
 mod interfaces;
+mod line_rate;
 mod lists;
 mod metrics;
 mod modes;
