@@ -385,9 +385,30 @@ impl Reason {
         }
     }
 
-    /// A frame the parser rejected: it is never passed as something it is not.
+    /// A frame the parser rejected: it is never passed as something it is not. A list, not
+    /// a range: reasons are appended at the end (the counters' layout), malformed or not.
     pub const fn is_malformed(self) -> bool {
-        self as u32 >= Reason::EthTruncated as u32
+        matches!(
+            self,
+            Reason::EthTruncated
+                | Reason::VlanTruncated
+                | Reason::VlanTooDeep
+                | Reason::Ipv4Truncated
+                | Reason::Ipv4BadVersion
+                | Reason::Ipv4BadIhl
+                | Reason::Ipv4BadLength
+                | Reason::Ipv6Truncated
+                | Reason::Ipv6BadVersion
+                | Reason::Ipv6BadLength
+                | Reason::Ipv6ExtTruncated
+                | Reason::Ipv6ExtTooMany
+                | Reason::TcpTruncated
+                | Reason::TcpBadOffset
+                | Reason::UdpTruncated
+                | Reason::UdpBadLength
+                | Reason::IcmpTruncated
+                | Reason::Ipv6ExtBadOrder
+        )
     }
 }
 
@@ -845,6 +866,14 @@ mod tests {
         assert!(!Reason::Aggregate.is_malformed());
         assert!(Reason::EthTruncated.is_malformed());
         assert!(Reason::IcmpTruncated.is_malformed());
+        assert!(Reason::Ipv6ExtBadOrder.is_malformed());
+        // Issue 21: appended after the parser's reasons, and not one of them.
+        assert!(!Reason::UpstreamRule.is_malformed());
+        let malformed = Reason::ALL.iter().filter(|r| r.is_malformed()).count();
+        assert_eq!(
+            malformed, 18,
+            "a new parser reason belongs in is_malformed's list"
+        );
     }
 
     #[test]

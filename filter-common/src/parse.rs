@@ -195,6 +195,9 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
     let mut off = off + 40;
     let mut fragment = Fragment::No;
     let mut done = false;
+    // Set by a later fragment's Fragment header: what follows it is data, not headers (the
+    // header it names starts in the first fragment; Linux queues the rest for reassembly).
+    let mut data_follows = false;
     for i in 0..IPV6_EXT_MAX {
         // Hop-by-Hop options may only come first (RFC 8200, 4.1); Linux drops them elsewhere.
         if next == IPPROTO_HOPOPTS && i > 0 {
@@ -222,6 +225,7 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
                 let frag = be16(e[2], e[3]);
                 if frag & 0xfff8 != 0 {
                     fragment = Fragment::Later;
+                    data_follows = true;
                 } else if frag & 1 != 0 {
                     fragment = Fragment::First;
                 }
@@ -238,6 +242,10 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
         off += len;
         if off > end {
             return Err(Reason::Ipv6ExtTruncated);
+        }
+        if data_follows {
+            done = true;
+            break;
         }
     }
     if !done && next == IPPROTO_HOPOPTS {

@@ -177,14 +177,28 @@ fn agree(frame: &[u8]) {
     // one; ours, like Linux before its ICMP handler, checks the 8-byte header only.)
     // Nor does ours look inside IPv4's AH header: it is "other" traffic to the filter.
     let ipv4 = matches!(ours, Ok(Parsed::Ip(p)) if !p.v6);
+    // After a later fragment's Fragment header comes data (Linux queues it for reassembly);
+    // the reference reads on as if it were headers, and may refuse what it finds there.
+    let later_v6 = matches!(ours, Ok(Parsed::Ip(p)) if p.v6 && p.fragment == Fragment::Later);
     let beyond_ours = |e: &SliceError| match e {
         SliceError::Len(l) => {
             matches!(
                 l.layer,
                 Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply
             ) || (ipv4 && l.layer == Layer::IpAuthHeader)
+                || (later_v6
+                    && matches!(
+                        l.layer,
+                        Layer::IpAuthHeader
+                            | Layer::Ipv6ExtHeader
+                            | Layer::Ipv6HopByHopHeader
+                            | Layer::Ipv6DestOptionsHeader
+                            | Layer::Ipv6RouteHeader
+                            | Layer::Ipv6FragHeader
+                    ))
         }
         SliceError::Ipv4Exts(_) => true,
+        SliceError::Ipv6Exts(_) => later_v6,
         _ => false,
     };
     if let Ok(Parsed::Ip(p)) = ours
@@ -308,6 +322,41 @@ fn legacy_vlan(frame: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Issue 21: a later IPv6 fragment carries data after its Fragment header, whatever header
+/// that names (the named header starts in the first fragment). Every next-header value, with
+/// data that would be a truncated extension header if it were read as one (Linux queues such
+/// a fragment for reassembly; the parser once dropped it as `ipv6_ext_truncated`).
+#[test]
+fn later_ipv6_fragments_are_data_whatever_they_name() {
+    for next in 0..=255u8 {
+        for (offset, more) in [(1u16, true), (185, false)] {
+            let data = [60u8, 0xff, 0, 0, 0, 0, 0, 0, 17, 0xff, 0, 0, 0, 0, 0, 0];
+            let mut frame = vec![2u8, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
+            frame.extend([0x60, 0, 0, 0]);
+            frame.extend(((8 + data.len()) as u16).to_be_bytes());
+            frame.extend([44, 64]);
+            let src = [0x20, 0x01, 0x0d, 0xb8, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+            frame.extend(src);
+            frame.extend([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            frame.extend([next, 0]);
+            frame.extend(((offset << 3) | u16::from(more)).to_be_bytes());
+            frame.extend([0, 0, 0x12, 0x34]);
+            frame.extend(data);
+            match parse(&frame[..]) {
+                Ok(Parsed::Ip(p)) => {
+                    assert_eq!(
+                        (p.src, p.proto, p.fragment, p.src_port, p.dst_port),
+                        (src, next, Fragment::Later, 0, 0),
+                        "next header {next}"
+                    );
+                }
+                other => panic!("next header {next}, offset {offset}: {other:?}"),
+            }
+            agree(&frame);
+        }
+    }
 }
 
 proptest! {

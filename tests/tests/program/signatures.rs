@@ -191,3 +191,43 @@ fn fragments_signature_switchable() {
         ]);
     }
 }
+
+/// Issue 21: after a later IPv6 fragment's Fragment header comes data, whatever header it
+/// names (that header starts in the first fragment; Linux queues the rest for reassembly).
+/// One naming Destination Options, over data that would be a truncated one, was dropped as
+/// `ipv6_ext_truncated`, even from an allowlisted source.
+#[test]
+fn a_later_ipv6_fragment_naming_an_extension_header_is_data() {
+    let mut h = enforce();
+    let mut later = FrameSpec::new(
+        ip(SRC6),
+        ip(DST6),
+        L4::Udp {
+            sport: 40000,
+            dport: 2,
+        },
+    )
+    .payload(32)
+    .fragment(100, true)
+    .build();
+    let fragment_header = filter_common::frames::l3_offset(0) + 40;
+    assert_eq!(later[fragment_header], 17, "the Fragment header names UDP");
+    later[fragment_header] = 60;
+    h.expect(
+        "a later fragment naming Destination Options",
+        &later,
+        XDP_PASS,
+        Action::Pass,
+        Reason::Clean,
+        Class::Other,
+    );
+    h.dp.allow(format!("{SRC6}/128").parse().unwrap()).unwrap();
+    h.expect(
+        "the same from an allowlisted source",
+        &later,
+        XDP_PASS,
+        Action::Pass,
+        Reason::Allowlisted,
+        Class::Other,
+    );
+}
