@@ -459,6 +459,11 @@ pub mod flags {
     /// `levee capture` runs: copy the packets CAPTURE_FILTER matches. Kept out of
     /// [`SETTINGS`], so a config write (a mode switch, a reload) leaves a capture running.
     pub const CAPTURE: u32 = 1 << 13;
+    /// The host takes SACK on a connection made from a cookie (`net.ipv4.tcp_sack` not 0):
+    /// our SYN-ACK may agree to it.
+    pub const SYNACK_SACK: u32 = 1 << 14;
+    /// The host takes a window scale (`net.ipv4.tcp_window_scaling` not 0).
+    pub const SYNACK_WSCALE: u32 = 1 << 15;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS
@@ -467,7 +472,9 @@ pub mod flags {
         | TRACK_FLOWS
         | STRICT
         | UDP_BUDGET
-        | SYNACK_ECN;
+        | SYNACK_ECN
+        | SYNACK_SACK
+        | SYNACK_WSCALE;
 }
 
 /// One rate limit in the encoding the data plane uses: the GCRA form of a token bucket

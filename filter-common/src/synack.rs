@@ -42,6 +42,23 @@ pub struct SynOptions {
     pub ecn: bool,
 }
 
+impl SynOptions {
+    /// What our SYN-ACK may agree to of what the client offered, given the host's settings
+    /// (the `SYNACK_*` flags of [`crate::abi::flags`]): the kernel refuses a cookie whose
+    /// timestamp carries SACK while `tcp_sack` is 0, or a window scale while
+    /// `tcp_window_scaling` is 0 (`cookie_timestamp_decode`), and then answers the client's
+    /// ACK with a RST. ECN is agreed only if the client asked for it too (`ecn_asked`).
+    pub fn agreed(mut self, host_flags: u32, ecn_asked: bool) -> SynOptions {
+        use crate::abi::flags;
+        self.sack &= host_flags & flags::SYNACK_SACK != 0;
+        if host_flags & flags::SYNACK_WSCALE == 0 {
+            self.wscale = None;
+        }
+        self.ecn = ecn_asked && host_flags & flags::SYNACK_ECN != 0;
+        self
+    }
+}
+
 /// Options (or NOPs) read from a SYN at most.
 pub const OPTION_STEPS: usize = 12;
 
@@ -372,6 +389,35 @@ mod tests {
         assert!(ts <= 100_000 && 100_000 - ts < 64);
         let none = ts_cookie(100_000, &SynOptions::default());
         assert_eq!(none & 0xf, 0xf);
+    }
+
+    /// Issue 21: with `tcp_sack=0` or `tcp_window_scaling=0` the SYN-ACK offers neither,
+    /// and its timestamp encodes neither, so the kernel takes the cookie.
+    #[test]
+    fn the_synack_agrees_only_to_what_the_host_accepts() {
+        use crate::abi::flags;
+        let offered = SynOptions {
+            tsval: Some(1),
+            wscale: Some(7),
+            sack: true,
+            ecn: false,
+        };
+        let all = flags::SYNACK_SACK | flags::SYNACK_WSCALE | flags::SYNACK_ECN;
+        assert_eq!(offered.agreed(all, false), offered);
+        assert!(offered.agreed(all, true).ecn);
+        let no_sack = offered.agreed(all & !flags::SYNACK_SACK, false);
+        assert_eq!((no_sack.sack, no_sack.wscale), (false, Some(7)));
+        assert_eq!(ts_cookie(100_000, &no_sack) & 0x3f, 7);
+        let no_ws = offered.agreed(all & !flags::SYNACK_WSCALE, true);
+        assert_eq!((no_ws.sack, no_ws.wscale, no_ws.ecn), (true, None, true));
+        assert_eq!(ts_cookie(100_000, &no_ws) & 0x3f, 0xf | 0x10 | 0x20);
+        assert!(!offered.agreed(0, true).ecn);
+        let mut s = sample();
+        s.options = no_ws;
+        let b = v4_bytes(&s);
+        // SACK-permitted, then NOPs where the window scale would be.
+        assert_eq!(&b[20 + 24..20 + 26], &[4, 2]);
+        assert_eq!(&b[20 + 36..20 + 40], &[1, 1, 1, 1]);
     }
 
     fn v4_bytes(s: &SynAck) -> Vec<u8> {

@@ -17,7 +17,7 @@ use aya_ebpf::{
     },
 };
 use filter_common::{
-    abi::{Class, Config, flags},
+    abi::{Class, Config},
     parse::{Fragment, IPPROTO_TCP, IpPacket, TCP_CWR, TCP_ECE},
     synack::{
         SYNACK_TCP_LEN, SYNACK_TCP_LEN_SHORT, SynAck, parse_syn_options, ts_cookie, write_synack,
@@ -198,9 +198,9 @@ fn answer_with(
     let Some(cookie) = cookie_for(sk, ip, ip_len, th, doff, end, scratch) else {
         return false;
     };
-    let mut options = parse_syn_options(&scratch.opts, (doff - 20) as usize, &mut scratch.found);
-    options.ecn = cfg.flags & flags::SYNACK_ECN != 0
-        && pkt.tcp_flags & (TCP_ECE | TCP_CWR) == TCP_ECE | TCP_CWR;
+    let ecn_asked = pkt.tcp_flags & (TCP_ECE | TCP_CWR) == TCP_ECE | TCP_CWR;
+    let mut options = parse_syn_options(&scratch.opts, (doff - 20) as usize, &mut scratch.found)
+        .agreed(cfg.flags, ecn_asked);
     // SAFETY: a helper without arguments. The kernel's TCP timestamps count ms of this clock.
     let now_ms = (unsafe { bpf_ktime_get_ns() } / 1_000_000) as u32;
     // Room for the SYN-ACK: grown if need be; a frame that cannot grow enough for the

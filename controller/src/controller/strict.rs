@@ -11,7 +11,10 @@ use crate::{
     config::{StrictMode, StrictSettings},
     dataplane::ServiceRule,
     engine::AttackState,
-    services::{self, Origin, discover, kernel::KernelSettings},
+    services::{
+        self, Origin, discover,
+        kernel::{HostTcp, KernelSettings},
+    },
 };
 
 /// What strict is doing now.
@@ -27,8 +30,8 @@ pub(crate) struct StrictState {
     pub kernel: Option<KernelSettings>,
     /// MSS (IPv4, IPv6) and window scale the SYN-ACK offers.
     pub synack: (u16, u16, u8),
-    /// The SYN-ACK agrees to ECN when asked (the kernel accepts it).
-    pub ecn: bool,
+    /// What the SYN-ACK may agree to (SACK, window scale, ECN), as the kernel takes it.
+    pub host_tcp: HostTcp,
     /// The last discovery failed (logged once until it works again).
     discovery_failing: bool,
 }
@@ -43,7 +46,7 @@ impl StrictState {
         }
         let (mss4, mss6) = services::kernel::mss_for(first_iface);
         s.synack = (mss4, mss6, services::kernel::kernel_wscale());
-        s.ecn = services::kernel::kernel_accepts_ecn();
+        s.host_tcp = HostTcp::read();
         s.services = discovered(settings)?;
         Ok(s)
     }
@@ -78,7 +81,10 @@ impl Controller {
         c.set_flag(flags::TRACK_FLOWS, s.mode != StrictMode::Off);
         c.set_flag(flags::STRICT, self.strict.engaged);
         c.set_flag(flags::UDP_BUDGET, self.strict.udp_budget);
-        c.set_flag(flags::SYNACK_ECN, self.strict.ecn);
+        let host = self.strict.host_tcp;
+        c.set_flag(flags::SYNACK_ECN, host.ecn);
+        c.set_flag(flags::SYNACK_SACK, host.sack);
+        c.set_flag(flags::SYNACK_WSCALE, host.wscale);
         c.flow_timeout_ns = s.flow_timeout.as_nanos() as u64;
         c.unknown_budget = s.unknown_budget.encode_per_cpu(self.cpus);
         let (mss4, mss6, wscale) = self.strict.synack;
@@ -117,6 +123,9 @@ impl Controller {
                 }
             }
         }
+        if mode != StrictMode::Off {
+            self.follow_host_tcp();
+        }
         if mode != StrictMode::Off
             && let Err(e) = self.refresh_services()
         {
@@ -125,6 +134,31 @@ impl Controller {
                 error!("services kept as they were: {e:#}");
             }
             self.strict.discovery_failing = true;
+        }
+    }
+
+    /// Re-reads what the host's TCP takes (SACK, window scale, ECN) and, if an operator
+    /// changed it, rewrites what the SYN-ACK offers: a cookie that encodes an option the
+    /// kernel no longer takes makes it reset the client.
+    fn follow_host_tcp(&mut self) {
+        let now = HostTcp::read();
+        let before = self.strict.host_tcp;
+        if now == before {
+            return;
+        }
+        self.strict.host_tcp = now;
+        match self.write_config() {
+            Ok(()) => warn!(
+                sack = now.sack,
+                window_scaling = now.wscale,
+                ecn = now.ecn,
+                "kernel TCP settings changed: the SYN-ACK now offers what the kernel takes"
+            ),
+            Err(e) => {
+                self.strict.host_tcp = before;
+                self.telemetry.count_error();
+                error!("cannot follow the kernel's TCP settings: {e:#}");
+            }
         }
     }
 

@@ -7,6 +7,9 @@
 //! - `net.ipv4.tcp_timestamps = 2` (from 1): timestamps without a per-connection random
 //!   offset, so the options the program encodes in its timestamp decode the same way in the
 //!   kernel. With 0 the kernel has no timestamps and the program offers none.
+//!
+//! Followed, not owned ([`HostTcp`]): `tcp_sack`, `tcp_window_scaling` and `tcp_ecn` decide
+//! what the SYN-ACK may agree to.
 
 use std::{fs, path::PathBuf};
 
@@ -83,18 +86,24 @@ impl KernelSettings {
     }
 
     pub fn view(&self) -> Vec<SettingView> {
-        ["ipv4.tcp_syncookies", "ipv4.tcp_timestamps"]
-            .iter()
-            .map(|name| SettingView {
-                name: format!("net.{name}"),
-                value: read(name).unwrap_or_else(|_| "?".into()),
-                was: self
-                    .changed
-                    .iter()
-                    .find(|(n, _, _)| n == name)
-                    .map(|(_, old, _)| old.clone()),
-            })
-            .collect()
+        [
+            "ipv4.tcp_syncookies",
+            "ipv4.tcp_timestamps",
+            "ipv4.tcp_sack",
+            "ipv4.tcp_window_scaling",
+            "ipv4.tcp_ecn",
+        ]
+        .iter()
+        .map(|name| SettingView {
+            name: format!("net.{name}"),
+            value: read(name).unwrap_or_else(|_| "?".into()),
+            was: self
+                .changed
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .map(|(_, old, _)| old.clone()),
+        })
+        .collect()
     }
 }
 
@@ -118,11 +127,28 @@ pub fn kernel_wscale() -> u8 {
     wscale
 }
 
-/// Whether the kernel accepts ECN from a client that asks for it (`net.ipv4.tcp_ecn` 1 or 2,
-/// the default): then the kernel's connection from a cookie keeps ECN, so our SYN-ACK agrees
-/// to it. Unreadable: no ECN (a connection without it still works).
-pub fn kernel_accepts_ecn() -> bool {
-    read("ipv4.tcp_ecn").is_ok_and(|v| v != "0")
+/// What the host's TCP takes on a connection it makes from a cookie, so our SYN-ACK offers
+/// no more: the kernel refuses a cookie that encodes SACK with `net.ipv4.tcp_sack` 0, or a
+/// window scale with `net.ipv4.tcp_window_scaling` 0, and resets the client. Settings the
+/// program follows, not owns: read at start and every tick. Unreadable: off (a connection
+/// without the option still works).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostTcp {
+    pub sack: bool,
+    pub wscale: bool,
+    /// `net.ipv4.tcp_ecn` 1 or 2 (the default): the connection keeps ECN a client asked for.
+    pub ecn: bool,
+}
+
+impl HostTcp {
+    pub fn read() -> HostTcp {
+        let on = |name| read(name).is_ok_and(|v| v != "0");
+        HostTcp {
+            sack: on("ipv4.tcp_sack"),
+            wscale: on("ipv4.tcp_window_scaling"),
+            ecn: on("ipv4.tcp_ecn"),
+        }
+    }
 }
 
 /// MSS to offer for an interface's MTU (IPv4, IPv6).

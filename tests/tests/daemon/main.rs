@@ -5,6 +5,7 @@
 
 mod capture;
 mod cli;
+mod cookies;
 mod detection;
 mod escalation;
 mod explain;
