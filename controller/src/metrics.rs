@@ -66,6 +66,14 @@ pub struct EscalationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SettingLabels {
+    /// A sysctl, as `net.ipv4.tcp_syncookies`.
+    pub setting: String,
+    /// put_back (Levee owns it) or followed (the SYN-ACK changed with it).
+    pub response: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateOnlyLabels {
     pub state: String,
 }
@@ -102,6 +110,8 @@ pub struct Metrics {
     pub escalation_errors: Counter,
     pub escalation_speaker_up: Gauge,
     pub upstream_rules: Family<StateOnlyLabels, Gauge>,
+    pub kernel_setting_changes: Family<SettingLabels, Counter>,
+    pub services_left_out: Gauge,
     seen_refused: HashMap<String, u64>,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
@@ -144,6 +154,8 @@ impl Metrics {
             escalation_errors: Counter::default(),
             escalation_speaker_up: Gauge::default(),
             upstream_rules: Family::default(),
+            kernel_setting_changes: Family::default(),
+            services_left_out: Gauge::default(),
             seen_refused: HashMap::new(),
             seen_lost: HashMap::new(),
             seen: HashMap::new(),
@@ -193,6 +205,16 @@ impl Metrics {
             "allowlist_entries",
             "Prefixes in the allowlist",
             m.allowlist_entries.clone(),
+        );
+        registry.register(
+            "kernel_setting_changes",
+            "Changes by someone else of a kernel setting strict depends on: put back (owned) or followed by the SYN-ACK",
+            m.kernel_setting_changes.clone(),
+        );
+        registry.register(
+            "services_left_out",
+            "Services (configured, or sockets of allowed owners) the program's tables had no room for: their ports get no_service",
+            m.services_left_out.clone(),
         );
         registry.register(
             "blocklist_capacity",

@@ -464,6 +464,9 @@ pub mod flags {
     pub const SYNACK_SACK: u32 = 1 << 14;
     /// The host takes a window scale (`net.ipv4.tcp_window_scaling` not 0).
     pub const SYNACK_WSCALE: u32 = 1 << 15;
+    /// The host has timestamps (`net.ipv4.tcp_timestamps` not 0): without them the kernel
+    /// refuses a cookie ACK that carries one, so our SYN-ACK offers none.
+    pub const SYNACK_TS: u32 = 1 << 16;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS
@@ -474,7 +477,8 @@ pub mod flags {
         | UDP_BUDGET
         | SYNACK_ECN
         | SYNACK_SACK
-        | SYNACK_WSCALE;
+        | SYNACK_WSCALE
+        | SYNACK_TS;
 }
 
 /// One rate limit in the encoding the data plane uses: the GCRA form of a token bucket

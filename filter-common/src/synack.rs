@@ -47,9 +47,13 @@ impl SynOptions {
     /// (the `SYNACK_*` flags of [`crate::abi::flags`]): the kernel refuses a cookie whose
     /// timestamp carries SACK while `tcp_sack` is 0, or a window scale while
     /// `tcp_window_scaling` is 0 (`cookie_timestamp_decode`), and then answers the client's
-    /// ACK with a RST. ECN is agreed only if the client asked for it too (`ecn_asked`).
+    /// ACK with a RST; without `tcp_timestamps` it refuses any timestamp, and the SYN-ACK
+    /// offers the MSS alone. ECN is agreed only if the client asked for it too (`ecn_asked`).
     pub fn agreed(mut self, host_flags: u32, ecn_asked: bool) -> SynOptions {
         use crate::abi::flags;
+        if host_flags & flags::SYNACK_TS == 0 {
+            self.tsval = None;
+        }
         self.sack &= host_flags & flags::SYNACK_SACK != 0;
         if host_flags & flags::SYNACK_WSCALE == 0 {
             self.wscale = None;
@@ -402,8 +406,9 @@ mod tests {
             sack: true,
             ecn: false,
         };
-        let all = flags::SYNACK_SACK | flags::SYNACK_WSCALE | flags::SYNACK_ECN;
+        let all = flags::SYNACK_TS | flags::SYNACK_SACK | flags::SYNACK_WSCALE | flags::SYNACK_ECN;
         assert_eq!(offered.agreed(all, false), offered);
+        assert_eq!(offered.agreed(all & !flags::SYNACK_TS, false).tsval, None);
         assert!(offered.agreed(all, true).ecn);
         let no_sack = offered.agreed(all & !flags::SYNACK_SACK, false);
         assert_eq!((no_sack.sack, no_sack.wscale), (false, Some(7)));

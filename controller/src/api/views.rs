@@ -121,6 +121,9 @@ pub struct StrictView {
     /// Unknown UDP sources share their service's budget.
     pub udp_budget: bool,
     pub services: usize,
+    /// Services the tables had no room for (their ports get `no_service`).
+    #[serde(default)]
+    pub services_left_out: usize,
     /// The kernel settings the SYN cookies need, and what they were before Levee.
     pub kernel: Vec<crate::services::kernel::SettingView>,
 }

@@ -194,9 +194,14 @@ impl Print for StatusView {
             (true, false) => "engaged",
             (true, true) => "engaged, UDP budget for unknown sources",
         };
+        let left_out = if st.services_left_out > 0 {
+            format!(", {} left out: the table is full", st.services_left_out)
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "strict      {} ({engaged}), {} services",
+            "strict      {} ({engaged}), {} services{left_out}",
             st.mode, st.services
         )?;
         for k in &st.kernel {

@@ -53,6 +53,7 @@ pub fn status(c: &Controller) -> Result<StatusView> {
             engaged: c.strict.engaged,
             udp_budget: c.strict.udp_budget,
             services: c.strict.services.len(),
+            services_left_out: c.strict.left_out,
             kernel: c
                 .strict
                 .kernel

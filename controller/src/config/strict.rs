@@ -44,6 +44,31 @@ pub struct ServiceSpec {
     pub dst: Option<IpNet>,
 }
 
+/// Whose sockets are services. Any local user can bind a port; only sockets of these owners
+/// open it through strict (root's always).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ServiceOwners {
+    /// Root and system accounts (uid up to [`SYS_UID_MAX`]), as daemons run: the default.
+    #[default]
+    System,
+    /// Root and these uids only.
+    Uids(Vec<u32>),
+}
+
+/// The last system account's uid (`SYS_UID_MAX` of Debian's and Fedora's login.defs); users
+/// who log in start above it.
+pub const SYS_UID_MAX: u32 = 999;
+
+impl ServiceOwners {
+    pub fn allows(&self, uid: u32) -> bool {
+        uid == 0
+            || match self {
+                ServiceOwners::System => uid <= SYS_UID_MAX,
+                ServiceOwners::Uids(uids) => uids.contains(&uid),
+            }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StrictSettings {
     pub mode: StrictMode,
@@ -55,6 +80,8 @@ pub struct StrictSettings {
     /// class is under attack.
     pub unknown_budget: Rate,
     pub services: Vec<ServiceSpec>,
+    /// Whose discovered sockets count as services.
+    pub service_owners: ServiceOwners,
 }
 
 impl Default for StrictSettings {
@@ -69,6 +96,7 @@ impl Default for StrictSettings {
                 ..Rate::default()
             },
             services: Vec::new(),
+            service_owners: ServiceOwners::System,
         }
     }
 }
@@ -81,6 +109,16 @@ pub struct StrictFile {
     pub flow_timeout: Option<String>,
     /// Packets per second unknown sources may send to one UDP service under attack.
     pub unknown_budget_pps: Option<u64>,
+    /// "system", "root", or a list of uids.
+    pub service_owners: Option<OwnersFile>,
+}
+
+/// `strict.service_owners` as written.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OwnersFile {
+    Name(String),
+    Uids(Vec<u32>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +169,19 @@ pub(super) fn apply(
                 bail!("field strict.flow_timeout: must be between 10s and 24h, got {t:?}");
             }
             out.flow_timeout = d;
+        }
+        match f.service_owners {
+            None => {}
+            Some(OwnersFile::Name(n)) if n == "system" => {
+                out.service_owners = ServiceOwners::System
+            }
+            Some(OwnersFile::Name(n)) if n == "root" => {
+                out.service_owners = ServiceOwners::Uids(Vec::new())
+            }
+            Some(OwnersFile::Name(n)) => bail!(
+                "field strict.service_owners: unknown owners {n:?} (expected \"system\", \"root\" or a list of uids)"
+            ),
+            Some(OwnersFile::Uids(uids)) => out.service_owners = ServiceOwners::Uids(uids),
         }
         if let Some(pps) = f.unknown_budget_pps {
             if pps == 0 {
@@ -201,5 +252,32 @@ mod tests {
         };
         let e = apply(Some(f), None, &mut s).unwrap_err();
         assert!(format!("{e:#}").contains("strict.mode"), "{e:#}");
+    }
+
+    /// Issue 21: only root's and the named owners' sockets are services; by default root's
+    /// and system accounts', not a logged-in user's.
+    #[test]
+    fn service_owners_default_to_system_accounts() {
+        let mut s = StrictSettings::default();
+        assert!(s.service_owners.allows(0) && s.service_owners.allows(33));
+        assert!(!s.service_owners.allows(1000) && !s.service_owners.allows(65534));
+        let owners = |o: OwnersFile| StrictFile {
+            service_owners: Some(o),
+            ..StrictFile::default()
+        };
+        apply(Some(owners(OwnersFile::Name("root".into()))), None, &mut s).unwrap();
+        assert!(s.service_owners.allows(0) && !s.service_owners.allows(33));
+        apply(Some(owners(OwnersFile::Uids(vec![1001]))), None, &mut s).unwrap();
+        assert!(s.service_owners.allows(1001) && !s.service_owners.allows(1000));
+        let e = apply(Some(owners(OwnersFile::Name("users".into()))), None, &mut s).unwrap_err();
+        assert!(
+            format!("{e:#}").starts_with("field strict.service_owners: unknown owners"),
+            "{e:#}"
+        );
+        assert_eq!(
+            s.service_owners,
+            ServiceOwners::Uids(vec![1001]),
+            "unchanged"
+        );
     }
 }

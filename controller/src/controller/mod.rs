@@ -389,9 +389,16 @@ impl Controller {
             );
             return Ok(());
         }
+        // Once the settings are put back, the next start has nothing to take over.
+        let mut state = persist::State::of(&self);
+        state.kernel.clear();
+        let path = self.settings.daemon.state_file.clone();
         let detached = self.fleet.detach();
         if let Some(k) = &mut self.strict.kernel {
             k.restore();
+            if let Err(e) = persist::save(&path, &state) {
+                warn!("cannot save the state: {e:#}");
+            }
         }
         detached
     }

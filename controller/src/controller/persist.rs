@@ -26,6 +26,10 @@ pub struct State {
     /// restart keeps enforcing and lets detection switch back when the attack is over.
     #[serde(default)]
     pub detection_holds_enforce: bool,
+    /// Kernel settings changed for strict and not yet put back: a run that never restores
+    /// them (a crash, `keep_on_exit`) leaves them to the next one's stop.
+    #[serde(default)]
+    pub kernel: Vec<crate::services::kernel::Changed>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -112,6 +116,12 @@ impl State {
             limits: c.limits_from_cli.then(|| rates(&limits.limits)),
             aggregate: c.limits_from_cli.then(|| rates(&limits.aggregate)),
             detection_holds_enforce: c.mode.detection_holds,
+            kernel: c
+                .strict
+                .kernel
+                .as_ref()
+                .map(|k| k.changed().to_vec())
+                .unwrap_or_default(),
         }
     }
 }
@@ -201,6 +211,11 @@ mod tests {
             limits: None,
             aggregate: Some(vec![[1, 2, 3, 4]; 5]),
             detection_holds_enforce: true,
+            kernel: vec![crate::services::kernel::Changed {
+                name: "ipv4.tcp_syncookies".into(),
+                was: "1".into(),
+                set: "2".into(),
+            }],
         };
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), state);

@@ -99,14 +99,7 @@ impl Controller {
             &escalation_dir(&c.settings.daemon.socket),
             c.telemetry.metrics.clone(),
         )?;
-        let first = c
-            .settings
-            .daemon
-            .interfaces
-            .first()
-            .cloned()
-            .unwrap_or_default();
-        c.strict = StrictState::prepare(&c.settings.strict, &first)?;
+        c.strict = StrictState::prepare(&c.settings.strict)?;
         c.fleet = Fleet::load(&c.settings, c.dataplane_config(), prefill.as_ref())?;
         phase("programs loaded");
         if c.fleet.adopted() {
@@ -128,12 +121,21 @@ impl Controller {
                 c.fleet.set_services(&rules, &[])?;
                 c.fleet.attach_egress()?;
             }
-            c.strict.set_kernel(&c.settings.strict)
+            c.strict.set_kernel(&c.settings.strict, &saved.kernel)
         })();
         if let Err(e) = started {
             c.fleet.roll_back();
             c.restore_kernel();
             return Err(e.context("start refused, the interfaces are as they were"));
+        }
+        // The originals of kernel settings this start changed, kept at once: a run killed
+        // before its first tick leaves them to the next one's stop.
+        if c.strict
+            .kernel
+            .as_ref()
+            .is_some_and(|k| !k.changed().is_empty())
+        {
+            let _ = c.save_state();
         }
         info!(
             mode = c.mode.effective().name(),

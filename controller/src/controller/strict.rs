@@ -13,7 +13,7 @@ use crate::{
     engine::AttackState,
     services::{
         self, Origin, discover,
-        kernel::{HostTcp, KernelSettings},
+        kernel::{Changed, HostTcp, KernelSettings},
     },
 };
 
@@ -26,10 +26,13 @@ pub(crate) struct StrictState {
     pub udp_budget: bool,
     /// The services the program holds, with their origin.
     pub services: Vec<(ServiceRule, Origin)>,
+    /// Services the tables had no room for (their ports get `no_service`).
+    pub left_out: usize,
     /// Kernel settings changed for the SYN cookies, put back on exit.
     pub kernel: Option<KernelSettings>,
-    /// MSS (IPv4, IPv6) and window scale the SYN-ACK offers.
-    pub synack: (u16, u16, u8),
+    /// The window scale the SYN-ACK offers (read at start; strict not off). The MSS is the
+    /// interface's own (`services::kernel::for_interface`).
+    pub wscale: Option<u8>,
     /// What the SYN-ACK may agree to (SACK, window scale, ECN), as the kernel takes it.
     pub host_tcp: HostTcp,
     /// The last discovery failed (logged once until it works again).
@@ -39,22 +42,29 @@ pub(crate) struct StrictState {
 impl StrictState {
     /// Reads what the SYN-ACK must offer and lists the services. Nothing is written to a
     /// program or to the kernel yet ([`StrictState::set_kernel`] comes once the start holds).
-    pub fn prepare(settings: &StrictSettings, first_iface: &str) -> Result<StrictState> {
+    pub fn prepare(settings: &StrictSettings) -> Result<StrictState> {
         let mut s = StrictState::default();
         if settings.mode == StrictMode::Off {
             return Ok(s);
         }
-        let (mss4, mss6) = services::kernel::mss_for(first_iface);
-        s.synack = (mss4, mss6, services::kernel::kernel_wscale());
+        s.wscale = Some(services::kernel::kernel_wscale());
         s.host_tcp = HostTcp::read();
-        s.services = discovered(settings)?;
+        (s.services, s.left_out) = discovered(settings)?;
+        if s.left_out > 0 {
+            warn!(
+                left_out = s.left_out,
+                capacity = filter_common::abi::SERVICE_ENTRIES,
+                "services table full: these services are not served (no_service)"
+            );
+        }
         Ok(s)
     }
 
-    /// Sets the kernel settings the SYN cookies need (strict not off).
-    pub fn set_kernel(&mut self, settings: &StrictSettings) -> Result<()> {
+    /// Sets the kernel settings the SYN cookies need (strict not off), taking over those an
+    /// earlier run changed and never put back (`inherited`, from the state file).
+    pub fn set_kernel(&mut self, settings: &StrictSettings, inherited: &[Changed]) -> Result<()> {
         if settings.mode != StrictMode::Off {
-            self.kernel = Some(KernelSettings::apply()?);
+            self.kernel = Some(KernelSettings::apply(inherited)?);
         }
         Ok(())
     }
@@ -64,14 +74,16 @@ impl StrictState {
     }
 }
 
-/// The services of the settings plus the host's sockets (if `discover`).
-fn discovered(settings: &StrictSettings) -> Result<Vec<(ServiceRule, Origin)>> {
-    let sockets = if settings.discover {
+/// The services of the settings plus the sockets of the allowed owners (if `discover`), as
+/// many as the tables hold, and how many did not fit.
+fn discovered(settings: &StrictSettings) -> Result<(Vec<(ServiceRule, Origin)>, usize)> {
+    let mut sockets = if settings.discover {
         discover::served_sockets().context("cannot learn the host's services")?
     } else {
         Vec::new()
     };
-    Ok(services::merge(&settings.services, &sockets))
+    sockets.retain(|s| settings.service_owners.allows(s.uid));
+    Ok(services::fit(services::merge(&settings.services, &sockets)))
 }
 
 impl Controller {
@@ -82,15 +94,13 @@ impl Controller {
         c.set_flag(flags::STRICT, self.strict.engaged);
         c.set_flag(flags::UDP_BUDGET, self.strict.udp_budget);
         let host = self.strict.host_tcp;
+        c.set_flag(flags::SYNACK_TS, host.timestamps);
         c.set_flag(flags::SYNACK_ECN, host.ecn);
         c.set_flag(flags::SYNACK_SACK, host.sack);
         c.set_flag(flags::SYNACK_WSCALE, host.wscale);
         c.flow_timeout_ns = s.flow_timeout.as_nanos() as u64;
         c.unknown_budget = s.unknown_budget.encode_per_cpu(self.cpus);
-        let (mss4, mss6, wscale) = self.strict.synack;
-        if mss4 != 0 {
-            c.synack_mss_v4 = mss4;
-            c.synack_mss_v6 = mss6;
+        if let Some(wscale) = self.strict.wscale {
             c.synack_wscale = wscale;
         }
     }
@@ -124,7 +134,7 @@ impl Controller {
             }
         }
         if mode != StrictMode::Off {
-            self.follow_host_tcp();
+            self.watch_kernel();
         }
         if mode != StrictMode::Off
             && let Err(e) = self.refresh_services()
@@ -137,18 +147,46 @@ impl Controller {
         }
     }
 
-    /// Re-reads what the host's TCP takes (SACK, window scale, ECN) and, if an operator
-    /// changed it, rewrites what the SYN-ACK offers: a cookie that encodes an option the
-    /// kernel no longer takes makes it reset the client.
-    fn follow_host_tcp(&mut self) {
+    /// Once a tick, the kernel settings strict depends on: those Levee owns are put back if
+    /// someone changed them; those it follows (timestamps off, SACK, window scale, ECN)
+    /// rewrite what the SYN-ACK offers, since a cookie that encodes an option the kernel no
+    /// longer takes makes it reset the client. Every change is counted.
+    fn watch_kernel(&mut self) {
+        if let Some(k) = &mut self.strict.kernel {
+            let (put_back, errors) = k.watch();
+            for setting in &put_back {
+                self.telemetry.count_kernel_change(setting, "put_back");
+            }
+            for e in errors {
+                self.telemetry.count_error();
+                error!("cannot keep a kernel setting strict needs: {e:#}");
+            }
+            if !put_back.is_empty() {
+                self.save_state_soon();
+            }
+        }
         let now = HostTcp::read();
         let before = self.strict.host_tcp;
         if now == before {
             return;
         }
+        for (setting, changed) in [
+            (
+                "net.ipv4.tcp_timestamps",
+                now.timestamps != before.timestamps,
+            ),
+            ("net.ipv4.tcp_sack", now.sack != before.sack),
+            ("net.ipv4.tcp_window_scaling", now.wscale != before.wscale),
+            ("net.ipv4.tcp_ecn", now.ecn != before.ecn),
+        ] {
+            if changed {
+                self.telemetry.count_kernel_change(setting, "followed");
+            }
+        }
         self.strict.host_tcp = now;
         match self.write_config() {
             Ok(()) => warn!(
+                timestamps = now.timestamps,
                 sack = now.sack,
                 window_scaling = now.wscale,
                 ecn = now.ecn,
@@ -164,11 +202,24 @@ impl Controller {
 
     /// Rewrites the services if the host's sockets or the config changed them.
     pub(crate) fn refresh_services(&mut self) -> Result<()> {
-        let now = discovered(&self.settings.strict)?;
+        let (now, left_out) = discovered(&self.settings.strict)?;
         if self.strict.discovery_failing {
             warn!("services: discovery works again");
             self.strict.discovery_failing = false;
         }
+        if left_out != self.strict.left_out {
+            if left_out > 0 {
+                warn!(
+                    left_out,
+                    capacity = filter_common::abi::SERVICE_ENTRIES,
+                    "services table full: these services are not served (no_service)"
+                );
+            } else {
+                info!("services table: every service fits again");
+            }
+            self.strict.left_out = left_out;
+        }
+        self.telemetry.set_services_left_out(left_out);
         if now == self.strict.services {
             return Ok(());
         }

@@ -145,6 +145,26 @@ impl Telemetry {
         }
     }
 
+    /// Counts a change of a kernel setting strict depends on, made by someone else:
+    /// `response` is `put_back` (a setting Levee owns) or `followed` (one it follows).
+    pub fn count_kernel_change(&self, setting: &str, response: &str) {
+        if let Ok(m) = self.metrics.lock() {
+            m.kernel_setting_changes
+                .get_or_create(&crate::metrics::SettingLabels {
+                    setting: setting.to_string(),
+                    response: response.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// Services the tables had no room for.
+    pub fn set_services_left_out(&self, n: usize) {
+        if let Ok(m) = self.metrics.lock() {
+            m.services_left_out.set(n as i64);
+        }
+    }
+
     /// Counts a failed write of the state file.
     pub fn count_state_error(&self) {
         if let Ok(m) = self.metrics.lock() {

@@ -111,9 +111,7 @@ fn sync_trie<K: aya::Pod + Ord>(
     want: &BTreeMap<(u32, K), ServiceEntry>,
 ) -> Result<()> {
     let mut trie: LpmTrie<&mut MapData, K, ServiceEntry> = LpmTrie::try_from(m)?;
-    for ((bits, key), entry) in want {
-        trie.insert(&Key::new(*bits, *key), *entry, 0)?;
-    }
+    // Stale entries leave first: a full table still takes the new ones.
     let stale: Vec<Key<K>> = trie
         .keys()
         .filter_map(|k| k.ok())
@@ -125,6 +123,9 @@ fn sync_trie<K: aya::Pod + Ord>(
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    for ((bits, key), entry) in want {
+        trie.insert(&Key::new(*bits, *key), *entry, 0)?;
     }
     Ok(())
 }

@@ -31,6 +31,8 @@ pub struct Socket {
     /// IPV6_V6ONLY of an AF_INET6 socket; always false for AF_INET. The kernel reports it
     /// only for sockets in LISTEN or CLOSE (unconnected UDP), so false for connected UDP.
     pub v6only: bool,
+    /// The socket's owner (the uid that created it).
+    pub uid: u32,
 }
 
 /// TCP sockets in LISTEN state and unconnected UDP sockets bound to a port (a connected UDP
@@ -145,6 +147,7 @@ fn served(proto: Proto, response: &InetResponse) -> Option<Socket> {
         addr: id.source_address,
         port: id.source_port,
         v6only: response.header.family == AF_INET6 && response.nlas.contains(&Nla::SkV6Only(true)),
+        uid: response.header.uid,
     })
 }
 
@@ -188,6 +191,8 @@ mod tests {
                 addr: addr.ip(),
                 port: addr.port(),
                 v6only,
+                // SAFETY: getuid has no preconditions.
+                uid: unsafe { libc::getuid() },
             };
             assert!(sockets.contains(&want), "{want:?} not in {sockets:?}");
         }

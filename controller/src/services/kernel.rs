@@ -6,10 +6,11 @@
 //!   overflowed (it covers IPv6 too).
 //! - `net.ipv4.tcp_timestamps = 2` (from 1): timestamps without a per-connection random
 //!   offset, so the options the program encodes in its timestamp decode the same way in the
-//!   kernel. With 0 the kernel has no timestamps and the program offers none.
+//!   kernel. With 0 the kernel has no timestamps and the program offers none (followed).
 //!
-//! Followed, not owned ([`HostTcp`]): `tcp_sack`, `tcp_window_scaling` and `tcp_ecn` decide
-//! what the SYN-ACK may agree to.
+//! Both are put back every tick if someone changes them ([`KernelSettings::watch`]).
+//! Followed, not owned ([`HostTcp`]): `tcp_timestamps` when 0, `tcp_sack`,
+//! `tcp_window_scaling` and `tcp_ecn` decide what the SYN-ACK may agree to.
 
 use std::{fs, path::PathBuf};
 
@@ -42,38 +43,103 @@ pub struct SettingView {
     pub was: Option<String>,
 }
 
+/// The settings Levee owns while strict may engage, and the value each must have now.
+const OWNED: [&str; 2] = ["ipv4.tcp_syncookies", "ipv4.tcp_timestamps"];
+
+fn wanted(name: &str, now: &str) -> Option<&'static str> {
+    match name {
+        "ipv4.tcp_syncookies" => Some("2"),
+        // 1 adds a random per-connection offset; 0 (no timestamps) is followed instead.
+        "ipv4.tcp_timestamps" => (now == "1").then_some("2"),
+        _ => None,
+    }
+}
+
+/// A setting Levee changed: put back to `was` at stop, unless someone changed it since. Kept
+/// in the state file, so a run that never put it back (a crash, `keep_on_exit`) leaves it to
+/// the next one's stop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    /// Under `net.`, as `ipv4.tcp_syncookies`.
+    pub name: String,
+    pub was: String,
+    pub set: String,
+}
+
 /// Settings changed by Levee, put back by [`KernelSettings::restore`].
 #[derive(Debug, Default)]
 pub struct KernelSettings {
-    changed: Vec<(String, String, String)>,
+    changed: Vec<Changed>,
 }
 
 impl KernelSettings {
-    /// Sets what the SYN cookies need; each change is logged.
-    pub fn apply() -> Result<KernelSettings> {
+    /// Sets what the SYN cookies need; each change is logged. `inherited`: what an earlier run
+    /// changed and never put back, taken over where the setting still holds that run's value.
+    pub fn apply(inherited: &[Changed]) -> Result<KernelSettings> {
         let mut k = KernelSettings::default();
-        k.set("ipv4.tcp_syncookies", |_| Some("2"))?;
-        k.set("ipv4.tcp_timestamps", |v| (v == "1").then_some("2"))?;
+        for c in inherited {
+            if OWNED.contains(&c.name.as_str()) && read(&c.name).is_ok_and(|v| v == c.set) {
+                info!(setting = %format!("net.{}", c.name), was = %c.was, "kernel setting left by an earlier run; put back at stop");
+                k.changed.push(c.clone());
+            }
+        }
+        for name in OWNED {
+            if let Some((old, new)) = k.set(name)? {
+                info!(setting = %format!("net.{name}"), from = %old, to = new, "kernel setting changed for SYN cookies");
+            }
+        }
         Ok(k)
     }
 
-    fn set(&mut self, name: &str, want: impl Fn(&str) -> Option<&'static str>) -> Result<()> {
-        let old = read(name)?;
-        if let Some(new) = want(&old).filter(|n| *n != old) {
-            write(name, new)?;
-            info!(setting = %format!("net.{name}"), from = %old, to = new, "kernel setting changed for SYN cookies");
-            self.changed.push((name.to_string(), old, new.to_string()));
+    /// Gives `name` the value it must have now; returns (found, set) if it changed it. The
+    /// value to put back at stop stays the first one found.
+    fn set(&mut self, name: &str) -> Result<Option<(String, &'static str)>> {
+        let now = read(name)?;
+        let Some(new) = wanted(name, &now).filter(|n| *n != now) else {
+            return Ok(None);
+        };
+        write(name, new)?;
+        match self.changed.iter_mut().find(|c| c.name == name) {
+            Some(c) => c.set = new.to_string(),
+            None => self.changed.push(Changed {
+                name: name.to_string(),
+                was: now.clone(),
+                set: new.to_string(),
+            }),
         }
-        Ok(())
+        Ok(Some((now, new)))
+    }
+
+    /// Once a tick: puts back every owned setting someone changed since, each logged.
+    /// Returns the settings put back (for the metric) and the errors (a setting that cannot
+    /// be read or written; the others are still checked).
+    pub fn watch(&mut self) -> (Vec<String>, Vec<anyhow::Error>) {
+        let (mut put_back, mut errors) = (Vec::new(), Vec::new());
+        for name in OWNED {
+            match self.set(name) {
+                Ok(Some((found, to))) => {
+                    warn!(setting = %format!("net.{name}"), %found, %to, "kernel setting changed behind Levee's back; put back");
+                    put_back.push(format!("net.{name}"));
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        (put_back, errors)
+    }
+
+    /// What must be put back if this run never does it (for the state file).
+    pub fn changed(&self) -> &[Changed] {
+        &self.changed
     }
 
     /// Puts every changed setting back (unless someone changed it since).
     pub fn restore(&mut self) {
-        for (name, old, new) in self.changed.drain(..).rev() {
+        for Changed { name, was, set } in self.changed.drain(..).rev() {
             match read(&name) {
-                Ok(now) if now == new => match write(&name, &old) {
+                Ok(now) if now == set => match write(&name, &was) {
                     Ok(()) => {
-                        info!(setting = %format!("net.{name}"), to = %old, "kernel setting restored")
+                        info!(setting = %format!("net.{name}"), to = %was, "kernel setting restored")
                     }
                     Err(e) => warn!("{e:#}"),
                 },
@@ -100,8 +166,8 @@ impl KernelSettings {
             was: self
                 .changed
                 .iter()
-                .find(|(n, _, _)| n == name)
-                .map(|(_, old, _)| old.clone()),
+                .find(|c| c.name == *name)
+                .map(|c| c.was.clone()),
         })
         .collect()
     }
@@ -134,6 +200,8 @@ pub fn kernel_wscale() -> u8 {
 /// without the option still works).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostTcp {
+    /// `net.ipv4.tcp_timestamps` not 0: the cookie's options travel in a timestamp.
+    pub timestamps: bool,
     pub sack: bool,
     pub wscale: bool,
     /// `net.ipv4.tcp_ecn` 1 or 2 (the default): the connection keeps ECN a client asked for.
@@ -144,6 +212,7 @@ impl HostTcp {
     pub fn read() -> HostTcp {
         let on = |name| read(name).is_ok_and(|v| v != "0");
         HostTcp {
+            timestamps: on("ipv4.tcp_timestamps"),
             sack: on("ipv4.tcp_sack"),
             wscale: on("ipv4.tcp_window_scaling"),
             ecn: on("ipv4.tcp_ecn"),
@@ -151,8 +220,18 @@ impl HostTcp {
     }
 }
 
+/// `config` for the program on `iface`: its SYN-ACKs offer the MSS of that interface's MTU
+/// (a client behind a jumbo link gets a jumbo MSS, one behind a 1500 link does not).
+pub fn for_interface(
+    mut config: filter_common::abi::Config,
+    iface: &str,
+) -> filter_common::abi::Config {
+    (config.synack_mss_v4, config.synack_mss_v6) = mss_for(iface);
+    config
+}
+
 /// MSS to offer for an interface's MTU (IPv4, IPv6).
-pub fn mss_for(iface: &str) -> (u16, u16) {
+fn mss_for(iface: &str) -> (u16, u16) {
     let mtu = fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
         .ok()
         .and_then(|s| s.trim().parse::<u16>().ok())

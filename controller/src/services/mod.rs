@@ -85,6 +85,35 @@ fn socket_rules(s: &Socket) -> Vec<ServiceRule> {
         .collect()
 }
 
+/// The services the program's tries hold, and how many rules did not fit (a table over
+/// capacity: each family's trie holds [`SERVICE_ENTRIES`] rules). Configured rules are kept
+/// first, then discovered ones in order.
+///
+/// [`SERVICE_ENTRIES`]: filter_common::abi::SERVICE_ENTRIES
+pub fn fit(rules: Vec<(ServiceRule, Origin)>) -> (Vec<(ServiceRule, Origin)>, usize) {
+    let capacity = filter_common::abi::SERVICE_ENTRIES as usize;
+    let (mut v4, mut v6, mut left_out) = (0usize, 0usize, 0usize);
+    let (configured, discovered): (Vec<_>, Vec<_>) =
+        rules.into_iter().partition(|(_, o)| *o == Origin::Config);
+    let mut kept: Vec<_> = configured
+        .into_iter()
+        .chain(discovered)
+        .filter(|(r, _)| {
+            let used = if r.dst.addr().is_ipv4() {
+                &mut v4
+            } else {
+                &mut v6
+            };
+            *used += 1;
+            let fits = *used <= capacity;
+            left_out += usize::from(!fits);
+            fits
+        })
+        .collect();
+    kept.sort();
+    (kept, left_out)
+}
+
 /// The services of the host: configured and discovered, each rule once (a configured one
 /// wins the origin), sorted.
 pub fn merge(configured: &[ServiceSpec], sockets: &[Socket]) -> Vec<(ServiceRule, Origin)> {
@@ -125,6 +154,7 @@ mod tests {
             addr: addr.parse().unwrap(),
             port: 443,
             v6only,
+            uid: 0,
         };
         let dsts = |sock| -> Vec<String> {
             socket_rules(&sock)

@@ -13,6 +13,7 @@ mod failure;
 mod faults;
 mod gate;
 mod interfaces;
+mod kernel_settings;
 mod line_rate;
 mod lists;
 mod metrics;
@@ -21,6 +22,7 @@ mod package;
 mod reload;
 mod restart;
 mod service;
+mod services;
 mod strict;
 
 use std::{net::UdpSocket, thread::sleep, time::Duration};

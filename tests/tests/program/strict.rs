@@ -39,7 +39,9 @@ fn strict(mode: Mode) -> Config {
     let mut cfg = Config::new(mode);
     cfg.set_flag(flags::STRICT, true);
     cfg.set_flag(flags::TRACK_FLOWS, true);
-    // The host takes SACK and window scaling (Linux's defaults), as the daemon reads them.
+    // The host has timestamps, SACK and window scaling (Linux's defaults), as the daemon
+    // reads them.
+    cfg.set_flag(flags::SYNACK_TS, true);
     cfg.set_flag(flags::SYNACK_SACK, true);
     cfg.set_flag(flags::SYNACK_WSCALE, true);
     cfg
