@@ -34,7 +34,8 @@ pub mod map {
     pub const SERVICES_V6: &str = "SERVICES_V6";
     /// Per CPU: the budget buckets of unknown sources, indexed by [`super::ServiceEntry::slot`].
     pub const SVC_BUDGET: &str = "SVC_BUDGET";
-    /// Slot 0: the SYN-cookie program (a program array, filled at every load, never pinned).
+    /// Slot 0: the SYN-cookie program; slot 1: the stages after strict for a SYN it could
+    /// not answer (a program array, filled at every load, never pinned).
     pub const TAIL_CALLS: &str = "TAIL_CALLS";
     /// Which address blocks may hold a list entry (see [`super::summary`]); made exact from
     /// the lists at every load that reuses them.
@@ -76,6 +77,8 @@ pub mod map {
 
 /// Name of the XDP program in the object.
 pub const PROGRAM: &str = "levee";
+/// The program a SYN without a cookie goes on to (tail call slot 1 of TAIL_CALLS).
+pub const NO_COOKIE_PROGRAM: &str = "levee_no_cookie";
 /// Name of the clock-calibration program in the same object (run by the loader, never
 /// attached).
 pub const CLOCK_PROGRAM: &str = "levee_clock";
@@ -299,10 +302,15 @@ pub enum Reason {
     Ipv6ExtBadOrder,
     /// A FlowSpec rule received from a BGP neighbour (discard, or over its rate).
     UpstreamRule,
+    /// Strict: a SYN to a served port the program could not answer with a cookie (the
+    /// kernel's syncookies off, the listener gone, a SYN the helper refuses, no cookie
+    /// program). It went on through the per-source limiter, the aggregate ceiling and the
+    /// received rules like any packet; passed to the kernel if none objected.
+    SynNoCookie,
 }
 
 impl Reason {
-    pub const COUNT: usize = 37;
+    pub const COUNT: usize = 38;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Clean,
         Reason::ModeOff,
@@ -341,6 +349,7 @@ impl Reason {
         Reason::IcmpTruncated,
         Reason::Ipv6ExtBadOrder,
         Reason::UpstreamRule,
+        Reason::SynNoCookie,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -382,6 +391,7 @@ impl Reason {
             Reason::IcmpTruncated => "icmp_truncated",
             Reason::Ipv6ExtBadOrder => "ipv6_ext_bad_order",
             Reason::UpstreamRule => "upstream_rule",
+            Reason::SynNoCookie => "syn_no_cookie",
         }
     }
 
@@ -826,7 +836,7 @@ const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);
 const _: () = assert!(size_of::<CaptureFilter>() == 56);
 const _: () = assert!(size_of::<CaptureRecord>() == 24 + CAPTURE_SNAPLEN_MAX);
 const _: () = assert!(Reason::COUNT <= 64 && Class::COUNT <= 16 && Action::COUNT <= 8);
-const _: () = assert!(Reason::ALL.len() == Reason::UpstreamRule as usize + 1);
+const _: () = assert!(Reason::ALL.len() == Reason::SynNoCookie as usize + 1);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -880,6 +890,7 @@ mod tests {
         assert!(Reason::Ipv6ExtBadOrder.is_malformed());
         // Issue 21: appended after the parser's reasons, and not one of them.
         assert!(!Reason::UpstreamRule.is_malformed());
+        assert!(!Reason::SynNoCookie.is_malformed());
         let malformed = Reason::ALL.iter().filter(|r| r.is_malformed()).count();
         assert_eq!(
             malformed, 18,

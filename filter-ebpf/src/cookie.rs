@@ -57,12 +57,20 @@ pub struct Handover {
 /// Answers the SYN with a cookie SYN-ACK written over the frame. A program of its own, reached
 /// by tail call: the verifier walks it once, from a clean state, instead of once per path of
 /// the main program that leads here. Returns false (frame untouched or the SYN still intact)
-/// when the kernel makes no cookie.
+/// when the kernel makes no cookie; COOKIE_PKT then holds the SYN (its `proto` TCP) if it
+/// could be read, for the stages after strict.
 #[inline(always)]
 pub fn answer_syn(frame: &XdpFrame, cfg: &Config) -> bool {
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
         return false;
     };
+    let Some(pkt) = COOKIE_PKT.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    let pkt = unsafe { &mut *pkt };
+    // Not read yet (set to TCP once it is).
+    pkt.proto = 0;
     // SAFETY: per-CPU scratch, only this CPU touches it while the program runs.
     let scratch = unsafe { &mut *scratch };
     let v6 = scratch.handover.v6 != 0;
@@ -76,11 +84,6 @@ pub fn answer_syn(frame: &XdpFrame, cfg: &Config) -> bool {
     }
     // The SYN's addresses and ports, in per-CPU memory rather than on this program's stack,
     // which is close to its 512 bytes.
-    let Some(pkt) = COOKIE_PKT.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
-    let pkt = unsafe { &mut *pkt };
     // SAFETY: the IP and fixed TCP headers are inside the frame (checked above).
     unsafe {
         let th = ip + ip_len;

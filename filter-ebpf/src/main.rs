@@ -5,6 +5,8 @@
 //!           (-> a copy for `levee capture`, while one runs)
 //!
 //! The entry only parses, decides, counts and returns; each stage lives in its own module.
+//! A SYN strict answers with a cookie goes on, by tail call, to the cookie program, and one
+//! it cannot answer to a third program that runs the stages after strict on it.
 //! A second program, on TC egress, records the host's flows for the strict stage.
 #![no_std]
 #![no_main]
@@ -50,8 +52,8 @@ pub fn levee(ctx: XdpContext) -> u32 {
         Some(v) if v.action == Action::Drop && v.reason == Reason::SynCookie => {
             // SAFETY: a tail call; on success it never returns.
             let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 0) };
-            // No cookie program loaded: the SYN goes on to the kernel, counted as such.
-            stats::count(&pass(Reason::Clean, v.class), len);
+            // No cookie program loaded: the SYN goes on to the kernel, never counted clean.
+            stats::count(&pass(Reason::SynNoCookie, v.class), len);
             xdp_action::XDP_PASS
         }
         Some(v) => {
@@ -85,10 +87,63 @@ pub fn levee_cookie(ctx: XdpContext) -> u32 {
         stats::count(&judge(Mode::Enforce, Reason::SynCookie, Class::TcpSyn), len);
         xdp_action::XDP_TX
     } else {
-        // No cookie (syncookies off in the kernel, the listener gone): the kernel decides.
-        stats::count(&pass(Reason::Clean, Class::TcpSyn), len);
+        // No cookie (syncookies off in the kernel, the listener gone, a SYN the helper
+        // refuses): the stages after strict judge the SYN, in a program of their own.
+        // SAFETY: a tail call; on success it never returns.
+        let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 1) };
+        stats::count(&pass(Reason::SynNoCookie, Class::TcpSyn), len);
         xdp_action::XDP_PASS
     }
+}
+
+/// The stages after strict, for a SYN the cookie program could not answer (held in
+/// COOKIE_PKT): the per-source limiter, the aggregate ceiling and the received rules, as
+/// `check` and `judge_packet` run them. Reached from `levee_cookie` by tail call only, so
+/// each program's stack and verifier walk stay their own.
+#[xdp]
+pub fn levee_no_cookie(ctx: XdpContext) -> u32 {
+    let len = XdpFrame::new(&ctx).byte_len();
+    let Some(cfg) = maps::CONFIG.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let v = after_strict(cfg, len);
+    stats::count(&v, len);
+    if v.action == Action::Drop {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+#[inline(always)]
+fn after_strict(cfg: &Config, len: u64) -> Verdict {
+    let mode = Mode::from_u32(cfg.mode);
+    let no_cookie = pass(Reason::SynNoCookie, Class::TcpSyn);
+    let Some(pkt) = maps::COOKIE_PKT.get(0) else {
+        return no_cookie;
+    };
+    if pkt.proto != IPPROTO_TCP {
+        return no_cookie;
+    }
+    let mut clock = Clock::new(cfg);
+    if let Some(cpu) = maps::CPU_STATE.get_ptr_mut(0) {
+        // SAFETY: a per-CPU value is only touched by this CPU, with preemption off.
+        let cpu = unsafe { &mut *cpu };
+        if cfg.flags & flags::SOURCE_LIMITS != 0
+            && let Some(reason) = limiter::source(cfg, cpu, pkt, len, &mut clock)
+        {
+            return judge(mode, reason, Class::TcpSyn);
+        }
+        if !limiter::aggregate(cfg, cpu, Class::TcpSyn, len, &mut clock) {
+            return judge(mode, Reason::Aggregate, Class::TcpSyn);
+        }
+    }
+    if cfg.flags & flags::UPSTREAM_RULES != 0
+        && let Some(reason) = upstream::check(cfg, pkt, len)
+    {
+        return judge(mode, reason, Class::TcpSyn);
+    }
+    no_cookie
 }
 
 /// Clock calibration for the loader, never attached: records jiffies and the coarse monotonic

@@ -126,7 +126,7 @@ pub static COOKIE_PKT: PerCpuArray<filter_common::parse::IpPacket> =
 
 /// Slot 0: the SYN-cookie program, reached by tail call (filled by the loader).
 #[map]
-pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(2, 0);
 
 /// Per CPU and kind of rare event: when one was last logged (see `diag`). Never pinned.
 #[map]

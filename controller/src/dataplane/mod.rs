@@ -14,7 +14,7 @@ use aya::{
 use filter_common::{
     abi::{
         AMP_PORT_WORDS, CLOCK_PROGRAM, COOKIE_PROGRAM, Config, DEFAULT_EVENT_BYTES,
-        DEFAULT_MAX_SOURCES, EGRESS_PROGRAM, Mode, PROGRAM, flags, lost, map,
+        DEFAULT_MAX_SOURCES, EGRESS_PROGRAM, Mode, NO_COOKIE_PROGRAM, PROGRAM, flags, lost, map,
     },
     config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns},
 };
@@ -339,8 +339,9 @@ impl Dataplane {
     }
 }
 
-/// Loads the SYN-cookie program into the main program's tail-call slot, and the egress
-/// program that records flows (attached beside the XDP program, see `attach`).
+/// Loads the SYN-cookie program into the main program's tail-call slot 0 (and into slot 1
+/// the program a SYN it cannot answer goes on to), and the egress program that records flows
+/// (attached beside the XDP program, see `attach`).
 fn load_strict_programs(ebpf: &mut Ebpf) -> Result<()> {
     let cookie: &mut Xdp = ebpf
         .program_mut(COOKIE_PROGRAM)
@@ -357,6 +358,21 @@ fn load_strict_programs(ebpf: &mut Ebpf) -> Result<()> {
     slots
         .set(0, &fd, 0)
         .context("failed to install the SYN-cookie program")?;
+    let no_cookie: &mut Xdp = ebpf
+        .program_mut(NO_COOKIE_PROGRAM)
+        .ok_or_else(|| anyhow!("program {NO_COOKIE_PROGRAM} missing from the object"))?
+        .try_into()?;
+    no_cookie
+        .load()
+        .context("the kernel refused the program for SYNs without a cookie (verifier)")?;
+    let fd = no_cookie.fd()?.try_clone()?;
+    let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(
+        ebpf.map_mut(map::TAIL_CALLS)
+            .ok_or_else(|| anyhow!("map {} missing", map::TAIL_CALLS))?,
+    )?;
+    slots
+        .set(1, &fd, 0)
+        .context("failed to install the program for SYNs without a cookie")?;
     let egress: &mut SchedClassifier = ebpf
         .program_mut(EGRESS_PROGRAM)
         .ok_or_else(|| anyhow!("program {EGRESS_PROGRAM} missing from the object"))?

@@ -11,6 +11,7 @@ mod limiter;
 mod lists;
 mod malformed;
 mod modes;
+mod no_cookie;
 mod signatures;
 mod strict;
 mod upstream;

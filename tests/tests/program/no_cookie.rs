@@ -1,0 +1,62 @@
+//! Issue 21: a SYN the program cannot answer with a cookie skips no stage. It comes back from
+//! the cookie program to the main one, meets the per-source limiter, the aggregate ceiling
+//! and the received rules as any packet, and is counted `syn_no_cookie`, never `clean`.
+
+use filter_common::{
+    abi::{Action, Class, Mode, Reason},
+    config::Rate,
+    parse::IPPROTO_TCP,
+};
+use levee_tests::{Harness, XDP_DROP, XDP_PASS};
+
+use crate::{
+    DST4, SRC4,
+    strict::{Host, listen, rule, strict, syn},
+};
+
+#[test]
+fn a_syn_without_a_cookie_meets_the_later_stages() {
+    let host = Host::new();
+    host.run(|| {
+        let (_listener, port) = listen(DST4);
+        let mut cfg = strict(Mode::Enforce);
+        // The SYN class's aggregate ceiling: one SYN, then none (this thread keeps one CPU).
+        cfg.aggregate[Class::TcpSyn as usize] = Rate {
+            pps: 1,
+            burst_packets: 1,
+            ..Rate::default()
+        }
+        .encode();
+        let mut h = Harness::new(cfg);
+        h.dp.set_services(&[rule(IPPROTO_TCP, port, &format!("{DST4}/32"))])
+            .unwrap();
+        // The kernel makes no cookies now, as with tcp_syncookies set to 0 behind Levee's back.
+        std::fs::write("/proc/sys/net/ipv4/tcp_syncookies", "0").expect("tcp_syncookies");
+        h.expect(
+            "a SYN without a cookie, under the ceiling",
+            &syn(SRC4, DST4, 40000, port, &[]),
+            XDP_PASS,
+            Action::Pass,
+            Reason::SynNoCookie,
+            Class::TcpSyn,
+        );
+        h.expect(
+            "the next one, over the ceiling",
+            &syn(SRC4, DST4, 40001, port, &[]),
+            XDP_DROP,
+            Action::Drop,
+            Reason::Aggregate,
+            Class::TcpSyn,
+        );
+        // Cookies again: answered, as before, whatever the ceiling says.
+        std::fs::write("/proc/sys/net/ipv4/tcp_syncookies", "2").expect("tcp_syncookies");
+        h.expect(
+            "a SYN with cookies back",
+            &syn(SRC4, DST4, 40002, port, &[]),
+            3,
+            Action::Drop,
+            Reason::SynCookie,
+            Class::TcpSyn,
+        );
+    });
+}
