@@ -238,10 +238,26 @@ fn the_list_summary_never_hides_a_prefix() {
 fn reused_lists_without_a_summary_still_match() {
     use filter_common::abi::map;
     use levee::dataplane::{Dataplane, LoadOptions};
-    let dir = std::path::PathBuf::from(format!(
-        "/sys/fs/bpf/levee-test-summary-{}",
-        std::process::id()
-    ));
+    // A bpffs of the test's own: /sys/fs/bpf is not mounted on a fresh machine (the test
+    // passed only after a daemon test had mounted it).
+    let bpffs = std::path::PathBuf::from(format!("/run/levee-test-summary-{}", std::process::id()));
+    std::fs::create_dir_all(&bpffs).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf"])
+        .arg(&bpffs)
+        .status()
+        .expect("mount")
+        .success();
+    assert!(mounted, "cannot mount bpffs at {}", bpffs.display());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _unmount = Unmount(bpffs.clone());
+    let dir = bpffs.join("levee");
     let options = LoadOptions {
         max_sources: 1 << 12,
         pin_dir: Some(dir.clone()),
