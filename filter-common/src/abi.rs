@@ -35,8 +35,12 @@ pub mod map {
     /// Per CPU: the budget buckets of unknown sources, indexed by [`super::ServiceEntry::slot`].
     pub const SVC_BUDGET: &str = "SVC_BUDGET";
     /// Slot 0: the SYN-cookie program; slot 1: the stages after strict for a SYN it could
-    /// not answer (a program array, filled at every load, never pinned).
+    /// not answer; slot 2: strict's stage for fragments (a program array, filled at every
+    /// load, never pinned).
     pub const TAIL_CALLS: &str = "TAIL_CALLS";
+    /// Fragmented datagrams whose first fragment Levee passed under strict ([`super::FragKey`]
+    /// to the time it passed, LRU; never pinned).
+    pub const FRAGMENTS: &str = "FRAGMENTS";
     /// Which address blocks may hold a list entry (see [`super::summary`]); made exact from
     /// the lists at every load that reuses them.
     pub const LIST_SUMMARY: &str = "LIST_SUMMARY";
@@ -79,6 +83,28 @@ pub mod map {
 pub const PROGRAM: &str = "levee";
 /// The program a SYN without a cookie goes on to (tail call slot 1 of TAIL_CALLS).
 pub const NO_COOKIE_PROGRAM: &str = "levee_no_cookie";
+/// Strict's stage for TCP and UDP fragments (tail call slot 2 of TAIL_CALLS).
+pub const FRAGMENT_PROGRAM: &str = "levee_fragment";
+/// Datagrams FRAGMENTS remembers.
+pub const FRAGMENT_ENTRIES: u32 = 1 << 16;
+/// How long a later fragment may follow its first: Linux's `ipfrag_time` default.
+pub const FRAGMENT_TIMEOUT_NS: u64 = 30_000_000_000;
+
+/// Key of FRAGMENTS: one fragmented datagram.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    /// IPv4 in the first 4 bytes (the rest zero), or IPv6.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub id: u32,
+    pub proto: u8,
+    /// 4 or 6.
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<FragKey>() == 40);
 /// Name of the clock-calibration program in the same object (run by the loader, never
 /// attached).
 pub const CLOCK_PROGRAM: &str = "levee_clock";
@@ -850,6 +876,7 @@ mod pod {
     unsafe impl aya::Pod for CpuState {}
     unsafe impl aya::Pod for Event {}
     unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FragKey {}
     unsafe impl aya::Pod for FlowEntry {}
     unsafe impl aya::Pod for ServiceEntry {}
     unsafe impl aya::Pod for Budget {}

@@ -91,6 +91,9 @@ pub struct IpPacket {
     pub dst_port: u16,
     /// TCP flags byte, zero for other protocols.
     pub tcp_flags: u8,
+    /// The datagram's identification (IPv4's 16 bits, or the IPv6 Fragment header's 32),
+    /// which its fragments share; zero when there is none.
+    pub frag_id: u32,
 }
 
 /// The parse result of a well-formed frame.
@@ -171,6 +174,7 @@ fn parse_ipv4<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
         src_port: 0,
         dst_port: 0,
         tcp_flags: 0,
+        frag_id: be16(h[4], h[5]) as u32,
     };
     parse_l4(frame, off + ihl, off + total, &mut pkt)?;
     Ok(pkt)
@@ -194,6 +198,7 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
     let mut next = h[6];
     let mut off = off + 40;
     let mut fragment = Fragment::No;
+    let mut frag_id = 0u32;
     let mut done = false;
     // Set by a later fragment's Fragment header: what follows it is data, not headers (the
     // header it names starts in the first fragment; Linux queues the rest for reassembly).
@@ -223,6 +228,7 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
                 let e: [u8; 8] = frame.load(off).ok_or(Reason::Ipv6ExtTruncated)?;
                 next = e[0];
                 let frag = be16(e[2], e[3]);
+                frag_id = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
                 if frag & 0xfff8 != 0 {
                     fragment = Fragment::Later;
                     data_follows = true;
@@ -266,6 +272,7 @@ fn parse_ipv6<F: Frame + ?Sized>(frame: &F, off: usize) -> Result<IpPacket, Reas
         src_port: 0,
         dst_port: 0,
         tcp_flags: 0,
+        frag_id,
     };
     parse_l4(frame, off, end, &mut pkt)?;
     Ok(pkt)

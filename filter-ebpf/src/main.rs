@@ -16,6 +16,7 @@ mod cookie;
 mod diag;
 mod egress;
 mod events;
+mod fragment;
 mod frame;
 mod limiter;
 mod lists;
@@ -55,6 +56,25 @@ pub fn levee(ctx: XdpContext) -> u32 {
             // No cookie program loaded: the SYN goes on to the kernel, never counted clean.
             stats::count(&pass(Reason::SynNoCookie, v.class), len);
             xdp_action::XDP_PASS
+        }
+        // Strict hands TCP and UDP fragments to a program of their own (the fragment
+        // signature, when on, drops them before strict with the same reason).
+        Some(v)
+            if v.reason == Reason::Fragment
+                && v.action != Action::Pass
+                && maps::CONFIG
+                    .get(0)
+                    .is_some_and(|c| c.flags & flags::SIG_FRAGMENTS == 0) =>
+        {
+            // SAFETY: a tail call; on success it never returns.
+            let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 2) };
+            // No fragment program: refused, as strict refuses what it cannot account for.
+            stats::count(&v, len);
+            if v.action == Action::Drop {
+                xdp_action::XDP_DROP
+            } else {
+                xdp_action::XDP_PASS
+            }
         }
         Some(v) => {
             stats::count(&v, len);
@@ -117,7 +137,6 @@ pub fn levee_no_cookie(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn after_strict(cfg: &Config, len: u64) -> Verdict {
-    let mode = Mode::from_u32(cfg.mode);
     let no_cookie = pass(Reason::SynNoCookie, Class::TcpSyn);
     let Some(pkt) = maps::COOKIE_PKT.get(0) else {
         return no_cookie;
@@ -125,6 +144,33 @@ fn after_strict(cfg: &Config, len: u64) -> Verdict {
     if pkt.proto != IPPROTO_TCP {
         return no_cookie;
     }
+    later_stages(cfg, pkt, len, Reason::SynNoCookie)
+}
+
+/// Strict's stage for a TCP or UDP fragment (see `fragment`). Reached from `levee` by tail
+/// call only.
+#[xdp]
+pub fn levee_fragment(ctx: XdpContext) -> u32 {
+    let frame = XdpFrame::new(&ctx);
+    let len = frame.byte_len();
+    let Some(cfg) = maps::CONFIG.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let v = fragment::judge_fragment(&frame, cfg, len);
+    stats::count(&v, len);
+    if v.action == Action::Drop {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
+}
+
+/// The stages after strict, for the programs strict hands a packet to (a SYN without a
+/// cookie, a fragment): the per-source limiter, the aggregate ceiling and the received
+/// rules, as `check` and `judge_packet` run them; `passed` is the reason if none objects.
+#[inline(always)]
+fn later_stages(cfg: &Config, pkt: &IpPacket, len: u64, passed: Reason) -> Verdict {
+    let mode = Mode::from_u32(cfg.mode);
     let mut clock = Clock::new(cfg);
     if let Some(cpu) = maps::CPU_STATE.get_ptr_mut(0) {
         // SAFETY: a per-CPU value is only touched by this CPU, with preemption off.
@@ -132,18 +178,18 @@ fn after_strict(cfg: &Config, len: u64) -> Verdict {
         if cfg.flags & flags::SOURCE_LIMITS != 0
             && let Some(reason) = limiter::source(cfg, cpu, pkt, len, &mut clock)
         {
-            return judge(mode, reason, Class::TcpSyn);
+            return judge(mode, reason, pkt.class);
         }
-        if !limiter::aggregate(cfg, cpu, Class::TcpSyn, len, &mut clock) {
-            return judge(mode, Reason::Aggregate, Class::TcpSyn);
+        if !limiter::aggregate(cfg, cpu, pkt.class, len, &mut clock) {
+            return judge(mode, Reason::Aggregate, pkt.class);
         }
     }
     if cfg.flags & flags::UPSTREAM_RULES != 0
         && let Some(reason) = upstream::check(cfg, pkt, len)
     {
-        return judge(mode, reason, Class::TcpSyn);
+        return judge(mode, reason, pkt.class);
     }
-    no_cookie
+    pass(passed, pkt.class)
 }
 
 /// Clock calibration for the loader, never attached: records jiffies and the coarse monotonic

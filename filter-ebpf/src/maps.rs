@@ -126,7 +126,18 @@ pub static COOKIE_PKT: PerCpuArray<filter_common::parse::IpPacket> =
 
 /// Slot 0: the SYN-cookie program, reached by tail call (filled by the loader).
 #[map]
-pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(2, 0);
+pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(3, 0);
+
+/// Per CPU: the fragment `levee_fragment` judges, parsed off its stack (the later stages'
+/// frames and the parser's would not fit beside it).
+#[map]
+pub static FRAG_PKT: PerCpuArray<filter_common::parse::IpPacket> =
+    PerCpuArray::with_max_entries(1, 0);
+
+/// Fragmented datagrams whose first fragment passed under strict: their later fragments pass.
+#[map]
+pub static FRAGMENTS: LruHashMap<filter_common::abi::FragKey, u64> =
+    LruHashMap::with_max_entries(filter_common::abi::FRAGMENT_ENTRIES, 0);
 
 /// Per CPU and kind of rare event: when one was last logged (see `diag`). Never pinned.
 #[map]

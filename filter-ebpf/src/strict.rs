@@ -46,8 +46,13 @@ pub enum Strict {
 pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> Strict {
     let mode = Mode::from_u32(cfg.mode);
     let tcp = pkt.proto == IPPROTO_TCP;
-    if (!tcp && pkt.proto != IPPROTO_UDP) || pkt.fragment != Fragment::No {
+    if !tcp && pkt.proto != IPPROTO_UDP {
         return Strict::Unknown;
+    }
+    // Fragments have a program of their own (`fragment`), which the entry hands them to on
+    // this reason: a first one judged as its whole datagram, a later one by its first.
+    if pkt.fragment != Fragment::No {
+        return Strict::Refuse(Reason::Fragment);
     }
     if flow_known(cfg, pkt, clock) {
         return Strict::Known(Reason::Flow);
@@ -101,7 +106,7 @@ pub fn flow_key(
 }
 
 #[inline(always)]
-fn flow_known(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
+pub fn flow_known(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
     let key = flow_key(&pkt.src, &pkt.dst, pkt.src_port, pkt.dst_port, pkt);
     // SAFETY: a plain read of a map value.
     match unsafe { FLOWS.get(&key) } {
@@ -112,7 +117,7 @@ fn flow_known(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
 
 /// The budget slot of the service the packet is addressed to, if any.
 #[inline(always)]
-fn service(pkt: &IpPacket) -> Option<u32> {
+pub fn service(pkt: &IpPacket) -> Option<u32> {
     let entry = if pkt.v6 {
         SERVICES_V6.get(Key::new(
             SERVICE_KEY_BITS + 128,
@@ -132,7 +137,7 @@ fn service(pkt: &IpPacket) -> Option<u32> {
 }
 
 #[inline(always)]
-fn within_budget(cfg: &Config, slot: u32, clock: &mut Clock) -> bool {
+pub fn within_budget(cfg: &Config, slot: u32, clock: &mut Clock) -> bool {
     let Some(b) = SVC_BUDGET.get_ptr_mut(slot) else {
         return true;
     };

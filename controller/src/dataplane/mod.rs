@@ -14,7 +14,8 @@ use aya::{
 use filter_common::{
     abi::{
         AMP_PORT_WORDS, CLOCK_PROGRAM, COOKIE_PROGRAM, Config, DEFAULT_EVENT_BYTES,
-        DEFAULT_MAX_SOURCES, EGRESS_PROGRAM, Mode, NO_COOKIE_PROGRAM, PROGRAM, flags, lost, map,
+        DEFAULT_MAX_SOURCES, EGRESS_PROGRAM, FRAGMENT_PROGRAM, Mode, NO_COOKIE_PROGRAM, PROGRAM,
+        flags, lost, map,
     },
     config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns},
 };
@@ -373,6 +374,21 @@ fn load_strict_programs(ebpf: &mut Ebpf) -> Result<()> {
     slots
         .set(1, &fd, 0)
         .context("failed to install the program for SYNs without a cookie")?;
+    let fragment: &mut Xdp = ebpf
+        .program_mut(FRAGMENT_PROGRAM)
+        .ok_or_else(|| anyhow!("program {FRAGMENT_PROGRAM} missing from the object"))?
+        .try_into()?;
+    fragment
+        .load()
+        .context("the kernel refused strict's program for fragments (verifier)")?;
+    let fd = fragment.fd()?.try_clone()?;
+    let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(
+        ebpf.map_mut(map::TAIL_CALLS)
+            .ok_or_else(|| anyhow!("map {} missing", map::TAIL_CALLS))?,
+    )?;
+    slots
+        .set(2, &fd, 0)
+        .context("failed to install strict's program for fragments")?;
     let egress: &mut SchedClassifier = ebpf
         .program_mut(EGRESS_PROGRAM)
         .ok_or_else(|| anyhow!("program {EGRESS_PROGRAM} missing from the object"))?

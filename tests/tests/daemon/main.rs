@@ -11,6 +11,7 @@ mod escalation;
 mod explain;
 mod failure;
 mod faults;
+mod fragments;
 mod gate;
 mod interfaces;
 mod kernel_settings;

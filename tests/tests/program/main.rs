@@ -6,6 +6,7 @@
 
 mod capture;
 mod events;
+mod fragments;
 mod gate;
 mod limiter;
 mod lists;

@@ -410,12 +410,14 @@ fn no_service_drops_tcp_and_udp_and_nothing_else() {
                 FrameSpec::new(ip(src), ip(dst), L4::Icmp).build(),
                 Class::Icmp,
             ),
-            clean(
-                format!("a later fragment is not strict's {dst}"),
+            // Issue 21: a later fragment whose first never passed (`fragments`).
+            dropped(
+                format!("a later fragment without its first {dst}"),
                 FrameSpec::new(ip(src), ip(dst), L4::Raw(IPPROTO_UDP))
                     .payload(16)
                     .fragment(8, false)
                     .build(),
+                Reason::NoService,
                 Class::Udp,
             ),
         ]);
