@@ -69,21 +69,9 @@ pub fn levee(ctx: XdpContext) -> u32 {
             // SAFETY: a tail call; on success it never returns.
             let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 2) };
             // No fragment program: refused, as strict refuses what it cannot account for.
-            stats::count(&v, len);
-            if v.action == Action::Drop {
-                xdp_action::XDP_DROP
-            } else {
-                xdp_action::XDP_PASS
-            }
+            finish(&v, len)
         }
-        Some(v) => {
-            stats::count(&v, len);
-            if v.action == Action::Drop {
-                xdp_action::XDP_DROP
-            } else {
-                xdp_action::XDP_PASS
-            }
-        }
+        Some(v) => finish(&v, len),
         // Only if CONFIG cannot be read, which an array map always can.
         None => xdp_action::XDP_ABORTED,
     }
@@ -127,12 +115,7 @@ pub fn levee_no_cookie(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_ABORTED;
     };
     let v = after_strict(cfg, len);
-    stats::count(&v, len);
-    if v.action == Action::Drop {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    }
+    finish(&v, len)
 }
 
 #[inline(always)]
@@ -157,12 +140,7 @@ pub fn levee_fragment(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_ABORTED;
     };
     let v = fragment::judge_fragment(&frame, cfg, len);
-    stats::count(&v, len);
-    if v.action == Action::Drop {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    }
+    finish(&v, len)
 }
 
 /// The stages after strict, for the programs strict hands a packet to (a SYN without a
@@ -350,6 +328,17 @@ fn signature(f: u32, pkt: &IpPacket) -> Option<Reason> {
         return Some(Reason::AmpPort);
     }
     None
+}
+
+/// Counts the verdict and gives its XDP action (a pass or would-drop passes).
+#[inline(always)]
+fn finish(v: &Verdict, len: u64) -> u32 {
+    stats::count(v, len);
+    if v.action == Action::Drop {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 #[inline(always)]

@@ -344,51 +344,14 @@ impl Dataplane {
 /// the program a SYN it cannot answer goes on to), and the egress program that records flows
 /// (attached beside the XDP program, see `attach`).
 fn load_strict_programs(ebpf: &mut Ebpf) -> Result<()> {
-    let cookie: &mut Xdp = ebpf
-        .program_mut(COOKIE_PROGRAM)
-        .ok_or_else(|| anyhow!("program {COOKIE_PROGRAM} missing from the object"))?
-        .try_into()?;
-    cookie
-        .load()
-        .context("the kernel refused the SYN-cookie program (verifier)")?;
-    let fd = cookie.fd()?.try_clone()?;
-    let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(
-        ebpf.map_mut(map::TAIL_CALLS)
-            .ok_or_else(|| anyhow!("map {} missing", map::TAIL_CALLS))?,
+    load_tail_call(ebpf, COOKIE_PROGRAM, 0, "the SYN-cookie program")?;
+    load_tail_call(
+        ebpf,
+        NO_COOKIE_PROGRAM,
+        1,
+        "the program for SYNs without a cookie",
     )?;
-    slots
-        .set(0, &fd, 0)
-        .context("failed to install the SYN-cookie program")?;
-    let no_cookie: &mut Xdp = ebpf
-        .program_mut(NO_COOKIE_PROGRAM)
-        .ok_or_else(|| anyhow!("program {NO_COOKIE_PROGRAM} missing from the object"))?
-        .try_into()?;
-    no_cookie
-        .load()
-        .context("the kernel refused the program for SYNs without a cookie (verifier)")?;
-    let fd = no_cookie.fd()?.try_clone()?;
-    let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(
-        ebpf.map_mut(map::TAIL_CALLS)
-            .ok_or_else(|| anyhow!("map {} missing", map::TAIL_CALLS))?,
-    )?;
-    slots
-        .set(1, &fd, 0)
-        .context("failed to install the program for SYNs without a cookie")?;
-    let fragment: &mut Xdp = ebpf
-        .program_mut(FRAGMENT_PROGRAM)
-        .ok_or_else(|| anyhow!("program {FRAGMENT_PROGRAM} missing from the object"))?
-        .try_into()?;
-    fragment
-        .load()
-        .context("the kernel refused strict's program for fragments (verifier)")?;
-    let fd = fragment.fd()?.try_clone()?;
-    let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(
-        ebpf.map_mut(map::TAIL_CALLS)
-            .ok_or_else(|| anyhow!("map {} missing", map::TAIL_CALLS))?,
-    )?;
-    slots
-        .set(2, &fd, 0)
-        .context("failed to install strict's program for fragments")?;
+    load_tail_call(ebpf, FRAGMENT_PROGRAM, 2, "strict's program for fragments")?;
     let egress: &mut SchedClassifier = ebpf
         .program_mut(EGRESS_PROGRAM)
         .ok_or_else(|| anyhow!("program {EGRESS_PROGRAM} missing from the object"))?
@@ -397,6 +360,25 @@ fn load_strict_programs(ebpf: &mut Ebpf) -> Result<()> {
         .load()
         .context("the kernel refused the egress flow program (verifier)")?;
     Ok(())
+}
+
+/// Loads the XDP program `name` and installs it in TAIL_CALLS at `slot`.
+fn load_tail_call(ebpf: &mut Ebpf, name: &str, slot: u32, what: &str) -> Result<()> {
+    let program: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the object"))?
+        .try_into()?;
+    program
+        .load()
+        .with_context(|| format!("the kernel refused {what} (verifier)"))?;
+    let fd = program.fd()?.try_clone()?;
+    let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(
+        ebpf.map_mut(map::TAIL_CALLS)
+            .ok_or_else(|| anyhow!("map {} missing", map::TAIL_CALLS))?,
+    )?;
+    slots
+        .set(slot, &fd, 0)
+        .with_context(|| format!("failed to install {what}"))
 }
 
 /// A lookup or delete of a key that is not in the map (aya reports ENOENT either way).
