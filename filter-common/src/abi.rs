@@ -29,6 +29,10 @@ pub mod map {
     pub const SOURCES_ADDED: &str = "SOURCES_ADDED";
     /// Flows the host started or answered, recorded by the egress program (LRU).
     pub const FLOWS: &str = "FLOWS";
+    /// Remote addresses the host has held a TCP connection with (a segment past the
+    /// handshake seen leaving the host), to when it was last seen; written by the egress
+    /// program (LRU). Detection blocklists an offender only if it is here.
+    pub const VERIFIED: &str = "VERIFIED";
     /// What the host serves: LPM tries keyed by protocol, port and destination prefix.
     pub const SERVICES_V4: &str = "SERVICES_V4";
     pub const SERVICES_V6: &str = "SERVICES_V6";
@@ -56,7 +60,7 @@ pub mod map {
     pub const CAPTURE: &str = "CAPTURE";
     pub const CAPTURE_BUDGET: &str = "CAPTURE_BUDGET";
     /// Every map, for pinning and listing.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         CONFIG,
         ALLOW_V4,
         ALLOW_V6,
@@ -72,6 +76,7 @@ pub mod map {
         OFFENCES,
         EVENTS_LOST,
         FLOWS,
+        VERIFIED,
         SERVICES_V4,
         SERVICES_V6,
         SVC_BUDGET,
@@ -114,6 +119,25 @@ pub const EGRESS_PROGRAM: &str = "levee_egress";
 pub const COOKIE_PROGRAM: &str = "levee_cookie";
 /// Entries in the FLOWS LRU table.
 pub const FLOW_ENTRIES: u32 = 1 << 18;
+/// Addresses the VERIFIED LRU table remembers.
+pub const VERIFIED_ENTRIES: u32 = 1 << 17;
+/// How stale a VERIFIED time may grow while the host keeps sending to the address: a stream
+/// keeps its time within this of now, which tells a live connection from an old one.
+pub const VERIFIED_REFRESH_NS: u64 = 500_000_000;
+
+/// The VERIFIED key of an address: IPv6 as it is, IPv4 mapped (`::ffff:a.b.c.d`), so the two
+/// families never meet.
+#[inline(always)]
+pub fn verified_key(addr: &[u8; 16], v6: bool) -> [u8; 16] {
+    if v6 {
+        *addr
+    } else {
+        [
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, addr[0], addr[1], addr[2], addr[3],
+        ]
+    }
+}
+
 /// Prefixes in each SERVICES trie.
 pub const SERVICE_ENTRIES: u32 = 4096;
 /// Budget slots in SVC_BUDGET: services share a slot beyond this many.
@@ -333,10 +357,14 @@ pub enum Reason {
     /// program). It went on through the per-source limiter, the aggregate ceiling and the
     /// received rules like any packet; passed to the kernel if none objected.
     SynNoCookie,
+    /// A SYN over its source's limit (or from a source serving a SYN penalty), answered with
+    /// a SYN cookie instead of dropped: a spoofed address gets a SYN-ACK it ignores, a real
+    /// client behind it still connects. Strict need not be engaged.
+    PenaltyCookie,
 }
 
 impl Reason {
-    pub const COUNT: usize = 38;
+    pub const COUNT: usize = 39;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Clean,
         Reason::ModeOff,
@@ -376,6 +404,7 @@ impl Reason {
         Reason::Ipv6ExtBadOrder,
         Reason::UpstreamRule,
         Reason::SynNoCookie,
+        Reason::PenaltyCookie,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -418,6 +447,7 @@ impl Reason {
             Reason::Ipv6ExtBadOrder => "ipv6_ext_bad_order",
             Reason::UpstreamRule => "upstream_rule",
             Reason::SynNoCookie => "syn_no_cookie",
+            Reason::PenaltyCookie => "penalty_cookie",
         }
     }
 
@@ -862,7 +892,7 @@ const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);
 const _: () = assert!(size_of::<CaptureFilter>() == 56);
 const _: () = assert!(size_of::<CaptureRecord>() == 24 + CAPTURE_SNAPLEN_MAX);
 const _: () = assert!(Reason::COUNT <= 64 && Class::COUNT <= 16 && Action::COUNT <= 8);
-const _: () = assert!(Reason::ALL.len() == Reason::SynNoCookie as usize + 1);
+const _: () = assert!(Reason::ALL.len() == Reason::PenaltyCookie as usize + 1);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -918,6 +948,7 @@ mod tests {
         // Issue 21: appended after the parser's reasons, and not one of them.
         assert!(!Reason::UpstreamRule.is_malformed());
         assert!(!Reason::SynNoCookie.is_malformed());
+        assert!(!Reason::PenaltyCookie.is_malformed());
         let malformed = Reason::ALL.iter().filter(|r| r.is_malformed()).count();
         assert_eq!(
             malformed, 18,

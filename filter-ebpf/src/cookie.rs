@@ -46,12 +46,14 @@ fn bounds(frame: &XdpFrame) -> (usize, usize) {
     }
 }
 
-/// The SYN the main program hands over: where its IP header starts and its family. The main
-/// program has checked that the headers are plain and that a local listener takes the port.
+/// The SYN the main program hands over: where its IP header starts, its family, and for a
+/// penalty cookie the limiter's reason (0 for strict's cookie). The main program has checked
+/// that the headers are plain (and for strict that a local listener takes the port).
 #[repr(C)]
 pub struct Handover {
     pub l3: u32,
     pub v6: u32,
+    pub penalty: u32,
 }
 
 /// Answers the SYN with a cookie SYN-ACK written over the frame. A program of its own, reached

@@ -57,6 +57,12 @@ pub fn levee(ctx: XdpContext) -> u32 {
             stats::count(&pass(Reason::SynNoCookie, v.class), len);
             xdp_action::XDP_PASS
         }
+        Some(v) if v.reason == Reason::PenaltyCookie => {
+            // SAFETY: a tail call; on success it never returns.
+            let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 0) };
+            // No cookie program loaded: the penalty drops the SYN, as it would without one.
+            finish(&judge(Mode::Enforce, Reason::SourcePenalty, v.class), len)
+        }
         // Strict hands TCP and UDP fragments to a program of their own (the fragment
         // signature, when on, drops them before strict with the same reason).
         Some(v)
@@ -91,17 +97,36 @@ pub fn levee_cookie(ctx: XdpContext) -> u32 {
     let Some(cfg) = maps::CONFIG.get(0) else {
         return xdp_action::XDP_ABORTED;
     };
-    if cookie::answer_syn(&frame, cfg) {
-        stats::count(&judge(Mode::Enforce, Reason::SynCookie, Class::TcpSyn), len);
-        xdp_action::XDP_TX
-    } else {
-        // No cookie (syncookies off in the kernel, the listener gone, a SYN the helper
-        // refuses): the stages after strict judge the SYN, in a program of their own.
-        // SAFETY: a tail call; on success it never returns.
-        let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 1) };
-        stats::count(&pass(Reason::SynNoCookie, Class::TcpSyn), len);
-        xdp_action::XDP_PASS
+    let answered = cookie::answer_syn(&frame, cfg);
+    match cookie_outcome(answered, len) {
+        Some(action) => action,
+        None => {
+            // No cookie (syncookies off in the kernel, the listener gone, a SYN the helper
+            // refuses): the stages after strict judge the SYN, in a program of their own.
+            // SAFETY: a tail call; on success it never returns.
+            let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 1) };
+            stats::count(&pass(Reason::SynNoCookie, Class::TcpSyn), len);
+            xdp_action::XDP_PASS
+        }
     }
+}
+
+/// Counts the cookie program's answer and gives its action; None for a strict SYN it could
+/// not answer (the later stages judge it). A penalised source's SYN without a cookie (no
+/// listener, the kernel's syncookies off) is dropped, as the penalty would without cookies.
+/// A function of its own, so its frame does not add to the answer's stack.
+#[inline(never)]
+fn cookie_outcome(answered: bool, len: u64) -> Option<u32> {
+    let penalty = maps::SCRATCH.get(0).map_or(0, |s| s.handover.penalty);
+    let (reason, action) = match (answered, penalty) {
+        (true, 0) => (Reason::SynCookie, xdp_action::XDP_TX),
+        (true, _) => (Reason::PenaltyCookie, xdp_action::XDP_TX),
+        (false, 0) => return None,
+        (false, p) if p == Reason::SourceRate as u32 => (Reason::SourceRate, xdp_action::XDP_DROP),
+        (false, _) => (Reason::SourcePenalty, xdp_action::XDP_DROP),
+    };
+    stats::count(&judge(Mode::Enforce, reason, Class::TcpSyn), len);
+    Some(action)
 }
 
 /// The stages after strict, for a SYN the cookie program could not answer (held in
@@ -127,7 +152,20 @@ fn after_strict(cfg: &Config, len: u64) -> Verdict {
     if pkt.proto != IPPROTO_TCP {
         return no_cookie;
     }
-    later_stages(cfg, pkt, len, Reason::SynNoCookie)
+    let v = later_stages(cfg, pkt, len, Reason::SynNoCookie);
+    // Without cookies a random-source flood would pass every stage: unknown sources share
+    // the service's budget, as unknown UDP sources do under attack.
+    if v.action == Action::Pass
+        && let Some(slot) = strict::service(pkt)
+        && !strict::within_budget(cfg, slot, &mut Clock::new(cfg))
+    {
+        return judge(
+            Mode::from_u32(cfg.mode),
+            Reason::UnknownBudget,
+            Class::TcpSyn,
+        );
+    }
+    v
 }
 
 /// Strict's stage for a TCP or UDP fragment (see `fragment`). Reached from `levee` by tail
@@ -241,6 +279,22 @@ fn judge_packet(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len:
             reason => judge(mode, reason, pkt.class),
         }
     };
+    // A SYN over its source's limit is answered with a cookie rather than dropped (strict
+    // configured, so the kernel's cookie settings are Levee's): a spoofer cannot deny the
+    // address it borrows a connection.
+    let verdict = if verdict.class == Class::TcpSyn
+        && verdict.action == Action::Drop
+        && matches!(verdict.reason, Reason::SourceRate | Reason::SourcePenalty)
+        && cfg.flags & flags::TRACK_FLOWS != 0
+        && strict::penalty_cookie(pkt, verdict.reason)
+    {
+        Verdict {
+            reason: Reason::PenaltyCookie,
+            ..verdict
+        }
+    } else {
+        verdict
+    };
     if cfg.sample_every != 0 && events::sample_due(cfg.sample_every) {
         events::sample(pkt, &verdict, len);
     }
@@ -286,11 +340,13 @@ fn check(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -
         }
     }
     let mut clean = Reason::Clean;
+    let mut budget = None;
     if cfg.flags & flags::STRICT != 0 {
         match strict::check(frame, cfg, pkt, &mut clock) {
             Strict::Unknown => {}
             Strict::Known(reason) => clean = reason,
             Strict::Refuse(reason) => return reason,
+            Strict::Budget(slot) => budget = Some(slot),
         }
     }
     let Some(cpu) = maps::CPU_STATE.get_ptr_mut(0) else {
@@ -305,6 +361,11 @@ fn check(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -
     }
     if !limiter::aggregate(cfg, cpu, pkt.class, len, &mut clock) {
         return Reason::Aggregate;
+    }
+    if let Some(slot) = budget
+        && !strict::within_budget(cfg, slot, &mut clock)
+    {
+        return Reason::UnknownBudget;
     }
     clean
 }

@@ -73,6 +73,11 @@ pub static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 #[map]
 pub static FLOWS: LruHashMap<FlowKey, FlowEntry> = LruHashMap::with_max_entries(FLOW_ENTRIES, 0);
 
+/// Remote addresses the host held a TCP connection with, to when (see `egress`).
+#[map]
+pub static VERIFIED: LruHashMap<[u8; 16], u64> =
+    LruHashMap::with_max_entries(filter_common::abi::VERIFIED_ENTRIES, 0);
+
 /// What the host serves (protocol, port, destination prefix).
 #[map]
 pub static SERVICES_V4: LpmTrie<ServiceKeyV4, ServiceEntry> =

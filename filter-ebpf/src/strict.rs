@@ -7,7 +7,8 @@
 //!   seen yet) or a valid cookie in its ACK; anything else is dropped, so no RST is ever sent
 //!   to a spoofed source.
 //! - UDP to a served port passes; an unknown source shares the service's budget while the
-//!   UDP class is under attack.
+//!   UDP class is under attack (after the per-source limiter, so a heavy source is
+//!   penalised and leaves the budget to the crowd).
 //! - TCP or UDP to a port no service and no flow accounts for is dropped.
 
 use aya_ebpf::{
@@ -39,6 +40,10 @@ pub enum Strict {
     Known(Reason),
     /// Refused with this reason (for [`Reason::SynCookie`] the frame is now our SYN-ACK).
     Refuse(Reason),
+    /// UDP from an unknown source to a service whose budget applies (UDP under attack): the
+    /// limiter judges it first, so a heavy source is penalised rather than eating the
+    /// crowd's budget, then it takes a token of budget `slot` ([`within_budget`]).
+    Budget(u32),
 }
 
 /// A function of its own (a BPF-to-BPF call), so its lookups' buffers get their own frame.
@@ -67,8 +72,8 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
     let Some(slot) = service(pkt) else {
         return Strict::Refuse(Reason::NoService);
     };
-    if cfg.flags & flags::UDP_BUDGET != 0 && !within_budget(cfg, slot, clock) {
-        return Strict::Refuse(Reason::UnknownBudget);
+    if cfg.flags & flags::UDP_BUDGET != 0 {
+        return Strict::Budget(slot);
     }
     Strict::Unknown
 }
@@ -152,6 +157,29 @@ pub fn within_budget(cfg: &Config, slot: u32, clock: &mut Clock) -> bool {
     )
 }
 
+/// Hands a SYN the limiter refused to the cookie program instead (the entry tail-calls it on
+/// [`Reason::PenaltyCookie`]): true if its headers are plain, so the program can answer it.
+/// A function of its own, so the main program's walk grows by a call, not by its checks.
+#[inline(never)]
+pub fn penalty_cookie(pkt: &IpPacket, reason: Reason) -> bool {
+    let ip_len = if pkt.v6 { 40 } else { 20 };
+    if pkt.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN || pkt.l4 != pkt.l3 + ip_len {
+        return false;
+    }
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch, only this CPU touches it while the program runs.
+    unsafe {
+        (*scratch).handover = cookie::Handover {
+            l3: u32::from(pkt.l3),
+            v6: u32::from(pkt.v6),
+            penalty: reason as u32,
+        };
+    }
+    true
+}
+
 /// A connection attempt: refused if nothing serves the port, else handed to the cookie
 /// program (by the entry, through [`Reason::SynCookie`]).
 #[inline(always)]
@@ -177,6 +205,7 @@ fn syn(frame: &XdpFrame, mode: Mode, pkt: &IpPacket) -> Strict {
         (*scratch).handover = cookie::Handover {
             l3: u32::from(pkt.l3),
             v6: u32::from(pkt.v6),
+            penalty: 0,
         };
     }
     // The entry hands the frame to the cookie program.

@@ -1,9 +1,12 @@
 //! The set-up every detection test shares: a daemon in a lab, a receiver on the protected side,
-//! a calm stretch so the detection engine learns a baseline, then a single-source raw UDP flood
-//! for as long as the test watches. One fixture, so the tests differ only in what they watch.
+//! a flooder the host has held a TCP connection with (so detection may blocklist it: it
+//! blocks verified offenders only), a calm stretch so the detection engine learns a baseline,
+//! then a single-source raw UDP flood for as long as the test watches. One fixture, so the
+//! tests differ only in what they watch.
 
 use std::{
-    net::UdpSocket,
+    io::{Read, Write},
+    net::{TcpListener, UdpSocket},
     sync::atomic::{AtomicBool, Ordering},
     thread::sleep,
     time::Duration,
@@ -12,7 +15,7 @@ use std::{
 use crate::{
     daemon::DaemonLab,
     netns::{CLIENT_V4, Lab, PROTECTED_V4},
-    traffic::{flood_at_until, udp_flood_frames, udp_receiver, warm_up},
+    traffic::{addr, flood_at_until, tcp_connect, udp_flood_frames, udp_receiver, warm_up},
 };
 
 /// The lab client that floods; no test sends anything else from it.
@@ -49,6 +52,7 @@ impl FloodLab {
         daemon.start();
         let rx = udp_receiver(&daemon.lab.protected, PROTECTED_V4, FLOOD_PORT);
         warm_up(&daemon.lab.client, CLIENT_V4[0], &rx);
+        converse(&daemon, FLOODER);
         sleep(CALM);
         let frames = udp_flood_frames(&daemon.lab, FLOODER, FLOOD_PORT, 20_000);
         FloodLab { daemon, rx, frames }
@@ -59,6 +63,38 @@ impl FloodLab {
     pub fn flood<T>(&self, watch: impl FnOnce() -> T) -> T {
         flooding(&self.daemon.lab, &self.frames, watch).0
     }
+
+    /// [`FloodLab::flood`] at `pps` frames a second.
+    pub fn flood_at<T>(&self, pps: f64, watch: impl FnOnce() -> T) -> T {
+        flooding_at(&self.daemon.lab, &self.frames, Some(pps), watch).0
+    }
+}
+
+/// A port of the protected side for [`converse`], apart from the tests' own.
+const CONVERSE_PORT: u16 = 7070;
+
+/// `src` completes a TCP handshake with the protected host and reads its greeting: the host
+/// then holds a connection with it past the handshake, and Levee counts it verified.
+pub fn converse(daemon: &DaemonLab, src: &str) {
+    let listener = daemon
+        .lab
+        .protected
+        .run(|| TcpListener::bind(addr(PROTECTED_V4, CONVERSE_PORT)).expect("listen"));
+    let mut client = daemon
+        .lab
+        .client
+        .run(|| {
+            tcp_connect(
+                src,
+                addr(PROTECTED_V4, CONVERSE_PORT),
+                Duration::from_secs(5),
+            )
+        })
+        .unwrap_or_else(|e| panic!("{src} connects: {e}"));
+    let (mut served, _) = listener.accept().expect("accept");
+    served.write_all(b"hello").expect("greet");
+    let mut greeting = [0u8; 5];
+    client.read_exact(&mut greeting).expect("read the greeting");
 }
 
 /// Sends `frames` from the lab's client again and again while `watch` runs; the flood stops

@@ -153,6 +153,12 @@ pub struct ExplainView {
     pub syn: bool,
     /// The packet's class; null without a protocol.
     pub class: Option<String>,
+    /// live (the host is sending to it on a connection now: detection never blocklists it),
+    /// verified (the host held a TCP connection with it: its offences may get it
+    /// blocklisted) or unverified (they stay penalties in their class).
+    pub verification: String,
+    /// Seconds since the host last sent on a connection with the source, when verified.
+    pub verified_secs_ago: Option<u64>,
     pub interfaces: Vec<InterfaceExplain>,
 }
 

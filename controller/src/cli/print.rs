@@ -309,6 +309,20 @@ impl Print for crate::api::views::ExplainView {
             Some(c) => writeln!(out, "{packet} (class {c})")?,
             None => writeln!(out, "{packet} (class unknown: no --proto)")?,
         }
+        let source = match (self.verification.as_str(), self.verified_secs_ago) {
+            ("live", _) => "live (the host is sending to it on a connection now): detection \
+                 never blocklists it, its offences stay penalties in their class"
+                .to_string(),
+            ("verified", Some(ago)) => format!(
+                "verified (the host held a TCP connection with it {ago} s ago): its offences \
+                 may get it blocklisted"
+            ),
+            ("unverified", _) => "unverified (no TCP connection with the host): its offences \
+                 stay penalties in their class, a SYN penalty is answered with cookies"
+                .to_string(),
+            (other, _) => other.to_string(),
+        };
+        writeln!(out, "source: {source}")?;
         for i in &self.interfaces {
             let undecided = if i.unless.is_empty() {
                 String::new()

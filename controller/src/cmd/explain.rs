@@ -40,6 +40,7 @@ const NS: u64 = 1_000_000_000;
 const MIN_FRAME: u64 = 64;
 
 pub fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
+    let verification = c.verification(packet.source);
     let mut interfaces = Vec::new();
     for i in &c.fleet.interfaces {
         let probe = i.dp.probe(packet.source, packet.class())?;
@@ -54,6 +55,8 @@ pub fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
         dport: packet.dport,
         syn: packet.syn,
         class: packet.class().map(|k| k.name().to_string()),
+        verification: verification.name().to_string(),
+        verified_secs_ago: verification.ago().map(|a| a.as_secs()),
         interfaces,
     })
 }
@@ -557,6 +560,23 @@ fn per_source(cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Stage {
         }
     };
     parts.push(offences);
+    // In enforce, with strict configured, a SYN the penalty refuses is answered with a
+    // cookie instead (the program's PenaltyCookie), so a real client behind the address
+    // still connects.
+    let say = match say {
+        Say::Objects(Reason::SourcePenalty | Reason::SourceRate)
+            if class == Some(Class::TcpSyn)
+                && cfg.mode() == Mode::Enforce
+                && cfg.flags & flags::TRACK_FLOWS != 0 =>
+        {
+            parts.push(
+                "a SYN is answered with a cookie, not dropped, where a local socket listens"
+                    .to_string(),
+            );
+            Say::Objects(Reason::PenaltyCookie)
+        }
+        say => say,
+    };
     if let Some(k) = class {
         // Penalties in other classes leave this packet alone, but they are the source's state.
         parts.extend(

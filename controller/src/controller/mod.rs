@@ -13,7 +13,8 @@
 //! - `start`: the final state computed first (config, state file, adopted maps), then written;
 //! - [`response`]: what the detection engine's decisions do;
 //! - [`strict`]: when strict is engaged, the services the program knows, kernel settings;
-//! - [`telemetry`]: rates, events drained from the ring, top talkers, metrics.
+//! - [`telemetry`]: rates, events drained from the ring, top talkers, metrics;
+//! - [`verified`]: who may be blocked (only sources the host held a connection with).
 //!
 //! The commands themselves live in [`crate::cmd`], one file per family.
 
@@ -29,6 +30,7 @@ pub mod response;
 mod start;
 pub mod strict;
 pub mod telemetry;
+pub mod verified;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 

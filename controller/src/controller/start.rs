@@ -116,10 +116,11 @@ impl Controller {
                 c.fleet.converge(List::Allow, &lists.allows)?;
             }
             c.fleet.attach(mode)?;
+            // Always: it records the verified sources detection needs; flows, strict not off.
+            c.fleet.attach_egress()?;
             if c.settings.strict.mode != StrictMode::Off {
                 let rules = c.strict.rules();
                 c.fleet.set_services(&rules, &[])?;
-                c.fleet.attach_egress()?;
             }
             c.strict.set_kernel(&c.settings.strict, &saved.kernel)
         })();

@@ -246,16 +246,13 @@ impl Controller {
     /// Feeds the offences drained since the last tick to the engine, after it has seen this
     /// tick's rates: an offence in the second an attack starts is judged under attack.
     pub(super) fn judge_offences(&mut self) {
-        // While strict is engaged, only TCP segments of a flow or a valid cookie reach the
-        // limiter in class tcp_other: an offence there is evidence a spoofer cannot forge.
-        // Offences of other classes may come from a spoofer using someone's address; they
-        // stay penalties in their own class and never become a block of every class.
-        let evidence_only = self.strict.engaged;
+        // Only offences of verified sources may become a block of every class (`verified`);
+        // the others stay penalties in their own class.
         let recent = self.calm_window();
         self.calm_offences.retain(|(t, _, _)| t.elapsed() < recent);
         let mut decisions = Vec::new();
         for (src, class) in std::mem::take(&mut self.pending_offences) {
-            if evidence_only && class != Class::TcpOther {
+            if !self.offence_is_evidence(src, class) {
                 continue;
             }
             match self.engine.offence(src, class) {
@@ -283,11 +280,6 @@ impl Controller {
     pub(super) fn rejudge_calm_offences(&mut self, class: Class) {
         let recent = self.calm_window();
         self.calm_offences.retain(|(t, _, _)| t.elapsed() < recent);
-        // With strict about to engage, only evidence a spoofer cannot forge counts.
-        let evidence_only = self.settings.strict.mode != crate::config::StrictMode::Off;
-        if evidence_only && class != Class::TcpOther {
-            return;
-        }
         let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.calm_offences)
             .into_iter()
             .partition(|(_, _, c)| *c == class);

@@ -1,23 +1,23 @@
 //! The maps and programs of strict mode: the services tries, the egress program that records
 //! flows, and test entry points for both programs.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, net::IpAddr};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     maps::{
-        MapData,
+        HashMap, MapData,
         lpm_trie::{Key, LpmTrie},
     },
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use filter_common::abi::{
     EGRESS_PROGRAM, PROGRAM, SERVICE_BUDGETS, SERVICE_KEY_BITS, ServiceEntry, ServiceKeyV4,
-    ServiceKeyV6, map, service_key_v4, service_key_v6,
+    ServiceKeyV6, map, service_key_v4, service_key_v6, verified_key,
 };
 use ipnet::IpNet;
 
-use super::{Dataplane, is_not_found};
+use super::{Dataplane, abi_address, is_not_found, monotonic_coarse_ns};
 
 /// One served (protocol, port, destination prefix): what the SERVICES tries hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,6 +30,19 @@ pub struct ServiceRule {
 }
 
 impl Dataplane {
+    /// How long ago the host last held a TCP connection with `addr` past its handshake (as
+    /// the egress program records it in VERIFIED), if it ever did while the entry lasted.
+    pub fn verified_ago(&self, addr: IpAddr) -> Result<Option<std::time::Duration>> {
+        let table: HashMap<&MapData, [u8; 16], u64> = HashMap::try_from(self.map(map::VERIFIED)?)?;
+        match table.get(&verified_key(&abi_address(addr), addr.is_ipv6()), 0) {
+            Ok(seen) => Ok(Some(std::time::Duration::from_nanos(
+                monotonic_coarse_ns().saturating_sub(seen),
+            ))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e).context("failed to read VERIFIED"),
+        }
+    }
+
     /// Makes the SERVICES tries hold exactly `rules`: new ones are added before stale ones
     /// go, so a service present in both the old and new set never has a gap. Each rule gets
     /// its own budget slot (shared beyond [`SERVICE_BUDGETS`] rules).

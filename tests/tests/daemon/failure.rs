@@ -411,6 +411,22 @@ fn detection_blocks_never_rewrite_the_state_file_each() {
     d.start();
     let template = udp_flood_frames(&d.lab, CLIENT_V4[0], 9000, 1);
     let offenders = 400u32;
+    // Detection blocks verified offenders only. This test is about the state file, not about
+    // how sources get verified (the spoofing tests are), so the offenders are entered in the
+    // pinned VERIFIED table as sources the host talked to 10 s ago.
+    {
+        use aya::maps::{HashMap, Map, MapData};
+        let pin = d.pin_dir("lv0").join(filter_common::abi::map::VERIFIED);
+        let mut verified: HashMap<MapData, [u8; 16], u64> =
+            HashMap::try_from(Map::LruHashMap(MapData::from_pin(&pin).unwrap())).unwrap();
+        let seen = levee::dataplane::monotonic_coarse_ns() - 10_000_000_000;
+        for i in 0..offenders {
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(&(0x0a63_0000u32 + i).to_be_bytes());
+            let key = filter_common::abi::verified_key(&a, false);
+            verified.insert(key, seen, 0).unwrap();
+        }
+    }
     let mut frames = Vec::new();
     for _ in 0..3 {
         for i in 0..offenders {

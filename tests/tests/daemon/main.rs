@@ -24,6 +24,7 @@ mod reload;
 mod restart;
 mod service;
 mod services;
+mod spoofing;
 mod strict;
 
 use std::{net::UdpSocket, thread::sleep, time::Duration};

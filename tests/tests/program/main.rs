@@ -13,6 +13,7 @@ mod lists;
 mod malformed;
 mod modes;
 mod no_cookie;
+mod penalty;
 mod signatures;
 mod strict;
 mod upstream;

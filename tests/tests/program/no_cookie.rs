@@ -60,3 +60,41 @@ fn a_syn_without_a_cookie_meets_the_later_stages() {
         );
     });
 }
+
+#[test]
+fn a_syn_without_a_cookie_shares_the_unknown_budget() {
+    let host = Host::new();
+    host.run(|| {
+        let (_listener, port) = listen(DST4);
+        let mut cfg = strict(Mode::Enforce);
+        // The service's budget for unknown sources: one SYN, then none.
+        cfg.unknown_budget = Rate {
+            pps: 1,
+            burst_packets: 1,
+            ..Rate::default()
+        }
+        .encode();
+        let mut h = Harness::new(cfg);
+        h.dp.set_services(&[rule(IPPROTO_TCP, port, &format!("{DST4}/32"))])
+            .unwrap();
+        std::fs::write("/proc/sys/net/ipv4/tcp_syncookies", "0").expect("tcp_syncookies");
+        h.expect(
+            "a SYN without a cookie, within the budget",
+            &syn(SRC4, DST4, 40000, port, &[]),
+            XDP_PASS,
+            Action::Pass,
+            Reason::SynNoCookie,
+            Class::TcpSyn,
+        );
+        // A random-source flood without cookies is held to the budget, not passed whole.
+        h.expect(
+            "a SYN without a cookie from another source, over the budget",
+            &syn("198.18.7.7", DST4, 40001, port, &[]),
+            XDP_DROP,
+            Action::Drop,
+            Reason::UnknownBudget,
+            Class::TcpSyn,
+        );
+        std::fs::write("/proc/sys/net/ipv4/tcp_syncookies", "2").expect("tcp_syncookies");
+    });
+}
