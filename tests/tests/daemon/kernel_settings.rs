@@ -85,3 +85,69 @@ fn a_crashed_runs_kernel_settings_are_put_back_by_the_next_stop() {
     assert!(d.stop());
     assert_eq!(sysctl(&d, "tcp_syncookies"), "1", "{}", d.log());
 }
+
+/// `tcp_syncookies` set to 0 behind Levee's back, then at once 200,000 random-source SYNs to a
+/// served port, before the next tick puts the setting back: the SYNs that get no cookie meet
+/// the later stages and the service's budget of unknown sources, so at least 99% of what the
+/// program saw is still stopped in the driver, none counted `clean`.
+#[test]
+fn without_cookies_a_spoofed_syn_flood_is_still_stopped() {
+    use filter_common::{
+        abi::{Action, Reason},
+        frames::L4,
+        parse::TCP_SYN,
+    };
+    use levee_tests::{
+        daemon::packets,
+        netns::PROTECTED_V4,
+        sender::send_frames,
+        traffic::{addr, spoofed_frames},
+    };
+    let mut d = DaemonLab::new();
+    d.write_config("mode = \"enforce\"\n[strict]\nmode = \"always\"");
+    d.start();
+    let _listener = d
+        .lab
+        .protected
+        .run(|| std::net::TcpListener::bind(addr(PROTECTED_V4, 8080)).expect("listen"));
+    // A tick to learn the listener as a service.
+    sleep(Duration::from_millis(1500));
+    let syns = spoofed_frames(
+        &d.lab,
+        |i| L4::Tcp {
+            sport: 1024 + (i % 60_000) as u16,
+            dport: 8080,
+            flags: TCP_SYN,
+        },
+        200_000,
+    );
+    let before = d.stats();
+    set_sysctl(&d, "tcp_syncookies", "0");
+    d.lab
+        .client
+        .run(|| send_frames("lv1", &syns, 64))
+        .expect("send");
+    sleep(Duration::from_millis(2500));
+    assert_eq!(sysctl(&d, "tcp_syncookies"), "2", "put back: {}", d.log());
+    let after = d.stats();
+    let delta = |action, reason| packets(&after, action, reason) - packets(&before, action, reason);
+    let seen = delta(Action::Drop, None) + delta(Action::Pass, None);
+    let stopped = delta(Action::Drop, None);
+    let without_cookie = delta(Action::Pass, Some(Reason::SynNoCookie))
+        + delta(Action::Drop, Some(Reason::UnknownBudget));
+    eprintln!("seen {seen}, stopped {stopped}, without a cookie {without_cookie}");
+    assert!(seen >= 10_000, "the flood reached the program: {seen}");
+    assert!(
+        without_cookie > 0,
+        "some SYNs met the kernel without cookies: {after:?}"
+    );
+    // The lab's own chatter (IPv6 neighbour discovery) may pass clean; no flood SYN does.
+    assert!(
+        delta(Action::Pass, Some(Reason::Clean)) < 10,
+        "flood SYNs passed clean: {after:?}"
+    );
+    assert!(
+        stopped * 100 >= seen * 99,
+        "{stopped} of {seen} stopped: {after:?}"
+    );
+}
