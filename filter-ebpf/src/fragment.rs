@@ -17,7 +17,8 @@ use crate::{
     judge, later_stages,
     limiter::Clock,
     maps::{FRAG_PKT, FRAGMENTS},
-    parse_into, pass, strict,
+    parse_into, pass,
+    strict::{self, Strict},
 };
 
 /// The verdict on a fragment strict handed over.
@@ -41,40 +42,42 @@ pub fn judge_fragment(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
         if !first_passed(pkt, clock.now()) {
             return judge(mode, Reason::NoService, pkt.class);
         }
-        return later_stages(cfg, pkt, len, Reason::Clean);
+        return later_stages(cfg, pkt, len, Reason::Clean, None);
     }
-    let known = first_fragment(cfg, pkt);
-    if known != Reason::Clean && known != Reason::Flow {
-        return judge(mode, known, pkt.class);
-    }
-    let verdict = later_stages(cfg, pkt, len, known);
+    let (known, budget) = match first_fragment(cfg, pkt) {
+        Strict::Refuse(reason) => return judge(mode, reason, pkt.class),
+        Strict::Known(reason) => (reason, None),
+        Strict::Budget(slot) => (Reason::Clean, Some(slot)),
+        Strict::Unknown => (Reason::Clean, None),
+    };
+    let verdict = later_stages(cfg, pkt, len, known, budget);
     if verdict.action == filter_common::abi::Action::Pass {
         remember(pkt, clock.now());
     }
     verdict
 }
 
-/// Strict's say on a first fragment, as on its whole datagram: `flow` or `clean` if it may
-/// pass on to the later stages, else the reason it is refused. Functions of their own (this
-/// one and the two below), so their keys are off the frame the later stages are called
-/// from: the verifier allows 512 bytes of stack for all the frames of a call chain.
+/// Strict's say on a first fragment, as on its whole datagram (its budget, if any, is taken
+/// after the limiter, as in the main program). Functions of their own (this one and the two
+/// below), so their keys are off the frame the later stages are called from: the verifier
+/// allows 512 bytes of stack for all the frames of a call chain.
 #[inline(never)]
-fn first_fragment(cfg: &Config, pkt: &IpPacket) -> Reason {
+fn first_fragment(cfg: &Config, pkt: &IpPacket) -> Strict {
     let mut clock = Clock::new(cfg);
     if strict::flow_known(cfg, pkt, &mut clock) {
-        return Reason::Flow;
+        return Strict::Known(Reason::Flow);
     }
     if pkt.proto != IPPROTO_UDP {
         // A fragmented TCP segment outside any flow: no cookie can answer it.
-        return Reason::NoFlow;
+        return Strict::Refuse(Reason::NoFlow);
     }
     let Some(slot) = strict::service(pkt) else {
-        return Reason::NoService;
+        return Strict::Refuse(Reason::NoService);
     };
-    if cfg.flags & flags::UDP_BUDGET != 0 && !strict::within_budget(cfg, slot, &mut clock) {
-        return Reason::UnknownBudget;
+    if cfg.flags & flags::UDP_BUDGET != 0 {
+        return Strict::Budget(slot);
     }
-    Reason::Clean
+    Strict::Unknown
 }
 
 /// Whether the datagram's first fragment passed, less than 30 s ago.

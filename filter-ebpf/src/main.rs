@@ -152,20 +152,9 @@ fn after_strict(cfg: &Config, len: u64) -> Verdict {
     if pkt.proto != IPPROTO_TCP {
         return no_cookie;
     }
-    let v = later_stages(cfg, pkt, len, Reason::SynNoCookie);
     // Without cookies a random-source flood would pass every stage: unknown sources share
     // the service's budget, as unknown UDP sources do under attack.
-    if v.action == Action::Pass
-        && let Some(slot) = strict::service(pkt)
-        && !strict::within_budget(cfg, slot, &mut Clock::new(cfg))
-    {
-        return judge(
-            Mode::from_u32(cfg.mode),
-            Reason::UnknownBudget,
-            Class::TcpSyn,
-        );
-    }
-    v
+    later_stages(cfg, pkt, len, Reason::SynNoCookie, strict::service(pkt))
 }
 
 /// Strict's stage for a TCP or UDP fragment (see `fragment`). Reached from `levee` by tail
@@ -182,10 +171,17 @@ pub fn levee_fragment(ctx: XdpContext) -> u32 {
 }
 
 /// The stages after strict, for the programs strict hands a packet to (a SYN without a
-/// cookie, a fragment): the per-source limiter, the aggregate ceiling and the received
-/// rules, as `check` and `judge_packet` run them; `passed` is the reason if none objects.
+/// cookie, a fragment): the per-source limiter, the aggregate ceiling, the budget of unknown
+/// sources of service `budget` if given, and the received rules, as `check` and
+/// `judge_packet` run them; `passed` is the reason if none objects.
 #[inline(always)]
-fn later_stages(cfg: &Config, pkt: &IpPacket, len: u64, passed: Reason) -> Verdict {
+fn later_stages(
+    cfg: &Config,
+    pkt: &IpPacket,
+    len: u64,
+    passed: Reason,
+    budget: Option<u32>,
+) -> Verdict {
     let mode = Mode::from_u32(cfg.mode);
     let mut clock = Clock::new(cfg);
     if let Some(cpu) = maps::CPU_STATE.get_ptr_mut(0) {
@@ -199,6 +195,11 @@ fn later_stages(cfg: &Config, pkt: &IpPacket, len: u64, passed: Reason) -> Verdi
         if !limiter::aggregate(cfg, cpu, pkt.class, len, &mut clock) {
             return judge(mode, Reason::Aggregate, pkt.class);
         }
+    }
+    if let Some(slot) = budget
+        && !strict::within_budget(cfg, slot, &mut clock)
+    {
+        return judge(mode, Reason::UnknownBudget, pkt.class);
     }
     if cfg.flags & flags::UPSTREAM_RULES != 0
         && let Some(reason) = upstream::check(cfg, pkt, len)
