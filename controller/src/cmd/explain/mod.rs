@@ -1,0 +1,368 @@
+//! `levee explain`: the verdict a packet from a source would get now, on each interface, and
+//! what every stage of the program says of it, in the program's order. The say comes from the
+//! live maps (read as the program reads them, see `dataplane::explain`); the controller adds
+//! what only it knows: who set a list entry and why, and the class's attack state.
+//!
+//! The first stage that objects decides; the stages after it still say what they hold, marked
+//! not reached. A stage whose say depends on a detail not given (no `--proto`, no `--sport`)
+//! is marked so and taken to let the packet on, and the verdict names it.
+//!
+//! The per-source say is that of a source that keeps sending: the program looks a source's
+//! entry up only once the sketch gate sees it heavy, so after a pause its first few packets
+//! pass the gate before a penalty applies again.
+
+use std::{collections::BTreeMap, net::IpAddr};
+
+use anyhow::Result;
+use filter_common::{
+    abi::{
+        Action, AllowEntry, BlockEntry, Class, Config, Limit, Mode, Reason, UpstreamRule, flags,
+    },
+    limit::{admit, is_unlimited},
+    parse::{IPPROTO_TCP, IPPROTO_UDP},
+};
+
+use crate::{
+    api::{
+        ExplainPacket,
+        views::{ExplainView, InterfaceExplain, Prefix, StageView},
+    },
+    controller::{
+        Controller,
+        lists::{Allow, Block, Setter},
+    },
+    dataplane::{Dataplane, ListLookup, Probe, abi_address},
+};
+
+const NS: u64 = 1_000_000_000;
+
+/// A frame of the smallest size, for the byte buckets.
+const MIN_FRAME: u64 = 64;
+
+pub fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
+    let verification = c.verification(packet.source);
+    let mut interfaces = Vec::new();
+    for i in &c.fleet.interfaces {
+        let probe = i.dp.probe(packet.source, packet.class())?;
+        let stages = stages(c, &i.dp, &probe, &packet)?;
+        interfaces.push(verdict(i.name.clone(), probe.config.mode(), stages));
+    }
+    Ok(ExplainView {
+        source: packet.source,
+        dst: packet.dst,
+        proto: packet.proto,
+        sport: packet.sport,
+        dport: packet.dport,
+        syn: packet.syn,
+        class: packet.class().map(|k| k.name().to_string()),
+        verification: verification.name().to_string(),
+        verified_secs_ago: verification.ago().map(|a| a.as_secs()),
+        interfaces,
+    })
+}
+
+/// What one stage says of the packet.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Say {
+    Passes,
+    /// Passes, and the program counts a packet nothing later objects to under this reason
+    /// (strict's known flow) rather than `clean`.
+    PassesAs(Reason),
+    Objects(Reason),
+    /// Its say depends on details not given; it objects with the reason, if any, when they
+    /// turn out so.
+    Depends(Vec<&'static str>, Option<Reason>),
+}
+
+pub(crate) struct Stage {
+    say: Say,
+    view: StageView,
+}
+
+impl Stage {
+    fn new(stage: &str, say: Say, text: impl Into<String>) -> Stage {
+        Stage {
+            say,
+            view: StageView {
+                stage: stage.to_string(),
+                say: text.into(),
+                ..StageView::default()
+            },
+        }
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut StageView)) -> Stage {
+        f(&mut self.view);
+        self
+    }
+}
+
+/// The verdict: the first stage that objects decides, in the mode of the interface's CONFIG.
+pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> InterfaceExplain {
+    let mut decided: Option<(String, Reason)> = None;
+    let mut passes_as = Reason::Clean;
+    let mut unless = Vec::new();
+    let mut views = Vec::with_capacity(stages.len());
+    for Stage { say, mut view } in stages {
+        let (outcome, reason) = match (&decided, say, mode) {
+            (_, say, Mode::Off) | (Some(_), say, _) => {
+                let reason = match say {
+                    Say::Objects(r) | Say::Depends(_, Some(r)) => Some(r),
+                    _ => None,
+                };
+                ("not_reached", reason)
+            }
+            (None, Say::Passes, _) => ("passes", None),
+            (None, Say::PassesAs(r), _) => {
+                passes_as = r;
+                ("passes", None)
+            }
+            (None, Say::Objects(r), _) => {
+                decided = Some((view.stage.clone(), r));
+                ("decides", Some(r))
+            }
+            (None, Say::Depends(on, r), _) => {
+                unless.push(format!("{} ({})", view.stage, on.join(", ")));
+                view.depends_on = on.iter().map(|s| s.to_string()).collect();
+                ("depends", r)
+            }
+        };
+        view.outcome = outcome.to_string();
+        view.reason = reason.map(|r| r.name().to_string());
+        views.push(view);
+    }
+    let (decided_by, reason) = match (mode, decided) {
+        (Mode::Off, _) => (Some("mode".to_string()), Reason::ModeOff),
+        (_, Some((stage, r))) => (Some(stage), r),
+        (_, None) => (None, passes_as),
+    };
+    let action = match (reason, mode) {
+        (Reason::Clean | Reason::Flow | Reason::Allowlisted | Reason::ModeOff, _)
+        | (_, Mode::Off) => Action::Pass,
+        (_, Mode::Monitor) => Action::WouldDrop,
+        _ => Action::Drop,
+    };
+    InterfaceExplain {
+        interface,
+        mode,
+        action: action.name().to_string(),
+        reason: reason.name().to_string(),
+        decided_by,
+        unless,
+        stages: views,
+    }
+}
+
+/// Every stage in the program's order (filter-ebpf `check`, then the upstream rules).
+fn stages(c: &Controller, dp: &Dataplane, p: &Probe, packet: &ExplainPacket) -> Result<Vec<Stage>> {
+    let mode = p.config.mode();
+    let lockdown = if mode == Mode::Lockdown {
+        Stage::new(
+            "lockdown",
+            Say::Objects(Reason::Lockdown),
+            "mode lockdown: all that is not allowlisted is dropped",
+        )
+    } else {
+        Stage::new(
+            "lockdown",
+            Say::Passes,
+            format!("not in lockdown (mode {})", mode.name()),
+        )
+    };
+    Ok(vec![
+        allowlist(c, packet.source, &p.allow),
+        lockdown,
+        blocklist(c, packet.source, &p.block, p.now_ns),
+        signatures(dp, &p.config, packet)?,
+        strict(dp, &p.config, packet)?,
+        per_source(&p.config, p, packet),
+        aggregate(c, &p.config, p, packet),
+        upstream(&p.upstream, packet),
+    ])
+}
+
+fn allowlist(c: &Controller, ip: IpAddr, found: &ListLookup<AllowEntry>) -> Stage {
+    match found {
+        ListLookup::Hit(_) => {
+            let (entry, allow) = match c.lists.allow_covering(ip) {
+                Some((net, a)) => (Some(net), a),
+                None => (None, Allow::default()),
+            };
+            let origins = allow_origins(c, entry, &allow);
+            let text = match entry {
+                Some(net) => format!("{net} from {}", origins.join(" and ")),
+                None => "an entry the controller does not know of matches".to_string(),
+            };
+            Stage::new("allowlist", Say::Objects(Reason::Allowlisted), text).with(|v| {
+                v.entry = entry.map(Prefix);
+                v.origins = origins;
+            })
+        }
+        ListLookup::SummarySkips { trie_holds: true } => Stage::new(
+            "allowlist",
+            Say::Passes,
+            "skipped: the list summary says no entry, yet the trie holds one (a summary hole)",
+        ),
+        _ => Stage::new("allowlist", Say::Passes, "no entry"),
+    }
+}
+
+/// config (named in the config file), file (in one of its list files), cli, adopted.
+fn allow_origins(c: &Controller, net: Option<ipnet::IpNet>, a: &Allow) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.config {
+        out.push(config_or_file(
+            net.is_some_and(|n| c.settings.lists.allow.contains(&n)),
+        ));
+    }
+    if a.cli {
+        out.push("cli".to_string());
+    }
+    if a.adopted {
+        out.push("adopted".to_string());
+    }
+    out
+}
+
+fn config_or_file(in_config: bool) -> String {
+    if in_config { "config" } else { "file" }.to_string()
+}
+
+fn blocklist(c: &Controller, ip: IpAddr, found: &ListLookup<BlockEntry>, now: u64) -> Stage {
+    let entry = match found {
+        ListLookup::Hit(e) => *e,
+        ListLookup::SummarySkips { trie_holds: true } => {
+            return Stage::new(
+                "blocklist",
+                Say::Passes,
+                "skipped: the list summary says no entry, yet the trie holds one (a summary hole)",
+            );
+        }
+        _ => return Stage::new("blocklist", Say::Passes, "no entry"),
+    };
+    let (net, block) = match c.lists.block_covering(ip) {
+        Some((net, b)) => (Some(net), b.clone()),
+        None => (None, Block::default()),
+    };
+    let mut origins = Vec::new();
+    if block.config {
+        origins.push(config_or_file(
+            net.is_some_and(|n| c.settings.lists.block.contains(&n)),
+        ));
+    }
+    let note = block.operator.as_ref().and_then(|o| o.reason.clone());
+    if let Some(o) = &block.operator {
+        origins.push(
+            match o.by {
+                Setter::Cli => "cli",
+                Setter::Detection => "detection",
+                Setter::Adopted => "adopted",
+            }
+            .to_string(),
+        );
+    }
+    let mut text = match net {
+        Some(net) => format!("{net} from {}", origins.join(" and ")),
+        None => "an entry the controller does not know of".to_string(),
+    };
+    if let Some(n) = &note {
+        text.push_str(&format!(", reason {n:?}"));
+    }
+    let expires = entry.expires_ns;
+    let (say, ttl_secs) = if expires == 0 {
+        text.push_str(", permanent");
+        (Say::Objects(Reason::Blocklisted), None)
+    } else if expires > now {
+        let left = (expires - now).div_ceil(NS);
+        text.push_str(&format!(", {left} s left"));
+        (Say::Objects(Reason::Blocklisted), Some(left))
+    } else {
+        text.push_str(", expired (the program ignores it; the controller removes it)");
+        (Say::Passes, None)
+    };
+    Stage::new("blocklist", say, text).with(|v| {
+        v.entry = net.map(Prefix);
+        v.origins = origins;
+        v.note = note;
+        v.ttl_secs = ttl_secs;
+    })
+}
+
+fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage> {
+    let f = cfg.flags;
+    let amp = f & flags::SIG_AMP_PORTS != 0;
+    let whole = "a whole datagram assumed (fragments: signature on)";
+    let frag = if f & flags::SIG_FRAGMENTS != 0 {
+        format!("; {whole}")
+    } else {
+        String::new()
+    };
+    Ok(match packet.proto {
+        None if amp => Stage::new(
+            "signatures",
+            Say::Depends(vec!["--proto", "--sport"], Some(Reason::AmpPort)),
+            format!("drops UDP from an amplification port (no --proto given){frag}"),
+        ),
+        Some(IPPROTO_UDP) if amp => match packet.sport {
+            None => Stage::new(
+                "signatures",
+                Say::Depends(vec!["--sport"], Some(Reason::AmpPort)),
+                format!("drops UDP from an amplification port (no --sport given){frag}"),
+            ),
+            Some(port) if dp.amp_port(port)? => {
+                let text = format!("UDP source port {port} is an amplification port");
+                // The program lets an answer to the host's own query through (a live flow).
+                match (f & flags::TRACK_FLOWS != 0, packet.dst, packet.dport) {
+                    (false, _, _) => Stage::new("signatures", Say::Objects(Reason::AmpPort), text),
+                    (true, Some(dst), Some(dport)) => {
+                        if dp.flow_known(cfg, (packet.source, port), (dst, dport), IPPROTO_UDP)? {
+                            Stage::new(
+                                "signatures",
+                                Say::Passes,
+                                format!("{text}, but it answers a query this host sent (a flow)"),
+                            )
+                        } else {
+                            Stage::new(
+                                "signatures",
+                                Say::Objects(Reason::AmpPort),
+                                format!("{text}, and answers no query this host sent"),
+                            )
+                        }
+                    }
+                    // Floods are the common case: dropped, and the exception named.
+                    (true, _, _) => Stage::new(
+                        "signatures",
+                        Say::Objects(Reason::AmpPort),
+                        format!(
+                            "{text} (unless it answers a query this host sent: give --dst and --dport to check)"
+                        ),
+                    ),
+                }
+            }
+            Some(port) => Stage::new(
+                "signatures",
+                Say::Passes,
+                format!("UDP source port {port} is not an amplification port{frag}"),
+            ),
+        },
+        Some(IPPROTO_TCP) if f & flags::SIG_TCP_FLAGS != 0 => Stage::new(
+            "signatures",
+            Say::Passes,
+            format!("legitimate TCP flags assumed{frag}"),
+        ),
+        _ => Stage::new("signatures", Say::Passes, format!("none apply{frag}")),
+    })
+}
+
+mod limits;
+mod strict;
+mod upstream;
+
+use self::{
+    limits::{aggregate, ceiling_pps, per_source},
+    strict::strict,
+    upstream::upstream,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+//! Strict's say: services, flows, sockets and the budget of unknown sources.
+
+use super::*;
+
+pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage> {
+    if cfg.flags & flags::STRICT == 0 {
+        return Ok(Stage::new("strict", Say::Passes, "not engaged"));
+    }
+    let v6 = packet.source.is_ipv6();
+    let (proto, name) = match packet.proto {
+        None => {
+            return Ok(Stage::new(
+                "strict",
+                Say::Depends(vec!["--proto"], Some(Reason::NoService)),
+                "engaged: TCP and UDP pass only to a service or in a flow of the host",
+            ));
+        }
+        Some(IPPROTO_TCP) => (IPPROTO_TCP, "tcp"),
+        Some(IPPROTO_UDP) => (IPPROTO_UDP, "udp"),
+        Some(_) => {
+            return Ok(Stage::new(
+                "strict",
+                Say::Passes,
+                "engaged; applies to TCP and UDP only",
+            ));
+        }
+    };
+    // A flow of the host passes first, as in the program.
+    let flow = match (packet.dst, packet.dport, packet.sport) {
+        (Some(dst), Some(dport), sport) if proto == IPPROTO_UDP || sport.is_some() => {
+            let src = (packet.source, sport.unwrap_or(0));
+            Some(dp.flow_known(cfg, src, (dst, dport), proto)?)
+        }
+        _ => None,
+    };
+    if flow == Some(true) {
+        return Ok(Stage::new(
+            "strict",
+            Say::PassesAs(Reason::Flow),
+            "engaged: a flow of the host (it started or answered it)",
+        ));
+    }
+    let flow_note = match flow {
+        Some(_) => "no flow of the host",
+        None => "a flow of the host would let it pass (give --dst and the ports to check)",
+    };
+    if proto == IPPROTO_TCP && !packet.syn {
+        return Ok(Stage::new(
+            "strict",
+            Say::Depends(vec!["a connection of the host"], Some(Reason::NoFlow)),
+            "engaged: a TCP segment passes only in a flow or connection of the host, or with a valid SYN cookie",
+        ));
+    }
+    let Some(port) = packet.dport else {
+        return Ok(Stage::new(
+            "strict",
+            Say::Depends(vec!["--dport"], Some(Reason::NoService)),
+            format!("engaged: {name} passes only to a served port; {flow_note}"),
+        ));
+    };
+    let Some(slot) = dp.service_slot(v6, proto, port, packet.dst)? else {
+        let bound = dp.service_prefixes(v6, proto, port)?;
+        let on: Vec<String> = bound.iter().map(|n| n.to_string()).collect();
+        return Ok(match packet.dst {
+            None if !bound.is_empty() => Stage::new(
+                "strict",
+                Say::Depends(vec!["--dst"], Some(Reason::NoService)),
+                format!("engaged: {name}/{port} is served on {} only", on.join(", ")),
+            ),
+            None => Stage::new(
+                "strict",
+                Say::Objects(Reason::NoService),
+                format!("engaged: no service {name}/{port}; {flow_note}"),
+            ),
+            Some(dst) => Stage::new(
+                "strict",
+                Say::Objects(Reason::NoService),
+                format!("engaged: no service {name}/{port} on {dst}; {flow_note}"),
+            ),
+        });
+    };
+    if proto == IPPROTO_TCP {
+        // In enforce the program answers only for a listening socket of the host (and a SYN
+        // without IP options); else the later stages decide.
+        let say = if cfg.mode() == Mode::Enforce {
+            Say::Depends(vec!["a listening socket"], Some(Reason::SynCookie))
+        } else {
+            Say::Objects(Reason::SynCookie)
+        };
+        return Ok(Stage::new(
+            "strict",
+            say,
+            format!(
+                "engaged: tcp/{port} served; the SYN is answered with a SYN cookie when a socket of the host listens"
+            ),
+        ));
+    }
+    if cfg.flags & flags::UDP_BUDGET == 0 {
+        return Ok(Stage::new(
+            "strict",
+            Say::Passes,
+            format!("engaged: udp/{port} served; {flow_note}"),
+        ));
+    }
+    let (refusing, cpus) = dp.budget_refusing(cfg, slot)?;
+    let budget = match ceiling_pps(&cfg.unknown_budget, cpus) {
+        Some(pps) => format!("unknown sources share its budget of {pps} pps"),
+        None => "unknown sources share its budget".to_string(),
+    };
+    let head = format!("engaged: udp/{port} served, {flow_note}; {budget}");
+    Ok(if refusing == cpus {
+        Stage::new(
+            "strict",
+            Say::Objects(Reason::UnknownBudget),
+            format!("{head}, spent on every CPU"),
+        )
+    } else if refusing > 0 {
+        Stage::new(
+            "strict",
+            Say::Depends(vec!["the receiving CPU"], Some(Reason::UnknownBudget)),
+            format!("{head}, spent on {refusing} of {cpus} CPUs"),
+        )
+    } else {
+        Stage::new("strict", Say::Passes, format!("{head}, room on every CPU"))
+    })
+}
