@@ -1,5 +1,6 @@
 //! The maps and programs of strict mode: the services tries, the egress program that records
-//! flows, and test entry points for both programs.
+//! flows (and the verified sources detection reads), and test entry points for both
+//! programs.
 
 use std::{collections::BTreeMap, net::IpAddr};
 

@@ -723,8 +723,8 @@ fn detection(args: &Args) -> Result<()> {
     let mut rates = Vec::new();
     for _ in 0..args.runs.max(1) {
         let mut d = DaemonLab::new();
-        // The threshold path (strict off): with strict engaged a UDP offence stays a penalty
-        // in its class and never becomes a block.
+        // The threshold path (strict off). Detection blocks verified offenders only, so the
+        // flooder first holds a TCP conversation with the host, as a real client would.
         d.write_config(
             "mode = \"monitor\"\n[strict]\nmode = \"off\"\n[detection.floor_pps]\nudp = 5000",
         );
@@ -732,8 +732,9 @@ fn detection(args: &Args) -> Result<()> {
         let pid = d.pid().context("daemon pid")?;
         let rx = udp_receiver(&d.lab.protected, levee_tests::netns::PROTECTED_V4, 9000);
         warm_up(&d.lab.client, CLIENT_V4[0], &rx);
-        std::thread::sleep(Duration::from_millis(2500));
         let flooder = CLIENT_V4[3];
+        levee_tests::flood::converse(&d, flooder);
+        std::thread::sleep(Duration::from_millis(2500));
         let frames = udp_flood_frames(&d.lab, flooder, 9000, 20_000);
         let stop = AtomicBool::new(false);
         let (attack, blocked, cpu, sent, secs) = std::thread::scope(|s| -> Result<_> {
