@@ -182,21 +182,37 @@ pub fn spoofed_frames(
     l4: impl Fn(usize) -> filter_common::frames::L4,
     count: usize,
 ) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    let sources: Vec<std::net::Ipv4Addr> = (0..count)
+        .map(|_| {
+            // xorshift: a different source for every frame.
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            std::net::Ipv4Addr::from(0x0a00_0000 | (x & 0x00ff_ffff))
+        })
+        .collect();
+    frames_from(lab, |i| sources[i], l4, count)
+}
+
+/// `count` 64-byte frames to the protected side, frame `i` from `src(i)` (spoofed: the sender
+/// is not that address's stack) with transport `l4(i)`, addressed to the protected veth's MAC
+/// so the stack takes them, with right checksums.
+pub fn frames_from(
+    lab: &Lab,
+    src: impl Fn(usize) -> std::net::Ipv4Addr,
+    l4: impl Fn(usize) -> filter_common::frames::L4,
+    count: usize,
+) -> Vec<u8> {
     use filter_common::frames::FrameSpec;
     let server_mac = Lab::mac(&lab.protected, &lab.iface);
     let client_mac = Lab::mac(&lab.client, "lv1");
+    let dst = crate::netns::PROTECTED_V4
+        .parse()
+        .expect("protected address");
     let mut out = Vec::with_capacity(count * 64);
-    let mut x: u32 = 0x9e37_79b9;
     for i in 0..count {
-        // xorshift: a different source for every frame.
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let src = std::net::Ipv4Addr::from(0x0a00_0000 | (x & 0x00ff_ffff));
-        let dst = crate::netns::PROTECTED_V4
-            .parse()
-            .expect("protected address");
-        let mut f = FrameSpec::new(src.into(), dst, l4(i));
+        let mut f = FrameSpec::new(src(i).into(), dst, l4(i));
         f.payload = 64 - f.build().len();
         let mut f = f.build();
         f[0..6].copy_from_slice(&server_mac);

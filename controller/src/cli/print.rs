@@ -189,10 +189,14 @@ impl Print for StatusView {
             writeln!(out, "detection   {}", decisions.join(", "))?;
         }
         let st = &self.strict;
+        let udp_attacked = self.attack.get("udp").is_some_and(|s| s != "normal");
         let engaged = match (st.engaged, st.udp_budget) {
             (false, _) => "not engaged",
+            (true, false) if udp_attacked => {
+                "engaged, UDP flood has faces: the per-source limiter holds it"
+            }
             (true, false) => "engaged",
-            (true, true) => "engaged, UDP budget for unknown sources",
+            (true, true) => "engaged, UDP budget for unknown sources: the flood is spread",
         };
         let left_out = if st.services_left_out > 0 {
             format!(", {} left out: the table is full", st.services_left_out)

@@ -22,6 +22,9 @@ impl Controller {
         for decision in self.engine.observe(elapsed, rates, self.mode.effective()) {
             self.apply(decision);
         }
+        if let Some(unstopped) = self.telemetry.unstopped_rates() {
+            self.engine.observe_unstopped(unstopped);
+        }
     }
 
     /// Applies one decision of the engine, logs it as one line and counts it.

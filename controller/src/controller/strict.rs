@@ -10,7 +10,6 @@ use super::Controller;
 use crate::{
     config::{StrictMode, StrictSettings},
     dataplane::ServiceRule,
-    engine::AttackState,
     services::{
         self, Origin, discover,
         kernel::{Changed, HostTcp, KernelSettings},
@@ -22,7 +21,8 @@ use crate::{
 pub(crate) struct StrictState {
     /// Strict is engaged: the program drops what no service or flow accounts for.
     pub engaged: bool,
-    /// Unknown UDP sources share their service's budget (engaged, UDP under attack).
+    /// Unknown UDP sources share their service's budget (engaged, UDP under attack by a
+    /// spread flood: one the per-source limiter does not hold).
     pub udp_budget: bool,
     /// The services the program holds, with their origin.
     pub services: Vec<(ServiceRule, Origin)>,
@@ -114,7 +114,9 @@ impl Controller {
             StrictMode::Always => true,
             StrictMode::Auto => self.engine.under_attack(),
         };
-        let udp_budget = engaged && self.engine.state(Class::Udp) != AttackState::Normal;
+        // A UDP flood with a few faces is the limiter's: its sources are penalised, and the
+        // crowd of unknown sources keeps its door. Only a spread one needs the budget.
+        let udp_budget = engaged && self.engine.spread(Class::Udp);
         if (engaged, udp_budget) != (self.strict.engaged, self.strict.udp_budget) {
             let before = (self.strict.engaged, self.strict.udp_budget);
             (self.strict.engaged, self.strict.udp_budget) = (engaged, udp_budget);

@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{Result, anyhow};
-use filter_common::abi::{Action, Class, Event, Mode, event};
+use filter_common::abi::{Action, Class, Event, Mode, Reason, event};
 use tracing::info;
 
 use super::Controller;
@@ -37,6 +37,8 @@ struct Totals {
     drop: (u64, u64),
     /// Packets per class, all actions.
     classes: [u64; Class::COUNT],
+    /// Packets per class that no per-source stage stopped ([`unstopped`]).
+    unstopped: [u64; Class::COUNT],
     /// Packets per CPU of each interface, one after the other.
     cpu_packets: Vec<u64>,
 }
@@ -64,10 +66,14 @@ impl Telemetry {
     pub fn sample(&mut self, counters: &[(String, Counters)], at: Instant) {
         let (mut pass, mut drop) = ((0, 0), (0, 0));
         let mut classes = [0u64; Class::COUNT];
+        let mut unstopped_by_class = [0u64; Class::COUNT];
         let mut cpu_packets = Vec::new();
         for (_, c) in counters {
             cpu_packets.extend_from_slice(&c.per_cpu_packets);
-            for (action, _, class, v) in c.non_zero() {
+            for (action, reason, class, v) in c.non_zero() {
+                if unstopped(reason) {
+                    unstopped_by_class[class as usize] += v.packets;
+                }
                 let slot = if action == Action::Drop {
                     &mut drop
                 } else {
@@ -83,6 +89,7 @@ impl Telemetry {
             pass,
             drop,
             classes,
+            unstopped: unstopped_by_class,
             cpu_packets,
         };
         self.totals = [self.totals[1].take(), Some(now)];
@@ -114,11 +121,14 @@ impl Telemetry {
     /// Packets per second per class between the last two samples.
     pub fn class_rates(&self) -> Option<[u64; Class::COUNT]> {
         let (secs, a, b) = self.interval()?;
-        let mut rates = [0u64; Class::COUNT];
-        for (i, r) in rates.iter_mut().enumerate() {
-            *r = (b.classes[i].saturating_sub(a.classes[i]) as f64 / secs) as u64;
-        }
-        Some(rates)
+        Some(per_second(&a.classes, &b.classes, secs))
+    }
+
+    /// Packets per second per class that no per-source stage stopped, between the last two
+    /// samples.
+    pub fn unstopped_rates(&self) -> Option<[u64; Class::COUNT]> {
+        let (secs, a, b) = self.interval()?;
+        Some(per_second(&a.unstopped, &b.unstopped, secs))
     }
 
     /// The highest packet rate one CPU of one interface saw between the last two samples:
@@ -181,6 +191,25 @@ impl Telemetry {
                 .inc();
         }
     }
+}
+
+/// Whether a packet counted with `reason` came from a source within its own limits and
+/// met no rule: what is left of a flood once the lists, the signatures and the per-source
+/// limiter have had it. Strict's budget for unknown sources comes after the limiter, so what
+/// it refuses counts too: the measure does not change when the budget engages.
+fn unstopped(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Clean | Reason::UnknownBudget | Reason::SynCookie | Reason::SynNoCookie
+    )
+}
+
+fn per_second(a: &[u64; Class::COUNT], b: &[u64; Class::COUNT], secs: f64) -> [u64; Class::COUNT] {
+    let mut rates = [0u64; Class::COUNT];
+    for (i, r) in rates.iter_mut().enumerate() {
+        *r = (b[i].saturating_sub(a[i]) as f64 / secs) as u64;
+    }
+    rates
 }
 
 impl Default for Telemetry {

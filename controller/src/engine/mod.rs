@@ -140,6 +140,9 @@ struct ClassTrack {
     streak: Duration,
     /// Engine time the attack was declared (under attack or recovering since).
     attack_started: Option<Duration>,
+    /// The attack's excess is spread: what the per-source stages let through is itself an
+    /// attack ([`Engine::observe_unstopped`]).
+    spread: bool,
 }
 
 /// The engine's state.
@@ -164,6 +167,7 @@ impl Engine {
             state: AttackState::Normal,
             streak: Duration::ZERO,
             attack_started: None,
+            spread: false,
         };
         Engine {
             config,
@@ -267,6 +271,7 @@ impl Engine {
                             t.state = AttackState::Normal;
                             t.streak = Duration::ZERO;
                             t.attack_started = None;
+                            t.spread = false;
                             out.push(Decision::AttackEnded { class });
                             if cfg.tighten_factor < 1.0 {
                                 out.push(Decision::ScaleLimits { class, factor: 1.0 });
@@ -298,6 +303,36 @@ impl Engine {
         }
         self.forget_old_offences();
         out
+    }
+
+    /// Rates (packets/s per class) that no per-source stage stopped: packets of sources
+    /// within their own limits, passed or refused only by strict's budget for unknown
+    /// sources. Called after [`Engine::observe`] with the same interval. A class under attack
+    /// whose flood has a few faces has these low (the limiter penalises its sources); a
+    /// spread flood (many sources, each light) has them over the onset threshold. Hysteresis
+    /// as for the attack itself: spread above the onset line, no longer below the calm one.
+    pub fn observe_unstopped(&mut self, rates: [u64; Class::COUNT]) {
+        for class in Class::ALL {
+            let cfg = &self.config;
+            let t = &mut self.classes[class as usize];
+            if t.state == AttackState::Normal {
+                t.spread = false;
+                continue;
+            }
+            let pps = rates[class as usize] as f64;
+            let floor = cfg.floor_pps[class] as f64;
+            if !t.spread && pps > floor.max(cfg.onset_factor * t.baseline) {
+                t.spread = true;
+            } else if t.spread && pps < floor.max(cfg.recovery_factor * t.baseline) {
+                t.spread = false;
+            }
+        }
+    }
+
+    /// Whether `class` is under attack (or recovering) by a spread flood: one the per-source
+    /// limiter alone does not hold, so strict's budget for unknown sources applies.
+    pub fn spread(&self, class: Class) -> bool {
+        self.classes[class as usize].spread
     }
 
     /// An offence the data plane reported: `source` went over its per-source limit for

@@ -296,3 +296,39 @@ fn an_adopted_enforce_is_released_after_calm_seconds() {
     );
     assert!(!e.holds_enforce());
 }
+
+#[test]
+fn a_flood_is_spread_only_while_what_passes_the_limiter_is_itself_an_attack() {
+    let mut e = calm_engine();
+    // Calm: nothing is spread, whatever the rates.
+    e.observe_unstopped(rates(900_000));
+    assert!(!e.spread(Class::Udp));
+    // A flood of a few faces: the limiter stops it, what passes is the crowd.
+    e.observe(SECOND, rates(600_000), Mode::Enforce);
+    e.observe_unstopped(rates(6_000));
+    assert_eq!(e.state(Class::Udp), AttackState::UnderAttack);
+    assert!(
+        !e.spread(Class::Udp),
+        "the limiter holds a flood with faces"
+    );
+    // A spread flood: sources within their limits carry it past the onset line (4x 5000)...
+    e.observe(SECOND, rates(600_000), Mode::Enforce);
+    e.observe_unstopped(rates(400_000));
+    assert!(e.spread(Class::Udp));
+    assert!(!e.spread(Class::TcpSyn), "per class");
+    // ...and it stays spread between the calm and onset lines (hysteresis)...
+    e.observe(SECOND, rates(600_000), Mode::Enforce);
+    e.observe_unstopped(rates(15_000));
+    assert!(e.spread(Class::Udp));
+    // ...until it falls below the calm line (2x 5000).
+    e.observe(SECOND, rates(600_000), Mode::Enforce);
+    e.observe_unstopped(rates(9_000));
+    assert!(!e.spread(Class::Udp));
+    // The attack's end clears it.
+    e.observe_unstopped(rates(400_000));
+    assert!(e.spread(Class::Udp));
+    e.observe(Duration::from_secs(20), rates(5_000), Mode::Enforce);
+    e.observe(Duration::from_secs(20), rates(5_000), Mode::Enforce);
+    assert_eq!(e.state(Class::Udp), AttackState::Normal);
+    assert!(!e.spread(Class::Udp));
+}

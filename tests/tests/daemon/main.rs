@@ -6,6 +6,7 @@
 mod capture;
 mod cli;
 mod cookies;
+mod crowd;
 mod detection;
 mod escalation;
 mod explain;
