@@ -112,6 +112,7 @@ pub struct Metrics {
     pub upstream_rules: Family<StateOnlyLabels, Gauge>,
     pub kernel_setting_changes: Family<SettingLabels, Counter>,
     pub services_left_out: Gauge,
+    pub strict_triggers: Family<ClassLabels, Counter>,
     seen_refused: HashMap<String, u64>,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
@@ -156,6 +157,7 @@ impl Metrics {
             upstream_rules: Family::default(),
             kernel_setting_changes: Family::default(),
             services_left_out: Gauge::default(),
+            strict_triggers: Family::default(),
             seen_refused: HashMap::new(),
             seen_lost: HashMap::new(),
             seen: HashMap::new(),
@@ -210,6 +212,11 @@ impl Metrics {
             "kernel_setting_changes",
             "Changes by someone else of a kernel setting strict depends on: put back (owned) or followed by the SYN-ACK",
             m.kernel_setting_changes.clone(),
+        );
+        registry.register(
+            "strict_triggers",
+            "Times the program engaged strict on a CPU by itself, by the class whose packets of sources without state passed its onset rate",
+            m.strict_triggers.clone(),
         );
         registry.register(
             "services_left_out",

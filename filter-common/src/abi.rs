@@ -33,14 +33,20 @@ pub mod map {
     /// handshake seen leaving the host), to when it was last seen; written by the egress
     /// program (LRU). Detection blocklists an offender only if it is here.
     pub const VERIFIED: &str = "VERIFIED";
+    /// Sources that sent UDP within their limits while calm (strict not engaged), to when
+    /// first and last seen ([`super::Familiar`]): written by the program from every clean
+    /// datagram (the last time at most every [`super::FAMILIAR_REFRESH_NS`]), read while
+    /// strict's UDP budget applies, where a familiar source passes before the budget (LRU,
+    /// pinned, saved on stop).
+    pub const FAMILIAR: &str = "FAMILIAR";
     /// What the host serves: LPM tries keyed by protocol, port and destination prefix.
     pub const SERVICES_V4: &str = "SERVICES_V4";
     pub const SERVICES_V6: &str = "SERVICES_V6";
     /// Per CPU: the budget buckets of unknown sources, indexed by [`super::ServiceEntry::slot`].
     pub const SVC_BUDGET: &str = "SVC_BUDGET";
     /// Slot 0: the SYN-cookie program; slot 1: the stages after strict for a SYN it could
-    /// not answer; slot 2: strict's stage for fragments (a program array, filled at every
-    /// load, never pinned).
+    /// not answer; slot 2: strict's stage for fragments; slot 3: the program while strict's
+    /// trigger holds (a program array, filled at every load, never pinned).
     pub const TAIL_CALLS: &str = "TAIL_CALLS";
     /// Fragmented datagrams whose first fragment Levee passed under strict ([`super::FragKey`]
     /// to the time it passed, LRU; never pinned).
@@ -59,8 +65,11 @@ pub mod map {
     pub const CAPTURE_FILTER: &str = "CAPTURE_FILTER";
     pub const CAPTURE: &str = "CAPTURE";
     pub const CAPTURE_BUDGET: &str = "CAPTURE_BUDGET";
+    /// Per CPU: strict engaged by the program itself, per class ([`super::TriggerState`]).
+    /// Never pinned: an engagement lasts a second unless renewed.
+    pub const TRIGGER: &str = "TRIGGER";
     /// Every map, for pinning and listing.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 21] = [
         CONFIG,
         ALLOW_V4,
         ALLOW_V6,
@@ -77,6 +86,7 @@ pub mod map {
         EVENTS_LOST,
         FLOWS,
         VERIFIED,
+        FAMILIAR,
         SERVICES_V4,
         SERVICES_V6,
         SVC_BUDGET,
@@ -88,6 +98,8 @@ pub mod map {
 pub const PROGRAM: &str = "levee";
 /// The program a SYN without a cookie goes on to (tail call slot 1 of TAIL_CALLS).
 pub const NO_COOKIE_PROGRAM: &str = "levee_no_cookie";
+/// The program while strict's trigger holds on a CPU (tail call slot 3 of TAIL_CALLS).
+pub const HELD_PROGRAM: &str = "levee_held";
 /// Strict's stage for TCP and UDP fragments (tail call slot 2 of TAIL_CALLS).
 pub const FRAGMENT_PROGRAM: &str = "levee_fragment";
 /// Datagrams FRAGMENTS remembers.
@@ -135,6 +147,31 @@ pub fn verified_key(addr: &[u8; 16], v6: bool) -> [u8; 16] {
         [
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, addr[0], addr[1], addr[2], addr[3],
         ]
+    }
+}
+
+/// Familiar sources FAMILIAR remembers (least recently seen evicted first).
+pub const FAMILIAR_ENTRIES: u32 = 1 << 18;
+/// A familiar source's time is rewritten at most this often (a lookup per clean datagram,
+/// an update once a second per source), and a source is familiar once seen in two moments
+/// this far apart.
+pub const FAMILIAR_REFRESH_NS: u64 = 1_000_000_000;
+
+/// Value of FAMILIAR: when a source was first and last seen sending within its limits while
+/// calm (CLOCK_MONOTONIC coarse ns).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Familiar {
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+impl Familiar {
+    /// Seen in two moments at least [`FAMILIAR_REFRESH_NS`] apart, the last within `ttl_ns`.
+    #[inline(always)]
+    pub fn is_familiar(&self, now: u64, ttl_ns: u64) -> bool {
+        self.last_ns.wrapping_sub(self.first_ns) >= FAMILIAR_REFRESH_NS
+            && now.wrapping_sub(self.last_ns) < ttl_ns
     }
 }
 
@@ -361,10 +398,13 @@ pub enum Reason {
     /// a SYN cookie instead of dropped: a spoofed address gets a SYN-ACK it ignores, a real
     /// client behind it still connects. Strict need not be engaged.
     PenaltyCookie,
+    /// Strict: UDP from a familiar source (one that sent within its limits while calm, see
+    /// FAMILIAR), passed before the unknown sources' budget while that applies.
+    Familiar,
 }
 
 impl Reason {
-    pub const COUNT: usize = 39;
+    pub const COUNT: usize = 40;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Clean,
         Reason::ModeOff,
@@ -405,6 +445,7 @@ impl Reason {
         Reason::UpstreamRule,
         Reason::SynNoCookie,
         Reason::PenaltyCookie,
+        Reason::Familiar,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -448,6 +489,7 @@ impl Reason {
             Reason::UpstreamRule => "upstream_rule",
             Reason::SynNoCookie => "syn_no_cookie",
             Reason::PenaltyCookie => "penalty_cookie",
+            Reason::Familiar => "familiar",
         }
     }
 
@@ -533,6 +575,14 @@ pub mod flags {
     /// The host has timestamps (`net.ipv4.tcp_timestamps` not 0): without them the kernel
     /// refuses a cookie ACK that carries one, so our SYN-ACK offers none.
     pub const SYNACK_TS: u32 = 1 << 16;
+    /// Strict may engage in the program, on one CPU, when packets of one class from sources
+    /// it has no state for pass [`super::Config::trigger_cost_ns`]'s rate (strict not `off`).
+    pub const TRIGGER: u32 = 1 << 17;
+    /// While the program's trigger holds strict, `monitor` enforces (`detection.auto_enforce`).
+    pub const AUTO_ENFORCE: u32 = 1 << 18;
+    /// Remember sources that send UDP within their limits while calm, and pass them before
+    /// the unknown budget (strict not `off`).
+    pub const FAMILIAR: u32 = 1 << 19;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS
@@ -544,7 +594,10 @@ pub mod flags {
         | SYNACK_ECN
         | SYNACK_SACK
         | SYNACK_WSCALE
-        | SYNACK_TS;
+        | SYNACK_TS
+        | TRIGGER
+        | AUTO_ENFORCE
+        | FAMILIAR;
 }
 
 /// One rate limit in the encoding the data plane uses: the GCRA form of a token bucket
@@ -606,6 +659,17 @@ pub struct Config {
     /// real heavy sources (their penalties) survive a random-source flood.
     pub new_source_cost_ns: u64,
     pub new_source_burst_ns: u64,
+    /// Per CPU, per class: the cost in ns of one packet of a source the program has no state
+    /// for, at the rate that engages strict in the program (the class's onset line, shared by
+    /// the CPUs); zero: no trigger for the class. See [`flags::TRIGGER`].
+    pub trigger_cost_ns: [u64; Class::COUNT],
+    /// Per class: depth of that bucket in ns (how far the rate may be exceeded before strict
+    /// engages).
+    pub trigger_burst_ns: [u64; Class::COUNT],
+    /// How long one excess holds strict for its class on its CPU; each further one renews it.
+    pub trigger_hold_ns: u64,
+    /// A source stays familiar this long after it last sent while calm (see FAMILIAR).
+    pub familiar_ttl_ns: u64,
     /// What the program's SYN-ACK offers: MSS for IPv4 and IPv6, the window scale the kernel
     /// will use for the connection it makes from the cookie, and the TTL / hop limit.
     pub synack_mss_v4: u16,
@@ -613,6 +677,22 @@ pub struct Config {
     pub synack_wscale: u8,
     pub synack_ttl: u8,
     pub _pad: [u8; 2],
+}
+
+/// Value of TRIGGER (per CPU): strict engaged by the program itself, per [`Class`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TriggerState {
+    /// GCRA arrival time of the bucket of packets of sources without state.
+    pub tat: [u64; Class::COUNT],
+    /// Strict holds for the class on this CPU until then (coarse monotonic ns); 0: never held.
+    pub engaged_until: [u64; Class::COUNT],
+    /// When the current (or the last) engagement began.
+    pub since: [u64; Class::COUNT],
+    /// Engagements begun (an excess while not held).
+    pub engagements: [u64; Class::COUNT],
+    /// The latest of `engaged_until`: strict holds on this CPU until then (every class).
+    pub held_until: u64,
 }
 
 /// Value of BLOCK_V4 / BLOCK_V6.
@@ -883,7 +963,10 @@ pub struct Event {
 
 const _: () = assert!(size_of::<Counter>() == 16);
 const _: () = assert!(size_of::<Limit>() == 32);
-const _: () = assert!(size_of::<Config>() == 64 + 2 * Class::COUNT * 32 + 8 + 32 + 16 + 8);
+const _: () = assert!(
+    size_of::<Config>() == 64 + 2 * Class::COUNT * 32 + 8 + 32 + 16 + Class::COUNT * 16 + 8 + 8 + 8
+);
+const _: () = assert!(size_of::<TriggerState>() == 4 * Class::COUNT * 8 + 8);
 const _: () = assert!(size_of::<SourceState>() == 128);
 const _: () = assert!(size_of::<FlowKey>() == 40);
 const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
@@ -892,7 +975,7 @@ const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);
 const _: () = assert!(size_of::<CaptureFilter>() == 56);
 const _: () = assert!(size_of::<CaptureRecord>() == 24 + CAPTURE_SNAPLEN_MAX);
 const _: () = assert!(Reason::COUNT <= 64 && Class::COUNT <= 16 && Action::COUNT <= 8);
-const _: () = assert!(Reason::ALL.len() == Reason::PenaltyCookie as usize + 1);
+const _: () = assert!(Reason::ALL.len() == Reason::Familiar as usize + 1);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -904,6 +987,8 @@ mod pod {
     unsafe impl aya::Pod for AllowEntry {}
     unsafe impl aya::Pod for SourceState {}
     unsafe impl aya::Pod for CpuState {}
+    unsafe impl aya::Pod for TriggerState {}
+    unsafe impl aya::Pod for Familiar {}
     unsafe impl aya::Pod for Event {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FragKey {}
@@ -949,6 +1034,7 @@ mod tests {
         assert!(!Reason::UpstreamRule.is_malformed());
         assert!(!Reason::SynNoCookie.is_malformed());
         assert!(!Reason::PenaltyCookie.is_malformed());
+        assert!(!Reason::Familiar.is_malformed());
         let malformed = Reason::ALL.iter().filter(|r| r.is_malformed()).count();
         assert_eq!(
             malformed, 18,

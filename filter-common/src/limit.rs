@@ -93,6 +93,12 @@ pub fn sketch_cell_hot(cell: u8, threshold: u32) -> bool {
     u32::from(cell & CELL_COUNT) >= threshold || cell & CELL_PREV_FULL != 0
 }
 
+/// Whether a cell (after [`sketch_bump`]) counts its first packet of the window.
+#[inline(always)]
+pub fn sketch_cell_first(cell: u8) -> bool {
+    cell & CELL_COUNT == 1
+}
+
 /// The largest useful threshold: a cell counts to 15.
 pub const SKETCH_MAX_THRESHOLD: u32 = CELL_COUNT as u32;
 

@@ -13,13 +13,17 @@ use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use filter_common::{
     abi::{Class, Config, CpuState, Reason, SKETCH_WIDTH, SourceState},
     config::{source_key_v4, source_key_v6},
-    limit::{admit, gcra, is_unlimited, sketch_bump, sketch_cell_hot, sketch_epoch, sketch_slots},
+    limit::{
+        admit, gcra, is_unlimited, sketch_bump, sketch_cell_first, sketch_cell_hot, sketch_epoch,
+        sketch_slots,
+    },
     parse::IpPacket,
 };
 
 use crate::{
-    events,
+    events, familiar,
     maps::{SOURCES, SOURCES_ADDED},
+    trigger,
 };
 
 /// Reads the time at most once per packet, and only if a stage needs it, in the domain of
@@ -92,6 +96,8 @@ pub fn source(
     };
     let now = clock.now();
     if !sketch_hot(cfg, cpu, key, now) {
+        // A source the stage has no state for: what a spread flood is made of.
+        trigger::note(cfg, c as u32, now);
         return None;
     }
     if let Some(state) = SOURCES.get_ptr_mut(&key) {
@@ -158,6 +164,8 @@ fn new_source_allowed(cfg: &Config, cpu: &mut CpuState, now: u64) -> bool {
 }
 
 /// Counts the source in this CPU's sketch; true while it is heavy enough to track exactly.
+/// The first packet of its cell in a window is a sighting for `familiar` (about once a window
+/// per source, however fast it sends).
 #[inline(always)]
 fn sketch_hot(cfg: &Config, cpu: &mut CpuState, key: u64, now: u64) -> bool {
     let epoch = sketch_epoch(now, cfg.sketch_window_shift);
@@ -167,6 +175,9 @@ fn sketch_hot(cfg: &Config, cpu: &mut CpuState, key: u64, now: u64) -> bool {
     cpu.sketch[0][s0 & mask] = c0;
     let c1 = sketch_bump(cpu.sketch[1][s1 & mask], epoch);
     cpu.sketch[1][s1 & mask] = c1;
+    if sketch_cell_first(c0) {
+        familiar::sighted();
+    }
     sketch_cell_hot(c0, cfg.sketch_threshold) && sketch_cell_hot(c1, cfg.sketch_threshold)
 }
 

@@ -8,6 +8,9 @@
 //! A SYN strict answers with a cookie goes on, by tail call, to the cookie program, and one
 //! it cannot answer to a third program that runs the stages after strict on it.
 //! A second program, on TC egress, records the host's flows for the strict stage.
+//! While the program's own trigger holds strict on this CPU (`trigger`), the entry hands
+//! every packet to `levee_held`: the same stages with strict engaged, walked by the verifier
+//! on their own.
 #![no_std]
 #![no_main]
 
@@ -16,6 +19,7 @@ mod cookie;
 mod diag;
 mod egress;
 mod events;
+mod familiar;
 mod fragment;
 mod frame;
 mod limiter;
@@ -23,6 +27,7 @@ mod lists;
 mod maps;
 mod stats;
 mod strict;
+mod trigger;
 mod upstream;
 
 use aya_ebpf::{
@@ -47,19 +52,42 @@ pub struct Verdict {
 
 #[xdp]
 pub fn levee(ctx: XdpContext) -> u32 {
+    if trigger::held_any() {
+        // SAFETY: a tail call; on success it never returns.
+        let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 3) };
+        // No held program loaded: judged as the controller's settings stand.
+    }
     let frame = XdpFrame::new(&ctx);
     let len = frame.byte_len();
-    match decide(&frame, len) {
+    act(&ctx, decide(&frame, len, false), len)
+}
+
+/// `levee` while the program's trigger holds strict on this CPU: the same stages with strict
+/// engaged for every class (as the controller engages it for any attacked class), the UDP
+/// budget if UDP triggered, and with `auto_enforce` monitor enforcing. Reached from `levee`
+/// by tail call only.
+#[xdp]
+pub fn levee_held(ctx: XdpContext) -> u32 {
+    let frame = XdpFrame::new(&ctx);
+    let len = frame.byte_len();
+    act(&ctx, decide(&frame, len, true), len)
+}
+
+/// Counts a verdict and gives its XDP action, or hands the packet on to the program that
+/// finishes it (a cookie to answer, a fragment to judge).
+#[inline(always)]
+fn act(ctx: &XdpContext, verdict: Option<Verdict>, len: u64) -> u32 {
+    match verdict {
         Some(v) if v.action == Action::Drop && v.reason == Reason::SynCookie => {
             // SAFETY: a tail call; on success it never returns.
-            let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 0) };
+            let _ = unsafe { maps::TAIL_CALLS.tail_call(ctx, 0) };
             // No cookie program loaded: the SYN goes on to the kernel, never counted clean.
             stats::count(&pass(Reason::SynNoCookie, v.class), len);
             xdp_action::XDP_PASS
         }
         Some(v) if v.reason == Reason::PenaltyCookie => {
             // SAFETY: a tail call; on success it never returns.
-            let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 0) };
+            let _ = unsafe { maps::TAIL_CALLS.tail_call(ctx, 0) };
             // No cookie program loaded: the penalty drops the SYN, as it would without one.
             finish(&judge(Mode::Enforce, Reason::SourcePenalty, v.class), len)
         }
@@ -73,7 +101,7 @@ pub fn levee(ctx: XdpContext) -> u32 {
                     .is_some_and(|c| c.flags & flags::SIG_FRAGMENTS == 0) =>
         {
             // SAFETY: a tail call; on success it never returns.
-            let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 2) };
+            let _ = unsafe { maps::TAIL_CALLS.tail_call(ctx, 2) };
             // No fragment program: refused, as strict refuses what it cannot account for.
             finish(&v, len)
         }
@@ -230,17 +258,29 @@ pub fn levee_clock(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// `held`: the program's trigger holds strict on this CPU (a constant of each program).
 #[inline(always)]
-fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
+fn decide(frame: &XdpFrame, len: u64, held: bool) -> Option<Verdict> {
     let cfg = maps::CONFIG.get(0)?;
-    let mode = Mode::from_u32(cfg.mode);
+    let mode = if held {
+        trigger::mode(cfg, true)
+    } else {
+        Mode::from_u32(cfg.mode)
+    };
     // Not zeroed first: a zeroing of this size compiles to a call of a byte-by-byte memset,
     // which cost about 80 ns a packet. parse_into writes it whole when it says PARSED_IP.
     let mut pkt = core::mem::MaybeUninit::<IpPacket>::uninit();
     let parsed = parse_into(frame, &mut pkt);
     let verdict = match parsed {
         // SAFETY: parse_into wrote the packet (PARSED_IP). Borrowed in place, never copied.
-        PARSED_IP => judge_packet(frame, cfg, mode, unsafe { pkt.assume_init_ref() }, len),
+        PARSED_IP => judge_packet(
+            frame,
+            cfg,
+            mode,
+            held,
+            unsafe { pkt.assume_init_ref() },
+            len,
+        ),
         PARSED_NON_IP => pass(Reason::NonIp, Class::Other),
         reason => judge(mode, Reason::ALL[reason as usize], Class::Other),
     };
@@ -259,16 +299,23 @@ fn decide(frame: &XdpFrame, len: u64) -> Option<Verdict> {
 
 /// The verdict on a well-formed IP packet (and one in `sample_every` sampled).
 #[inline(always)]
-fn judge_packet(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Verdict {
+fn judge_packet(
+    frame: &XdpFrame,
+    cfg: &Config,
+    mode: Mode,
+    held: bool,
+    pkt: &IpPacket,
+    len: u64,
+) -> Verdict {
     let verdict = if mode == Mode::Off {
         pass(Reason::ModeOff, pkt.class)
     } else {
-        match check(frame, cfg, mode, pkt, len) {
+        match check(frame, cfg, mode, held, pkt, len) {
             Reason::Allowlisted => pass(Reason::Allowlisted, pkt.class),
             // Rules received from BGP neighbours, on what would pass: checked here, after
             // the stages, where few verifier states meet (mid-way, they doubled the walk of
             // every later stage).
-            reason @ (Reason::Clean | Reason::Flow | Reason::CookieAck) => {
+            reason @ (Reason::Clean | Reason::Flow | Reason::CookieAck | Reason::Familiar) => {
                 if cfg.flags & flags::UPSTREAM_RULES != 0
                     && let Some(upstream) = upstream::check(cfg, pkt, len)
                 {
@@ -296,6 +343,26 @@ fn judge_packet(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len:
     } else {
         verdict
     };
+    // Calm (strict not engaged): a source the per-source stage sighted, whose UDP passed,
+    // is seen for `familiar`.
+    if !held
+        && verdict.reason == Reason::Clean
+        && verdict.class == Class::Udp
+        && cfg.flags & (flags::FAMILIAR | flags::STRICT) == flags::FAMILIAR
+        && familiar::take_sighted()
+    {
+        familiar::record(pkt, Clock::new(cfg).now());
+    }
+    // What strict refuses of unknown sources keeps the trigger's hold alive while the flood
+    // lasts (a SYN answered with a cookie never reaches the limiter's count).
+    if held
+        && matches!(
+            verdict.reason,
+            Reason::SynCookie | Reason::NoFlow | Reason::NoService | Reason::UnknownBudget
+        )
+    {
+        trigger::renew(cfg, verdict.class as u32);
+    }
     if cfg.sample_every != 0 && events::sample_due(cfg.sample_every) {
         events::sample(pkt, &verdict, len);
     }
@@ -320,9 +387,17 @@ fn parse_into(frame: &XdpFrame, out: &mut core::mem::MaybeUninit<IpPacket>) -> u
     }
 }
 
-/// Runs the stages in order; the first that objects gives the reason.
+/// Runs the stages in order; the first that objects gives the reason. `held`: strict is
+/// engaged by the program's trigger, whatever the controller set.
 #[inline(always)]
-fn check(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -> Reason {
+fn check(
+    frame: &XdpFrame,
+    cfg: &Config,
+    mode: Mode,
+    held: bool,
+    pkt: &IpPacket,
+    len: u64,
+) -> Reason {
     let bit = lists::summary_bit(pkt);
     if lists::allowlisted(cfg.flags, pkt, bit) {
         return Reason::Allowlisted;
@@ -342,7 +417,7 @@ fn check(frame: &XdpFrame, cfg: &Config, mode: Mode, pkt: &IpPacket, len: u64) -
     }
     let mut clean = Reason::Clean;
     let mut budget = None;
-    if cfg.flags & flags::STRICT != 0 {
+    if held || cfg.flags & flags::STRICT != 0 {
         match strict::check(frame, cfg, pkt, &mut clock) {
             Strict::Unknown => {}
             Strict::Known(reason) => clean = reason,

@@ -9,7 +9,7 @@ use filter_common::abi::{
     CaptureFilter, Config, Counter, CpuState, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES,
     FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES, MAX_UPSTREAM_RULES, OFFENCE_BYTES,
     SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey,
-    SourceState, UpstreamBucket, UpstreamRule, summary,
+    SourceState, TriggerState, UpstreamBucket, UpstreamRule, summary,
 };
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
 
@@ -111,10 +111,22 @@ pub static CAPTURE: RingBuf = RingBuf::with_byte_size(CAPTURE_BYTES, 0);
 #[map]
 pub static CAPTURE_BUDGET: PerCpuArray<CaptureBudget> = PerCpuArray::with_max_entries(1, 0);
 
+/// Sources that sent UDP within their limits while calm (see `familiar`).
+#[map]
+pub static FAMILIAR: LruHashMap<[u8; 16], filter_common::abi::Familiar> =
+    LruHashMap::with_max_entries(filter_common::abi::FAMILIAR_ENTRIES, 0);
+
+/// Per CPU: strict engaged by the program itself, per class (see `trigger`).
+#[map]
+pub static TRIGGER: PerCpuArray<TriggerState> = PerCpuArray::with_max_entries(1, 0);
+
 /// Per CPU: room to build a SYN-ACK and read a SYN's options, off the program's small stack.
 #[repr(C)]
 pub struct Scratch {
     pub handover: crate::cookie::Handover,
+    /// The per-source stage sighted a source since the last clean datagram took it (see
+    /// `familiar`).
+    pub sighted: u32,
     pub synack: SynAckBuf,
     pub opts: OptionsBuf,
     pub found: OptionsFound,
@@ -129,9 +141,10 @@ pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 pub static COOKIE_PKT: PerCpuArray<filter_common::parse::IpPacket> =
     PerCpuArray::with_max_entries(1, 0);
 
-/// Slot 0: the SYN-cookie program, reached by tail call (filled by the loader).
+/// Slots: 0 the SYN-cookie program, 1 the no-cookie stages, 2 fragments, 3 the program while
+/// strict's trigger holds; reached by tail call (filled by the loader).
 #[map]
-pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(3, 0);
+pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(4, 0);
 
 /// Per CPU: the fragment `levee_fragment` judges, parsed off its stack (the later stages'
 /// frames and the parser's would not fit beside it).

@@ -17,16 +17,20 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
 };
 use filter_common::{
-    abi::{Config, FlowKey, Mode, Reason, SERVICE_KEY_BITS, flags, service_key_v4, service_key_v6},
+    abi::{
+        Class, Config, FlowKey, Mode, Reason, SERVICE_KEY_BITS, flags, service_key_v4,
+        service_key_v6,
+    },
     limit::admit,
     parse::{Fragment, IPPROTO_TCP, IPPROTO_UDP, IpPacket, TCP_ACK, TCP_SYN},
 };
 
 use crate::{
-    cookie,
+    cookie, familiar,
     frame::XdpFrame,
     limiter::Clock,
     maps::{FLOWS, SCRATCH, SERVICES_V4, SERVICES_V6, SVC_BUDGET},
+    trigger,
 };
 
 /// `state` of a listening socket (the kernel's TCP_LISTEN).
@@ -49,7 +53,6 @@ pub enum Strict {
 /// A function of its own (a BPF-to-BPF call), so its lookups' buffers get their own frame.
 #[inline(never)]
 pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> Strict {
-    let mode = Mode::from_u32(cfg.mode);
     let tcp = pkt.proto == IPPROTO_TCP;
     if !tcp && pkt.proto != IPPROTO_UDP {
         return Strict::Unknown;
@@ -64,7 +67,7 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
     }
     if tcp {
         return if pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
-            syn(frame, mode, pkt)
+            syn(frame, trigger::mode(cfg, trigger::held_any()), pkt)
         } else {
             segment(frame, pkt)
         };
@@ -72,7 +75,13 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
     let Some(slot) = service(pkt) else {
         return Strict::Refuse(Reason::NoService);
     };
-    if cfg.flags & flags::UDP_BUDGET != 0 {
+    // The controller engages the budget for a spread UDP flood; the program's trigger for
+    // one it saw first.
+    if cfg.flags & flags::UDP_BUDGET != 0 || trigger::holds(cfg, Class::Udp, clock) {
+        // A source that sent within its limits while calm passes before the budget.
+        if familiar::known(cfg, pkt, clock) {
+            return Strict::Known(Reason::Familiar);
+        }
         return Strict::Budget(slot);
     }
     Strict::Unknown

@@ -120,6 +120,10 @@ pub struct StrictView {
     pub engaged: bool,
     /// Unknown UDP sources share their service's budget.
     pub udp_budget: bool,
+    /// Classes whose flood made the program engage strict by itself on some CPU, now (it
+    /// holds a second past the flood's last excess).
+    #[serde(default)]
+    pub triggered: Vec<String>,
     pub services: usize,
     /// Services the tables had no room for (their ports get `no_service`).
     #[serde(default)]
@@ -159,6 +163,10 @@ pub struct ExplainView {
     pub verification: String,
     /// Seconds since the host last sent on a connection with the source, when verified.
     pub verified_secs_ago: Option<u64>,
+    /// Seconds since the source last sent UDP within its limits while calm, when familiar
+    /// (during a spread UDP flood it passes before the unknown sources' budget).
+    #[serde(default)]
+    pub familiar_secs_ago: Option<u64>,
     pub interfaces: Vec<InterfaceExplain>,
 }
 

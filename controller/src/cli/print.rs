@@ -208,6 +208,13 @@ impl Print for StatusView {
             "strict      {} ({engaged}), {} services{left_out}",
             st.mode, st.services
         )?;
+        if !st.triggered.is_empty() {
+            writeln!(
+                out,
+                "  engaged in the program by a spread flood of {}",
+                st.triggered.join(", ")
+            )?;
+        }
         for k in &st.kernel {
             match &k.was {
                 Some(was) => writeln!(
@@ -327,6 +334,13 @@ impl Print for crate::api::views::ExplainView {
             (other, _) => other.to_string(),
         };
         writeln!(out, "source: {source}")?;
+        if let Some(ago) = self.familiar_secs_ago {
+            writeln!(
+                out,
+                "familiar: it sent UDP within its limits while calm {ago} s ago; during a \
+                 spread UDP flood it passes before the unknown sources' budget"
+            )?;
+        }
         for i in &self.interfaces {
             let undecided = if i.unless.is_empty() {
                 String::new()

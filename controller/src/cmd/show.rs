@@ -52,6 +52,13 @@ pub fn status(c: &Controller) -> Result<StatusView> {
             mode: c.settings.strict.mode.name().to_string(),
             engaged: c.strict.engaged,
             udp_budget: c.strict.udp_budget,
+            triggered: c
+                .strict
+                .trigger
+                .held
+                .iter()
+                .map(|class| class.name().to_string())
+                .collect(),
             services: c.strict.services.len(),
             services_left_out: c.strict.left_out,
             kernel: c

@@ -82,7 +82,14 @@ pub struct StrictSettings {
     pub services: Vec<ServiceSpec>,
     /// Whose discovered sockets count as services.
     pub service_owners: ServiceOwners,
+    /// A source stays familiar this long after it last sent UDP within its limits while
+    /// calm; a familiar source passes before the unknown budget.
+    pub familiar_ttl: Duration,
 }
+
+/// Familiar sources are remembered for a day by default: a live event's crowd often came
+/// earlier the same day.
+pub const DEFAULT_FAMILIAR_TTL: Duration = Duration::from_secs(86_400);
 
 impl Default for StrictSettings {
     fn default() -> Self {
@@ -97,6 +104,7 @@ impl Default for StrictSettings {
             },
             services: Vec::new(),
             service_owners: ServiceOwners::System,
+            familiar_ttl: DEFAULT_FAMILIAR_TTL,
         }
     }
 }
@@ -111,6 +119,7 @@ pub struct StrictFile {
     pub unknown_budget_pps: Option<u64>,
     /// "system", "root", or a list of uids.
     pub service_owners: Option<OwnersFile>,
+    pub familiar_ttl: Option<String>,
 }
 
 /// `strict.service_owners` as written.
@@ -169,6 +178,14 @@ pub(super) fn apply(
                 bail!("field strict.flow_timeout: must be between 10s and 24h, got {t:?}");
             }
             out.flow_timeout = d;
+        }
+        if let Some(t) = f.familiar_ttl {
+            let d = parse_duration(&t)
+                .map_err(|e| anyhow::anyhow!("field strict.familiar_ttl: {e:#}"))?;
+            if !(Duration::from_secs(60)..=Duration::from_secs(30 * 86_400)).contains(&d) {
+                bail!("field strict.familiar_ttl: must be between 1m and 30d, got {t:?}");
+            }
+            out.familiar_ttl = d;
         }
         match f.service_owners {
             None => {}

@@ -21,6 +21,7 @@
 mod auto_escalation;
 mod capture;
 mod claim;
+pub mod familiar;
 pub mod fleet;
 mod gate;
 pub mod lists;
@@ -30,6 +31,7 @@ pub mod response;
 mod start;
 pub mod strict;
 pub mod telemetry;
+pub mod trigger;
 pub mod verified;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
@@ -132,6 +134,7 @@ impl Controller {
             self.cpus,
         );
         self.strict_config(&mut c);
+        self.trigger_config(&mut c);
         c.sketch_window_shift = self.gate.window_shift;
         c.sketch_threshold = self.gate.threshold;
         c
@@ -182,6 +185,7 @@ impl Controller {
             self.detect(elapsed);
         }
         self.update_strict();
+        self.update_trigger();
         if let Some(u) = &mut self.upstream {
             u.tick();
             match u.poll_received() {
@@ -395,6 +399,9 @@ impl Controller {
         let mut state = persist::State::of(&self);
         state.kernel.clear();
         let path = self.settings.daemon.state_file.clone();
+        if self.settings.strict.mode != crate::config::StrictMode::Off {
+            self.save_familiar();
+        }
         let detached = self.fleet.detach();
         if let Some(k) = &mut self.strict.kernel {
             k.restore();

@@ -102,6 +102,12 @@ impl Controller {
         c.strict = StrictState::prepare(&c.settings.strict)?;
         c.fleet = Fleet::load(&c.settings, c.dataplane_config(), prefill.as_ref())?;
         phase("programs loaded");
+        // Maps of an earlier run still hold its familiar sources; fresh ones get the file's.
+        let familiar = if fresh && c.settings.strict.mode != StrictMode::Off {
+            c.restore_familiar()
+        } else {
+            Ok(0)
+        };
         if c.fleet.adopted() {
             c.adopt_unknown_entries()?;
         }
@@ -138,6 +144,7 @@ impl Controller {
         {
             let _ = c.save_state();
         }
+        super::familiar::report_restored(&familiar);
         info!(
             mode = c.mode.effective().name(),
             started_in_ms = t0.elapsed().as_millis() as u64,

@@ -28,6 +28,8 @@ pub(crate) struct StrictState {
     pub services: Vec<(ServiceRule, Origin)>,
     /// Services the tables had no room for (their ports get `no_service`).
     pub left_out: usize,
+    /// Strict engaged by the program itself (see `trigger`).
+    pub trigger: super::trigger::Trigger,
     /// Kernel settings changed for the SYN cookies, put back on exit.
     pub kernel: Option<KernelSettings>,
     /// The window scale the SYN-ACK offers (read at start; strict not off). The MSS is the
@@ -99,6 +101,8 @@ impl Controller {
         c.set_flag(flags::SYNACK_SACK, host.sack);
         c.set_flag(flags::SYNACK_WSCALE, host.wscale);
         c.flow_timeout_ns = s.flow_timeout.as_nanos() as u64;
+        c.set_flag(flags::FAMILIAR, s.mode != StrictMode::Off);
+        c.familiar_ttl_ns = s.familiar_ttl.as_nanos() as u64;
         c.unknown_budget = s.unknown_budget.encode_per_cpu(self.cpus);
         if let Some(wscale) = self.strict.wscale {
             c.synack_wscale = wscale;

@@ -14,8 +14,8 @@ use aya::{
 use filter_common::{
     abi::{
         AMP_PORT_WORDS, CLOCK_PROGRAM, COOKIE_PROGRAM, Config, DEFAULT_EVENT_BYTES,
-        DEFAULT_MAX_SOURCES, EGRESS_PROGRAM, FRAGMENT_PROGRAM, Mode, NO_COOKIE_PROGRAM, PROGRAM,
-        flags, lost, map,
+        DEFAULT_MAX_SOURCES, EGRESS_PROGRAM, FRAGMENT_PROGRAM, HELD_PROGRAM, Mode,
+        NO_COOKIE_PROGRAM, PROGRAM, flags, lost, map,
     },
     config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns},
 };
@@ -319,6 +319,22 @@ impl Dataplane {
             .try_into()?)
     }
 
+    /// Instructions the verifier walked for each loaded program of the object, by name: how
+    /// close each is to the kernel's limit of a million.
+    pub fn verified_instructions(&self) -> Result<Vec<(String, u32)>> {
+        let mut out = Vec::new();
+        for (name, program) in self.ebpf.programs() {
+            let Ok(info) = program.info() else {
+                continue; // not loaded (the egress program before an attach)
+            };
+            if let Some(n) = info.verified_instruction_count() {
+                out.push((name.to_string(), n));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub(crate) fn program_mut(&mut self) -> Result<&mut Xdp> {
         Ok(self
             .ebpf
@@ -352,6 +368,12 @@ fn load_strict_programs(ebpf: &mut Ebpf) -> Result<()> {
         "the program for SYNs without a cookie",
     )?;
     load_tail_call(ebpf, FRAGMENT_PROGRAM, 2, "strict's program for fragments")?;
+    load_tail_call(
+        ebpf,
+        HELD_PROGRAM,
+        3,
+        "the program while strict's trigger holds",
+    )?;
     let egress: &mut SchedClassifier = ebpf
         .program_mut(EGRESS_PROGRAM)
         .ok_or_else(|| anyhow!("program {EGRESS_PROGRAM} missing from the object"))?

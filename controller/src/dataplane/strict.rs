@@ -1,20 +1,20 @@
 //! The maps and programs of strict mode: the services tries, the egress program that records
-//! flows (and the verified sources detection reads), and test entry points for both
-//! programs.
+//! flows (and the verified sources detection reads), the program's trigger, and test entry
+//! points for both programs.
 
-use std::{collections::BTreeMap, net::IpAddr};
+use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     maps::{
-        HashMap, MapData,
+        HashMap, MapData, PerCpuArray,
         lpm_trie::{Key, LpmTrie},
     },
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use filter_common::abi::{
-    EGRESS_PROGRAM, PROGRAM, SERVICE_BUDGETS, SERVICE_KEY_BITS, ServiceEntry, ServiceKeyV4,
-    ServiceKeyV6, map, service_key_v4, service_key_v6, verified_key,
+    EGRESS_PROGRAM, Familiar, PROGRAM, SERVICE_BUDGETS, SERVICE_KEY_BITS, ServiceEntry,
+    ServiceKeyV4, ServiceKeyV6, TriggerState, map, service_key_v4, service_key_v6, verified_key,
 };
 use ipnet::IpNet;
 
@@ -30,7 +30,72 @@ pub struct ServiceRule {
     pub dst: IpNet,
 }
 
+/// Where the program's trigger holds strict ([`Dataplane::trigger_held`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TriggerHeld {
+    pub cpus: usize,
+    pub of: usize,
+    pub udp: bool,
+}
+
 impl Dataplane {
+    /// The program's trigger as each CPU holds it (strict engaged by the program itself).
+    pub fn triggers(&self) -> Result<Vec<TriggerState>> {
+        let array: PerCpuArray<&MapData, TriggerState> =
+            PerCpuArray::try_from(self.map(map::TRIGGER)?)?;
+        Ok(array.get(&0, 0)?.iter().copied().collect())
+    }
+
+    /// Where the program's trigger holds strict now: on how many CPUs of how many, and
+    /// whether for UDP (which engages the UDP budget) on some.
+    pub fn trigger_held(&self, cfg: &filter_common::abi::Config) -> Result<TriggerHeld> {
+        let cpus = self.triggers()?;
+        let now = monotonic_coarse_ns();
+        let on = cfg.flags & filter_common::abi::flags::TRIGGER != 0;
+        let udp = filter_common::abi::Class::Udp as usize;
+        Ok(TriggerHeld {
+            cpus: cpus.iter().filter(|t| on && t.held_until > now).count(),
+            of: cpus.len(),
+            udp: cpus.iter().any(|t| on && t.engaged_until[udp] > now),
+        })
+    }
+
+    /// The sources FAMILIAR holds, familiar yet or not.
+    pub fn familiar_entries(&self) -> Result<Vec<([u8; 16], Familiar)>> {
+        let table: HashMap<&MapData, [u8; 16], Familiar> =
+            HashMap::try_from(self.map(map::FAMILIAR)?)?;
+        Ok(table.iter().filter_map(|e| e.ok()).collect())
+    }
+
+    /// How long ago `addr` last sent within its limits while calm, if it is familiar (seen
+    /// in two moments a second apart, the last within `ttl_ns`).
+    pub fn familiar_ago(&self, addr: IpAddr, ttl_ns: u64) -> Result<Option<Duration>> {
+        let table: HashMap<&MapData, [u8; 16], Familiar> =
+            HashMap::try_from(self.map(map::FAMILIAR)?)?;
+        let now = monotonic_coarse_ns();
+        match table.get(&verified_key(&abi_address(addr), addr.is_ipv6()), 0) {
+            Ok(f) if f.is_familiar(now, ttl_ns) => {
+                Ok(Some(Duration::from_nanos(now.saturating_sub(f.last_ns))))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e).context("cannot read the familiar sources"),
+        }
+    }
+
+    /// Writes sources back into FAMILIAR (a start after a clean stop), times in the
+    /// program's clock.
+    pub fn restore_familiar(&mut self, entries: &[([u8; 16], Familiar)]) -> Result<()> {
+        let mut table: HashMap<&mut MapData, [u8; 16], Familiar> =
+            HashMap::try_from(self.map_mut(map::FAMILIAR)?)?;
+        for (key, seen) in entries {
+            table
+                .insert(key, seen, 0)
+                .context("cannot restore the familiar sources")?;
+        }
+        Ok(())
+    }
+
     /// How long ago the host last held a TCP connection with `addr` past its handshake (as
     /// the egress program records it in VERIFIED), if it ever did while the entry lasted.
     pub fn verified_ago(&self, addr: IpAddr) -> Result<Option<std::time::Duration>> {

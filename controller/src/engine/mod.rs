@@ -194,6 +194,13 @@ impl Engine {
         Some(self.now.saturating_sub(started))
     }
 
+    /// The rate (packets/s) over which `class` is an attack: max(floor, onset_factor x
+    /// baseline).
+    pub fn onset_pps(&self, class: Class) -> u64 {
+        let floor = self.config.floor_pps[class] as f64;
+        floor.max(self.config.onset_factor * self.classes[class as usize].baseline) as u64
+    }
+
     pub fn baseline_pps(&self, class: Class) -> u64 {
         self.classes[class as usize].baseline as u64
     }

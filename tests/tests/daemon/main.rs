@@ -27,6 +27,7 @@ mod service;
 mod services;
 mod spoofing;
 mod strict;
+mod trigger;
 
 use std::{net::UdpSocket, thread::sleep, time::Duration};
 

@@ -6,6 +6,7 @@
 
 mod capture;
 mod events;
+mod familiar;
 mod fragments;
 mod gate;
 mod limiter;
@@ -16,7 +17,9 @@ mod no_cookie;
 mod penalty;
 mod signatures;
 mod strict;
+mod trigger;
 mod upstream;
+mod verifier;
 
 use filter_common::abi::{Action, Class, Config, Event, Mode, Reason};
 use ipnet::IpNet;

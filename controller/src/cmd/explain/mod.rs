@@ -57,8 +57,22 @@ pub fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
         class: packet.class().map(|k| k.name().to_string()),
         verification: verification.name().to_string(),
         verified_secs_ago: verification.ago().map(|a| a.as_secs()),
+        familiar_secs_ago: familiar_ago(c, packet.source)?.map(|a| a.as_secs()),
         interfaces,
     })
+}
+
+/// How long ago `source` last sent within its limits while calm, if it is familiar on any
+/// interface.
+fn familiar_ago(c: &Controller, source: std::net::IpAddr) -> Result<Option<std::time::Duration>> {
+    let ttl = c.settings.strict.familiar_ttl.as_nanos() as u64;
+    let mut best: Option<std::time::Duration> = None;
+    for i in &c.fleet.interfaces {
+        if let Some(ago) = i.dp.familiar_ago(source, ttl)? {
+            best = Some(best.map_or(ago, |b| b.min(ago)));
+        }
+    }
+    Ok(best)
 }
 
 /// What one stage says of the packet.

@@ -3,16 +3,24 @@
 use super::*;
 
 pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage> {
-    if cfg.flags & flags::STRICT == 0 {
-        return Ok(Stage::new("strict", Say::Passes, "not engaged"));
-    }
+    // The program's trigger may hold strict on some CPUs while the controller has not
+    // engaged it (a spread flood's first second).
+    let held = dp.trigger_held(cfg)?;
+    let engaged = match (cfg.flags & flags::STRICT != 0, held.cpus) {
+        (true, _) => "engaged".to_string(),
+        (false, 0) => return Ok(Stage::new("strict", Say::Passes, "not engaged")),
+        (false, n) => format!(
+            "engaged by the program's trigger on {n} of {} CPUs",
+            held.of
+        ),
+    };
     let v6 = packet.source.is_ipv6();
     let (proto, name) = match packet.proto {
         None => {
             return Ok(Stage::new(
                 "strict",
                 Say::Depends(vec!["--proto"], Some(Reason::NoService)),
-                "engaged: TCP and UDP pass only to a service or in a flow of the host",
+                format!("{engaged}: TCP and UDP pass only to a service or in a flow of the host"),
             ));
         }
         Some(IPPROTO_TCP) => (IPPROTO_TCP, "tcp"),
@@ -21,7 +29,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
             return Ok(Stage::new(
                 "strict",
                 Say::Passes,
-                "engaged; applies to TCP and UDP only",
+                format!("{engaged}; applies to TCP and UDP only"),
             ));
         }
     };
@@ -37,7 +45,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
         return Ok(Stage::new(
             "strict",
             Say::PassesAs(Reason::Flow),
-            "engaged: a flow of the host (it started or answered it)",
+            format!("{engaged}: a flow of the host (it started or answered it)"),
         ));
     }
     let flow_note = match flow {
@@ -48,14 +56,16 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
         return Ok(Stage::new(
             "strict",
             Say::Depends(vec!["a connection of the host"], Some(Reason::NoFlow)),
-            "engaged: a TCP segment passes only in a flow or connection of the host, or with a valid SYN cookie",
+            format!(
+                "{engaged}: a TCP segment passes only in a flow or connection of the host, or with a valid SYN cookie"
+            ),
         ));
     }
     let Some(port) = packet.dport else {
         return Ok(Stage::new(
             "strict",
             Say::Depends(vec!["--dport"], Some(Reason::NoService)),
-            format!("engaged: {name} passes only to a served port; {flow_note}"),
+            format!("{engaged}: {name} passes only to a served port; {flow_note}"),
         ));
     };
     let Some(slot) = dp.service_slot(v6, proto, port, packet.dst)? else {
@@ -65,24 +75,29 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
             None if !bound.is_empty() => Stage::new(
                 "strict",
                 Say::Depends(vec!["--dst"], Some(Reason::NoService)),
-                format!("engaged: {name}/{port} is served on {} only", on.join(", ")),
+                format!(
+                    "{engaged}: {name}/{port} is served on {} only",
+                    on.join(", ")
+                ),
             ),
             None => Stage::new(
                 "strict",
                 Say::Objects(Reason::NoService),
-                format!("engaged: no service {name}/{port}; {flow_note}"),
+                format!("{engaged}: no service {name}/{port}; {flow_note}"),
             ),
             Some(dst) => Stage::new(
                 "strict",
                 Say::Objects(Reason::NoService),
-                format!("engaged: no service {name}/{port} on {dst}; {flow_note}"),
+                format!("{engaged}: no service {name}/{port} on {dst}; {flow_note}"),
             ),
         });
     };
     if proto == IPPROTO_TCP {
         // In enforce the program answers only for a listening socket of the host (and a SYN
         // without IP options); else the later stages decide.
-        let say = if cfg.mode() == Mode::Enforce {
+        let trigger_enforces =
+            held.cpus > 0 && cfg.mode() == Mode::Monitor && cfg.flags & flags::AUTO_ENFORCE != 0;
+        let say = if cfg.mode() == Mode::Enforce || trigger_enforces {
             Say::Depends(vec!["a listening socket"], Some(Reason::SynCookie))
         } else {
             Say::Objects(Reason::SynCookie)
@@ -91,15 +106,28 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
             "strict",
             say,
             format!(
-                "engaged: tcp/{port} served; the SYN is answered with a SYN cookie when a socket of the host listens"
+                "{engaged}: tcp/{port} served; the SYN is answered with a SYN cookie when a socket of the host listens"
             ),
         ));
     }
-    if cfg.flags & flags::UDP_BUDGET == 0 {
+    if cfg.flags & flags::UDP_BUDGET == 0 && !held.udp {
         return Ok(Stage::new(
             "strict",
             Say::Passes,
-            format!("engaged: udp/{port} served; {flow_note}"),
+            format!("{engaged}: udp/{port} served; {flow_note}"),
+        ));
+    }
+    if cfg.flags & flags::FAMILIAR != 0
+        && dp
+            .familiar_ago(packet.source, cfg.familiar_ttl_ns)?
+            .is_some()
+    {
+        return Ok(Stage::new(
+            "strict",
+            Say::PassesAs(Reason::Familiar),
+            format!(
+                "{engaged}: udp/{port} served; a familiar source (it sent within its limits while calm) passes before the unknown sources' budget"
+            ),
         ));
     }
     let (refusing, cpus) = dp.budget_refusing(cfg, slot)?;
@@ -107,7 +135,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
         Some(pps) => format!("unknown sources share its budget of {pps} pps"),
         None => "unknown sources share its budget".to_string(),
     };
-    let head = format!("engaged: udp/{port} served, {flow_note}; {budget}");
+    let head = format!("{engaged}: udp/{port} served, {flow_note}; {budget}");
     Ok(if refusing == cpus {
         Stage::new(
             "strict",

@@ -226,6 +226,15 @@ impl Fleet {
             .collect()
     }
 
+    /// The program's trigger per CPU of every interface, one interface after the other.
+    pub fn triggers(&self) -> Result<Vec<filter_common::abi::TriggerState>> {
+        let mut out = Vec::new();
+        for i in &self.interfaces {
+            out.extend(i.dp.triggers()?);
+        }
+        Ok(out)
+    }
+
     /// Detaches every interface and removes its pins.
     pub fn detach(self) -> Result<()> {
         for iface in self.interfaces {

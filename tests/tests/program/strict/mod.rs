@@ -321,7 +321,7 @@ fn check_synack(what: &str, cfg: &Config, syn: &[u8], out: &[u8], want: &Expecte
 }
 
 /// Pins the calling thread to the CPU it is on: the program's budgets are per CPU.
-fn pin_to_this_cpu() {
+pub(crate) fn pin_to_this_cpu() {
     // SAFETY: plain libc calls on a zeroed cpu_set_t, for the calling thread only.
     unsafe {
         let cpu = libc::sched_getcpu();

@@ -1,0 +1,84 @@
+//! Familiar sources: addresses that sent UDP within their limits while calm (strict not
+//! engaged), as the per-source stage sees them. The host need not have answered them: a one-way crowd (telemetry, game input,
+//! ingest) is familiar too. While strict's UDP budget applies, a familiar source passes
+//! before the unknown sources' budget is spent; the per-source limiter still holds it.
+//! A spoofed flood can make familiar only the addresses it sent from while calm.
+
+use filter_common::{
+    abi::{Config, FAMILIAR_REFRESH_NS, Familiar, flags, verified_key},
+    parse::IpPacket,
+};
+
+use crate::{
+    limiter::Clock,
+    maps::{FAMILIAR, SCRATCH},
+};
+
+/// The per-source stage counted a source's first packet of its sketch cell in this window
+/// (about once a window per source, however fast it sends): the next clean datagram on this
+/// CPU, this one unless a stage refuses it, records its source ([`take_sighted`]). So the
+/// calm path pays a table lookup rarely, and only a clean datagram's source is recorded.
+#[inline(always)]
+pub fn sighted() {
+    if let Some(s) = SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch, only this CPU touches it while the program runs.
+        unsafe { (*s).sighted = 1 };
+    }
+}
+
+/// Whether a sighting waits (and takes it).
+#[inline(always)]
+pub fn take_sighted() -> bool {
+    let Some(s) = SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch, only this CPU touches it while the program runs.
+    unsafe {
+        if (*s).sighted == 0 {
+            return false;
+        }
+        (*s).sighted = 0;
+    }
+    true
+}
+
+/// Remembers the packet's source as seen now, rewriting its last time at most every
+/// [`FAMILIAR_REFRESH_NS`]. A function of its own, so the table's update adds a call to the
+/// main program's verifier walk.
+#[inline(never)]
+pub fn record(pkt: &IpPacket, now: u64) {
+    let key = verified_key(&pkt.src, pkt.v6);
+    if let Some(seen) = FAMILIAR.get_ptr_mut(&key) {
+        // SAFETY: a live LRU value; a race with another CPU only blurs a time.
+        let seen = unsafe { &mut *seen };
+        if now.wrapping_sub(seen.last_ns) > FAMILIAR_REFRESH_NS {
+            seen.last_ns = now;
+        }
+        return;
+    }
+    // A full table evicts its least recently used entry.
+    let _ = FAMILIAR.insert(
+        &key,
+        &Familiar {
+            first_ns: now,
+            last_ns: now,
+        },
+        0,
+    );
+}
+
+/// Whether the packet's source is familiar: it sent within its limits while calm in two
+/// moments at least [`FAMILIAR_REFRESH_NS`] apart (a flood's first milliseconds, before strict
+/// engages, make no source familiar), the last less than `familiar_ttl_ns` ago.
+#[inline(always)]
+pub fn known(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
+    if cfg.flags & flags::FAMILIAR == 0 {
+        return false;
+    }
+    let key = verified_key(&pkt.src, pkt.v6);
+    // SAFETY: a plain read of a map value.
+    match unsafe { FAMILIAR.get(&key) } {
+        Some(seen) => seen.is_familiar(clock.now(), cfg.familiar_ttl_ns),
+        None => false,
+    }
+}
