@@ -130,16 +130,21 @@ burst = 1000000000
 [limits.tcp_syn]
 pps = 1000000000
 burst = 1000000000
-[detection]
-enabled = false
+[detection.floor_pps]
+tcp_syn = 1000000000000
+tcp_other = 1000000000000
+udp = 1000000000000
+icmp = 1000000000000
+other = 1000000000000
 "#;
 
 /// What the features mean for the figures, printed with them.
 const BENCH_FEATURES: &str = "levee run with its defaults (per-source limits, signatures, \
 sampling 1 in 1000, strict auto: flows recorded, not engaged) plus: mode enforce, an \
 allowlist and a blocklist (IPv4 and IPv6), UDP and SYN limits raised above the bench's own \
-rate so a repeated source stays under them, a 1 h penalty, detection off (it would take the \
-bench's runs for an attack and engage strict)";
+rate so a repeated source stays under them, a 1 h penalty, detection's floors far above any \
+rate (the bench's runs would be an attack and engage strict; its checks, strict's trigger among \
+them, run as in levee run)";
 
 /// The program `levee run` attached to the lab's interface, for BPF_PROG_TEST_RUN.
 fn attached_program(d: &levee_tests::daemon::DaemonLab) -> Result<Xdp> {
