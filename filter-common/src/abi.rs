@@ -46,7 +46,8 @@ pub mod map {
     pub const SVC_BUDGET: &str = "SVC_BUDGET";
     /// Slot 0: the SYN-cookie program; slot 1: the stages after strict for a SYN it could
     /// not answer; slot 2: strict's stage for fragments; slot 3: the program while strict's
-    /// trigger holds (a program array, filled at every load, never pinned).
+    /// trigger holds; slot 4: flood signatures (a program array, filled at every load, never
+    /// pinned).
     pub const TAIL_CALLS: &str = "TAIL_CALLS";
     /// Fragmented datagrams whose first fragment Levee passed under strict ([`super::FragKey`]
     /// to the time it passed, LRU; never pinned).
@@ -68,6 +69,10 @@ pub mod map {
     /// Per CPU: strict engaged by the program itself, per class ([`super::TriggerState`]).
     /// Never pinned: an engagement lasts a second unless renewed.
     pub const TRIGGER: &str = "TRIGGER";
+    /// Flood signatures the controller mined ([`crate::signature::FloodSignature`]), and per
+    /// CPU the packets each dropped. Never pinned: a signature lives while its attack does.
+    pub const SIGNATURES: &str = "SIGNATURES";
+    pub const SIGNATURE_HITS: &str = "SIGNATURE_HITS";
     /// Every map, for pinning and listing.
     pub const ALL: [&str; 21] = [
         CONFIG,
@@ -100,6 +105,9 @@ pub const PROGRAM: &str = "levee";
 pub const NO_COOKIE_PROGRAM: &str = "levee_no_cookie";
 /// The program while strict's trigger holds on a CPU (tail call slot 3 of TAIL_CALLS).
 pub const HELD_PROGRAM: &str = "levee_held";
+/// Flood signatures: the program strict hands unknown UDP to while they are in force (tail
+/// call slot 4 of TAIL_CALLS).
+pub const SIGNATURE_PROGRAM: &str = "levee_signature";
 /// Strict's stage for TCP and UDP fragments (tail call slot 2 of TAIL_CALLS).
 pub const FRAGMENT_PROGRAM: &str = "levee_fragment";
 /// Datagrams FRAGMENTS remembers.
@@ -401,10 +409,13 @@ pub enum Reason {
     /// Strict: UDP from a familiar source (one that sent within its limits while calm, see
     /// FAMILIAR), passed before the unknown sources' budget while that applies.
     Familiar,
+    /// Strict: UDP from an unknown, unfamiliar source that matches a flood signature the
+    /// controller mined while its class is under attack (see SIGNATURES).
+    FloodSignature,
 }
 
 impl Reason {
-    pub const COUNT: usize = 40;
+    pub const COUNT: usize = 41;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Clean,
         Reason::ModeOff,
@@ -446,6 +457,7 @@ impl Reason {
         Reason::SynNoCookie,
         Reason::PenaltyCookie,
         Reason::Familiar,
+        Reason::FloodSignature,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -490,6 +502,7 @@ impl Reason {
             Reason::SynNoCookie => "syn_no_cookie",
             Reason::PenaltyCookie => "penalty_cookie",
             Reason::Familiar => "familiar",
+            Reason::FloodSignature => "flood_signature",
         }
     }
 
@@ -583,6 +596,8 @@ pub mod flags {
     /// Remember sources that send UDP within their limits while calm, and pass them before
     /// the unknown budget (strict not `off`).
     pub const FAMILIAR: u32 = 1 << 19;
+    /// SIGNATURES holds at least one flood signature (map content, like UPSTREAM_RULES).
+    pub const SIGNATURES: u32 = 1 << 20;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS
@@ -961,6 +976,16 @@ pub struct Event {
     pub offences: u32,
 }
 
+/// A record on the EVENTS ring: a sampled header, with what a flood signature can match of
+/// it (the miner's input). Starts with its [`Event`], so either can be read from it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sample {
+    pub event: Event,
+    pub facts: crate::signature::Facts,
+    pub _pad: u32,
+}
+
 const _: () = assert!(size_of::<Counter>() == 16);
 const _: () = assert!(size_of::<Limit>() == 32);
 const _: () = assert!(
@@ -971,11 +996,12 @@ const _: () = assert!(size_of::<SourceState>() == 128);
 const _: () = assert!(size_of::<FlowKey>() == 40);
 const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 72);
+const _: () = assert!(size_of::<Sample>() == 96);
 const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);
 const _: () = assert!(size_of::<CaptureFilter>() == 56);
 const _: () = assert!(size_of::<CaptureRecord>() == 24 + CAPTURE_SNAPLEN_MAX);
 const _: () = assert!(Reason::COUNT <= 64 && Class::COUNT <= 16 && Action::COUNT <= 8);
-const _: () = assert!(Reason::ALL.len() == Reason::Familiar as usize + 1);
+const _: () = assert!(Reason::ALL.len() == Reason::FloodSignature as usize + 1);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -990,6 +1016,8 @@ mod pod {
     unsafe impl aya::Pod for TriggerState {}
     unsafe impl aya::Pod for Familiar {}
     unsafe impl aya::Pod for Event {}
+    unsafe impl aya::Pod for Sample {}
+    unsafe impl aya::Pod for crate::signature::FloodSignature {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FragKey {}
     unsafe impl aya::Pod for FlowEntry {}

@@ -7,6 +7,7 @@
 //! - [`abi`]: the `#[repr(C)]` map keys and values, map names, counter indices, event records.
 //! - [`parse`]: Ethernet/VLAN/IPv4/IPv6/TCP/UDP/ICMP parsing over any [`parse::Frame`].
 //! - [`limit`]: token-bucket arithmetic (GCRA form) and the count-min sketch cells.
+//! - [`signature`]: flood signatures, what they match.
 //! - [`synack`]: the SYN-ACK of a SYN cookie, built byte for byte with its checksums.
 //! - `frames` (host only): a builder of test frames, good and malformed.
 //! - [`config`]: turning human rates (pps, bit/s, burst) into the encoded [`abi::Config`].
@@ -21,4 +22,5 @@ pub mod config;
 pub mod frames;
 pub mod limit;
 pub mod parse;
+pub mod signature;
 pub mod synack;

@@ -4,13 +4,15 @@
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns};
 use filter_common::{
-    abi::{Action, Event, Reason, event, lost},
+    abi::{Action, Event, Reason, Sample, event, lost},
     parse::IpPacket,
 };
 
 use crate::{
     Verdict,
-    maps::{EVENTS, EVENTS_LOST, OFFENCES, SAMPLE_COUNTDOWN},
+    frame::XdpFrame,
+    maps::{EVENTS, EVENTS_LOST, OFFENCES, SAMPLE_COUNTDOWN, SAMPLE_FACTS},
+    signature,
 };
 
 /// Counts a record lost to a full ring.
@@ -59,18 +61,45 @@ pub fn offence(pkt: &IpPacket, offences: u32, len: u64, now: u64) {
     }
 }
 
-/// Whether this packet is one of the one in `every` sampled. A per-CPU countdown, reset to a
+/// Whether this packet is one of the one in `every` sampled: a per-CPU countdown, reset to a
 /// random gap of 1 to 2 x `every` - 1 packets (`every` on average, never in step with a
-/// periodic sender): one decrement a packet, the random number only once a sample.
+/// periodic sender); one decrement a packet, the random number only once a sample. Called
+/// right after the parser, where few verifier states meet: a due packet's signature facts
+/// are noted then, and the countdown waits at 0 until [`take_due`] sends the sample with
+/// its verdict.
 #[inline(always)]
-pub fn sample_due(every: u32) -> bool {
+pub fn note_if_due(frame: &XdpFrame, pkt: &IpPacket) {
     let Some(left) = SAMPLE_COUNTDOWN.get_ptr_mut(0) else {
-        return false;
+        return;
     };
     // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
     let left = unsafe { &mut *left };
     if *left > 1 {
         *left -= 1;
+        return;
+    }
+    *left = 0;
+    note_facts(frame, pkt);
+}
+
+/// A function of its own: its reads stay out of the callers' walk.
+#[inline(never)]
+fn note_facts(frame: &XdpFrame, pkt: &IpPacket) {
+    if let Some(f) = SAMPLE_FACTS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, as above.
+        signature::facts(frame, pkt, unsafe { &mut *f });
+    }
+}
+
+/// Whether a sample is pending ([`note_if_due`]); if so the countdown starts again.
+#[inline(always)]
+pub fn take_due(every: u32) -> bool {
+    let Some(left) = SAMPLE_COUNTDOWN.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs.
+    let left = unsafe { &mut *left };
+    if *left != 0 {
         return false;
     }
     // SAFETY: a helper without arguments.
@@ -78,14 +107,18 @@ pub fn sample_due(every: u32) -> bool {
     true
 }
 
-/// Sends the packet's header as a sample. A function of its own: the record is built in its
-/// own stack frame.
+/// Sends the packet's header, with the signature facts noted for it, as a sample. A
+/// function of its own: the record is built in its own stack frame.
 #[inline(never)]
 pub fn sample(pkt: &IpPacket, v: &Verdict, len: u64) {
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let e = record(event::SAMPLE, pkt, v.action, v.reason, len, now);
-    if EVENTS.output::<Event>(&e, 0).is_err() {
+    let s = Sample {
+        event: record(event::SAMPLE, pkt, v.action, v.reason, len, now),
+        facts: SAMPLE_FACTS.get(0).copied().unwrap_or_default(),
+        _pad: 0,
+    };
+    if EVENTS.output::<Sample>(&s, 0).is_err() {
         count_lost(lost::SAMPLE);
     }
 }

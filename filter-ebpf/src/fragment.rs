@@ -42,7 +42,7 @@ pub fn judge_fragment(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
         if !first_passed(pkt, clock.now()) {
             return judge(mode, Reason::NoService, pkt.class);
         }
-        return later_stages(cfg, pkt, len, Reason::Clean, None);
+        return later_stages(cfg, mode, pkt, len, Reason::Clean, None);
     }
     let (known, budget) = match first_fragment(cfg, pkt) {
         Strict::Refuse(reason) => return judge(mode, reason, pkt.class),
@@ -50,7 +50,7 @@ pub fn judge_fragment(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
         Strict::Budget(slot) => (Reason::Clean, Some(slot)),
         Strict::Unknown => (Reason::Clean, None),
     };
-    let verdict = later_stages(cfg, pkt, len, known, budget);
+    let verdict = later_stages(cfg, mode, pkt, len, known, budget);
     if verdict.action == filter_common::abi::Action::Pass {
         remember(pkt, clock.now());
     }

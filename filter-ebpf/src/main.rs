@@ -25,6 +25,7 @@ mod frame;
 mod limiter;
 mod lists;
 mod maps;
+mod signature;
 mod stats;
 mod strict;
 mod trigger;
@@ -105,6 +106,19 @@ fn act(ctx: &XdpContext, verdict: Option<Verdict>, len: u64) -> u32 {
             // No fragment program: refused, as strict refuses what it cannot account for.
             finish(&v, len)
         }
+        // Unknown UDP strict would charge to a budget, while flood signatures are in force.
+        Some(v) if v.reason == Reason::FloodSignature && v.action != Action::Pass => {
+            // SAFETY: a tail call; on success it never returns.
+            let _ = unsafe { maps::TAIL_CALLS.tail_call(ctx, 4) };
+            // No signature program: the budget's refusal, as without signatures.
+            finish(
+                &Verdict {
+                    reason: Reason::UnknownBudget,
+                    ..v
+                },
+                len,
+            )
+        }
         Some(v) => finish(&v, len),
         // Only if CONFIG cannot be read, which an array map always can.
         None => xdp_action::XDP_ABORTED,
@@ -182,7 +196,15 @@ fn after_strict(cfg: &Config, len: u64) -> Verdict {
     }
     // Without cookies a random-source flood would pass every stage: unknown sources share
     // the service's budget, as unknown UDP sources do under attack.
-    later_stages(cfg, pkt, len, Reason::SynNoCookie, strict::service(pkt))
+    let mode = Mode::from_u32(cfg.mode);
+    later_stages(
+        cfg,
+        mode,
+        pkt,
+        len,
+        Reason::SynNoCookie,
+        strict::service(pkt),
+    )
 }
 
 /// Strict's stage for a TCP or UDP fragment (see `fragment`). Reached from `levee` by tail
@@ -205,12 +227,12 @@ pub fn levee_fragment(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn later_stages(
     cfg: &Config,
+    mode: Mode,
     pkt: &IpPacket,
     len: u64,
     passed: Reason,
     budget: Option<u32>,
 ) -> Verdict {
-    let mode = Mode::from_u32(cfg.mode);
     let mut clock = Clock::new(cfg);
     if let Some(cpu) = maps::CPU_STATE.get_ptr_mut(0) {
         // SAFETY: a per-CPU value is only touched by this CPU, with preemption off.
@@ -235,6 +257,20 @@ fn later_stages(
         return judge(mode, reason, pkt.class);
     }
     pass(passed, pkt.class)
+}
+
+/// Flood signatures (see `signature`): unknown, unfamiliar UDP strict would charge to its
+/// service's budget while signatures are in force. Reached from `levee` and `levee_held` by
+/// tail call only.
+#[xdp]
+pub fn levee_signature(ctx: XdpContext) -> u32 {
+    let frame = XdpFrame::new(&ctx);
+    let len = frame.byte_len();
+    let Some(cfg) = maps::CONFIG.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let v = signature::judge(&frame, cfg, len);
+    finish(&v, len)
 }
 
 /// Clock calibration for the loader, never attached: records jiffies and the coarse monotonic
@@ -271,6 +307,11 @@ fn decide(frame: &XdpFrame, len: u64, held: bool) -> Option<Verdict> {
     // which cost about 80 ns a packet. parse_into writes it whole when it says PARSED_IP.
     let mut pkt = core::mem::MaybeUninit::<IpPacket>::uninit();
     let parsed = parse_into(frame, &mut pkt);
+    if parsed == PARSED_IP && cfg.sample_every != 0 {
+        // Right after the parser, where few verifier states meet (see `events`).
+        // SAFETY: parse_into wrote the packet (PARSED_IP).
+        events::note_if_due(frame, unsafe { pkt.assume_init_ref() });
+    }
     let verdict = match parsed {
         // SAFETY: parse_into wrote the packet (PARSED_IP). Borrowed in place, never copied.
         PARSED_IP => judge_packet(
@@ -363,7 +404,7 @@ fn judge_packet(
     {
         trigger::renew(cfg, verdict.class as u32);
     }
-    if cfg.sample_every != 0 && events::sample_due(cfg.sample_every) {
+    if cfg.sample_every != 0 && events::take_due(cfg.sample_every) {
         events::sample(pkt, &verdict, len);
     }
     verdict

@@ -11,6 +11,7 @@ use filter_common::abi::{
     SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey,
     SourceState, TriggerState, UpstreamBucket, UpstreamRule, summary,
 };
+use filter_common::signature::{Facts, FloodSignature, SIGNATURE_SLOTS};
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
 
 #[map]
@@ -61,9 +62,12 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_EVENT_BYTES, 0);
 #[map]
 pub static OFFENCES: RingBuf = RingBuf::with_byte_size(OFFENCE_BYTES, 0);
 
-/// Per CPU: packets left until the next sample (see `events::sample_due`).
+/// Per CPU: packets left until the next sample, 0 while one is pending (see
+/// `events::note_if_due`), and the pending sample's signature facts.
 #[map]
 pub static SAMPLE_COUNTDOWN: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static SAMPLE_FACTS: PerCpuArray<Facts> = PerCpuArray::with_max_entries(1, 0);
 
 /// Records lost to a full ring, per CPU: [offences, samples].
 #[map]
@@ -120,6 +124,12 @@ pub static FAMILIAR: LruHashMap<[u8; 16], filter_common::abi::Familiar> =
 #[map]
 pub static TRIGGER: PerCpuArray<TriggerState> = PerCpuArray::with_max_entries(1, 0);
 
+/// Flood signatures, and per CPU the packets each dropped (see `signature`).
+#[map]
+pub static SIGNATURES: Array<FloodSignature> = Array::with_max_entries(SIGNATURE_SLOTS, 0);
+#[map]
+pub static SIGNATURE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(SIGNATURE_SLOTS, 0);
+
 /// Per CPU: room to build a SYN-ACK and read a SYN's options, off the program's small stack.
 #[repr(C)]
 pub struct Scratch {
@@ -142,12 +152,12 @@ pub static COOKIE_PKT: PerCpuArray<filter_common::parse::IpPacket> =
     PerCpuArray::with_max_entries(1, 0);
 
 /// Slots: 0 the SYN-cookie program, 1 the no-cookie stages, 2 fragments, 3 the program while
-/// strict's trigger holds; reached by tail call (filled by the loader).
+/// strict's trigger holds, 4 flood signatures; reached by tail call (filled by the loader).
 #[map]
-pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(4, 0);
+pub static TAIL_CALLS: ProgramArray = ProgramArray::with_max_entries(5, 0);
 
-/// Per CPU: the fragment `levee_fragment` judges, parsed off its stack (the later stages'
-/// frames and the parser's would not fit beside it).
+/// Per CPU: the packet `levee_fragment` or `levee_signature` judges, parsed off its stack
+/// (the later stages' frames and the parser's would not fit beside it).
 #[map]
 pub static FRAG_PKT: PerCpuArray<filter_common::parse::IpPacket> =
     PerCpuArray::with_max_entries(1, 0);

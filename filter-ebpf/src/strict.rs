@@ -82,6 +82,11 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
         if familiar::known(cfg, pkt, clock) {
             return Strict::Known(Reason::Familiar);
         }
+        // With flood signatures in force, the signature program judges it (a flood's
+        // fingerprint is dropped before it spends the budget the crowd's newcomers need).
+        if cfg.flags & flags::SIGNATURES != 0 {
+            return Strict::Refuse(Reason::FloodSignature);
+        }
         return Strict::Budget(slot);
     }
     Strict::Unknown

@@ -15,7 +15,7 @@ use filter_common::{
     abi::{
         AMP_PORT_WORDS, CLOCK_PROGRAM, COOKIE_PROGRAM, Config, DEFAULT_EVENT_BYTES,
         DEFAULT_MAX_SOURCES, EGRESS_PROGRAM, FRAGMENT_PROGRAM, HELD_PROGRAM, Mode,
-        NO_COOKIE_PROGRAM, PROGRAM, flags, lost, map,
+        NO_COOKIE_PROGRAM, PROGRAM, SIGNATURE_PROGRAM, flags, lost, map,
     },
     config::{DEFAULT_AMP_PORTS, nominal_jiffy_ns},
 };
@@ -374,6 +374,7 @@ fn load_strict_programs(ebpf: &mut Ebpf) -> Result<()> {
         3,
         "the program while strict's trigger holds",
     )?;
+    load_tail_call(ebpf, SIGNATURE_PROGRAM, 4, "the flood signatures' program")?;
     let egress: &mut SchedClassifier = ebpf
         .program_mut(EGRESS_PROGRAM)
         .ok_or_else(|| anyhow!("program {EGRESS_PROGRAM} missing from the object"))?

@@ -1,0 +1,121 @@
+//! Flood signatures (`filter_common::signature`): the facts a signature looks at, read from
+//! the frame, and `levee_signature`, the program strict hands an unknown, unfamiliar source's
+//! UDP to while signatures are in force (by tail call, so the main program's verifier walk
+//! does not grow by the match).
+
+use aya_ebpf::helpers::bpf_xdp_load_bytes;
+use filter_common::{
+    abi::{Class, Config, Reason},
+    parse::{IPPROTO_UDP, IpPacket},
+    signature::{Facts, PAYLOAD_BYTES, SIGNATURE_SLOTS},
+};
+
+use crate::{
+    PARSED_IP, Verdict,
+    frame::XdpFrame,
+    judge as judge_with, later_stages,
+    maps::{FRAG_PKT, SIGNATURE_HITS, SIGNATURES},
+    parse_into, pass, strict, trigger,
+};
+
+/// Writes what a signature can match of this packet into `out` (also what a sample carries,
+/// for the miner). Bytes past the parsed headers are read with `bpf_xdp_load_bytes`, straight
+/// into `out`: a helper call, but no packet bounds for the verifier to follow and no buffer
+/// on the stack.
+#[inline(always)]
+pub fn facts(frame: &XdpFrame, pkt: &IpPacket, out: &mut Facts) {
+    let l3 = pkt.l3 as u32;
+    out.dst_port = pkt.dst_port;
+    out.src_port = pkt.src_port;
+    out.ip_len = frame.byte_len().saturating_sub(l3 as u64) as u16;
+    out.ip_id = if pkt.v6 { 0 } else { pkt.frag_id as u16 };
+    out.proto = pkt.proto;
+    // SAFETY: the helper writes at most the given length into the field.
+    let ttl = unsafe {
+        bpf_xdp_load_bytes(
+            frame.ctx(),
+            l3 + if pkt.v6 { 7 } else { 8 },
+            &mut out.ttl as *mut u8 as *mut _,
+            1,
+        )
+    };
+    if ttl != 0 {
+        out.ttl = 0;
+    }
+    // The payload of a UDP datagram, past its 8-byte header.
+    out.payload_len = 0;
+    if pkt.proto == IPPROTO_UDP
+        // SAFETY: as above.
+        && unsafe {
+            bpf_xdp_load_bytes(
+                frame.ctx(),
+                pkt.l4 as u32 + 8,
+                out.payload.as_mut_ptr() as *mut _,
+                PAYLOAD_BYTES as u32,
+            )
+        } == 0
+    {
+        out.payload_len = PAYLOAD_BYTES as u8;
+    } else {
+        out.payload = [0; PAYLOAD_BYTES];
+    }
+}
+
+/// The verdict on a datagram strict handed over: dropped if it matches a signature, else
+/// on through the stages after strict, its service's budget among them.
+#[inline(always)]
+pub fn judge(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
+    let Some(slot) = FRAG_PKT.get_ptr_mut(0) else {
+        return pass(Reason::Clean, Class::Other);
+    };
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs; an IpPacket is
+    // plain data, written whole by parse_into when it says PARSED_IP.
+    let out = unsafe { &mut *(slot as *mut core::mem::MaybeUninit<IpPacket>) };
+    // The main program parsed it as UDP to a served port.
+    if parse_into(frame, out) != PARSED_IP {
+        return pass(Reason::Clean, Class::Other);
+    }
+    // SAFETY: written by parse_into (PARSED_IP).
+    let pkt: &IpPacket = unsafe { out.assume_init_ref() };
+    let held = trigger::held_any();
+    let mode = trigger::mode(cfg, held);
+    let verdict = if matching(frame, pkt) {
+        judge_with(mode, Reason::FloodSignature, pkt.class)
+    } else {
+        later_stages(cfg, mode, pkt, len, Reason::Clean, strict::service(pkt))
+    };
+    // What strict refuses keeps the trigger's hold alive while the flood lasts.
+    if held
+        && matches!(
+            verdict.reason,
+            Reason::FloodSignature | Reason::UnknownBudget
+        )
+    {
+        trigger::renew(cfg, verdict.class as u32);
+    }
+    verdict
+}
+
+/// Whether the datagram matches a flood signature (counted in SIGNATURE_HITS). The slots
+/// are filled from the first; the first empty one ends the search.
+#[inline(never)]
+pub fn matching(frame: &XdpFrame, pkt: &IpPacket) -> bool {
+    let mut facts = Facts::default();
+    self::facts(frame, pkt, &mut facts);
+    for slot in 0..SIGNATURE_SLOTS {
+        let Some(sig) = SIGNATURES.get(slot) else {
+            return false;
+        };
+        if sig.fields == 0 {
+            return false;
+        }
+        if sig.matches(&facts) {
+            if let Some(hits) = SIGNATURE_HITS.get_ptr_mut(slot) {
+                // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+                unsafe { *hits += 1 };
+            }
+            return true;
+        }
+    }
+    false
+}
