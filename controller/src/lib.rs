@@ -30,4 +30,5 @@ pub mod list_files;
 pub mod metrics;
 pub mod server;
 pub mod services;
+pub mod signatures;
 pub mod top;

@@ -36,8 +36,10 @@ impl TopTalkers {
         }
     }
 
-    /// Counts one sampled header.
-    pub fn record(&mut self, source: IpAddr, class: u32, action: u32, bytes: u32) {
+    /// Counts one sampled header, taken at a rate of one in `every` (so it stands for
+    /// `every` packets).
+    pub fn record(&mut self, source: IpAddr, class: u32, action: u32, bytes: u32, every: u32) {
+        let every = u64::from(every.max(1));
         if self.seconds.is_empty() {
             self.tick();
         }
@@ -47,15 +49,15 @@ impl TopTalkers {
             .expect("a current second")
             .entry((source, class))
             .or_default();
-        t.packets += 1;
-        t.bytes += u64::from(bytes);
+        t.packets += every;
+        t.bytes += u64::from(bytes) * every;
         if action != Action::Pass as u32 {
-            t.dropped += 1;
+            t.dropped += every;
         }
     }
 
-    /// The `n` heaviest (source, class) pairs, for a sampling rate of one in `every`.
-    pub fn top(&self, n: usize, every: u32) -> Vec<TalkerView> {
+    /// The `n` heaviest (source, class) pairs.
+    pub fn top(&self, n: usize) -> Vec<TalkerView> {
         let mut sum: HashMap<(IpAddr, u32), Tally> = HashMap::new();
         for second in &self.seconds {
             for (k, t) in second {
@@ -66,7 +68,6 @@ impl TopTalkers {
             }
         }
         let secs = self.seconds.len().max(1) as u64;
-        let every = u64::from(every.max(1));
         let mut ranked: Vec<_> = sum.into_iter().collect();
         ranked.sort_by_key(|(_, t)| std::cmp::Reverse(t.packets));
         ranked
@@ -78,8 +79,8 @@ impl TopTalkers {
                     .get(class as usize)
                     .map_or("?", |c| c.name())
                     .to_string(),
-                pps: t.packets * every / secs,
-                bits_per_sec: t.bytes * 8 * every / secs,
+                pps: t.packets / secs,
+                bits_per_sec: t.bytes * 8 / secs,
                 dropped_pct: (t.dropped * 100 / t.packets.max(1)) as u8,
             })
             .collect()
@@ -97,16 +98,16 @@ mod tests {
         let b: IpAddr = "2001:db8::1".parse().unwrap();
         t.tick();
         for _ in 0..30 {
-            t.record(a, Class::Udp as u32, Action::Drop as u32, 100);
+            t.record(a, Class::Udp as u32, Action::Drop as u32, 100, 100);
         }
-        t.record(b, Class::TcpSyn as u32, Action::Pass as u32, 60);
+        t.record(b, Class::TcpSyn as u32, Action::Pass as u32, 60, 100);
         t.tick();
         for _ in 0..10 {
-            t.record(a, Class::Udp as u32, Action::Pass as u32, 100);
+            t.record(a, Class::Udp as u32, Action::Pass as u32, 100, 100);
         }
-        let top = t.top(10, 100);
+        let top = t.top(10);
         assert_eq!(top.len(), 2);
-        // 40 samples x 100 over 2 s.
+        // 40 samples taken at one in 100, over 2 s.
         assert_eq!(
             top[0],
             TalkerView {
@@ -118,10 +119,10 @@ mod tests {
             }
         );
         assert_eq!((top[1].class.as_str(), top[1].pps), ("tcp_syn", 50));
-        assert_eq!(t.top(1, 100).len(), 1);
+        assert_eq!(t.top(1).len(), 1);
         for _ in 0..WINDOW_SECS {
             t.tick();
         }
-        assert!(t.top(10, 100).is_empty(), "old seconds leave the window");
+        assert!(t.top(10).is_empty(), "old seconds leave the window");
     }
 }

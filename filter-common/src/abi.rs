@@ -652,6 +652,8 @@ pub struct Config {
     /// Sketch window length is 2^shift ns.
     pub sketch_window_shift: u32,
     /// Send one in N passed-or-dropped IP packet headers as a sample event; zero for none.
+    /// While the trigger holds strict, one in [`HELD_SAMPLE_EVERY`] at most (the controller
+    /// samples densely while calm, and a flood must not pay for that before it catches up).
     pub sample_every: u32,
     /// Length of a jiffy in ns (1e9 / CONFIG_HZ), measured by the loader. The program reads
     /// time as `jiffies * clock_ns_per_jiffy + clock_offset_ns` (wrapping), in the domain of
@@ -976,6 +978,9 @@ pub struct Event {
     pub offences: u32,
 }
 
+/// The sparsest sampling while the program's trigger holds strict, whatever `sample_every`.
+pub const HELD_SAMPLE_EVERY: u32 = 1024;
+
 /// A record on the EVENTS ring: a sampled header, with what a flood signature can match of
 /// it (the miner's input). Starts with its [`Event`], so either can be read from it.
 #[repr(C)]
@@ -983,7 +988,9 @@ pub struct Event {
 pub struct Sample {
     pub event: Event,
     pub facts: crate::signature::Facts,
-    pub _pad: u32,
+    /// The sampling rate it was taken at (one in `every`): each sample stands for `every`
+    /// packets, whatever the rate was when it is read.
+    pub every: u32,
 }
 
 const _: () = assert!(size_of::<Counter>() == 16);

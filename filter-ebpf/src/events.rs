@@ -4,14 +4,14 @@
 
 use aya_ebpf::helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns};
 use filter_common::{
-    abi::{Action, Event, Reason, Sample, event, lost},
+    abi::{Action, Config, Event, HELD_SAMPLE_EVERY, Reason, Sample, event, lost},
     parse::IpPacket,
 };
 
 use crate::{
     Verdict,
     frame::XdpFrame,
-    maps::{EVENTS, EVENTS_LOST, OFFENCES, SAMPLE_COUNTDOWN, SAMPLE_FACTS},
+    maps::{CONFIG, EVENTS, EVENTS_LOST, OFFENCES, SAMPLE_COUNTDOWN, SAMPLE_FACTS},
     signature,
 };
 
@@ -91,9 +91,21 @@ fn note_facts(frame: &XdpFrame, pkt: &IpPacket) {
     }
 }
 
+/// One in how many packets is sampled: the controller's rate, sparser while the trigger
+/// holds strict (`held`, a constant of each program).
+#[inline(always)]
+fn every(cfg: &Config, held: bool) -> u32 {
+    if held {
+        cfg.sample_every.max(HELD_SAMPLE_EVERY)
+    } else {
+        cfg.sample_every
+    }
+}
+
 /// Whether a sample is pending ([`note_if_due`]); if so the countdown starts again.
 #[inline(always)]
-pub fn take_due(every: u32) -> bool {
+pub fn take_due(cfg: &Config, held: bool) -> bool {
+    let every = every(cfg, held);
     let Some(left) = SAMPLE_COUNTDOWN.get_ptr_mut(0) else {
         return false;
     };
@@ -110,13 +122,14 @@ pub fn take_due(every: u32) -> bool {
 /// Sends the packet's header, with the signature facts noted for it, as a sample. A
 /// function of its own: the record is built in its own stack frame.
 #[inline(never)]
-pub fn sample(pkt: &IpPacket, v: &Verdict, len: u64) {
+pub fn sample(pkt: &IpPacket, v: &Verdict, len: u64, held: bool) {
+    let every = CONFIG.get(0).map_or(0, |cfg| every(cfg, held));
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let s = Sample {
         event: record(event::SAMPLE, pkt, v.action, v.reason, len, now),
         facts: SAMPLE_FACTS.get(0).copied().unwrap_or_default(),
-        _pad: 0,
+        every,
     };
     if EVENTS.output::<Sample>(&s, 0).is_err() {
         count_lost(lost::SAMPLE);

@@ -404,8 +404,8 @@ fn judge_packet(
     {
         trigger::renew(cfg, verdict.class as u32);
     }
-    if cfg.sample_every != 0 && events::take_due(cfg.sample_every) {
-        events::sample(pkt, &verdict, len);
+    if cfg.sample_every != 0 && events::take_due(cfg, held) {
+        events::sample(pkt, &verdict, len, held);
     }
     verdict
 }

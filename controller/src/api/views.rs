@@ -124,6 +124,9 @@ pub struct StrictView {
     /// holds a second past the flood's last excess).
     #[serde(default)]
     pub triggered: Vec<String>,
+    /// Flood signatures in force (see `levee signatures`).
+    #[serde(default)]
+    pub signatures: Vec<crate::signatures::SignatureView>,
     pub services: usize,
     /// Services the tables had no room for (their ports get `no_service`).
     #[serde(default)]

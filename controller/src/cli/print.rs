@@ -215,6 +215,9 @@ impl Print for StatusView {
                 st.triggered.join(", ")
             )?;
         }
+        for sig in &st.signatures {
+            writeln!(out, "  flood signature {}", signature_line(sig))?;
+        }
         for k in &st.kernel {
             match &k.was {
                 Some(was) => writeln!(
@@ -364,4 +367,21 @@ impl Print for crate::api::views::ExplainView {
         }
         Ok(())
     }
+}
+
+/// One flood signature as `levee status` and `levee signatures` print it.
+pub fn signature_line(s: &crate::signatures::SignatureView) -> String {
+    let life = match s.ttl_secs {
+        Some(t) => format!("{t} s left"),
+        None => "pinned".to_string(),
+    };
+    format!(
+        "#{} {}: {} dropped, {life}; found {} s ago covering {:.1}% of the attack, {:.1}% of the calm",
+        s.id,
+        s.signature,
+        s.drops,
+        s.found_secs_ago,
+        s.attack_cover * 100.0,
+        s.calm_cover * 100.0
+    )
 }

@@ -59,6 +59,7 @@ pub fn status(c: &Controller) -> Result<StatusView> {
                 .iter()
                 .map(|class| class.name().to_string())
                 .collect(),
+            signatures: c.flood.book.view(std::time::Instant::now()),
             services: c.strict.services.len(),
             services_left_out: c.strict.left_out,
             kernel: c
@@ -119,7 +120,7 @@ pub fn top(c: &Controller, n: usize) -> Result<Vec<TalkerView>> {
     if every == 0 {
         bail!("sampling is off (events.sample_every = 0): top has nothing to rank");
     }
-    Ok(c.telemetry.top.top(n, every))
+    Ok(c.telemetry.top.top(n))
 }
 
 /// The services the program knows, with their origin.

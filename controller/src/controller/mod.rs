@@ -5,6 +5,7 @@
 //! - `auto_escalation`: rules upstream when an attack fills the link (escalation.auto);
 //! - `capture`: `levee capture`, one at a time, never waiting on its client;
 //! - `claim`: one daemon per interface;
+//! - `events`: offences and samples drained from the program's rings;
 //! - [`fleet`]: the interfaces, written all-or-nothing;
 //! - `gate`: the sketch gate sized for the rate of one CPU;
 //! - [`lists`]: every list entry and where it came from, with its expiry;
@@ -12,6 +13,7 @@
 //! - [`persist`]: the state file;
 //! - `start`: the final state computed first (config, state file, adopted maps), then written;
 //! - [`response`]: what the detection engine's decisions do;
+//! - `signatures`: flood signatures mined from samples, kept in step with the program;
 //! - [`strict`]: when strict is engaged, the services the program knows, kernel settings;
 //! - [`telemetry`]: rates, events drained from the ring, top talkers, metrics;
 //! - [`verified`]: who may be blocked (only sources the host held a connection with).
@@ -21,6 +23,7 @@
 mod auto_escalation;
 mod capture;
 mod claim;
+mod events;
 pub mod familiar;
 pub mod fleet;
 mod gate;
@@ -28,6 +31,7 @@ pub mod lists;
 pub mod mode;
 pub mod persist;
 pub mod response;
+mod signatures;
 mod start;
 pub mod strict;
 pub mod telemetry;
@@ -87,6 +91,8 @@ pub struct Controller {
     received_failing: bool,
     /// The `levee capture` running, if one is.
     capture: Option<capture::CaptureSession>,
+    /// Flood signatures in force, their miner, and the sampling rate it needs.
+    pub(crate) flood: signatures::Flood,
 }
 
 impl Controller {
@@ -128,11 +134,7 @@ impl Controller {
                 }
             }
         }
-        let mut c = filter.dataplane_config(
-            self.mode.effective(),
-            self.settings.events.sample_every,
-            self.cpus,
-        );
+        let mut c = filter.dataplane_config(self.mode.effective(), self.sample_every(), self.cpus);
         self.strict_config(&mut c);
         self.trigger_config(&mut c);
         c.sketch_window_shift = self.gate.window_shift;
@@ -186,6 +188,8 @@ impl Controller {
         }
         self.update_strict();
         self.update_trigger();
+        self.update_signatures();
+        self.update_sampling();
         if let Some(u) = &mut self.upstream {
             u.tick();
             match u.poll_received() {

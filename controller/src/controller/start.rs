@@ -76,6 +76,7 @@ impl Controller {
             auto_escalation: Default::default(),
             received_failing: false,
             capture: None,
+            flood: Default::default(),
         };
         c.gate = c.configured_gate();
         c.restore_settings(&saved)?;

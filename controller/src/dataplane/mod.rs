@@ -28,6 +28,7 @@ mod explain;
 pub mod gate;
 mod lists;
 mod log;
+mod signatures;
 mod strict;
 mod summary;
 mod upstream;

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub kernel_setting_changes: Family<SettingLabels, Counter>,
     pub services_left_out: Gauge,
     pub strict_triggers: Family<ClassLabels, Counter>,
+    pub flood_signatures: Gauge,
+    pub flood_signatures_found: Counter,
     seen_refused: HashMap<String, u64>,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
@@ -99,6 +101,8 @@ impl Metrics {
             kernel_setting_changes: Family::default(),
             services_left_out: Gauge::default(),
             strict_triggers: Family::default(),
+            flood_signatures: Gauge::default(),
+            flood_signatures_found: Counter::default(),
             seen_refused: HashMap::new(),
             seen_lost: HashMap::new(),
             seen: HashMap::new(),
@@ -158,6 +162,16 @@ impl Metrics {
             "strict_triggers",
             "Times the program engaged strict on a CPU by itself, by the class whose packets of sources without state passed its onset rate",
             m.strict_triggers.clone(),
+        );
+        registry.register(
+            "flood_signatures",
+            "Flood signatures in force (their drops: packets with reason flood_signature)",
+            m.flood_signatures.clone(),
+        );
+        registry.register(
+            "flood_signatures_found",
+            "Flood signatures the miner found and the program enforced",
+            m.flood_signatures_found.clone(),
         );
         registry.register(
             "services_left_out",

@@ -125,6 +125,29 @@ impl Fleet {
         )
     }
 
+    /// Replaces the flood signatures on every interface, all or nothing.
+    pub fn set_signatures(
+        &mut self,
+        sigs: &[filter_common::signature::FloodSignature],
+        before: &[filter_common::signature::FloodSignature],
+    ) -> Result<()> {
+        self.on_all(
+            |iface| iface.dp.set_signatures(sigs, before),
+            |dp| dp.set_signatures(before, sigs),
+        )
+    }
+
+    /// Packets each signature slot dropped, summed over the interfaces.
+    pub fn signature_hits(&self) -> Result<Vec<u64>> {
+        let mut sum = vec![0u64; filter_common::signature::SIGNATURE_SLOTS as usize];
+        for iface in &self.interfaces {
+            for (s, h) in sum.iter_mut().zip(iface.dp.signature_hits()?) {
+                *s += h;
+            }
+        }
+        Ok(sum)
+    }
+
     /// Starts copying what `filter` matches on every interface, all or nothing.
     pub fn start_capture(&mut self, filter: &filter_common::abi::CaptureFilter) -> Result<()> {
         self.on_all(

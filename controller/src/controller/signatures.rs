@@ -1,0 +1,198 @@
+//! Flood signatures in the controller (see [`crate::signatures`]): sampled headers fed to the
+//! miner, the book kept in step with the program every tick, each signature's life logged,
+//! and the sampling rate the miner needs.
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+use filter_common::{
+    abi::{Class, Event, Reason},
+    signature::Facts,
+};
+use tracing::{error, info};
+
+use super::Controller;
+use crate::{
+    engine::AttackState,
+    signatures::{Book, Change, Text, mine::Miner},
+};
+
+/// How long a calm sample waits before it counts as calm: a flood's first second, before
+/// detection declares it, must not teach the miner that the flood is the crowd.
+const CALM_DELAY: Duration = Duration::from_secs(3);
+/// Samples a second the controller aims for while calm (see [`Flood::sample_every`]).
+const SAMPLES_PER_SECOND: u64 = 500;
+
+/// What the controller keeps of flood signatures.
+#[derive(Debug, Default)]
+pub(crate) struct Flood {
+    pub book: Book,
+    miner: Miner,
+    /// Calm samples not yet [`CALM_DELAY`] old.
+    pending: VecDeque<(Instant, Facts)>,
+    /// The sampling rate written to the program: the config's `events.sample_every` while
+    /// traffic is heavy, denser while it is light, so the miner knows what the crowd sends.
+    pub sample_every: Option<u32>,
+}
+
+/// Whether a sample's source is one the host knows (its traffic is the crowd's, whatever
+/// the attack).
+fn known(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Flow | Reason::Familiar | Reason::Allowlisted | Reason::CookieAck
+    )
+}
+
+/// Whether a sample is what strict charges to the budget of unknown sources (or a signature
+/// dropped): what a flood's signature is mined from.
+fn unknown(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::Clean | Reason::UnknownBudget | Reason::FloodSignature
+    )
+}
+
+impl Controller {
+    /// Whether unknown UDP sources are charged to their service's budget now (the
+    /// controller's decision or the program's trigger): where signatures apply.
+    fn udp_budget_applies(&self) -> bool {
+        self.strict.udp_budget || self.strict.trigger.held.contains(&Class::Udp)
+    }
+
+    /// Takes one sampled header for the miner.
+    pub(super) fn signature_sample(&mut self, e: &Event, facts: Facts) {
+        if e.class != Class::Udp as u32 || facts.proto != 17 {
+            return;
+        }
+        let reason = Reason::ALL.get(e.reason as usize).copied();
+        let Some(reason) = reason else { return };
+        let now = Instant::now();
+        let calm = self.engine.state(Class::Udp) == AttackState::Normal;
+        let flood = &mut self.flood;
+        if known(reason) {
+            flood.miner.calm_sample(facts);
+        } else if self.strict.udp_budget || self.strict.trigger.held.contains(&Class::Udp) {
+            if unknown(reason) {
+                flood.miner.attack_sample(now, facts);
+            }
+        } else if calm && reason == Reason::Clean {
+            flood.pending.push_back((now, facts));
+        }
+    }
+
+    /// Once a tick: renews what matched, drops what is over, mines a new signature while
+    /// the budget applies, and writes the table if it changed.
+    pub(super) fn update_signatures(&mut self) {
+        let now = Instant::now();
+        let attacked = self.udp_budget_applies();
+        // Calm samples count once no attack followed them.
+        if self.engine.state(Class::Udp) != AttackState::Normal || attacked {
+            self.flood.pending.clear();
+        }
+        while let Some((t, f)) = self.flood.pending.front().copied() {
+            if now.duration_since(t) < CALM_DELAY {
+                break;
+            }
+            self.flood.pending.pop_front();
+            self.flood.miner.calm_sample(f);
+        }
+        if !attacked {
+            self.flood.miner.attack_over();
+        }
+        let before = self.flood.book.table();
+        let mut changes = match self.fleet.signature_hits() {
+            Ok(hits) => self.flood.book.renew(&hits, now),
+            Err(e) => {
+                self.telemetry.count_error();
+                error!("cannot read the flood signatures' drops: {e:#}");
+                Vec::new()
+            }
+        };
+        changes.extend(self.flood.book.expire(attacked, now));
+        if attacked
+            && let Some(c) = self.flood.miner.mine(now, &before)
+            && let Some(found) = self.flood.book.add(&c, now)
+        {
+            changes.push(found);
+        }
+        let table = self.flood.book.table();
+        if table != before {
+            if let Err(e) = self.fleet.set_signatures(&table, &before) {
+                self.telemetry.count_error();
+                error!("cannot write the flood signatures, the earlier ones stay: {e:#}");
+                // The book follows the program: what was not written is not in force.
+                self.flood
+                    .book
+                    .active
+                    .retain(|a| before.iter().any(|b| b.id == a.id));
+                return;
+            }
+            if let Ok(hits) = self.fleet.signature_hits() {
+                self.flood.book.rebase(&hits);
+            }
+        }
+        for change in changes {
+            self.log_signature(&change);
+        }
+    }
+
+    fn log_signature(&mut self, change: &Change) {
+        let text = |id: u32| {
+            self.flood
+                .book
+                .get(id)
+                .map(|a| Text(a.signature).to_string())
+                .unwrap_or_default()
+        };
+        match change {
+            Change::Found(id) => {
+                let a = self.flood.book.get(*id).expect("just added");
+                self.telemetry.count_signature_found();
+                info!(
+                    id,
+                    signature = %Text(a.signature),
+                    attack_cover = format!("{:.1}%", a.attack_cover * 100.0),
+                    calm_cover = format!("{:.1}%", a.calm_cover * 100.0),
+                    "flood signature found, enforced"
+                );
+            }
+            Change::Renewed(id) => info!(id, signature = %text(*id), "flood signature renewed"),
+            Change::Dropped(id, why) => info!(id, why, "flood signature dropped"),
+        }
+    }
+
+    /// The sampling rate for the program: one in `events.sample_every` at most, denser while
+    /// traffic is light (about [`SAMPLES_PER_SECOND`]); 0 keeps sampling off.
+    pub(crate) fn sample_every(&self) -> u32 {
+        let configured = self.settings.events.sample_every;
+        self.flood
+            .sample_every
+            .unwrap_or(configured)
+            .min(configured)
+    }
+
+    /// Once a tick: moves the sampling rate with the traffic, when it is off by half or more.
+    pub(super) fn update_sampling(&mut self) {
+        let configured = self.settings.events.sample_every;
+        if configured == 0 {
+            return;
+        }
+        let r = self.telemetry.rates();
+        let pps = r.pass_pps + r.drop_pps;
+        let want = (pps / SAMPLES_PER_SECOND).clamp(1, u64::from(configured)) as u32;
+        let now = self.sample_every();
+        if want == now || (want < now * 2 && want * 2 > now) {
+            return;
+        }
+        let before = self.flood.sample_every;
+        self.flood.sample_every = Some(want);
+        if let Err(e) = self.write_config() {
+            self.flood.sample_every = before;
+            self.telemetry.count_error();
+            error!("cannot change the sampling rate: {e:#}");
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The flood signatures the program enforces (SIGNATURES; see `filter_common::signature`),
+//! and how many packets each slot dropped.
+
+use anyhow::{Result, bail};
+use aya::maps::{Array, MapData, PerCpuArray};
+use filter_common::{
+    abi::{flags, map},
+    signature::{FloodSignature, SIGNATURE_SLOTS},
+};
+
+use super::Dataplane;
+
+impl Dataplane {
+    /// Replaces the table with `sigs`, in slot order. The stage is off while the table is
+    /// rewritten, so the program never reads a signature half written; on failure the table
+    /// holds `before` again, if that can be written.
+    pub fn set_signatures(
+        &mut self,
+        sigs: &[FloodSignature],
+        before: &[FloodSignature],
+    ) -> Result<()> {
+        let written = self.write_signatures(sigs);
+        if written.is_err() && self.write_signatures(before).is_err() {
+            return written.map_err(|e| {
+                e.context(
+                    "and the earlier flood signatures could not be restored: none are enforced",
+                )
+            });
+        }
+        written
+    }
+
+    fn write_signatures(&mut self, sigs: &[FloodSignature]) -> Result<()> {
+        if sigs.len() > SIGNATURE_SLOTS as usize {
+            bail!(
+                "{} flood signatures, the program holds {SIGNATURE_SLOTS}",
+                sigs.len()
+            );
+        }
+        if self.config.flags & flags::SIGNATURES != 0 {
+            self.config.set_flag(flags::SIGNATURES, false);
+            self.write_config()?;
+        }
+        let mut table: Array<&mut MapData, FloodSignature> =
+            Array::try_from(self.map_mut(map::SIGNATURES)?)?;
+        for i in 0..SIGNATURE_SLOTS {
+            let sig = sigs.get(i as usize).copied().unwrap_or_default();
+            table.set(i, sig, 0)?;
+        }
+        if !sigs.is_empty() {
+            self.config.set_flag(flags::SIGNATURES, true);
+            self.write_config()?;
+        }
+        Ok(())
+    }
+
+    /// Packets each slot dropped since the program was loaded, all CPUs.
+    pub fn signature_hits(&self) -> Result<Vec<u64>> {
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map(map::SIGNATURE_HITS)?)?;
+        (0..SIGNATURE_SLOTS)
+            .map(|i| Ok(array.get(&i, 0)?.iter().sum()))
+            .collect()
+    }
+
+    /// The signature table as the program holds it (empty slots left out).
+    pub fn signatures(&self) -> Result<Vec<FloodSignature>> {
+        if self.config.flags & flags::SIGNATURES == 0 {
+            return Ok(Vec::new());
+        }
+        let table: Array<&MapData, FloodSignature> = Array::try_from(self.map(map::SIGNATURES)?)?;
+        let mut out = Vec::new();
+        for i in 0..SIGNATURE_SLOTS {
+            let sig = table.get(&i, 0)?;
+            if sig.fields == 0 {
+                break;
+            }
+            out.push(sig);
+        }
+        Ok(out)
+    }
+}
