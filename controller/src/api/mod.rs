@@ -97,6 +97,17 @@ pub enum Request {
         #[serde(default)]
         dry_run: bool,
     },
+    /// The flood signatures in force.
+    Signatures,
+    /// Keeps signature `id` in force until unpinned (`pinned` false), whatever its attack.
+    SignaturePin {
+        id: u32,
+        pinned: bool,
+    },
+    /// Drops signature `id` and never installs its fingerprint again (kept in the state file).
+    SignatureRefuse {
+        id: u32,
+    },
     /// The verdict a packet would get now on each interface, and every stage's say.
     Explain {
         packet: ExplainPacket,
@@ -206,6 +217,7 @@ impl Request {
                 | Request::AllowAdd { .. }
                 | Request::AllowDel { .. }
                 | Request::LimitsSet { .. }
+                | Request::SignatureRefuse { .. }
         )
     }
 }

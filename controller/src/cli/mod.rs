@@ -5,6 +5,7 @@
 
 mod capture;
 mod print;
+mod signatures;
 
 use std::{
     io::{self, Write},
@@ -126,6 +127,9 @@ pub enum Command {
     /// Per-source limits and aggregate ceilings by class.
     #[command(subcommand)]
     Limits(LimitsCommand),
+    /// Flood signatures: list them, pin, unpin or refuse one.
+    #[command(subcommand)]
+    Signatures(signatures::SignaturesCommand),
     /// The heaviest sources of the last 10 seconds, estimated from sampled headers; on a
     /// terminal refreshed in place every second until Ctrl-C.
     Top {
@@ -551,6 +555,7 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
             show::<views::LimitsView>(socket, request, false, out)
         }
         Command::Escalate(c) => escalate(socket, c, out),
+        Command::Signatures(c) => signatures::run(socket, c, out),
         Command::Capture {
             reasons,
             source,

@@ -9,6 +9,7 @@ pub mod explain;
 mod limits;
 mod mode;
 mod show;
+mod signatures;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -44,6 +45,9 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
         // Its answer is a stream: the control socket starts it through `Call::Capture`.
         Request::Capture { .. } => Err(anyhow::anyhow!("a capture is served as a stream")),
         Request::Explain { packet } => json(explain::explain(c, packet)),
+        Request::Signatures => json(Ok(signatures::list(c))),
+        Request::SignaturePin { id, pinned } => json(signatures::pin(c, id, pinned)),
+        Request::SignatureRefuse { id } => json(signatures::refuse(c, id)),
     }
 }
 

@@ -30,6 +30,10 @@ pub struct State {
     /// them (a crash, `keep_on_exit`) leaves them to the next one's stop.
     #[serde(default)]
     pub kernel: Vec<crate::services::kernel::Changed>,
+    /// Flood signatures the operator refused (`levee signatures refuse`), in their text form:
+    /// never installed again.
+    #[serde(default)]
+    pub refused_signatures: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,6 +74,9 @@ impl State {
         }
         for a in &self.allows {
             parse_cidr(a)?;
+        }
+        for r in &self.refused_signatures {
+            r.parse::<crate::signatures::Text>()?;
         }
         for rates in [&self.limits, &self.aggregate].into_iter().flatten() {
             anyhow::ensure!(
@@ -122,6 +129,13 @@ impl State {
                 .as_ref()
                 .map(|k| k.changed().to_vec())
                 .unwrap_or_default(),
+            refused_signatures: c
+                .flood
+                .book
+                .refused
+                .iter()
+                .map(|r| crate::signatures::Text(*r).to_string())
+                .collect(),
         }
     }
 }
@@ -216,6 +230,7 @@ mod tests {
                 was: "1".into(),
                 set: "2".into(),
             }],
+            refused_signatures: vec!["udp dport 5004 sport 40000".into()],
         };
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), state);

@@ -216,6 +216,10 @@ impl Controller {
             let entry = self.lists.allow(&net).copied().unwrap_or_default();
             self.lists.set_allow(net, Allow { cli: true, ..entry });
         }
+        for r in &saved.refused_signatures {
+            let text: crate::signatures::Text = r.parse()?;
+            self.flood.book.refused.push(text.0);
+        }
         if restored + saved.allows.len() > 0 || saved.mode.is_some() {
             info!(
                 state = %self.settings.daemon.state_file.display(),

@@ -101,7 +101,8 @@ fn join(sock: &UdpSocket, to: SocketAddr) -> Option<Duration> {
 /// one payload) on the served port. Its signature is mined and enforced; at least 99% of the
 /// flood is stopped in the driver, every listener keeps audio (largest gap p99 at most
 /// 0.5 s), at least 95% of 50 joiners get WELCOME within 10 s, with a median of at most
-/// 0.2 s; the log names the signature.
+/// 0.2 s; the log names the signature. The operator lists it and refuses it: it leaves, and
+/// is not mined again while the flood goes on.
 #[test]
 fn a_relays_joiners_get_in_past_a_fingerprinted_flood() {
     let mut d = DaemonLab::new();
@@ -212,6 +213,14 @@ fn a_relays_joiners_get_in_past_a_fingerprinted_flood() {
                     .collect();
                 handles.into_iter().map(|h| h.join().unwrap()).collect()
             });
+            // The operator's view, and a refusal: the fingerprint is not installed again
+            // while the same flood goes on.
+            let listed = d.cli_ok(&["signatures", "list"]);
+            assert!(listed.contains("#1 udp dport 5004"), "{listed}");
+            d.cli_ok(&["signatures", "refuse", "1"]);
+            sleep(Duration::from_secs(2));
+            let after = d.status().strict.signatures;
+            assert!(after.is_empty(), "refused, not mined again: {after:?}");
             (waits, status)
         });
         flood_on.store(false, Ordering::SeqCst);
