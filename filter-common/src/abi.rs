@@ -21,6 +21,8 @@ pub mod map {
     pub const OFFENCES: &str = "OFFENCES";
     /// Per CPU: records lost to a full ring, [offences, samples].
     pub const EVENTS_LOST: &str = "EVENTS_LOST";
+    /// Per CPU: packets left until the next sample (0 while one is pending).
+    pub const SAMPLE_COUNTDOWN: &str = "SAMPLE_COUNTDOWN";
     /// Written by the clock-calibration program: [jiffies, CLOCK_MONOTONIC_COARSE ns].
     pub const CLOCK: &str = "CLOCK";
     /// Per CPU: [entries the program added to SOURCES, sources left untracked because the
@@ -44,6 +46,9 @@ pub mod map {
     pub const SERVICES_V6: &str = "SERVICES_V6";
     /// Per CPU: the budget buckets of unknown sources, indexed by [`super::ServiceEntry::slot`].
     pub const SVC_BUDGET: &str = "SVC_BUDGET";
+    /// Per CPU: each service's second budget, for unknown sources of a familiar network
+    /// (never pinned: a bucket refills within a second).
+    pub const NET_BUDGET: &str = "NET_BUDGET";
     /// Slot 0: the SYN-cookie program; slot 1: the stages after strict for a SYN it could
     /// not answer; slot 2: strict's stage for fragments; slot 3: the program while strict's
     /// trigger holds; slot 4: flood signatures (a program array, filled at every load, never
@@ -158,7 +163,26 @@ pub fn verified_key(addr: &[u8; 16], v6: bool) -> [u8; 16] {
     }
 }
 
-/// Familiar sources FAMILIAR remembers (least recently seen evicted first).
+/// The FAMILIAR key of a source's network (an IPv4 /24, an IPv6 /48), beside its address's
+/// ([`verified_key`]) in the same table: `::fffe:a.b.c.0` for IPv4, the /48 followed by
+/// `fffe` and zeros for IPv6 (an address of that form in a /48 would share its entry: few
+/// hosts take one).
+#[inline(always)]
+pub fn familiar_net_key(addr: &[u8; 16], v6: bool) -> [u8; 16] {
+    if v6 {
+        [
+            addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0,
+            0,
+        ]
+    } else {
+        [
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, addr[0], addr[1], addr[2], 0,
+        ]
+    }
+}
+
+/// Familiar sources FAMILIAR remembers (least recently seen evicted first), with their
+/// networks.
 pub const FAMILIAR_ENTRIES: u32 = 1 << 18;
 /// A familiar source's time is rewritten at most this often (a lookup per clean datagram,
 /// an update once a second per source), and a source is familiar once seen in two moments

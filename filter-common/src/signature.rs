@@ -13,7 +13,7 @@ pub const PAYLOAD_BYTES: usize = 8;
 pub mod field {
     pub const DST_PORT: u32 = 1 << 0;
     pub const SRC_PORT: u32 = 1 << 1;
-    /// IP length: the IP header and what follows it in the frame.
+    /// IP length: the datagram's, from its header (IPv6: the payload length plus 40).
     pub const IP_LEN: u32 = 1 << 2;
     pub const TTL: u32 = 1 << 3;
     /// IPv4 identification (zero for IPv6).

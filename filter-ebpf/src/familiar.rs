@@ -2,10 +2,12 @@
 //! engaged), as the per-source stage sees them. The host need not have answered them: a one-way crowd (telemetry, game input,
 //! ingest) is familiar too. While strict's UDP budget applies, a familiar source passes
 //! before the unknown sources' budget is spent; the per-source limiter still holds it.
-//! A spoofed flood can make familiar only the addresses it sent from while calm.
+//! A spoofed flood can make familiar only the addresses it sent from while calm. Each
+//! familiar source's network (/24, /48) is remembered too: an unknown source from one takes
+//! its service's second budget, apart from a random-source flood's.
 
 use filter_common::{
-    abi::{Config, FAMILIAR_REFRESH_NS, Familiar, flags, verified_key},
+    abi::{Config, FAMILIAR_REFRESH_NS, Familiar, familiar_net_key, flags, verified_key},
     parse::IpPacket,
 };
 
@@ -47,8 +49,14 @@ pub fn take_sighted() -> bool {
 /// main program's verifier walk.
 #[inline(never)]
 pub fn record(pkt: &IpPacket, now: u64) {
-    let key = verified_key(&pkt.src, pkt.v6);
-    if let Some(seen) = FAMILIAR.get_ptr_mut(&key) {
+    remember(&verified_key(&pkt.src, pkt.v6), now);
+    // Its network too: a newcomer from where the crowd comes gets a budget of its own.
+    remember(&familiar_net_key(&pkt.src, pkt.v6), now);
+}
+
+#[inline(always)]
+fn remember(key: &[u8; 16], now: u64) {
+    if let Some(seen) = FAMILIAR.get_ptr_mut(key) {
         // SAFETY: a live LRU value; a race with another CPU only blurs a time.
         let seen = unsafe { &mut *seen };
         if now.wrapping_sub(seen.last_ns) > FAMILIAR_REFRESH_NS {
@@ -58,7 +66,7 @@ pub fn record(pkt: &IpPacket, now: u64) {
     }
     // A full table evicts its least recently used entry.
     let _ = FAMILIAR.insert(
-        &key,
+        key,
         &Familiar {
             first_ns: now,
             last_ns: now,
@@ -79,6 +87,23 @@ pub fn known(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
     // SAFETY: a plain read of a map value.
     match unsafe { FAMILIAR.get(&key) } {
         Some(seen) => seen.is_familiar(clock.now(), cfg.familiar_ttl_ns),
+        None => false,
+    }
+}
+
+/// Whether the packet's source is of a familiar network (an IPv4 /24 or IPv6 /48 a familiar
+/// source sent from, by the same rule as [`known`]): its unknown sources take their service's
+/// second budget, which a random-source flood from elsewhere does not spend. A function of
+/// its own, asked only while a budget applies.
+#[inline(never)]
+pub fn net_known(cfg: &Config, pkt: &IpPacket, now: u64) -> bool {
+    if cfg.flags & flags::FAMILIAR == 0 {
+        return false;
+    }
+    let key = familiar_net_key(&pkt.src, pkt.v6);
+    // SAFETY: a plain read of a map value.
+    match unsafe { FAMILIAR.get(&key) } {
+        Some(seen) => seen.is_familiar(now, cfg.familiar_ttl_ns),
         None => false,
     }
 }

@@ -247,7 +247,7 @@ fn later_stages(
         }
     }
     if let Some(slot) = budget
-        && !strict::within_budget(cfg, slot, &mut clock)
+        && !strict::within_budget(cfg, pkt, slot, &mut clock)
     {
         return judge(mode, Reason::UnknownBudget, pkt.class);
     }
@@ -480,7 +480,7 @@ fn check(
         return Reason::Aggregate;
     }
     if let Some(slot) = budget
-        && !strict::within_budget(cfg, slot, &mut clock)
+        && !strict::within_budget(cfg, pkt, slot, &mut clock)
     {
         return Reason::UnknownBudget;
     }

@@ -94,6 +94,10 @@ pub static SERVICES_V6: LpmTrie<ServiceKeyV6, ServiceEntry> =
 #[map]
 pub static SVC_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(SERVICE_BUDGETS, 0);
 
+/// Per CPU: each service's second budget, for unknown sources of a familiar network.
+#[map]
+pub static NET_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(SERVICE_BUDGETS, 0);
+
 /// FlowSpec rules received from BGP neighbours; an entry with family 0 ends the table.
 #[map]
 pub static UPSTREAM_RULES: Array<UpstreamRule> = Array::with_max_entries(MAX_UPSTREAM_RULES, 0);

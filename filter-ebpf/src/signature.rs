@@ -19,33 +19,29 @@ use crate::{
 };
 
 /// Writes what a signature can match of this packet into `out` (also what a sample carries,
-/// for the miner). Bytes past the parsed headers are read with `bpf_xdp_load_bytes`, straight
-/// into `out`: a helper call, but no packet bounds for the verifier to follow and no buffer
-/// on the stack.
+/// for the miner). Bytes the parser did not keep are read with `bpf_xdp_load_bytes`: a helper
+/// call, but no packet bounds for the verifier to follow on every path that samples.
 #[inline(always)]
 pub fn facts(frame: &XdpFrame, pkt: &IpPacket, out: &mut Facts) {
     let l3 = pkt.l3 as u32;
     out.dst_port = pkt.dst_port;
     out.src_port = pkt.src_port;
-    out.ip_len = frame.byte_len().saturating_sub(l3 as u64) as u16;
     out.ip_id = if pkt.v6 { 0 } else { pkt.frag_id as u16 };
     out.proto = pkt.proto;
-    // SAFETY: the helper writes at most the given length into the field.
-    let ttl = unsafe {
-        bpf_xdp_load_bytes(
-            frame.ctx(),
-            l3 + if pkt.v6 { 7 } else { 8 },
-            &mut out.ttl as *mut u8 as *mut _,
-            1,
-        )
+    // The IP header's first 12 bytes: its length and TTL (hop limit), as sent; a frame's
+    // padding is not the datagram's.
+    let mut ip = [0u8; 12];
+    // SAFETY: the helper writes at most the given length into the buffer.
+    let read = unsafe { bpf_xdp_load_bytes(frame.ctx(), l3, ip.as_mut_ptr() as *mut _, 12) };
+    (out.ip_len, out.ttl) = match (read, pkt.v6) {
+        (0, false) => (u16::from_be_bytes([ip[2], ip[3]]), ip[8]),
+        (0, true) => (u16::from_be_bytes([ip[4], ip[5]]).wrapping_add(40), ip[7]),
+        _ => (0, 0),
     };
-    if ttl != 0 {
-        out.ttl = 0;
-    }
     // The payload of a UDP datagram, past its 8-byte header.
     out.payload_len = 0;
     if pkt.proto == IPPROTO_UDP
-        // SAFETY: as above.
+        // SAFETY: as above, straight into `out`.
         && unsafe {
             bpf_xdp_load_bytes(
                 frame.ctx(),

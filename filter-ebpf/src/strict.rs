@@ -29,7 +29,7 @@ use crate::{
     cookie, familiar,
     frame::XdpFrame,
     limiter::Clock,
-    maps::{FLOWS, SCRATCH, SERVICES_V4, SERVICES_V6, SVC_BUDGET},
+    maps::{FLOWS, NET_BUDGET, SCRATCH, SERVICES_V4, SERVICES_V6, SVC_BUDGET},
     trigger,
 };
 
@@ -155,9 +155,16 @@ pub fn service(pkt: &IpPacket) -> Option<u32> {
     entry.map(|e| e.slot)
 }
 
+/// Takes a token of the service's budget for an unknown source: the second bucket if the
+/// source's network is familiar.
 #[inline(always)]
-pub fn within_budget(cfg: &Config, slot: u32, clock: &mut Clock) -> bool {
-    let Some(b) = SVC_BUDGET.get_ptr_mut(slot) else {
+pub fn within_budget(cfg: &Config, pkt: &IpPacket, slot: u32, clock: &mut Clock) -> bool {
+    let budgets = if familiar::net_known(cfg, pkt, clock.now()) {
+        &NET_BUDGET
+    } else {
+        &SVC_BUDGET
+    };
+    let Some(b) = budgets.get_ptr_mut(slot) else {
         return true;
     };
     // SAFETY: per-CPU slot, only this CPU touches it while the program runs.

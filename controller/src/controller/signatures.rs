@@ -112,6 +112,7 @@ impl Controller {
             }
         };
         changes.extend(self.flood.book.expire(attacked, now));
+
         if attacked
             && let Some(c) = self.flood.miner.mine(now, &before)
             && let Some(found) = self.flood.book.add(&c, now)
@@ -193,6 +194,13 @@ impl Controller {
             self.flood.sample_every = before;
             self.telemetry.count_error();
             error!("cannot change the sampling rate: {e:#}");
+            return;
+        }
+        if want < now
+            && let Err(e) = self.fleet.sample_sooner()
+        {
+            self.telemetry.count_error();
+            error!("cannot restart the sampling countdown: {e:#}");
         }
     }
 }

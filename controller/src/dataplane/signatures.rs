@@ -1,8 +1,8 @@
 //! The flood signatures the program enforces (SIGNATURES; see `filter_common::signature`),
-//! and how many packets each slot dropped.
+//! how many packets each slot dropped, and the sampling countdown their miner depends on.
 
 use anyhow::{Result, bail};
-use aya::maps::{Array, MapData, PerCpuArray};
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuValues};
 use filter_common::{
     abi::{flags, map},
     signature::{FloodSignature, SIGNATURE_SLOTS},
@@ -51,6 +51,16 @@ impl Dataplane {
             self.config.set_flag(flags::SIGNATURES, true);
             self.write_config()?;
         }
+        Ok(())
+    }
+
+    /// Samples the next packet of every CPU: after sampling got denser, a countdown drawn
+    /// for the sparser rate would hold the first sample back for seconds.
+    pub fn sample_sooner(&mut self) -> Result<()> {
+        let mut countdown: PerCpuArray<&mut MapData, u32> =
+            PerCpuArray::try_from(self.map_mut(map::SAMPLE_COUNTDOWN)?)?;
+        let cpus = countdown.get(&0, 0)?.len();
+        countdown.set(0, PerCpuValues::try_from(vec![1u32; cpus])?, 0)?;
         Ok(())
     }
 

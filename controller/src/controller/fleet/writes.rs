@@ -137,6 +137,14 @@ impl Fleet {
         )
     }
 
+    /// Samples the next packet on every interface (see `Dataplane::sample_sooner`).
+    pub fn sample_sooner(&mut self) -> Result<()> {
+        for iface in &mut self.interfaces {
+            iface.dp.sample_sooner()?;
+        }
+        Ok(())
+    }
+
     /// Packets each signature slot dropped, summed over the interfaces.
     pub fn signature_hits(&self) -> Result<Vec<u64>> {
         let mut sum = vec![0u64; filter_common::signature::SIGNATURE_SLOTS as usize];
