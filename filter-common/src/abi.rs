@@ -620,8 +620,10 @@ pub mod flags {
     /// Remember sources that send UDP within their limits while calm, and pass them before
     /// the unknown budget (strict not `off`).
     pub const FAMILIAR: u32 = 1 << 19;
-    /// SIGNATURES holds at least one flood signature (map content, like UPSTREAM_RULES).
+    /// SIGNATURES holds at least one UDP flood signature (map content, like UPSTREAM_RULES).
     pub const SIGNATURES: u32 = 1 << 20;
+    /// SIGNATURES holds at least one TCP SYN flood signature (map content).
+    pub const SIGNATURES_SYN: u32 = 1 << 21;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS

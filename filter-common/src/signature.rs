@@ -1,12 +1,13 @@
 //! Flood signatures: the header fields a flood's packets share and the service's calm traffic
 //! does not. The controller mines them from sampled headers ([`Facts`] in each sample) and
 //! writes them to SIGNATURES; the program drops an unknown, unfamiliar source's UDP that
-//! [`FloodSignature::matches`] while its service's budget applies. One decision, used by the
-//! program, the miner and `levee explain`.
+//! [`FloodSignature::matches`] while its service's budget applies, and a SYN that matches
+//! before it is answered with a cookie. One decision, used by the program and the miner.
 
 /// Slots in SIGNATURES: the program checks every one, so few.
 pub const SIGNATURE_SLOTS: u32 = 4;
-/// Payload bytes a signature may look at, from the start of the UDP payload.
+/// Bytes a signature may look at past the transport header's first 8: for UDP the payload's
+/// first 8, for TCP the ACK number, header length, flags and window.
 pub const PAYLOAD_BYTES: usize = 8;
 
 /// Which fields of a [`FloodSignature`] must match (bits of `fields`); none: an empty slot.
@@ -40,7 +41,7 @@ pub struct Facts {
     pub payload: [u8; PAYLOAD_BYTES],
 }
 
-/// Value of SIGNATURES: one flood's fingerprint. Only UDP: a SYN flood has cookies.
+/// Value of SIGNATURES: one flood's fingerprint, of UDP datagrams or TCP SYNs (`facts.proto`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FloodSignature {

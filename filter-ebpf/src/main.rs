@@ -260,8 +260,8 @@ fn later_stages(
 }
 
 /// Flood signatures (see `signature`): unknown, unfamiliar UDP strict would charge to its
-/// service's budget while signatures are in force. Reached from `levee` and `levee_held` by
-/// tail call only.
+/// service's budget, and SYNs, while signatures are in force. Reached from `levee` and
+/// `levee_held` by tail call only.
 #[xdp]
 pub fn levee_signature(ctx: XdpContext) -> u32 {
     let frame = XdpFrame::new(&ctx);
@@ -270,6 +270,13 @@ pub fn levee_signature(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_ABORTED;
     };
     let v = signature::judge(&frame, cfg, len);
+    if v.action == Action::Drop && v.reason == Reason::SynCookie {
+        // SAFETY: a tail call; on success it never returns.
+        let _ = unsafe { maps::TAIL_CALLS.tail_call(&ctx, 0) };
+        // No cookie program loaded: the SYN goes on to the kernel, never counted clean.
+        stats::count(&pass(Reason::SynNoCookie, v.class), len);
+        return xdp_action::XDP_PASS;
+    }
     finish(&v, len)
 }
 

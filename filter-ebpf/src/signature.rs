@@ -6,7 +6,7 @@
 use aya_ebpf::helpers::bpf_xdp_load_bytes;
 use filter_common::{
     abi::{Class, Config, Reason},
-    parse::{IPPROTO_UDP, IpPacket},
+    parse::{IPPROTO_TCP, IPPROTO_UDP, IpPacket},
     signature::{Facts, PAYLOAD_BYTES, SIGNATURE_SLOTS},
 };
 
@@ -15,7 +15,9 @@ use crate::{
     frame::XdpFrame,
     judge as judge_with, later_stages,
     maps::{FRAG_PKT, SIGNATURE_HITS, SIGNATURES},
-    parse_into, pass, strict, trigger,
+    parse_into, pass,
+    strict::{self, Strict},
+    trigger,
 };
 
 /// Writes what a signature can match of this packet into `out` (also what a sample carries,
@@ -38,9 +40,10 @@ pub fn facts(frame: &XdpFrame, pkt: &IpPacket, out: &mut Facts) {
         (0, true) => (u16::from_be_bytes([ip[4], ip[5]]).wrapping_add(40), ip[7]),
         _ => (0, 0),
     };
-    // The payload of a UDP datagram, past its 8-byte header.
+    // Past the transport header's first 8 bytes: a UDP datagram's payload, a TCP segment's
+    // ACK number, header length, flags and window.
     out.payload_len = 0;
-    if pkt.proto == IPPROTO_UDP
+    if (pkt.proto == IPPROTO_UDP || pkt.proto == IPPROTO_TCP)
         // SAFETY: as above, straight into `out`.
         && unsafe {
             bpf_xdp_load_bytes(
@@ -57,8 +60,9 @@ pub fn facts(frame: &XdpFrame, pkt: &IpPacket, out: &mut Facts) {
     }
 }
 
-/// The verdict on a datagram strict handed over: dropped if it matches a signature, else
-/// on through the stages after strict, its service's budget among them.
+/// The verdict on a packet strict handed over: dropped if it matches a signature; else a
+/// datagram goes on through the stages after strict, its service's budget among them, and a
+/// SYN on to strict's own SYN stage (a cookie, most often).
 #[inline(always)]
 pub fn judge(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
     let Some(slot) = FRAG_PKT.get_ptr_mut(0) else {
@@ -67,7 +71,7 @@ pub fn judge(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
     // SAFETY: per-CPU slot, only this CPU touches it while the program runs; an IpPacket is
     // plain data, written whole by parse_into when it says PARSED_IP.
     let out = unsafe { &mut *(slot as *mut core::mem::MaybeUninit<IpPacket>) };
-    // The main program parsed it as UDP to a served port.
+    // The main program parsed it as UDP to a served port, or a SYN.
     if parse_into(frame, out) != PARSED_IP {
         return pass(Reason::Clean, Class::Other);
     }
@@ -77,6 +81,11 @@ pub fn judge(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
     let mode = trigger::mode(cfg, held);
     let verdict = if matching(frame, pkt) {
         judge_with(mode, Reason::FloodSignature, pkt.class)
+    } else if pkt.proto == IPPROTO_TCP {
+        match strict::syn(frame, mode, pkt) {
+            Strict::Refuse(reason) => judge_with(mode, reason, pkt.class),
+            _ => later_stages(cfg, mode, pkt, len, Reason::Clean, None),
+        }
     } else {
         later_stages(cfg, mode, pkt, len, Reason::Clean, strict::service(pkt))
     };
@@ -84,7 +93,7 @@ pub fn judge(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
     if held
         && matches!(
             verdict.reason,
-            Reason::FloodSignature | Reason::UnknownBudget
+            Reason::FloodSignature | Reason::UnknownBudget | Reason::SynCookie
         )
     {
         trigger::renew(cfg, verdict.class as u32);

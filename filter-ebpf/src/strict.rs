@@ -67,6 +67,10 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
     }
     if tcp {
         return if pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+            // With SYN flood signatures in force, the signature program judges it first.
+            if cfg.flags & flags::SIGNATURES_SYN != 0 {
+                return Strict::Refuse(Reason::FloodSignature);
+            }
             syn(frame, trigger::mode(cfg, trigger::held_any()), pkt)
         } else {
             segment(frame, pkt)
@@ -204,7 +208,7 @@ pub fn penalty_cookie(pkt: &IpPacket, reason: Reason) -> bool {
 /// A connection attempt: refused if nothing serves the port, else handed to the cookie
 /// program (by the entry, through [`Reason::SynCookie`]).
 #[inline(always)]
-fn syn(frame: &XdpFrame, mode: Mode, pkt: &IpPacket) -> Strict {
+pub fn syn(frame: &XdpFrame, mode: Mode, pkt: &IpPacket) -> Strict {
     if service(pkt).is_none() {
         return Strict::Refuse(Reason::NoService);
     }

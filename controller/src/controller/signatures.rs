@@ -1,6 +1,6 @@
 //! Flood signatures in the controller (see [`crate::signatures`]): sampled headers fed to the
-//! miner, the book kept in step with the program every tick, each signature's life logged,
-//! and the sampling rate the miner needs.
+//! miners (UDP, SYNs), the book kept in step with the program every tick, each signature's
+//! life logged, and the sampling rate the miners need.
 
 use std::{
     collections::VecDeque,
@@ -29,13 +29,22 @@ const SAMPLES_PER_SECOND: u64 = 500;
 #[derive(Debug, Default)]
 pub(crate) struct Flood {
     pub book: Book,
-    miner: Miner,
-    /// Calm samples not yet [`CALM_DELAY`] old.
-    pending: VecDeque<(Instant, Facts)>,
+    /// UDP's miner, then SYNs'.
+    miners: [ClassMiner; 2],
     /// The sampling rate written to the program: the config's `events.sample_every` while
     /// traffic is heavy, denser while it is light, so the miner knows what the crowd sends.
     pub sample_every: Option<u32>,
 }
+
+/// One class's samples: the miner's, and calm ones not yet [`CALM_DELAY`] old.
+#[derive(Debug, Default)]
+struct ClassMiner {
+    miner: Miner,
+    pending: VecDeque<(Instant, Facts)>,
+}
+
+/// The classes signatures are mined for, with their IP protocol, in [`Flood::miners`] order.
+const CLASSES: [(Class, u8); 2] = [(Class::Udp, 17), (Class::TcpSyn, 6)];
 
 /// Whether a sample's source is one the host knows (its traffic is the crowd's, whatever
 /// the attack).
@@ -46,61 +55,80 @@ fn known(reason: Reason) -> bool {
     )
 }
 
-/// Whether a sample is what strict charges to the budget of unknown sources (or a signature
-/// dropped): what a flood's signature is mined from.
+/// Whether a sample is what strict charges to the budget of unknown sources or answers
+/// with a cookie (or a signature dropped): what a flood's signature is mined from.
 fn unknown(reason: Reason) -> bool {
     matches!(
         reason,
-        Reason::Clean | Reason::UnknownBudget | Reason::FloodSignature
+        Reason::Clean
+            | Reason::UnknownBudget
+            | Reason::FloodSignature
+            | Reason::SynCookie
+            | Reason::SynNoCookie
     )
 }
 
 impl Controller {
-    /// Whether unknown UDP sources are charged to their service's budget now (the
-    /// controller's decision or the program's trigger): where signatures apply.
-    fn udp_budget_applies(&self) -> bool {
-        self.strict.udp_budget || self.strict.trigger.held.contains(&Class::Udp)
+    /// Whether signatures of `class` apply now: unknown UDP sources are charged to their
+    /// service's budget, or strict answers SYNs with cookies in an attack on SYNs (the
+    /// controller's decision or the program's trigger).
+    fn signatures_apply(&self, class: Class) -> bool {
+        let held = self.strict.trigger.held.contains(&class);
+        match class {
+            Class::Udp => self.strict.udp_budget || held,
+            _ => held || (self.strict.engaged && self.engine.state(class) != AttackState::Normal),
+        }
     }
 
-    /// Takes one sampled header for the miner.
+    /// Takes one sampled header for its class's miner.
     pub(super) fn signature_sample(&mut self, e: &Event, facts: Facts) {
-        if e.class != Class::Udp as u32 || facts.proto != 17 {
+        let Some(i) = CLASSES
+            .iter()
+            .position(|(c, proto)| e.class == *c as u32 && facts.proto == *proto)
+        else {
             return;
-        }
-        let reason = Reason::ALL.get(e.reason as usize).copied();
-        let Some(reason) = reason else { return };
+        };
+        let class = CLASSES[i].0;
+        let Some(reason) = Reason::ALL.get(e.reason as usize).copied() else {
+            return;
+        };
         let now = Instant::now();
-        let calm = self.engine.state(Class::Udp) == AttackState::Normal;
-        let flood = &mut self.flood;
+        let calm = self.engine.state(class) == AttackState::Normal;
+        let applies = self.signatures_apply(class);
+        let m = &mut self.flood.miners[i];
         if known(reason) {
-            flood.miner.calm_sample(facts);
-        } else if self.strict.udp_budget || self.strict.trigger.held.contains(&Class::Udp) {
+            m.miner.calm_sample(facts);
+        } else if applies {
             if unknown(reason) {
-                flood.miner.attack_sample(now, facts);
+                m.miner.attack_sample(now, facts);
             }
         } else if calm && reason == Reason::Clean {
-            flood.pending.push_back((now, facts));
+            m.pending.push_back((now, facts));
         }
     }
 
     /// Once a tick: renews what matched, drops what is over, mines a new signature while
-    /// the budget applies, and writes the table if it changed.
+    /// one applies, and writes the table if it changed.
     pub(super) fn update_signatures(&mut self) {
         let now = Instant::now();
-        let attacked = self.udp_budget_applies();
-        // Calm samples count once no attack followed them.
-        if self.engine.state(Class::Udp) != AttackState::Normal || attacked {
-            self.flood.pending.clear();
-        }
-        while let Some((t, f)) = self.flood.pending.front().copied() {
-            if now.duration_since(t) < CALM_DELAY {
-                break;
+        let applies = CLASSES.map(|(class, _)| self.signatures_apply(class));
+        for (i, (class, _)) in CLASSES.iter().enumerate() {
+            let calm = self.engine.state(*class) == AttackState::Normal && !applies[i];
+            let m = &mut self.flood.miners[i];
+            // Calm samples count once no attack followed them.
+            if !calm {
+                m.pending.clear();
             }
-            self.flood.pending.pop_front();
-            self.flood.miner.calm_sample(f);
-        }
-        if !attacked {
-            self.flood.miner.attack_over();
+            while let Some((t, f)) = m.pending.front().copied() {
+                if now.duration_since(t) < CALM_DELAY {
+                    break;
+                }
+                m.pending.pop_front();
+                m.miner.calm_sample(f);
+            }
+            if !applies[i] {
+                m.miner.attack_over();
+            }
         }
         let before = self.flood.book.table();
         let mut changes = match self.fleet.signature_hits() {
@@ -111,13 +139,20 @@ impl Controller {
                 Vec::new()
             }
         };
+        let attacked = |proto: u8| {
+            CLASSES
+                .iter()
+                .zip(applies)
+                .any(|((_, p), applies)| *p == proto && applies)
+        };
         changes.extend(self.flood.book.expire(attacked, now));
-
-        if attacked
-            && let Some(c) = self.flood.miner.mine(now, &before)
-            && let Some(found) = self.flood.book.add(&c, now)
-        {
-            changes.push(found);
+        for (i, applies) in applies.into_iter().enumerate() {
+            if applies
+                && let Some(c) = self.flood.miners[i].miner.mine(now, &before)
+                && let Some(found) = self.flood.book.add(&c, now)
+            {
+                changes.push(found);
+            }
         }
         let table = self.flood.book.table();
         if table != before {

@@ -5,6 +5,7 @@ use anyhow::{Result, bail};
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuValues};
 use filter_common::{
     abi::{flags, map},
+    parse::{IPPROTO_TCP, IPPROTO_UDP},
     signature::{FloodSignature, SIGNATURE_SLOTS},
 };
 
@@ -37,8 +38,9 @@ impl Dataplane {
                 sigs.len()
             );
         }
-        if self.config.flags & flags::SIGNATURES != 0 {
+        if self.config.flags & (flags::SIGNATURES | flags::SIGNATURES_SYN) != 0 {
             self.config.set_flag(flags::SIGNATURES, false);
+            self.config.set_flag(flags::SIGNATURES_SYN, false);
             self.write_config()?;
         }
         let mut table: Array<&mut MapData, FloodSignature> =
@@ -47,8 +49,11 @@ impl Dataplane {
             let sig = sigs.get(i as usize).copied().unwrap_or_default();
             table.set(i, sig, 0)?;
         }
-        if !sigs.is_empty() {
-            self.config.set_flag(flags::SIGNATURES, true);
+        let udp = sigs.iter().any(|s| s.facts.proto == IPPROTO_UDP);
+        let tcp = sigs.iter().any(|s| s.facts.proto == IPPROTO_TCP);
+        if udp || tcp {
+            self.config.set_flag(flags::SIGNATURES, udp);
+            self.config.set_flag(flags::SIGNATURES_SYN, tcp);
             self.write_config()?;
         }
         Ok(())
@@ -75,7 +80,7 @@ impl Dataplane {
 
     /// The signature table as the program holds it (empty slots left out).
     pub fn signatures(&self) -> Result<Vec<FloodSignature>> {
-        if self.config.flags & flags::SIGNATURES == 0 {
+        if self.config.flags & (flags::SIGNATURES | flags::SIGNATURES_SYN) == 0 {
             return Ok(Vec::new());
         }
         let table: Array<&MapData, FloodSignature> = Array::try_from(self.map(map::SIGNATURES)?)?;

@@ -1,5 +1,5 @@
-//! Flood signatures: found by the miner while a spread UDP flood is on, enforced by the program
-//! for a TTL renewed while they match, dropped when the attack ends. The operator may pin one
+//! Flood signatures: found by the miner while a spread UDP flood or a SYN flood is on,
+//! enforced by the program for a TTL renewed while they match, dropped when the attack ends. The operator may pin one
 //! (kept until unpinned) or refuse one (never installed again; kept in the state file).
 //!
 //! - `mine`: the fingerprint of the attack's samples against what the service received calm.
@@ -85,13 +85,14 @@ impl Book {
         changes
     }
 
-    /// Drops what is over: unpinned signatures once the attack ended or their TTL ran out.
-    pub fn expire(&mut self, attacked: bool, now: Instant) -> Vec<Change> {
+    /// Drops what is over: unpinned signatures once their attack ended (`attacked`, by IP
+    /// protocol) or their TTL ran out.
+    pub fn expire(&mut self, attacked: impl Fn(u8) -> bool, now: Instant) -> Vec<Change> {
         let mut changes = Vec::new();
         self.active.retain(|a| {
             let why = match () {
                 _ if a.pinned => return true,
-                _ if !attacked => "the attack ended",
+                _ if !attacked(a.signature.facts.proto) => "the attack ended",
                 _ if now >= a.expires => "it stopped matching",
                 _ => return true,
             };
@@ -174,15 +175,21 @@ pub struct SignatureView {
 
 /// The text form of a signature (its fingerprint): `udp dport 5004 sport 40000 len 92
 /// payload 41414141........` (IP length, TTL, IPv4 id, payload bytes in hex with `..` for a
-/// byte not looked at). Read back from the state file's refusals.
+/// byte not looked at); a SYN's is `tcp ...`, with `bytes` for the TCP header's bytes 8 to 15
+/// (ACK number, header length, flags, window). Read back from the state file's refusals.
 pub struct Text(pub FloodSignature);
 
 impl fmt::Display for Text {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.0;
         let p = &s.facts;
+        let bytes = match p.proto {
+            17 => "payload",
+            _ => "bytes",
+        };
         match p.proto {
             17 => write!(f, "udp")?,
+            6 => write!(f, "tcp")?,
             n => write!(f, "proto {n}")?,
         }
         let pairs: [(u32, &str, u16); 5] = [
@@ -198,7 +205,7 @@ impl fmt::Display for Text {
             }
         }
         if s.fields & field::PAYLOAD != 0 {
-            write!(f, " payload ")?;
+            write!(f, " {bytes} ")?;
             for i in 0..PAYLOAD_BYTES {
                 if s.payload_mask[i] == 0xff {
                     write!(f, "{:02x}", p.payload[i])?;
@@ -219,7 +226,8 @@ impl FromStr for Text {
         let mut words = text.split_whitespace();
         match words.next() {
             Some("udp") => s.facts.proto = 17,
-            other => bail!("flood signature {text:?}: starts with {other:?}, not udp"),
+            Some("tcp") => s.facts.proto = 6,
+            other => bail!("flood signature {text:?}: starts with {other:?}, not udp or tcp"),
         }
         while let Some(name) = words.next() {
             let value = words
@@ -251,7 +259,7 @@ impl FromStr for Text {
                     s.facts.ip_id = number()?;
                     field::IP_ID
                 }
-                "payload" if value.len() == 2 * PAYLOAD_BYTES => {
+                "payload" | "bytes" if value.len() == 2 * PAYLOAD_BYTES => {
                     for i in 0..PAYLOAD_BYTES {
                         let byte = &value[2 * i..2 * i + 2];
                         if byte != ".." {
@@ -284,12 +292,13 @@ mod tests {
         for text in [
             "udp dport 5004 sport 40000",
             "udp dport 5004 len 92 ttl 64 id 0 payload 4141....41414141",
+            "tcp dport 8000 len 40 bytes ........50020200",
         ] {
             let sig: Text = text.parse().unwrap();
             assert_eq!(Text(sig.0).to_string(), text);
         }
         for (bad, want) in [
-            ("tcp dport 80", "not udp"),
+            ("icmp dport 80", "not udp or tcp"),
             ("udp sport 1", "no dport"),
             ("udp dport 70000", "dport"),
             ("udp dport 1 color red", "unknown field"),
@@ -319,11 +328,11 @@ mod tests {
         // Matching renews it past its first TTL.
         let t1 = t0 + SIGNATURE_TTL - Duration::from_secs(1);
         assert_eq!(book.renew(&[5], t1), vec![]);
-        assert_eq!(book.expire(true, t0 + SIGNATURE_TTL), vec![]);
+        assert_eq!(book.expire(|_| true, t0 + SIGNATURE_TTL), vec![]);
         assert_eq!(book.active[0].hits, 5);
         // Silent for a TTL: dropped.
         assert_eq!(
-            book.expire(true, t1 + SIGNATURE_TTL),
+            book.expire(|_| true, t1 + SIGNATURE_TTL),
             vec![Change::Dropped(1, "it stopped matching")]
         );
         // The attack's end drops it at once, unless pinned.
@@ -331,7 +340,7 @@ mod tests {
         book.add(&candidate(3), t0);
         book.active[1].pinned = true;
         assert_eq!(
-            book.expire(false, t0),
+            book.expire(|_| false, t0),
             vec![Change::Dropped(2, "the attack ended")]
         );
         assert_eq!(book.table()[0].id, 3);
