@@ -297,9 +297,9 @@ fn assert_phase(name: &str, p: &Phase) {
 /// Issue 22, the live UDP relay with joiners, fingerprinted phase: a random-source flood of
 /// one tool's datagrams (64-byte frames, source port 40000, one payload) on the served port.
 /// Its signature is mined and enforced (its own reason in stats, its life in the log); the
-/// phase's figures hold and the joiners' median time to WELCOME is at most 0.2 s. The
-/// operator lists the signature and refuses it: it leaves, and is not mined again while the
-/// same flood goes on.
+/// phase's figures hold and the joiners' median time to WELCOME is at most 0.2 s. `levee
+/// explain` names it for a flood source; the operator lists it and refuses it: it leaves,
+/// and is not mined again while the same flood goes on.
 #[test]
 fn a_relays_joiners_get_in_past_a_fingerprinted_flood() {
     let mut d = DaemonLab::new();
@@ -312,6 +312,20 @@ fn a_relays_joiners_get_in_past_a_fingerprinted_flood() {
         60_000,
     );
     let p = relay_under_flood(&mut d, &flood, |d| {
+        // A flood source: explain names the signature that drops it.
+        let why = d.cli_ok(&[
+            "explain",
+            "10.1.2.3",
+            "--proto",
+            "udp",
+            "--dst",
+            PROTECTED_V4,
+            "--dport",
+            "5004",
+            "--sport",
+            "40000",
+        ]);
+        assert!(why.contains("flood signature #1 (udp dport 5004"), "{why}");
         let listed = d.cli_ok(&["signatures", "list"]);
         assert!(listed.contains("#1 udp dport 5004"), "{listed}");
         d.cli_ok(&["signatures", "refuse", "1"]);

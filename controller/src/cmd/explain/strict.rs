@@ -92,6 +92,16 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
             ),
         });
     };
+    // A flood signature of this service drops an unknown source's packet before its
+    // cookie or the budget (a familiar source's UDP passes before it).
+    let familiar = proto == IPPROTO_UDP
+        && cfg.flags & flags::FAMILIAR != 0
+        && dp
+            .familiar_ago(packet.source, cfg.familiar_ttl_ns)?
+            .is_some();
+    if !familiar && let Some(stage) = flood_signature(dp, packet, proto, port, &engaged)? {
+        return Ok(stage);
+    }
     if proto == IPPROTO_TCP {
         // In enforce the program answers only for a listening socket of the host (and a SYN
         // without IP options); else the later stages decide.
@@ -151,4 +161,50 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
     } else {
         Stage::new("strict", Say::Passes, format!("{head}, room on every CPU"))
     })
+}
+
+/// The say of the flood signatures in force for `proto`/`port`: the first whose fields the
+/// packet is known to match objects; one that looks at fields explain is not given (length,
+/// TTL, payload) drops the packets that match it.
+fn flood_signature(
+    dp: &Dataplane,
+    packet: &ExplainPacket,
+    proto: u8,
+    port: u16,
+    engaged: &str,
+) -> Result<Option<Stage>> {
+    use filter_common::signature::field;
+    for sig in dp.signatures()? {
+        let f = &sig.facts;
+        if f.proto != proto || (sig.fields & field::DST_PORT != 0 && f.dst_port != port) {
+            continue;
+        }
+        let mut needs = Vec::new();
+        if sig.fields & field::SRC_PORT != 0 {
+            match packet.sport {
+                Some(p) if p != f.src_port => continue,
+                Some(_) => {}
+                None => needs.push("--sport"),
+            }
+        }
+        if sig.fields & !(field::DST_PORT | field::SRC_PORT) != 0 {
+            needs.push("its headers");
+        }
+        let text = crate::signatures::Text(sig);
+        let head = format!("{engaged}: flood signature #{} ({text})", sig.id);
+        return Ok(Some(if needs.is_empty() {
+            Stage::new(
+                "strict",
+                Say::Objects(Reason::FloodSignature),
+                format!("{head} drops it"),
+            )
+        } else {
+            Stage::new(
+                "strict",
+                Say::Depends(needs, Some(Reason::FloodSignature)),
+                format!("{head} drops its packets that match"),
+            )
+        }));
+    }
+    Ok(None)
 }
