@@ -573,8 +573,56 @@ fn strict_paths(args: &Args, floor_ns: f64, report: &mut Report) -> Result<()> {
             cookie,
             cookie / floor1
         ));
-        Ok(())
+        signature_paths(args, &mut dp, floor_ns, report)
     })
+}
+
+/// A flood signature's drops (issue 22), strict engaged with the UDP budget: an unknown
+/// source's datagram and a SYN, each matching a signature of its service (port and the 8
+/// bytes the miner looks at), handed to the signature program by tail call and dropped.
+fn signature_paths(
+    args: &Args,
+    dp: &mut Dataplane,
+    floor_ns: f64,
+    report: &mut Report,
+) -> Result<()> {
+    use filter_common::signature::{Facts, FloodSignature, field};
+    let datagram = udp(OVER4, DST4, 40001, 5000);
+    let mut syn = tcp(OVER4, DST4, TCP_SYN);
+    syn[36..38].copy_from_slice(&443u16.to_be_bytes());
+    let signature = |id: u32, proto: u8, port: u16, frame: &[u8]| FloodSignature {
+        fields: field::DST_PORT | field::PAYLOAD,
+        id,
+        facts: Facts {
+            dst_port: port,
+            proto,
+            payload: frame[42..50].try_into().expect("8 bytes"),
+            ..Facts::default()
+        },
+        payload_mask: [0xff; 8],
+    };
+    dp.set_signatures(
+        &[
+            signature(1, 17, 5000, &datagram),
+            signature(2, 6, 443, &syn),
+        ],
+        &[],
+    )?;
+    let mut cfg = dp.config();
+    cfg.set_flag(flags::UDP_BUDGET, true);
+    dp.set_config(cfg)?;
+    let prog = dp.program()?;
+    for (name, frame) in [
+        ("(s5) strict: UDP matching a flood signature", &datagram),
+        ("(s6) strict: SYN matching a flood signature", &syn),
+    ] {
+        let mut v: Vec<f64> = (0..args.runs.max(1))
+            .map(|_| time_test_run(prog, frame, args.repeat, XDP_DROP))
+            .collect::<Result<_>>()?;
+        let ns = median(&mut v);
+        report.line(&format!("{name:<50} {ns:>9.1} {:>9.2}", ns / floor_ns));
+    }
+    Ok(())
 }
 
 /// Softirq time of every CPU so far (where the receive path and XDP run), from /proc/stat.
