@@ -45,24 +45,27 @@ pub fn take_sighted() -> bool {
 }
 
 /// Remembers the packet's source as seen now, rewriting its last time at most every
-/// [`FAMILIAR_REFRESH_NS`]. A function of its own, so the table's update adds a call to the
-/// main program's verifier walk.
+/// [`FAMILIAR_REFRESH_NS`]; from its second sighting on, its network too (a spoofed source
+/// seen once, as a random-source flood's are, adds one entry, not two). A function of its
+/// own, so the table's updates add a call to the main program's verifier walk.
 #[inline(never)]
 pub fn record(pkt: &IpPacket, now: u64) {
-    remember(&verified_key(&pkt.src, pkt.v6), now);
-    // Its network too: a newcomer from where the crowd comes gets a budget of its own.
-    remember(&familiar_net_key(&pkt.src, pkt.v6), now);
+    if remember(&verified_key(&pkt.src, pkt.v6), now) {
+        // Its network too: a newcomer from where the crowd comes gets a budget of its own.
+        remember(&familiar_net_key(&pkt.src, pkt.v6), now);
+    }
 }
 
+/// Records `key` as seen now; whether it was known before.
 #[inline(always)]
-fn remember(key: &[u8; 16], now: u64) {
+fn remember(key: &[u8; 16], now: u64) -> bool {
     if let Some(seen) = FAMILIAR.get_ptr_mut(key) {
         // SAFETY: a live LRU value; a race with another CPU only blurs a time.
         let seen = unsafe { &mut *seen };
         if now.wrapping_sub(seen.last_ns) > FAMILIAR_REFRESH_NS {
             seen.last_ns = now;
         }
-        return;
+        return true;
     }
     // A full table evicts its least recently used entry.
     let _ = FAMILIAR.insert(
@@ -73,6 +76,7 @@ fn remember(key: &[u8; 16], now: u64) {
         },
         0,
     );
+    false
 }
 
 /// Whether the packet's source is familiar: it sent within its limits while calm in two

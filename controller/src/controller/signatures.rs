@@ -24,6 +24,10 @@ use crate::{
 const CALM_DELAY: Duration = Duration::from_secs(3);
 /// Samples a second the controller aims for while calm (see [`Flood::sample_every`]).
 const SAMPLES_PER_SECOND: u64 = 500;
+/// The densest sampling: one in 4. A flood's first second, before the controller sees its
+/// rate (and where the program's trigger does not hold: it samples one in 1024 at most),
+/// then costs a sample every 4 packets, not every packet.
+const DENSEST_SAMPLING: u64 = 4;
 
 /// What the controller keeps of flood signatures.
 #[derive(Debug, Default)]
@@ -201,7 +205,8 @@ impl Controller {
     }
 
     /// The sampling rate for the program: one in `events.sample_every` at most, denser while
-    /// traffic is light (about [`SAMPLES_PER_SECOND`]); 0 keeps sampling off.
+    /// traffic is light (about [`SAMPLES_PER_SECOND`], one in [`DENSEST_SAMPLING`] at the
+    /// densest); 0 keeps sampling off.
     pub(crate) fn sample_every(&self) -> u32 {
         let configured = self.settings.events.sample_every;
         self.flood
@@ -218,7 +223,10 @@ impl Controller {
         }
         let r = self.telemetry.rates();
         let pps = r.pass_pps + r.drop_pps;
-        let want = (pps / SAMPLES_PER_SECOND).clamp(1, u64::from(configured)) as u32;
+        let want = (pps / SAMPLES_PER_SECOND)
+            .max(DENSEST_SAMPLING)
+            .min(u64::from(configured))
+            .max(1) as u32;
         let now = self.sample_every();
         if want == now || (want < now * 2 && want * 2 > now) {
             return;
