@@ -155,6 +155,23 @@ impl Lab {
         SecondLink { client, iface }
     }
 
+    /// Gives the client's veth more source addresses (each in a /24), and routes each /24
+    /// that is not the lab's own to it from the protected side, so answers reach them.
+    pub fn add_client_addresses(&self, addrs: impl IntoIterator<Item = String>) {
+        let mut routed = vec!["198.18.0".to_string()];
+        for a in addrs {
+            self.client
+                .ip(&["addr", "add", &format!("{a}/24"), "dev", "lv1"]);
+            let net = a.rsplit_once('.').map_or(a.clone(), |(n, _)| n.to_string());
+            if !routed.contains(&net) {
+                let route = format!("{net}.0/24");
+                self.protected
+                    .ip(&["route", "add", &route, "dev", &self.iface]);
+                routed.push(net);
+            }
+        }
+    }
+
     /// The MAC address of `iface` in `ns`.
     pub fn mac(ns: &Netns, iface: &str) -> [u8; 6] {
         let out = ns.ip(&["-o", "link", "show", iface]);

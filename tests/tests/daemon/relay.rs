@@ -124,27 +124,11 @@ fn median(waits: &[Option<Duration>]) -> Duration {
 /// calm; then `flood` on the served port at the lab's full rate; 4 s into it, 50 joiners
 /// come 100 ms apart; `then` runs while the flood goes on.
 fn relay_under_flood(d: &mut DaemonLab, flood: &[u8], then: impl FnOnce(&DaemonLab)) -> Phase {
-    for i in 0..LISTENERS {
-        d.lab.client.ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", listener_addr(i)),
-            "dev",
-            "lv1",
-        ]);
-    }
-    for i in 0..JOINERS + STRANGERS {
-        d.lab.client.ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", joiner_addr(i)),
-            "dev",
-            "lv1",
-        ]);
-    }
-    d.lab
-        .protected
-        .ip(&["route", "add", "198.18.4.0/24", "dev", &d.lab.iface]);
+    d.lab.add_client_addresses(
+        (0..LISTENERS)
+            .map(listener_addr)
+            .chain((0..JOINERS + STRANGERS).map(joiner_addr)),
+    );
     d.write_config("mode = \"enforce\"");
     let server: SocketAddr = format!("{PROTECTED_V4}:{PORT}").parse().unwrap();
     let relay_sock = d.lab.protected.run(|| {

@@ -58,35 +58,19 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 }
 
 /// Issue 22, the live TCP stream: defaults (monitor, strict `auto`, `auto_enforce`). 200
-/// listeners connect while calm and read the stream; then a random-source SYN flood at the
-/// lab's full rate on the served port, and 100 joiners connect 50 ms apart. At least 99% of
+/// listeners connect while calm and read the stream; then a random-source SYN flood at
+/// [`FLOOD_PPS`] on the served port, and 100 joiners connect 50 ms apart. At least 99% of
 /// the flood is stopped in the driver, the kernel computes at most 1% of its SYNs as cookies,
 /// every listener stays, and the joiners' time to first byte has a median of at most 0.3 s
 /// and a p99 of at most 1.5 s.
 #[test]
 fn a_live_streams_listeners_stay_and_joiners_start_fast_through_a_syn_flood() {
     let mut d = DaemonLab::new();
-    for i in 0..LISTENERS {
-        d.lab.client.ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", listener_addr(i)),
-            "dev",
-            "lv1",
-        ]);
-    }
-    for i in 0..JOINERS {
-        d.lab.client.ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", joiner_addr(i)),
-            "dev",
-            "lv1",
-        ]);
-    }
-    d.lab
-        .protected
-        .ip(&["route", "add", "198.18.4.0/24", "dev", &d.lab.iface]);
+    d.lab.add_client_addresses(
+        (0..LISTENERS)
+            .map(listener_addr)
+            .chain((0..JOINERS).map(joiner_addr)),
+    );
     // The program's SYN-ACKs leave by XDP_TX; on veth they arrive only if the peer runs XDP.
     let _client_xdp = d.lab.pass_all_on_client_end();
     d.write_config("");

@@ -612,12 +612,9 @@ fn known_udp_clients_keep_their_service_during_a_spoofed_flood() {
         seen.lock().unwrap().clone()
     });
     let after = d.stats();
-    // Held to the budget, or dropped before it by the flood's mined signature (one source
-    // port, one payload: it has one).
-    let budget = [Reason::UnknownBudget, Reason::FloodSignature]
-        .into_iter()
-        .map(|r| packets(&after, Action::Drop, Some(r)) - packets(&before, Action::Drop, Some(r)))
-        .sum::<u64>();
+    let dropped =
+        |r| packets(&after, Action::Drop, Some(r)) - packets(&before, Action::Drop, Some(r));
+    let budget = dropped(Reason::UnknownBudget) + dropped(Reason::FloodSignature); // or its signature
     let known: Vec<u64> = clients
         .iter()
         .map(|c| {
