@@ -11,10 +11,7 @@ use filter_common::{
     parse::IpPacket,
 };
 
-use crate::{
-    limiter::Clock,
-    maps::{FAMILIAR, SCRATCH},
-};
+use crate::maps::{FAMILIAR, SCRATCH};
 
 /// The per-source stage counted a source's first packet of its sketch cell in this window
 /// (about once a window per source, however fast it sends): the next clean datagram on this
@@ -81,16 +78,17 @@ fn remember(key: &[u8; 16], now: u64) -> bool {
 
 /// Whether the packet's source is familiar: it sent within its limits while calm in two
 /// moments at least [`FAMILIAR_REFRESH_NS`] apart (a flood's first milliseconds, before strict
-/// engages, make no source familiar), the last less than `familiar_ttl_ns` ago.
-#[inline(always)]
-pub fn known(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
+/// engages, make no source familiar), the last less than `familiar_ttl_ns` ago. A function
+/// of its own: strict asks it of UDP under its budget and of SYNs under a SYN signature.
+#[inline(never)]
+pub fn known(cfg: &Config, pkt: &IpPacket, now: u64) -> bool {
     if cfg.flags & flags::FAMILIAR == 0 {
         return false;
     }
     let key = verified_key(&pkt.src, pkt.v6);
     // SAFETY: a plain read of a map value.
     match unsafe { FAMILIAR.get(&key) } {
-        Some(seen) => seen.is_familiar(clock.now(), cfg.familiar_ttl_ns),
+        Some(seen) => seen.is_familiar(now, cfg.familiar_ttl_ns),
         None => false,
     }
 }

@@ -195,8 +195,9 @@ fn after_strict(cfg: &Config, len: u64) -> Verdict {
         return no_cookie;
     }
     // Without cookies a random-source flood would pass every stage: unknown sources share
-    // the service's budget, as unknown UDP sources do under attack.
-    let mode = Mode::from_u32(cfg.mode);
+    // the service's budget, as unknown UDP sources do under attack. Judged in the mode the
+    // main program judged the SYN in (the trigger's, while it holds).
+    let mode = trigger::mode(cfg, trigger::held_any());
     later_stages(
         cfg,
         mode,
@@ -433,6 +434,22 @@ fn parse_into(frame: &XdpFrame, out: &mut core::mem::MaybeUninit<IpPacket>) -> u
         Ok(Parsed::NonIp) => PARSED_NON_IP,
         Err(reason) => reason as u32,
     }
+}
+
+/// The packet `levee` handed over by tail call (a program reached so gets only the frame),
+/// parsed again into FRAG_PKT, this CPU's slot: None if it no longer parses as IP, which the
+/// caller passes as the main program would not have handed it over.
+#[inline(always)]
+fn parse_handed_over(frame: &XdpFrame) -> Option<&IpPacket> {
+    let slot = maps::FRAG_PKT.get_ptr_mut(0)?;
+    // SAFETY: per-CPU slot, only this CPU touches it while the program runs; an IpPacket is
+    // plain data, written whole by parse_into when it says PARSED_IP.
+    let out = unsafe { &mut *(slot as *mut core::mem::MaybeUninit<IpPacket>) };
+    if parse_into(frame, out) != PARSED_IP {
+        return None;
+    }
+    // SAFETY: written by parse_into (PARSED_IP).
+    Some(unsafe { out.assume_init_ref() })
 }
 
 /// Runs the stages in order; the first that objects gives the reason. `held`: strict is

@@ -11,11 +11,11 @@ use filter_common::{
 };
 
 use crate::{
-    PARSED_IP, Verdict,
+    Verdict,
     frame::XdpFrame,
     judge as judge_with, later_stages,
-    maps::{FRAG_PKT, SIGNATURE_HITS, SIGNATURES},
-    parse_into, pass,
+    maps::{SIGNATURE_HITS, SIGNATURES},
+    parse_handed_over, pass,
     strict::{self, Strict},
     trigger,
 };
@@ -65,18 +65,10 @@ pub fn facts(frame: &XdpFrame, pkt: &IpPacket, out: &mut Facts) {
 /// SYN on to strict's own SYN stage (a cookie, most often).
 #[inline(always)]
 pub fn judge(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
-    let Some(slot) = FRAG_PKT.get_ptr_mut(0) else {
+    // The main program parsed it as UDP to a served port, or a SYN.
+    let Some(pkt) = parse_handed_over(frame) else {
         return pass(Reason::Clean, Class::Other);
     };
-    // SAFETY: per-CPU slot, only this CPU touches it while the program runs; an IpPacket is
-    // plain data, written whole by parse_into when it says PARSED_IP.
-    let out = unsafe { &mut *(slot as *mut core::mem::MaybeUninit<IpPacket>) };
-    // The main program parsed it as UDP to a served port, or a SYN.
-    if parse_into(frame, out) != PARSED_IP {
-        return pass(Reason::Clean, Class::Other);
-    }
-    // SAFETY: written by parse_into (PARSED_IP).
-    let pkt: &IpPacket = unsafe { out.assume_init_ref() };
     let held = trigger::held_any();
     let mode = trigger::mode(cfg, held);
     let verdict = if matching(frame, pkt) {

@@ -67,8 +67,9 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
     }
     if tcp {
         return if pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
-            // With SYN flood signatures in force, the signature program judges it first.
-            if cfg.flags & flags::SIGNATURES_SYN != 0 {
+            // With SYN flood signatures in force, the signature program judges it first,
+            // unless its source is familiar (a signature never matches a familiar source).
+            if cfg.flags & flags::SIGNATURES_SYN != 0 && !familiar::known(cfg, pkt, clock.now()) {
                 return Strict::Refuse(Reason::FloodSignature);
             }
             syn(frame, trigger::mode(cfg, trigger::held_any()), pkt)
@@ -83,7 +84,7 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
     // one it saw first.
     if cfg.flags & flags::UDP_BUDGET != 0 || trigger::holds(cfg, Class::Udp, clock) {
         // A source that sent within its limits while calm passes before the budget.
-        if familiar::known(cfg, pkt, clock) {
+        if familiar::known(cfg, pkt, clock.now()) {
             return Strict::Known(Reason::Familiar);
         }
         // With flood signatures in force, the signature program judges it (a flood's

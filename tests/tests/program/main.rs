@@ -7,6 +7,7 @@
 mod capture;
 mod events;
 mod familiar;
+mod flood_signatures;
 mod fragments;
 mod gate;
 mod limiter;

@@ -5,8 +5,11 @@
 
 use std::{thread::sleep, time::Duration};
 
-use filter_common::abi::{Action, Class, Config, Mode, Reason, TriggerState, flags};
-use levee_tests::{Harness, udp};
+use filter_common::{
+    abi::{Action, Class, Config, Mode, Reason, TriggerState, flags},
+    frames::{FrameSpec, L4},
+};
+use levee_tests::{Harness, XDP_DROP, ip, udp};
 
 use crate::DST4;
 
@@ -90,6 +93,26 @@ fn a_spread_flood_engages_strict_in_the_program_within_its_depth() {
     // whoever sends it.
     let (clean, _) = run(&h, 10, |i| udp(&spread(5000 + i), DST4, 40_000, CLOSED));
     assert_eq!(clean, 0, "held: nothing to the closed port passes");
+    // The fragment program judges a fragment in the held mode too.
+    let first = FrameSpec::new(
+        ip("10.200.0.1"),
+        ip(DST4),
+        L4::Udp {
+            sport: 40_000,
+            dport: CLOSED,
+        },
+    )
+    .payload(32)
+    .fragment(0, true)
+    .build();
+    h.expect(
+        "held: a first fragment to the closed port",
+        &first,
+        XDP_DROP,
+        Action::Drop,
+        Reason::NoService,
+        Class::Udp,
+    );
 }
 
 #[test]

@@ -93,9 +93,8 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
         });
     };
     // A flood signature of this service drops an unknown source's packet before its
-    // cookie or the budget (a familiar source's UDP passes before it).
-    let familiar = proto == IPPROTO_UDP
-        && cfg.flags & flags::FAMILIAR != 0
+    // cookie or the budget (a familiar source passes before it).
+    let familiar = cfg.flags & flags::FAMILIAR != 0
         && dp
             .familiar_ago(packet.source, cfg.familiar_ttl_ns)?
             .is_some();
