@@ -217,6 +217,7 @@ impl Request {
                 | Request::AllowAdd { .. }
                 | Request::AllowDel { .. }
                 | Request::LimitsSet { .. }
+                | Request::SignaturePin { .. }
                 | Request::SignatureRefuse { .. }
         )
     }

@@ -34,6 +34,18 @@ pub struct State {
     /// never installed again.
     #[serde(default)]
     pub refused_signatures: Vec<String>,
+    /// Flood signatures the operator pinned (`levee signatures pin`): in force again after
+    /// a restart, until unpinned.
+    #[serde(default)]
+    pub pinned_signatures: Vec<PinnedSignature>,
+}
+
+/// A pinned flood signature: its text form and what it covered when found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PinnedSignature {
+    pub signature: String,
+    pub attack_cover: f64,
+    pub calm_cover: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,6 +90,15 @@ impl State {
         for r in &self.refused_signatures {
             r.parse::<crate::signatures::Text>()?;
         }
+        for p in &self.pinned_signatures {
+            p.signature.parse::<crate::signatures::Text>()?;
+        }
+        anyhow::ensure!(
+            self.pinned_signatures.len() <= filter_common::signature::SIGNATURE_SLOTS as usize,
+            "{} pinned flood signatures, the program holds {}",
+            self.pinned_signatures.len(),
+            filter_common::signature::SIGNATURE_SLOTS
+        );
         for rates in [&self.limits, &self.aggregate].into_iter().flatten() {
             anyhow::ensure!(
                 rates.len() == filter_common::abi::Class::COUNT,
@@ -135,6 +156,18 @@ impl State {
                 .refused
                 .iter()
                 .map(|r| crate::signatures::Text(*r).to_string())
+                .collect(),
+            pinned_signatures: c
+                .flood
+                .book
+                .active
+                .iter()
+                .filter(|a| a.pinned)
+                .map(|a| PinnedSignature {
+                    signature: crate::signatures::Text(a.signature).to_string(),
+                    attack_cover: a.attack_cover,
+                    calm_cover: a.calm_cover,
+                })
                 .collect(),
         }
     }
@@ -231,6 +264,11 @@ mod tests {
                 set: "2".into(),
             }],
             refused_signatures: vec!["udp dport 5004 sport 40000".into()],
+            pinned_signatures: vec![PinnedSignature {
+                signature: "tcp dport 443 ttl 250".into(),
+                attack_cover: 0.99,
+                calm_cover: 0.0,
+            }],
         };
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), state);

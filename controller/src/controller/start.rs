@@ -129,6 +129,11 @@ impl Controller {
                 let rules = c.strict.rules();
                 c.fleet.set_services(&rules, &[])?;
             }
+            // Pinned flood signatures the state file kept (strict applies them).
+            let pinned = c.flood.book.table();
+            if !pinned.is_empty() {
+                c.fleet.set_signatures(&pinned, &[])?;
+            }
             c.strict.set_kernel(&c.settings.strict, &saved.kernel)
         })();
         if let Err(e) = started {
@@ -219,6 +224,11 @@ impl Controller {
         for r in &saved.refused_signatures {
             let text: crate::signatures::Text = r.parse()?;
             self.flood.book.refused.push(text.0);
+        }
+        for p in &saved.pinned_signatures {
+            let text: crate::signatures::Text = p.signature.parse()?;
+            let covers = (p.attack_cover, p.calm_cover);
+            self.flood.book.add_pinned(text.0, covers, Instant::now());
         }
         if restored + saved.allows.len() > 0 || saved.mode.is_some() {
             info!(

@@ -104,26 +104,50 @@ impl Book {
 
     /// Takes a candidate of the miner, unless it was refused or the table is full.
     pub fn add(&mut self, c: &Candidate, now: Instant) -> Option<Change> {
-        if self.active.len() >= SIGNATURE_SLOTS as usize
-            || self.refused.contains(&fingerprint(&c.signature))
-        {
+        if self.refused.contains(&fingerprint(&c.signature)) {
+            return None;
+        }
+        let covers = (c.attack_cover, c.calm_cover);
+        self.insert(c.signature, covers, false, now)
+            .map(Change::Found)
+    }
+
+    /// Puts back a signature the operator had pinned (from the state file); its number is
+    /// new. None if the table is full.
+    pub fn add_pinned(
+        &mut self,
+        signature: FloodSignature,
+        covers: (f64, f64),
+        now: Instant,
+    ) -> Option<u32> {
+        self.insert(signature, covers, true, now)
+    }
+
+    fn insert(
+        &mut self,
+        signature: FloodSignature,
+        (attack_cover, calm_cover): (f64, f64),
+        pinned: bool,
+        now: Instant,
+    ) -> Option<u32> {
+        if self.active.len() >= SIGNATURE_SLOTS as usize {
             return None;
         }
         self.next_id += 1;
         let id = self.next_id;
         self.active.push(Active {
             id,
-            signature: FloodSignature { id, ..c.signature },
+            signature: FloodSignature { id, ..signature },
             found: SystemTime::now(),
             expires: now + SIGNATURE_TTL,
-            pinned: false,
+            pinned,
             hits: 0,
             slot_hits: 0,
-            attack_cover: c.attack_cover,
-            calm_cover: c.calm_cover,
+            attack_cover,
+            calm_cover,
             logged: now,
         });
-        Some(Change::Found(id))
+        Some(id)
     }
 
     /// Slot counters start again wherever the table was rewritten: `hits` as read right
