@@ -530,6 +530,33 @@ impl Reason {
         }
     }
 
+    /// What the host knows of the packet's source vouches for it: a flow, a familiar
+    /// source, the allowlist, a valid cookie. Its traffic is the crowd's, attack or not (the
+    /// flood signatures' miner learns what the crowd sends from it).
+    pub const fn known_source(self) -> bool {
+        matches!(
+            self,
+            Reason::Flow | Reason::Familiar | Reason::Allowlisted | Reason::CookieAck
+        )
+    }
+
+    /// From a source within its own limits that met no rule: what is left of a flood once
+    /// the lists, the static signatures and the per-source limiter have had it. Strict's
+    /// budget for unknown sources and its cookies come after the limiter, so what they
+    /// refuse counts too, and so does what a flood signature drops in their place: detection's
+    /// measure of a spread flood does not change when they engage, and the miner learns a
+    /// flood's fingerprint from it.
+    pub const fn unstopped(self) -> bool {
+        matches!(
+            self,
+            Reason::Clean
+                | Reason::UnknownBudget
+                | Reason::FloodSignature
+                | Reason::SynCookie
+                | Reason::SynNoCookie
+        )
+    }
+
     /// A frame the parser rejected: it is never passed as something it is not. A list, not
     /// a range: reasons are appended at the end (the counters' layout), malformed or not.
     pub const fn is_malformed(self) -> bool {

@@ -50,28 +50,6 @@ struct ClassMiner {
 /// The classes signatures are mined for, with their IP protocol, in [`Flood::miners`] order.
 const CLASSES: [(Class, u8); 2] = [(Class::Udp, 17), (Class::TcpSyn, 6)];
 
-/// Whether a sample's source is one the host knows (its traffic is the crowd's, whatever
-/// the attack).
-fn known(reason: Reason) -> bool {
-    matches!(
-        reason,
-        Reason::Flow | Reason::Familiar | Reason::Allowlisted | Reason::CookieAck
-    )
-}
-
-/// Whether a sample is what strict charges to the budget of unknown sources or answers
-/// with a cookie (or a signature dropped): what a flood's signature is mined from.
-fn unknown(reason: Reason) -> bool {
-    matches!(
-        reason,
-        Reason::Clean
-            | Reason::UnknownBudget
-            | Reason::FloodSignature
-            | Reason::SynCookie
-            | Reason::SynNoCookie
-    )
-}
-
 impl Controller {
     /// Whether signatures of `class` apply now: unknown UDP sources are charged to their
     /// service's budget, or strict answers SYNs with cookies in an attack on SYNs (the
@@ -100,10 +78,10 @@ impl Controller {
         let calm = self.engine.state(class) == AttackState::Normal;
         let applies = self.signatures_apply(class);
         let m = &mut self.flood.miners[i];
-        if known(reason) {
+        if reason.known_source() {
             m.miner.calm_sample(facts);
         } else if applies {
-            if unknown(reason) {
+            if reason.unstopped() {
                 m.miner.attack_sample(now, facts);
             }
         } else if calm && reason == Reason::Clean {

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
-use filter_common::abi::{Action, Class, Mode, Reason};
+use filter_common::abi::{Action, Class, Mode};
 
 use super::Controller;
 
@@ -62,7 +62,7 @@ impl Telemetry {
         for (_, c) in counters {
             cpu_packets.extend_from_slice(&c.per_cpu_packets);
             for (action, reason, class, v) in c.non_zero() {
-                if unstopped(reason) {
+                if reason.unstopped() {
                     unstopped_by_class[class as usize] += v.packets;
                 }
                 let slot = if action == Action::Drop {
@@ -188,22 +188,6 @@ impl Telemetry {
                 .inc();
         }
     }
-}
-
-/// Whether a packet counted with `reason` came from a source within its own limits and
-/// met no rule: what is left of a flood once the lists, the static signatures and the
-/// per-source limiter have had it. Strict's budget for unknown sources comes after the
-/// limiter, so what it refuses counts too, and so does what a flood signature drops in its
-/// place: the measure does not change when either engages.
-fn unstopped(reason: Reason) -> bool {
-    matches!(
-        reason,
-        Reason::Clean
-            | Reason::UnknownBudget
-            | Reason::FloodSignature
-            | Reason::SynCookie
-            | Reason::SynNoCookie
-    )
 }
 
 fn per_second(a: &[u64; Class::COUNT], b: &[u64; Class::COUNT], secs: f64) -> [u64; Class::COUNT] {
