@@ -50,6 +50,15 @@ pub struct DaemonLab {
 impl DaemonLab {
     /// A lab and a private bpffs mount (visible inside `ip netns exec`, unlike /sys/fs/bpf).
     pub fn new() -> DaemonLab {
+        DaemonLab::with_lab(Lab::new())
+    }
+
+    /// A daemon lab whose flood is spread over every CPU ([`Lab::spread`]).
+    pub fn spread() -> DaemonLab {
+        DaemonLab::with_lab(Lab::spread())
+    }
+
+    fn with_lab(lab: Lab) -> DaemonLab {
         let dir = PathBuf::from(format!(
             "/run/levee-test-{}-{}",
             std::process::id(),
@@ -65,7 +74,7 @@ impl DaemonLab {
             .success();
         assert!(ok, "cannot mount bpffs at {}", bpffs.display());
         DaemonLab {
-            lab: Lab::new(),
+            lab,
             socket: dir.join("levee.sock"),
             config: dir.join("levee.toml"),
             dir,

@@ -73,6 +73,8 @@ pub struct Lab {
     pub client: Netns,
     /// The protected side's veth, inside `protected`.
     pub iface: String,
+    /// Queues of each veth end: 1, or one per CPU ([`Lab::spread`]).
+    pub queues: usize,
 }
 
 pub const PROTECTED_V4: &str = "198.18.0.1";
@@ -82,11 +84,25 @@ pub const CLIENT_V4: [&str; 4] = ["198.18.0.2", "198.18.0.3", "198.18.0.4", "198
 pub const CLIENT_V6: [&str; 2] = ["2001:db8:18::2", "2001:db8:18:1::3"];
 
 impl Lab {
+    /// The lab with one queue per veth end: what arrives is judged on one CPU at a time
+    /// (whichever runs the end's NAPI).
     pub fn new() -> Lab {
+        Lab::with_queues(1)
+    }
+
+    /// The lab with one queue per CPU on each veth end, as a NIC's queues spread a flood
+    /// over every CPU: [`crate::traffic::flood_at_until`] then sends from a thread pinned to
+    /// each CPU, and each CPU's frames are judged on that CPU.
+    pub fn spread() -> Lab {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Lab::with_queues(cpus)
+    }
+
+    fn with_queues(queues: usize) -> Lab {
         let protected = Netns::new("prot");
         let client = Netns::new("cli");
         let iface = "lv0".to_string();
-        veth(&protected, &iface, &client, "lv1");
+        veth(&protected, &iface, &client, "lv1", queues);
         protected.ip(&["addr", "add", &format!("{PROTECTED_V4}/24"), "dev", &iface]);
         protected.ip(&[
             "addr",
@@ -108,6 +124,7 @@ impl Lab {
             protected,
             client,
             iface,
+            queues,
         }
     }
 }
@@ -146,7 +163,7 @@ impl Lab {
     pub fn second_link(&self) -> SecondLink {
         let client = Netns::new("cli2");
         let iface = "lv2".to_string();
-        veth(&self.protected, &iface, &client, "lv3");
+        veth(&self.protected, &iface, &client, "lv3", self.queues);
         self.protected
             .ip(&["addr", "add", &format!("{PROTECTED2_V4}/24"), "dev", &iface]);
         client.ip(&["addr", "add", &format!("{CLIENT2_V4}/24"), "dev", "lv3"]);
@@ -195,14 +212,19 @@ impl Default for Lab {
     }
 }
 
-/// A veth pair with one end, `a`, in namespace `ns_a` and the other, `b`, in `ns_b`. (Made
-/// under a unique temporary name, since the root namespace sees it first.)
-fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str) {
+/// A veth pair with one end, `a`, in namespace `ns_a` and the other, `b`, in `ns_b`, each
+/// with `queues` queues. (Made under a unique temporary name, since the root namespace sees
+/// it first.)
+fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: usize) {
     let tmp = format!("lvp{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    sh(Command::new("ip").args([
-        "link", "add", &tmp, "netns", &ns_b.name, "type", "veth", "peer", "name", a, "netns",
-        &ns_a.name,
-    ]));
+    let q = queues.to_string();
+    let queues = ["numtxqueues", &q, "numrxqueues", &q];
+    sh(Command::new("ip")
+        .args(["link", "add", &tmp])
+        .args(queues)
+        .args(["netns", &ns_b.name, "type", "veth", "peer", "name", a])
+        .args(queues)
+        .args(["netns", &ns_a.name]));
     ns_b.ip(&["link", "set", &tmp, "name", b]);
 }
 

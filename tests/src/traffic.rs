@@ -147,32 +147,56 @@ pub fn flood_until(lab: &Lab, frames: &[u8], stop: &std::sync::atomic::AtomicBoo
 }
 
 /// [`flood_until`] at no more than `pps` frames a second if given, in small even batches.
+/// In a [`Lab::spread`] lab a sender pinned to each CPU sends its share (from its own offset
+/// in `frames`), so each CPU's queue carries part of the flood, as a NIC spreads one.
 pub fn flood_at_until(
     lab: &Lab,
     frames: &[u8],
     pps: Option<f64>,
     stop: &std::sync::atomic::AtomicBool,
 ) -> u64 {
+    let senders = lab.queues;
     lab.client.run(|| {
-        let sender = crate::sender::RawSender::open("lv1").expect("raw socket");
-        // Paced rounds are cut short so a stop is seen within a fraction of a second.
-        let round = match pps {
-            Some(pps) => frames.len().min(((pps * 0.2) as usize).max(1) * 64),
-            None => frames.len(),
-        };
-        let mut sent = 0;
-        let mut off = 0;
-        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            if off + round > frames.len() {
-                off = 0;
-            }
-            sent += sender
-                .send(&frames[off..off + round], 64, pps)
-                .expect("flood");
-            off += round;
+        if senders == 1 {
+            return send_until(frames, 0, pps, stop);
         }
-        sent
+        // Threads spawned here are in the client's namespace too.
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..senders)
+                .map(|cpu| {
+                    s.spawn(move || {
+                        crate::livegen::pin_to_cpu(cpu).expect("pin a sender");
+                        let start = frames.len() / 64 * cpu / senders * 64;
+                        send_until(frames, start, pps.map(|p| p / senders as f64), stop)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("sender")).sum()
+        })
     })
+}
+
+/// Sends `frames` from offset `start` on, again and again, from this thread until `stop`.
+fn send_until(
+    frames: &[u8],
+    start: usize,
+    pps: Option<f64>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> u64 {
+    let sender = crate::sender::RawSender::open("lv1").expect("raw socket");
+    // Paced rounds are cut short so a stop is seen within a fraction of a second.
+    let round = match pps {
+        Some(pps) => frames.len().min(((pps * 0.2) as usize).max(1) * 64),
+        None => frames.len(),
+    };
+    let mut sent = 0;
+    let mut off = start;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let end = (off + round).min(frames.len());
+        sent += sender.send(&frames[off..end], 64, pps).expect("flood");
+        off = if end == frames.len() { 0 } else { end };
+    }
+    sent
 }
 
 /// `count` 64-byte frames to the protected side from random (spoofed) sources in 10.0.0.0/8,
