@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use filter_common::{
     abi::{Class, Mode},
     parse::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
@@ -238,26 +238,23 @@ pub struct Response {
 
 impl Response {
     pub fn ok(data: impl Serialize) -> Response {
-        match serde_json::value::to_raw_value(&data) {
-            Ok(data) => Response {
-                ok: true,
-                error: None,
-                warning: None,
-                data,
-            },
-            Err(e) => Response::error(&anyhow!("cannot encode the answer: {e}")),
+        Response::from_result(Ok(data))
+    }
+
+    /// `ok` with data already encoded.
+    pub fn ok_raw(data: Box<RawValue>) -> Response {
+        Response {
+            ok: true,
+            error: None,
+            warning: None,
+            data,
         }
     }
 
     /// `ok` with the value, or the error's line.
     pub fn from_result<T: Serialize>(result: Result<T>) -> Response {
         match result.and_then(|v| Ok(serde_json::value::to_raw_value(&v)?)) {
-            Ok(data) => Response {
-                ok: true,
-                error: None,
-                warning: None,
-                data,
-            },
+            Ok(data) => Response::ok_raw(data),
             Err(e) => Response::error(&e),
         }
     }
@@ -298,14 +295,19 @@ pub fn call_then_read(
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
+    // The socket's errors are told as text, never as an io::Error in the chain: the CLI
+    // takes a broken pipe for its own closed stdout (`levee block list | head`), and a
+    // daemon that closed the connection must never read as a quiet success.
     stream
         .write_all(line.as_bytes())
-        .context("failed to send the request to the daemon")?;
+        .map_err(|e| anyhow!("failed to send the request to the daemon: {e}"))?;
     let mut answer = String::new();
     let mut reader = BufReader::new(stream);
-    reader
-        .read_line(&mut answer)
-        .context("the daemon did not answer")?;
+    match reader.read_line(&mut answer) {
+        Ok(0) => bail!("the daemon closed the connection without answering"),
+        Ok(_) => {}
+        Err(e) => bail!("the daemon did not answer: {e}"),
+    }
     let response = serde_json::from_str(&answer).with_context(|| {
         let shown: String = answer.chars().take(200).collect();
         format!("malformed answer from the daemon: {shown:?}")

@@ -97,25 +97,35 @@ pub struct Controller {
 
 impl Controller {
     /// Answers one request; an error leaves everything as it was. A change is written to the
-    /// state file at once so a restart keeps it; if it cannot be, the change holds and the
-    /// answer carries a warning (the CLI prints it) and a metric counts it.
+    /// state file before the answer so a restart keeps it; if it cannot be, the change holds
+    /// and the answer carries a warning (the CLI prints it) and a metric counts it.
     pub fn handle(&mut self, request: Request) -> Response {
-        let changes = request.changes();
-        match crate::cmd::dispatch(self, request) {
-            Ok(data) => {
-                let warning = changes
-                    .then(|| self.save_state().err())
-                    .flatten()
-                    .map(|e| format!("applied, but not saved ({e:#}): a restart will lose it"));
-                Response {
-                    ok: true,
-                    error: None,
-                    warning,
-                    data,
+        self.handle_all(vec![request]).remove(0)
+    }
+
+    /// Answers requests that waited together, in order, with one write of the state file
+    /// for all their changes (a group commit: under a storm of clients the file is written
+    /// once per batch, not once per command), before any answer leaves.
+    pub fn handle_all(&mut self, requests: Vec<Request>) -> Vec<Response> {
+        let mut answers: Vec<(Response, bool)> = requests
+            .into_iter()
+            .map(|request| {
+                let changes = request.changes();
+                match crate::cmd::dispatch(self, request) {
+                    Ok(data) => (Response::ok_raw(data), changes),
+                    Err(e) => (Response::error(&e), false),
                 }
+            })
+            .collect();
+        if answers.iter().any(|(_, changed)| *changed)
+            && let Err(e) = self.save_state()
+        {
+            let warning = format!("applied, but not saved ({e:#}): a restart will lose it");
+            for (response, _) in answers.iter_mut().filter(|(_, changed)| *changed) {
+                response.warning = Some(warning.clone());
             }
-            Err(e) => Response::error(&e),
         }
+        answers.into_iter().map(|(response, _)| response).collect()
     }
 
     /// The program's configuration: the filter settings with the engine's limit scaling, in

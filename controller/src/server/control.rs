@@ -20,7 +20,7 @@ use crate::{
     capture::{CaptureMsg, CaptureSpec, CaptureStarted, PcapNgStream},
 };
 
-/// Connections served at once; more are closed at once.
+/// Connections served at once; more wait in the listen backlog until one ends.
 pub const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take to send its request, and to read the answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,9 +44,19 @@ pub async fn serve(
         info!(socket = %path.display(), "control socket ready");
     }
     loop {
-        let accepted = listener.accept().await.map(|(stream, _)| stream);
-        let Some((stream, permit)) = super::admit(accepted, &slots, "control socket").await else {
-            continue;
+        // A slot first: past the bound, clients wait in the listen backlog (their connect
+        // blocks there) rather than being accepted and closed.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: a short pause, so it never spins.
+                warn!("control socket accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let calls = calls.clone();
         tokio::spawn(async move {
@@ -82,17 +92,29 @@ async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(Request::Capture { spec }) => return stream_capture(spec, calls, reader, write).await,
         Ok(request) => {
+            let changes = request.changes().then(|| line.trim_end().to_string());
             let (reply, answer) = oneshot::channel();
             calls
                 .send(Call::Request(request, reply))
                 .map_err(|_| anyhow!("the controller has stopped"))?;
-            answer
+            let response = answer
                 .await
-                .map_err(|_| anyhow!("the controller has stopped"))?
+                .map_err(|_| anyhow!("the controller has stopped"))?;
+            let delivered = deliver(&mut write, &response).await;
+            // A change the client is not told of must not pass unseen.
+            if let (Err(e), Some(request), true) = (&delivered, changes, response.ok) {
+                warn!(%request, "applied, but the client was not told: {e:#}");
+            }
+            return delivered;
         }
         Err(e) => Response::error(&anyhow!("malformed request: {e}")),
     };
-    let mut out = serde_json::to_vec(&response)?;
+    deliver(&mut write, &response).await
+}
+
+/// Writes the answer line.
+async fn deliver(write: &mut OwnedWriteHalf, response: &Response) -> Result<()> {
+    let mut out = serde_json::to_vec(response)?;
     out.push(b'\n');
     tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
         .await

@@ -36,7 +36,7 @@ pub async fn serve(listener: std::net::TcpListener, metrics: SharedMetrics) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = listener.accept().await.map(|(stream, _)| stream);
-        let Some((stream, permit)) = super::admit(accepted, &slots, "metrics").await else {
+        let Some((stream, permit)) = admit(accepted, &slots, "metrics").await else {
             continue;
         };
         let metrics = metrics.clone();
@@ -70,4 +70,27 @@ fn respond<B>(req: &Request<B>, metrics: &SharedMetrics) -> Response<Full<Bytes>
             .expect("a valid header value"),
     );
     ok
+}
+
+/// One accepted connection and its slot. `None` when accept failed (after a short pause, so
+/// running out of descriptors never spins) or when every slot is taken (the connection is
+/// closed at once, so idle clients cannot pile up).
+async fn admit<S>(
+    accepted: std::io::Result<S>,
+    slots: &std::sync::Arc<tokio::sync::Semaphore>,
+    what: &str,
+) -> Option<(S, tokio::sync::OwnedSemaphorePermit)> {
+    let stream = match accepted {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!("{what} accept: {e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return None;
+        }
+    };
+    let Ok(permit) = slots.clone().try_acquire_owned() else {
+        tracing::debug!("{what}: too many connections, one closed");
+        return None;
+    };
+    Some((stream, permit))
 }

@@ -44,33 +44,12 @@ pub struct Listeners {
     pub metrics: Option<std::net::TcpListener>,
 }
 
-/// One accepted connection and its slot. `None` when accept failed (after a short pause, so
-/// running out of descriptors never spins) or when every slot is taken (the connection is
-/// closed at once, so idle clients cannot pile up).
-async fn admit<S>(
-    accepted: std::io::Result<S>,
-    slots: &std::sync::Arc<tokio::sync::Semaphore>,
-    what: &str,
-) -> Option<(S, tokio::sync::OwnedSemaphorePermit)> {
-    let stream = match accepted {
-        Ok(stream) => stream,
-        Err(e) => {
-            tracing::warn!("{what} accept: {e}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return None;
-        }
-    };
-    let Ok(permit) = slots.clone().try_acquire_owned() else {
-        tracing::debug!("{what}: too many connections, one closed");
-        return None;
-    };
-    Some((stream, permit))
-}
-
 /// How often the controller ticks.
 const TICK: Duration = Duration::from_secs(1);
 /// How often the event rings are drained between ticks.
 const DRAIN: Duration = Duration::from_millis(100);
+/// Requests answered together at most (one connection each: at most the connections served).
+const MAX_BATCH: usize = control::MAX_CONNECTIONS;
 
 /// Serves until `shutdown` completes or SIGINT/SIGTERM arrives, then stops the controller
 /// (which detaches unless keep_on_exit) and returns its result.
@@ -135,13 +114,34 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
     let watchdog = sd_notify::watchdog_enabled().is_some();
     let mut next_tick = Instant::now() + TICK;
     let mut next_drain = Instant::now() + DRAIN;
+    // A call that came in behind a batch of requests, taken next.
+    let mut deferred = None;
     loop {
         let wait = next_tick
             .min(next_drain)
             .saturating_duration_since(Instant::now());
-        match inbox.recv_timeout(wait) {
+        let call = match deferred.take() {
+            Some(call) => Ok(call),
+            None => inbox.recv_timeout(wait),
+        };
+        match call {
             Ok(Call::Request(request, reply)) => {
-                let _ = reply.send(controller.handle(request));
+                // What waits with it is answered together, with one write of the state file.
+                let mut batch = vec![(request, reply)];
+                while batch.len() < MAX_BATCH {
+                    match inbox.try_recv() {
+                        Ok(Call::Request(request, reply)) => batch.push((request, reply)),
+                        Ok(other) => {
+                            deferred = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                for (reply, response) in replies.into_iter().zip(controller.handle_all(requests)) {
+                    let _ = reply.send(response);
+                }
             }
             Ok(Call::Capture(spec, reply, to_client)) => {
                 let started = controller.start_capture(&spec, to_client);

@@ -27,6 +27,7 @@ mod restart;
 mod service;
 mod services;
 mod spoofing;
+mod storm;
 mod stream;
 mod strict;
 mod trigger;
