@@ -65,6 +65,12 @@ pub mod map {
     /// its BGP daemon.
     pub const UPSTREAM_RULES: &str = "UPSTREAM_RULES";
     pub const UPSTREAM_BUCKETS: &str = "UPSTREAM_BUCKETS";
+    /// Until when (the program's clock, ns) the received rules hold: the controller renews
+    /// it every tick, so a crashed daemon's rules stop within [`super::UPSTREAM_LEASE_NS`].
+    pub const UPSTREAM_LEASE: &str = "UPSTREAM_LEASE";
+    /// The configured BGP neighbours' addresses ([`super::verified_key`] form): their
+    /// sessions pass before every stage. Never pinned: each run writes its own.
+    pub const BGP_PEERS: &str = "BGP_PEERS";
     /// `levee capture`: what to copy ([`super::CaptureFilter`]), the copies
     /// ([`super::CaptureRecord`]) on a ring of their own, and per CPU the budget
     /// ([`super::CaptureBudget`]). Never pinned: capture is off at every start.
@@ -436,10 +442,14 @@ pub enum Reason {
     /// Strict: UDP from an unknown, unfamiliar source that matches a flood signature the
     /// controller mined while its class is under attack (see SIGNATURES).
     FloodSignature,
+    /// A BGP session of Levee's with a configured neighbour (TCP to or from port 179, the
+    /// neighbour its source; see BGP_PEERS): passed before every stage, so no rule, received
+    /// or Levee's own, can cut the session that carries Levee's rules.
+    BgpSession,
 }
 
 impl Reason {
-    pub const COUNT: usize = 41;
+    pub const COUNT: usize = 42;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Clean,
         Reason::ModeOff,
@@ -482,6 +492,7 @@ impl Reason {
         Reason::PenaltyCookie,
         Reason::Familiar,
         Reason::FloodSignature,
+        Reason::BgpSession,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -527,6 +538,7 @@ impl Reason {
             Reason::PenaltyCookie => "penalty_cookie",
             Reason::Familiar => "familiar",
             Reason::FloodSignature => "flood_signature",
+            Reason::BgpSession => "bgp_session",
         }
     }
 
@@ -651,6 +663,8 @@ pub mod flags {
     pub const SIGNATURES: u32 = 1 << 20;
     /// SIGNATURES holds at least one TCP SYN flood signature (map content).
     pub const SIGNATURES_SYN: u32 = 1 << 21;
+    /// BGP_PEERS holds a neighbour: its sessions pass before every stage.
+    pub const BGP_PEERS: u32 = 1 << 22;
     /// Mask of the bits the controller sets; the HAS_* bits follow the map contents.
     pub const SETTINGS: u32 = SIG_AMP_PORTS
         | SIG_TCP_FLAGS
@@ -903,6 +917,12 @@ pub mod event {
 
 /// FlowSpec rules received from BGP neighbours the program enforces, at most.
 pub const MAX_UPSTREAM_RULES: u32 = 16;
+/// How long received rules hold without the controller renewing them (it does every tick).
+pub const UPSTREAM_LEASE_NS: u64 = 10_000_000_000;
+/// BGP neighbours BGP_PEERS holds at most.
+pub const MAX_BGP_PEERS: u32 = 64;
+/// BGP's TCP port.
+pub const BGP_PORT: u16 = 179;
 
 /// What an upstream rule does with a matching packet.
 pub mod upstream_action {
@@ -1061,7 +1081,7 @@ const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);
 const _: () = assert!(size_of::<CaptureFilter>() == 56);
 const _: () = assert!(size_of::<CaptureRecord>() == 24 + CAPTURE_SNAPLEN_MAX);
 const _: () = assert!(Reason::COUNT <= 64 && Class::COUNT <= 16 && Action::COUNT <= 8);
-const _: () = assert!(Reason::ALL.len() == Reason::FloodSignature as usize + 1);
+const _: () = assert!(Reason::ALL.len() == Reason::BgpSession as usize + 1);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -4,8 +4,8 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
-    abi::{flags, summary},
-    parse::IpPacket,
+    abi::{BGP_PORT, flags, summary, verified_key},
+    parse::{Fragment, IPPROTO_TCP, IpPacket},
 };
 
 use crate::{limiter::Clock, maps};
@@ -82,4 +82,23 @@ pub fn amp_port(port: u16) -> bool {
         Some(word) => (word >> (port & 63)) & 1 != 0,
         None => false,
     }
+}
+
+/// Whether the packet belongs to a BGP session with a configured neighbour: TCP to or from
+/// port 179 whose source is in BGP_PEERS. Only such packets pay a call, for the lookup.
+#[inline(always)]
+pub fn bgp_session(f: u32, pkt: &IpPacket) -> bool {
+    (pkt.src_port == BGP_PORT || pkt.dst_port == BGP_PORT) && bgp_peer(f, pkt)
+}
+
+/// The rest of [`bgp_session`]'s checks and the lookup, in a function of its own so the
+/// main program's frame does not grow (its stack and the parser's meet the verifier's 512
+/// bytes).
+#[inline(never)]
+fn bgp_peer(f: u32, pkt: &IpPacket) -> bool {
+    f & flags::BGP_PEERS != 0
+        && pkt.proto == IPPROTO_TCP
+        && pkt.fragment == Fragment::No
+        // SAFETY: a plain read of a map value.
+        && unsafe { maps::BGP_PEERS.get(&verified_key(&pkt.src, pkt.v6)) }.is_some()
 }

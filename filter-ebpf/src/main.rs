@@ -1,6 +1,6 @@
 //! Levee's XDP program: one pass per packet.
 //!
-//!     parse -> allowlist -> blocklist -> signatures -> strict -> per-source limiter
+//!     parse -> allowlist -> BGP sessions -> blocklist -> signatures -> strict -> per-source limiter
 //!           -> aggregate -> upstream rules (FlowSpec received from BGP neighbours)
 //!           (-> a copy for `levee capture`, while one runs)
 //!
@@ -360,7 +360,7 @@ fn judge_packet(
         pass(Reason::ModeOff, pkt.class)
     } else {
         match check(frame, cfg, mode, held, pkt, len) {
-            Reason::Allowlisted => pass(Reason::Allowlisted, pkt.class),
+            reason @ (Reason::Allowlisted | Reason::BgpSession) => pass(reason, pkt.class),
             // Rules received from BGP neighbours, on what would pass: checked here, after
             // the stages, where few verifier states meet (mid-way, they doubled the walk of
             // every later stage).
@@ -463,6 +463,10 @@ fn check(
     pkt: &IpPacket,
     len: u64,
 ) -> Reason {
+    // Levee's own BGP sessions, before any stage (lockdown's too) can cut them.
+    if lists::bgp_session(cfg.flags, pkt) {
+        return Reason::BgpSession;
+    }
     let bit = lists::summary_bit(pkt);
     if lists::allowlisted(cfg.flags, pkt, bit) {
         return Reason::Allowlisted;

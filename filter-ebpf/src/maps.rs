@@ -2,14 +2,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use filter_common::abi::{
     AMP_PORT_WORDS, AllowEntry, BlockEntry, Budget, CAPTURE_BYTES, COUNTER_ENTRIES, CaptureBudget,
     CaptureFilter, Config, Counter, CpuState, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES,
-    FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES, MAX_UPSTREAM_RULES, OFFENCE_BYTES,
-    SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey,
-    SourceState, TriggerState, UpstreamBucket, UpstreamRule, summary,
+    FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES, MAX_BGP_PEERS, MAX_UPSTREAM_RULES,
+    OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
+    SourceKey, SourceState, TriggerState, UpstreamBucket, UpstreamRule, summary,
 };
 use filter_common::signature::{Facts, FloodSignature, SIGNATURE_SLOTS};
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
@@ -101,6 +101,14 @@ pub static NET_BUDGET: PerCpuArray<Budget> = PerCpuArray::with_max_entries(SERVI
 /// FlowSpec rules received from BGP neighbours; an entry with family 0 ends the table.
 #[map]
 pub static UPSTREAM_RULES: Array<UpstreamRule> = Array::with_max_entries(MAX_UPSTREAM_RULES, 0);
+
+/// Until when the received rules hold (slot 0; the program's clock, ns); 0: never written.
+#[map]
+pub static UPSTREAM_LEASE: Array<u64> = Array::with_max_entries(1, 0);
+
+/// The configured BGP neighbours' addresses: their sessions pass before every stage.
+#[map]
+pub static BGP_PEERS: HashMap<[u8; 16], u8> = HashMap::with_max_entries(MAX_BGP_PEERS, 0);
 
 /// Per CPU: the token buckets of the rate-limiting upstream rules, by rule index.
 #[map]

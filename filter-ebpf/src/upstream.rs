@@ -12,7 +12,7 @@ use filter_common::{
 
 use crate::{
     limiter::Clock,
-    maps::{UPSTREAM_BUCKETS, UPSTREAM_RULES},
+    maps::{CONFIG, UPSTREAM_BUCKETS, UPSTREAM_LEASE, UPSTREAM_RULES},
 };
 
 /// Whether `addr` lies in the prefix `net`/`mask` (16 bytes each, IPv4 in the first 4).
@@ -75,6 +75,11 @@ fn matches(rule: &UpstreamRule, w: &Walk) -> bool {
 extern "C" fn match_rule(index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes back the pointer `check` gave it, to its `Walk`.
     let walk = unsafe { &mut *(ctx as *mut Walk) };
+    // No rule holds once the lease ran out. Asked here, in the callback the verifier walks
+    // once, rather than in `check`, walked once per path into it.
+    if index == 0 && !leased() {
+        return 1;
+    }
     let Some(rule) = UPSTREAM_RULES.get(index as u32) else {
         return 1;
     };
@@ -89,7 +94,7 @@ extern "C" fn match_rule(index: u64, ctx: *mut c_void) -> i64 {
 }
 
 /// The first rule (in the controller's order) that matches decides: a discard drops, a rate
-/// drops what is over its per-CPU share. The rules are walked with bpf_loop, so the verifier
+/// drops what is over its per-CPU share; none while their lease has run out. The rules are walked with bpf_loop, so the verifier
 /// checks the body once instead of once per rule and per path into this stage. The stage
 /// reads the time with a clock of its own: sharing the caller's would leave the caller two
 /// states (time read or not) for the verifier to walk through every later stage.
@@ -141,4 +146,15 @@ pub fn check(cfg: &Config, pkt: &IpPacket, len: u64) -> Option<Reason> {
     } else {
         Some(Reason::UpstreamRule)
     }
+}
+
+/// Whether the rules' lease holds: the controller renews it every tick, so a crashed
+/// daemon's rules stop within seconds, with nobody left to follow their withdrawal.
+#[inline(always)]
+fn leased() -> bool {
+    let Some(cfg) = CONFIG.get(0) else {
+        return false;
+    };
+    let now = Clock::new(cfg).now();
+    UPSTREAM_LEASE.get(0).is_some_and(|&until| now < until)
 }

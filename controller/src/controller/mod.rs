@@ -128,6 +128,19 @@ impl Controller {
         answers.into_iter().map(|(response, _)| response).collect()
     }
 
+    /// Renews the lease of the received rules the program enforces.
+    fn renew_received_lease(&mut self) {
+        if self
+            .upstream
+            .as_ref()
+            .is_some_and(|u| u.enforces_received())
+            && let Err(e) = self.fleet.renew_upstream_lease()
+        {
+            self.telemetry.count_error();
+            error!("cannot renew the received rules' lease: {e:#}");
+        }
+    }
+
     /// The program's configuration: the filter settings with the engine's limit scaling, in
     /// the mode in force.
     pub(crate) fn dataplane_config(&self) -> filter_common::abi::Config {
@@ -200,6 +213,9 @@ impl Controller {
         self.update_trigger();
         self.update_signatures();
         self.update_sampling();
+        // The received rules' lease, renewed on both sides of the calls to gobgpd (each may
+        // wait seconds).
+        self.renew_received_lease();
         if let Some(u) = &mut self.upstream {
             u.tick();
             match u.poll_received() {
@@ -236,6 +252,7 @@ impl Controller {
             };
             self.auto_escalation.step(u, &inputs, now);
         }
+        self.renew_received_lease();
         self.drain_events();
         self.judge_offences();
         self.telemetry.top.tick();

@@ -129,6 +129,11 @@ impl Controller {
                 let rules = c.strict.rules();
                 c.fleet.set_services(&rules, &[])?;
             }
+            // Levee's BGP sessions pass before every stage.
+            let peers = c.bgp_peers();
+            if !peers.is_empty() {
+                c.fleet.set_bgp_peers(&peers)?;
+            }
             // Pinned flood signatures the state file kept (strict applies them).
             let pinned = c.flood.book.table();
             if !pinned.is_empty() {
@@ -157,6 +162,15 @@ impl Controller {
             "levee running"
         );
         Ok(c)
+    }
+
+    /// The BGP neighbours whose sessions no stage may cut: escalation's, while it is on.
+    fn bgp_peers(&self) -> Vec<std::net::IpAddr> {
+        let e = &self.settings.escalation;
+        if e.mode != crate::config::EscalationMode::On {
+            return Vec::new();
+        }
+        e.neighbors.iter().map(|n| n.address).collect()
     }
 
     /// Puts back the kernel settings this start changed (a refused start changes nothing).

@@ -1,11 +1,16 @@
 //! The FlowSpec rules received from BGP neighbours, as the program enforces them
-//! (UPSTREAM_RULES; see `filter_common::abi::UpstreamRule`).
+//! (UPSTREAM_RULES; see `filter_common::abi::UpstreamRule`), their lease (UPSTREAM_LEASE),
+//! and the BGP sessions no stage may cut (BGP_PEERS).
 
-use anyhow::{Result, bail};
-use aya::maps::{Array, MapData};
-use filter_common::abi::{MAX_UPSTREAM_RULES, UpstreamRule, flags, map};
+use std::net::IpAddr;
 
-use super::Dataplane;
+use anyhow::{Context as _, Result, bail};
+use aya::maps::{Array, HashMap, MapData};
+use filter_common::abi::{
+    MAX_BGP_PEERS, MAX_UPSTREAM_RULES, UPSTREAM_LEASE_NS, UpstreamRule, flags, map, verified_key,
+};
+
+use super::{Dataplane, monotonic_coarse_ns};
 
 impl Dataplane {
     /// Replaces the table with `rules`, in order (the first match decides). The stage is off
@@ -46,9 +51,53 @@ impl Dataplane {
             table.set(rules.len() as u32, UpstreamRule::default(), 0)?;
         }
         if !rules.is_empty() {
+            // In force from the first packet, until the controller's next renewal.
+            self.renew_upstream_lease()?;
             self.config.set_flag(flags::UPSTREAM_RULES, true);
             self.write_config()?;
         }
         Ok(())
+    }
+
+    /// Renews the received rules' lease: they hold for [`UPSTREAM_LEASE_NS`] from now. The
+    /// controller renews it every tick, so a crashed daemon's rules stop by themselves.
+    pub fn renew_upstream_lease(&mut self) -> Result<()> {
+        self.set_upstream_lease(monotonic_coarse_ns() + UPSTREAM_LEASE_NS)
+    }
+
+    /// Sets the received rules' lease to end at `until_ns` (CLOCK_MONOTONIC_COARSE, as the
+    /// program reads it).
+    pub fn set_upstream_lease(&mut self, until_ns: u64) -> Result<()> {
+        let mut lease: Array<&mut MapData, u64> =
+            Array::try_from(self.map_mut(map::UPSTREAM_LEASE)?)?;
+        lease
+            .set(0, until_ns, 0)
+            .context("failed to renew the received rules' lease")
+    }
+
+    /// Exempts the BGP sessions with `peers` (TCP to or from port 179, from a peer's address)
+    /// from every stage.
+    pub fn set_bgp_peers(&mut self, peers: &[IpAddr]) -> Result<()> {
+        if peers.len() > MAX_BGP_PEERS as usize {
+            bail!(
+                "{} BGP neighbours, the program holds {MAX_BGP_PEERS}",
+                peers.len()
+            );
+        }
+        let mut table: HashMap<&mut MapData, [u8; 16], u8> =
+            HashMap::try_from(self.map_mut(map::BGP_PEERS)?)?;
+        for peer in peers {
+            let key = match peer {
+                IpAddr::V4(a) => {
+                    let mut k = [0u8; 16];
+                    k[..4].copy_from_slice(&a.octets());
+                    verified_key(&k, false)
+                }
+                IpAddr::V6(a) => a.octets(),
+            };
+            table.insert(key, 1, 0)?;
+        }
+        self.config.set_flag(flags::BGP_PEERS, !peers.is_empty());
+        self.write_config()
     }
 }

@@ -161,3 +161,93 @@ fn a_rate_rule_drops_what_is_over_it() {
     let other_port = udp(SRC4, DST4, 5000, 10);
     expect_verdict(&h, "udp to another port", &other_port, false, Class::Udp);
 }
+
+/// Issue 23: received rules hold only while the controller renews their lease, so a crashed
+/// daemon's rules stop by themselves, with the program still attached.
+#[test]
+fn received_rules_stop_when_their_lease_runs_out() {
+    let mut h = enforce();
+    let all_udp = EnforcedRule {
+        proto: Some((17, 17)),
+        ..rule("198.18.0.0/24", FlowAction::Discard)
+    };
+    h.dp.set_upstream_rules(&[all_udp.to_abi(1)], &[]).unwrap();
+    let frame = udp(SRC4, DST4, 5000, 9);
+    expect_verdict(&h, "within the lease", &frame, true, Class::Udp);
+    let now = levee::dataplane::monotonic_coarse_ns();
+    h.dp.set_upstream_lease(now - 1).unwrap();
+    expect_verdict(&h, "the lease ran out", &frame, false, Class::Udp);
+    h.dp.renew_upstream_lease().unwrap();
+    expect_verdict(&h, "renewed", &frame, true, Class::Udp);
+}
+
+/// Issue 23: a BGP session with a configured neighbour (TCP to or from port 179, from the
+/// neighbour's address) passes before every stage: a received discard over its /24, the
+/// blocklist, lockdown and strict cannot cut it. Its other traffic, and port 179 from anyone
+/// else, meet the stages as before.
+#[test]
+fn bgp_sessions_with_neighbours_pass_before_every_stage() {
+    let mut cfg = Config::new(Mode::Enforce);
+    cfg.set_flag(flags::STRICT, true);
+    cfg.set_flag(flags::TRACK_FLOWS, true);
+    let mut h = Harness::new(cfg);
+    let neighbour = "198.18.1.2";
+    h.dp.set_bgp_peers(&[
+        neighbour.parse().unwrap(),
+        "2001:db8:1:2::10".parse().unwrap(),
+    ])
+    .unwrap();
+    let over_the_lab = rule("198.18.0.0/16", FlowAction::Discard);
+    h.dp.set_upstream_rules(&[over_the_lab.to_abi(1)], &[])
+        .unwrap();
+    h.dp.block(net("198.18.1.0/24"), None).unwrap();
+    let session = |src: &str, dst: &str, sport: u16, dport: u16| {
+        filter_common::frames::FrameSpec::new(
+            levee_tests::ip(src),
+            levee_tests::ip(dst),
+            filter_common::frames::L4::Tcp {
+                sport,
+                dport,
+                flags: 0x10,
+            },
+        )
+        .build()
+    };
+    for mode in [Mode::Enforce, Mode::Lockdown] {
+        h.set_mode(mode);
+        for (what, frame) in [
+            ("to port 179", session(neighbour, DST4, 40_000, 179)),
+            ("from port 179", session(neighbour, DST4, 179, 40_000)),
+            (
+                "IPv6 from port 179",
+                session("2001:db8:1:2::10", DST6, 179, 40_000),
+            ),
+        ] {
+            h.expect(
+                &format!("{} {what}", mode.name()),
+                &frame,
+                XDP_PASS,
+                Action::Pass,
+                Reason::BgpSession,
+                Class::TcpOther,
+            );
+        }
+    }
+    h.set_mode(Mode::Enforce);
+    h.expect(
+        "the neighbour's other traffic",
+        &session(neighbour, DST4, 40_000, 22),
+        XDP_DROP,
+        Action::Drop,
+        Reason::Blocklisted,
+        Class::TcpOther,
+    );
+    h.expect(
+        "port 179 from another source",
+        &session("198.18.1.3", DST4, 40_000, 179),
+        XDP_DROP,
+        Action::Drop,
+        Reason::Blocklisted,
+        Class::TcpOther,
+    );
+}

@@ -151,7 +151,14 @@ pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> Inte
         (_, None) => (None, passes_as),
     };
     let action = match (reason, mode) {
-        (Reason::Clean | Reason::Flow | Reason::Allowlisted | Reason::ModeOff, _)
+        (
+            Reason::Clean
+            | Reason::Flow
+            | Reason::Allowlisted
+            | Reason::BgpSession
+            | Reason::ModeOff,
+            _,
+        )
         | (_, Mode::Off) => Action::Pass,
         (_, Mode::Monitor) => Action::WouldDrop,
         _ => Action::Drop,
@@ -185,6 +192,7 @@ fn stages(c: &Controller, dp: &Dataplane, p: &Probe, packet: &ExplainPacket) -> 
     };
     Ok(vec![
         allowlist(c, packet.source, &p.allow),
+        bgp_session(c, &p.config, packet),
         lockdown,
         blocklist(c, packet.source, &p.block, p.now_ns),
         signatures(dp, &p.config, packet)?,
@@ -218,6 +226,43 @@ fn allowlist(c: &Controller, ip: IpAddr, found: &ListLookup<AllowEntry>) -> Stag
             "skipped: the list summary says no entry, yet the trie holds one (a summary hole)",
         ),
         _ => Stage::new("allowlist", Say::Passes, "no entry"),
+    }
+}
+
+/// A BGP session with a neighbour of escalation's passes before every stage (as BGP_PEERS
+/// holds them: the neighbours the config names, while escalation is on).
+fn bgp_session(c: &Controller, cfg: &Config, packet: &ExplainPacket) -> Stage {
+    let peer = cfg.flags & flags::BGP_PEERS != 0
+        && c.settings
+            .escalation
+            .neighbors
+            .iter()
+            .any(|n| n.address == packet.source);
+    if !peer {
+        return Stage::new("bgp session", Say::Passes, "not a BGP neighbour of Levee's");
+    }
+    let port = filter_common::abi::BGP_PORT;
+    let ports = [packet.sport, packet.dport];
+    match packet.proto {
+        Some(IPPROTO_TCP) if ports.contains(&Some(port)) => Stage::new(
+            "bgp session",
+            Say::Objects(Reason::BgpSession),
+            format!(
+                "Levee's BGP session with {}: no stage may cut it",
+                packet.source
+            ),
+        ),
+        Some(IPPROTO_TCP) if ports.iter().all(Option::is_some) => Stage::new(
+            "bgp session",
+            Say::Passes,
+            format!("a BGP neighbour, but neither port is {port}"),
+        ),
+        Some(IPPROTO_TCP) | None => Stage::new(
+            "bgp session",
+            Say::Depends(vec!["--proto tcp", "--sport", "--dport"], None),
+            format!("a BGP neighbour: its TCP to or from port {port} passes before every stage"),
+        ),
+        Some(_) => Stage::new("bgp session", Say::Passes, "a BGP neighbour, not TCP"),
     }
 }
 

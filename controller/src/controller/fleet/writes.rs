@@ -125,6 +125,26 @@ impl Fleet {
         )
     }
 
+    /// Renews the received rules' lease on every interface, each tried whatever happened
+    /// to the others.
+    pub fn renew_upstream_lease(&mut self) -> Result<()> {
+        let mut failed = None;
+        for iface in &mut self.interfaces {
+            if let Err(e) = iface.dp.renew_upstream_lease() {
+                failed.get_or_insert(e.context(iface.name.clone()));
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Exempts the BGP sessions with `peers` on every interface, all or nothing.
+    pub fn set_bgp_peers(&mut self, peers: &[std::net::IpAddr]) -> Result<()> {
+        self.on_all(
+            |iface| iface.dp.set_bgp_peers(peers),
+            |dp| dp.set_bgp_peers(&[]),
+        )
+    }
+
     /// Replaces the flood signatures on every interface, all or nothing.
     pub fn set_signatures(
         &mut self,
