@@ -113,6 +113,10 @@ pub struct EscalationSettings {
     pub auto_hold: Duration,
     /// Accept FlowSpec rules from the neighbours and enforce them in XDP.
     pub accept_flowspec: bool,
+    /// The shortest destination prefix a received rule may name, IPv4 and IPv6: a rule over
+    /// a wider range is refused, whatever its neighbour.
+    pub received_min_prefix_v4: u8,
+    pub received_min_prefix_v6: u8,
 }
 
 impl Default for EscalationSettings {
@@ -136,6 +140,8 @@ impl Default for EscalationSettings {
             auto_after: Duration::from_secs(10),
             auto_hold: Duration::from_secs(300),
             accept_flowspec: false,
+            received_min_prefix_v4: 24,
+            received_min_prefix_v6: 48,
         }
     }
 }
@@ -161,6 +167,8 @@ pub struct EscalationFile {
     pub auto_after: Option<String>,
     pub auto_hold: Option<String>,
     pub accept_flowspec: Option<bool>,
+    pub received_min_prefix_v4: Option<u8>,
+    pub received_min_prefix_v6: Option<u8>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -276,6 +284,27 @@ pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> 
         out.auto_hold = parse_duration(&t).map_err(field("auto_hold"))?;
     }
     out.accept_flowspec = f.accept_flowspec.unwrap_or(out.accept_flowspec);
+    for (value, slot, max, name) in [
+        (
+            f.received_min_prefix_v4,
+            &mut out.received_min_prefix_v4,
+            32,
+            "received_min_prefix_v4",
+        ),
+        (
+            f.received_min_prefix_v6,
+            &mut out.received_min_prefix_v6,
+            128,
+            "received_min_prefix_v6",
+        ),
+    ] {
+        if let Some(v) = value {
+            if v > max {
+                bail!("field escalation.{name}: {v} is longer than an address (/{max})");
+            }
+            *slot = v;
+        }
+    }
     check(out)
 }
 

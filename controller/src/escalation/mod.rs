@@ -4,6 +4,7 @@
 
 pub mod gobgp;
 pub mod policy;
+pub mod precedence;
 pub mod received;
 pub mod shape;
 pub mod upstream;

@@ -39,6 +39,8 @@ pub enum Outcome {
     Skipped(String),
     /// Not for this host: its destination is outside escalation.protected_prefixes.
     Ignored(String),
+    /// Wider than escalation.received_min_prefix_v4/v6 allows: never enforced, whoever sent it.
+    Refused(String),
 }
 
 fn addr_bytes(net: &IpNet) -> ([u8; 16], [u8; 16]) {
@@ -178,8 +180,16 @@ fn prefix(p: &api::FlowSpecIpPrefix) -> Result<IpNet, String> {
 }
 
 /// What Levee makes of a received FlowSpec path.
-pub fn compile(path: &api::Path, protected: &[IpNet]) -> Outcome {
+pub fn compile(path: &api::Path, protected: &[IpNet], min_prefix: (u8, u8)) -> Outcome {
     match compile_rule(path) {
+        Ok(rule) if rule.dst.prefix_len() < min_len(&rule.dst, min_prefix) => {
+            Outcome::Refused(format!(
+                "{} is wider than /{} (escalation.received_min_prefix_v{})",
+                rule.dst,
+                min_len(&rule.dst, min_prefix),
+                if rule.dst.addr().is_ipv4() { 4 } else { 6 }
+            ))
+        }
         Ok(rule) if protected.iter().any(|p| p.contains(&rule.dst)) => Outcome::Enforced(rule),
         Ok(rule) => Outcome::Ignored(format!(
             "{} is outside escalation.protected_prefixes",
@@ -190,6 +200,11 @@ pub fn compile(path: &api::Path, protected: &[IpNet]) -> Outcome {
         }
         Err(Missing::Exact(why)) => Outcome::Skipped(why),
     }
+}
+
+/// The shortest destination prefix accepted for `dst`'s family.
+fn min_len(dst: &IpNet, (v4, v6): (u8, u8)) -> u8 {
+    if dst.addr().is_ipv4() { v4 } else { v6 }
 }
 
 enum Missing {

@@ -24,13 +24,13 @@ use super::{
     Rule,
     gobgp::{Gobgp, Managed},
     policy::{self, Held},
-    received::{self, EnforcedRule, Outcome},
+    precedence,
+    received::EnforcedRule,
 };
 use crate::{
     config::{EscalationMode, EscalationSettings, escalation::BgpApi},
     metrics::SharedMetrics,
 };
-use filter_common::abi::MAX_UPSTREAM_RULES;
 
 /// How long one call to gobgpd's API may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,8 +99,9 @@ pub struct ReceivedView {
     /// The rule as gobgpd prints it.
     pub rule: String,
     pub neighbor: String,
-    /// enforced, skipped (a component or action Levee cannot enforce exactly) or ignored
-    /// (outside escalation.protected_prefixes).
+    /// enforced, skipped (a component or action Levee cannot enforce exactly, or no room
+    /// left in the program's table), ignored (outside escalation.protected_prefixes) or
+    /// refused (wider than escalation.received_min_prefix_v4/v6).
     pub state: String,
     /// What the program enforces, or why not.
     pub detail: String,
@@ -450,36 +451,14 @@ impl Upstream {
                 return Err(e.context("cannot read the FlowSpec rules the neighbours sent"));
             }
         };
-        let mut enforced = Vec::new();
-        let mut views = Vec::new();
-        for (rule, neighbor, path) in &paths {
-            let (state, detail) = match received::compile(path, &self.settings.protected_prefixes) {
-                Outcome::Enforced(r) if enforced.len() < MAX_UPSTREAM_RULES as usize => {
-                    let shown = r.to_string();
-                    enforced.push(r);
-                    ("enforced", shown)
-                }
-                Outcome::Enforced(_) => (
-                    "skipped",
-                    format!("the program holds {MAX_UPSTREAM_RULES} rules"),
-                ),
-                Outcome::Skipped(why) => ("skipped", why),
-                Outcome::Ignored(why) => ("ignored", why),
-            };
-            views.push(ReceivedView {
-                rule: rule.clone(),
-                neighbor: neighbor.clone(),
-                state: state.into(),
-                detail,
-            });
-        }
+        let (views, mut enforced) = precedence::choose(&paths, &self.settings);
         enforced.sort_by_key(EnforcedRule::precedence);
         for v in views.iter().filter(|v| !self.received.contains(v)) {
             info!(rule = %v.rule, neighbor = %v.neighbor, state = %v.state, detail = %v.detail, "FlowSpec rule received");
         }
         self.received = views;
         self.with_metrics(|m| {
-            for state in ["enforced", "skipped", "ignored"] {
+            for state in ["enforced", "skipped", "ignored", "refused"] {
                 let n = self.received.iter().filter(|v| v.state == state).count();
                 m.upstream_rules
                     .get_or_create(&crate::metrics::StateOnlyLabels {
