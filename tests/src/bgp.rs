@@ -39,6 +39,15 @@ impl Bird {
     /// with traffic-rate 0 (discard), as a route server feeding a fleet would, and the
     /// unicast route 203.0.113.0/24.
     pub fn with_flows(ns: &Netns, dir: &Path, flows: &[&str]) -> Bird {
+        Bird::configured(ns, dir, flows, None)
+    }
+
+    /// [`Bird::with_flows`] with the session's hold time set to `hold_secs` (BGP takes the
+    /// smaller of the two ends', so Levee's side keeps it too; keepalives every third).
+    pub fn configured(ns: &Netns, dir: &Path, flows: &[&str], hold_secs: Option<u32>) -> Bird {
+        let timers = hold_secs.map_or(String::new(), |h| {
+            format!("hold time {h};\n keepalive time {};\n", (h / 3).max(1))
+        });
         let config = dir.join("bird.conf");
         let mut statics = String::new();
         if !flows.is_empty() {
@@ -65,6 +74,7 @@ impl Bird {
                    local {UPSTREAM} as 65000;\n\
                    neighbor {LEVEE_SIDE} as 64512;\n\
                    passive on;\n\
+                   {timers}\
                    ipv4 {{ import all; export {export}; }};\n\
                    flow4 {{ table flowtab4; import all; export {export}; }};\n\
                  }}\n"
@@ -107,6 +117,15 @@ impl Bird {
     /// `birdc show route all PREFIX`, as the operator would read it at the router.
     pub fn show_route(&self, prefix: &str) -> String {
         self.birdc(&["show", "route", "all", prefix])
+    }
+
+    /// The session's line of `birdc show protocols`: its state and since when.
+    pub fn session(&self) -> String {
+        self.birdc(&["show", "protocols", "levee"])
+            .lines()
+            .find(|l| l.starts_with("levee"))
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// What bird offers Levee (its unicast export).

@@ -21,6 +21,7 @@ mod lists;
 mod metrics;
 mod modes;
 mod package;
+mod received;
 mod relay;
 mod reload;
 mod restart;

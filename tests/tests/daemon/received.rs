@@ -1,0 +1,123 @@
+//! Issue 23: FlowSpec rules received from a neighbour cannot hurt the host. A discard over
+//! the /24 Levee's own session address lives in drops everyone else's traffic there but never
+//! the BGP session (its packets pass before every stage); a rule over a /16 is refused; and
+//! once `levee run` is killed, the rules it enforced stop by themselves within their lease,
+//! the program still attached.
+
+use std::{
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use filter_common::abi::{Action, Reason, UPSTREAM_LEASE_NS};
+use levee_tests::{
+    bgp::{ATTACKED, Bird, ESCALATION, wait},
+    daemon::{DaemonLab, packets},
+    netns::{CLIENT_V4, PROTECTED_V4},
+    traffic::{addr, drain, udp_receiver},
+};
+
+/// The session's hold time at bird (BGP takes the smaller end's): three of them pass in the
+/// test while the rule is in force.
+const HOLD_SECS: u32 = 6;
+
+/// Sends one datagram from `src` to the receiver; whether it arrived.
+fn one_datagram(d: &DaemonLab, rx: &std::net::UdpSocket, src: &str) -> bool {
+    d.lab.client.run(|| {
+        let s = std::net::UdpSocket::bind(addr(src, 0)).unwrap();
+        s.send_to(b"x", addr(PROTECTED_V4, 9000)).unwrap();
+    });
+    sleep(Duration::from_millis(100));
+    drain(rx).get(&src.parse().unwrap()).copied().unwrap_or(0) > 0
+}
+
+#[test]
+fn a_received_rule_over_levees_own_address_cannot_cut_its_session() {
+    let mut d = DaemonLab::new();
+    // Levee's session address, 198.18.0.1, is inside both.
+    let bird = Bird::configured(
+        &d.lab.client,
+        &d.dir,
+        &["dst 198.18.0.0/24;", "dst 198.18.0.0/16;"],
+        Some(HOLD_SECS),
+    );
+    d.write_config(&format!(
+        "mode = \"enforce\"\n{ESCALATION}accept_flowspec = true\n"
+    ));
+    d.start();
+    let read = || d.cli_ok(&["escalate", "list", "--received", "--json"]);
+    let shown = wait(60, read, |s| {
+        s.contains("\"enforced\"") && s.contains("\"refused\"")
+    });
+    let received: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let state = |dst: &str| {
+        received
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"].as_str().unwrap().contains(dst))
+            .map(|r| (r["state"].to_string(), r["detail"].to_string()))
+            .unwrap_or_else(|| panic!("no rule for {dst}: {shown}"))
+    };
+    let (wide, why) = state("198.18.0.0/16");
+    assert_eq!(wide, "\"refused\"", "{why}");
+    assert!(why.contains("received_min_prefix_v4"), "{why}");
+    assert_eq!(state("198.18.0.0/24").0, "\"enforced\"", "{shown}");
+    let session = bird.session();
+    assert!(session.contains("Established"), "{session}");
+
+    // Everyone else's traffic to the /24 is dropped by the rule.
+    // (The link's neighbours are resolved already: the session runs over it.)
+    let rx = udp_receiver(&d.lab.protected, PROTECTED_V4, 9000);
+    let before = packets(&d.stats(), Action::Drop, Some(Reason::UpstreamRule));
+    assert!(!one_datagram(&d, &rx, CLIENT_V4[1]), "dropped by the rule");
+    let after = packets(&d.stats(), Action::Drop, Some(Reason::UpstreamRule));
+    assert!(after > before, "counted as upstream_rule");
+
+    // An RTBH announced while the rule is in force reaches the upstream within 5 s.
+    d.cli_ok(&["escalate", "rtbh", ATTACKED]);
+    let route = bird.wait_route(&format!("{ATTACKED}/32"), 5, |s| s.contains("(65535,666)"));
+    assert!(
+        route.contains("(65535,666)"),
+        "the RTBH reached bird: {route}"
+    );
+
+    // Three hold times pass; the session never drops (the same "since" throughout).
+    let since = |line: &str| {
+        line.split_whitespace()
+            .nth(4)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = since(&session);
+    let end = Instant::now() + Duration::from_secs(u64::from(3 * HOLD_SECS) + 1);
+    while Instant::now() < end {
+        let now = bird.session();
+        assert!(now.contains("Established"), "the session stays up: {now}");
+        assert_eq!(since(&now), first, "and never restarted: {now}");
+        sleep(Duration::from_millis(500));
+    }
+    let kept = packets(&d.stats(), Action::Pass, Some(Reason::BgpSession));
+    assert!(kept > 0, "the session's packets passed as bgp_session");
+
+    // Levee is killed: the program stays attached, and the rule stops within its lease.
+    d.signal(libc::SIGKILL);
+    d.reap();
+    let killed = Instant::now();
+    let lease = Duration::from_nanos(UPSTREAM_LEASE_NS);
+    let mut passed = false;
+    while !passed && killed.elapsed() < lease + Duration::from_secs(5) {
+        passed = one_datagram(&d, &rx, CLIENT_V4[1]);
+    }
+    let took = killed.elapsed();
+    eprintln!("after kill -9 the received rule stopped in {took:?} (lease {lease:?})");
+    assert!(
+        passed,
+        "the rule stopped within its lease: not after {took:?}"
+    );
+    assert!(
+        took <= lease + Duration::from_secs(2),
+        "within the lease: {took:?}"
+    );
+    assert!(d.xdp_attached(), "the program is still attached");
+}
