@@ -156,35 +156,7 @@ pub enum Command {
     /// Write the first bytes of the packets the filter judges to a pcapng file (-w FILE) or
     /// to standard output (-w -, for `| tcpdump -r -` or Wireshark), each with its verdict as
     /// a comment. The kernel copies at most --budget packets a second per CPU.
-    Capture {
-        /// Only packets with this reason (repeat for several), e.g. source_penalty.
-        #[arg(long = "reason", value_name = "REASON", value_parser = reason)]
-        reasons: Vec<filter_common::abi::Reason>,
-        /// Only packets from this prefix.
-        #[arg(long, value_name = "CIDR", value_parser = cidr)]
-        source: Option<IpNet>,
-        /// Only packets of this class (repeat for several): tcp_syn, tcp_other, udp, icmp, other.
-        #[arg(long = "class", value_name = "CLASS", value_parser = class)]
-        classes: Vec<Class>,
-        /// Only packets given this action (repeat for several): drop, pass, would_drop.
-        #[arg(long = "action", value_name = "ACTION", value_parser = action)]
-        actions: Vec<filter_common::abi::Action>,
-        /// Stop after this many packets.
-        #[arg(long, value_name = "N")]
-        count: Option<u64>,
-        /// Stop after this long.
-        #[arg(long, value_name = "TIME", value_parser = duration, default_value = "30s")]
-        duration: Duration,
-        /// Bytes kept of each packet (at most 256).
-        #[arg(long, value_name = "BYTES", default_value_t = crate::capture::DEFAULT_SNAPLEN)]
-        snaplen: u32,
-        /// Packets copied a second per CPU, at most; the rest are counted, not copied.
-        #[arg(long, value_name = "N", default_value_t = crate::capture::DEFAULT_BUDGET)]
-        budget: u32,
-        /// The pcapng file to write, or - for standard output.
-        #[arg(short = 'w', value_name = "FILE")]
-        write: PathBuf,
-    },
+    Capture(capture::CaptureArgs),
     /// Check a config file as `levee run` and a reload would read it (the file, then its list
     /// files), without touching the daemon: exit 0, or one line naming the field and line.
     CheckConfig {
@@ -556,29 +528,7 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         }
         Command::Escalate(c) => escalate(socket, c, out),
         Command::Signatures(c) => signatures::run(socket, c, out),
-        Command::Capture {
-            reasons,
-            source,
-            classes,
-            actions,
-            count,
-            duration,
-            snaplen,
-            budget,
-            write,
-        } => {
-            let spec = crate::capture::CaptureSpec {
-                reasons,
-                actions,
-                classes,
-                source,
-                count,
-                duration,
-                snaplen,
-                budget,
-            };
-            capture::capture(socket, spec, &write)
-        }
+        Command::Capture(args) => capture::capture(socket, args),
         Command::Explain {
             source,
             dst,

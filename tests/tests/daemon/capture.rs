@@ -278,10 +278,46 @@ fn a_client_that_leaves_ends_the_capture_and_bad_options_are_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{a:?}: {err}");
     }
+    // The file: an existing one is refused (untouched) unless --force, a symlink always.
+    let existing = d.dir.join("existing.pcapng");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let link = d.dir.join("link.pcapng");
+    std::os::unix::fs::symlink(&existing, &link).unwrap();
+    for (path, force, needle) in [
+        (
+            &existing,
+            false,
+            "exists: refusing to overwrite it (--force overwrites)",
+        ),
+        (&link, false, "is a symlink"),
+        (&link, true, "is a symlink"),
+    ] {
+        let mut a = vec!["capture", "--duration", "1s", "-w", path.to_str().unwrap()];
+        if force {
+            a.push("--force");
+        }
+        let out = d.cli(&a);
+        assert!(!out.status.success(), "{a:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{a:?}: {err}");
+        assert_eq!(std::fs::read(&existing).unwrap(), b"keep me", "{a:?}");
+    }
     assert_eq!(
         d.log().matches("capture started").count(),
         2,
         "a refused capture started"
+    );
+    let forced = ["capture", "--duration", "1s", "--force", "-w"];
+    let out = d.cli(&[&forced[..], &[existing.to_str().unwrap()]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read(&existing).unwrap();
+    assert!(
+        written.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]),
+        "pcapng, from the start"
     );
     // Levee stopping ends a capture, and says so.
     let capture = start_capture(&d, &["--duration", "1h", "-w", "/dev/null"]);
