@@ -27,13 +27,13 @@ fn promtool(args: &[&str]) -> String {
 #[test]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     let check = promtool(&["check", "rules", "levee-alerts.yml"]);
-    assert!(check.contains("SUCCESS: 6 rules found"), "{check}");
+    assert!(check.contains("SUCCESS: 7 rules found"), "{check}");
     let test = promtool(&["test", "rules", "levee-alerts.test.yml"]);
     assert!(test.contains("SUCCESS"), "{test}");
 }
 
 /// Metric names the daemon exports (see controller/src/metrics.rs).
-const EXPORTED: [&str; 20] = [
+const EXPORTED: [&str; 21] = [
     "levee_tracked_sources",
     "levee_tracked_sources_capacity",
     "levee_packets_total",
@@ -53,6 +53,7 @@ const EXPORTED: [&str; 20] = [
     "levee_events_lost_total",
     "levee_state_write_errors_total",
     "levee_kernel_setting_changes_total",
+    "levee_escalation_withdrawals_pending",
     "up",
 ];
 

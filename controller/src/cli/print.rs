@@ -254,11 +254,23 @@ impl Print for crate::escalation::upstream::EscalationsView {
             "{:>4} {:<10} {:>8}  {:<9} RULE",
             "ID", "BY", "TTL", "IN RIB"
         )?;
+        if let Some(e) = &self.rib_error {
+            writeln!(out, "{e}: the rules as Levee holds them")?;
+        }
         for r in &self.rules {
-            let in_rib = if r.in_rib.is_some() { "yes" } else { "MISSING" };
+            let in_rib = match (&r.in_rib, &self.rib_error) {
+                (_, Some(_)) => "UNKNOWN",
+                (Some(_), None) => "yes",
+                (None, None) => "MISSING",
+            };
+            let pending = if r.withdraw_pending {
+                " (withdraw pending)"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "{:>4} {:<10} {:>7}s  {:<9} {}",
+                "{:>4} {:<10} {:>7}s  {:<9} {}{pending}",
                 r.id,
                 r.by.name(),
                 r.ttl_left_secs,

@@ -8,6 +8,8 @@ pub mod precedence;
 pub mod received;
 pub mod shape;
 pub mod upstream;
+pub mod views;
+pub mod withdrawer;
 
 use std::{fmt, net::IpAddr};
 

@@ -50,6 +50,7 @@ pub struct Metrics {
     pub escalation_refused: Counter,
     pub escalation_errors: Counter,
     pub escalation_speaker_up: Gauge,
+    pub escalation_withdrawals_pending: Gauge,
     pub upstream_rules: Family<StateOnlyLabels, Gauge>,
     pub kernel_setting_changes: Family<SettingLabels, Counter>,
     pub services_left_out: Gauge,
@@ -97,6 +98,7 @@ impl Metrics {
             escalation_refused: Counter::default(),
             escalation_errors: Counter::default(),
             escalation_speaker_up: Gauge::default(),
+            escalation_withdrawals_pending: Gauge::default(),
             upstream_rules: Family::default(),
             kernel_setting_changes: Family::default(),
             services_left_out: Gauge::default(),
@@ -276,6 +278,11 @@ impl Metrics {
             "escalation_speaker_up",
             "1 while the BGP daemon carrying escalations answers (mode on)",
             m.escalation_speaker_up.clone(),
+        );
+        registry.register(
+            "escalation_withdrawals_pending",
+            "Rules whose withdrawal gobgpd has not confirmed yet (retried until it does)",
+            m.escalation_withdrawals_pending.clone(),
         );
         registry.register(
             "upstream_rules",

@@ -152,7 +152,9 @@ fn escalations_reach_the_upstream_expire_and_leave_with_levee() {
     let flows = bird.wait_flows(25, |s| !s.contains(PREFIX));
     assert!(!flows.contains(PREFIX), "expired at the upstream: {flows}");
     assert!(has_blackhole(&bird.show_route(PREFIX)));
-    assert!(d.log().contains("why=\"ttl\""), "{}", d.log());
+    // Confirmed by the withdrawal thread, taken into the books at the next tick.
+    let logged = wait(3, || d.log(), |l| l.contains("why=\"ttl\""));
+    assert!(logged.contains("why=\"ttl\""), "{logged}");
 
     assert!(d.stop(), "clean exit: {}", d.log());
     let shown = bird.wait_route(PREFIX, 20, |s| !s.contains(PREFIX));
@@ -200,6 +202,59 @@ fn kill_9_of_gobgpd_or_levee_leaves_nothing_upstream() {
         state.is_empty() || state == "Z",
         "the managed gobgpd died with Levee: {state}"
     );
+}
+
+/// Issue 23: a withdrawal counts only when gobgpd confirms it. With Levee's gobgpd stopped
+/// (SIGSTOP), `levee escalate withdraw --all` says the withdrawal is pending and exits 1; the
+/// rule stays in `levee escalate list` (withdraw pending) and at the upstream. After SIGCONT
+/// the retry withdraws it: gone at bird, and only then out of the list.
+#[test]
+fn a_withdrawal_counts_only_when_gobgpd_confirms_it() {
+    let (d, bird) = with_bird("");
+    d.cli_ok(&["escalate", "rtbh", ATTACKED]);
+    assert!(has_blackhole(&bird.wait_route(PREFIX, 60, has_blackhole)));
+    let gobgpd = gobgpd_pid(&d);
+    // SAFETY: kill(2) of the daemon's child.
+    unsafe { libc::kill(gobgpd, libc::SIGSTOP) };
+    let out = d.cli(&["escalate", "withdraw", "--all"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "not done, not exit 0: {err}");
+    assert!(err.contains("withdraw pending"), "{err}");
+    let list = d.cli_json(&["escalate", "list"]);
+    assert_eq!(list["rules"][0]["withdraw_pending"], true, "{list}");
+    assert!(
+        list["rib_error"].is_string(),
+        "the RIB cannot be read: {list}"
+    );
+    sleep(Duration::from_secs(3));
+    assert!(
+        has_blackhole(&bird.show_route(PREFIX)),
+        "still announced while gobgpd is stopped"
+    );
+    assert_eq!(d.cli_json(&["escalate", "list"])["rules"][0]["id"], 1);
+    // SAFETY: as above.
+    unsafe { libc::kill(gobgpd, libc::SIGCONT) };
+    // Out of the list only once gone at the upstream.
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = !d.cli_json(&["escalate", "list"])["rules"]
+            .as_array()
+            .unwrap()
+            .is_empty();
+        let upstream = has_blackhole(&bird.show_route(PREFIX));
+        if !listed {
+            assert!(!upstream, "out of the list while still at the upstream");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "never withdrawn after SIGCONT: {}",
+            d.log()
+        );
+        sleep(Duration::from_millis(200));
+    }
+    assert!(d.log().contains("withdraw pending"), "the log says so");
+    assert!(d.log().contains("withdrawn upstream"));
 }
 
 /// Each "never" is refused with one line, and nothing reaches the upstream; --dry-run

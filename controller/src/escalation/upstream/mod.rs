@@ -6,7 +6,9 @@
 //!
 //! gobgpd's API is async; the controller is not. Each call runs to completion on a small
 //! runtime of this module's own, bounded by [`CALL_TIMEOUT`], so a stuck gobgpd costs the
-//! controller seconds, never its loop.
+//! controller seconds, never its loop. Withdrawals run on a thread of their own
+//! ([`Withdrawer`]) and count only once gobgpd confirms them: until then a rule stays in the
+//! books as `withdraw pending`.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -17,42 +19,28 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow};
-use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
+pub use super::views::{EscalationsView, Origin, ReceivedView, RuleView};
 use super::{
     Rule,
     gobgp::{Gobgp, Managed},
     policy::{self, Held},
     precedence,
     received::EnforcedRule,
+    withdrawer::Withdrawer,
 };
 use crate::{
     config::{EscalationMode, EscalationSettings, escalation::BgpApi},
     metrics::SharedMetrics,
 };
 
+mod withdraw;
+
 /// How long one call to gobgpd's API may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the RIB is read back and compared with the rules held.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
-
-/// Who asked for a rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    Operator,
-    Detection,
-}
-
-impl Origin {
-    pub fn name(self) -> &'static str {
-        match self {
-            Origin::Operator => "operator",
-            Origin::Detection => "detection",
-        }
-    }
-}
 
 /// A rule announced now.
 #[derive(Clone, Debug)]
@@ -62,49 +50,10 @@ pub struct Active {
     pub expires: Instant,
     /// gobgpd's id of the path.
     uuid: Vec<u8>,
-}
-
-/// One rule as `levee escalate` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RuleView {
-    /// 0 for a dry run (nothing is held).
-    pub id: u32,
-    pub rule: Rule,
-    pub by: Origin,
-    pub ttl_left_secs: u64,
-    /// The rule as gobgpd's RIB holds it, read back; None when it is not there.
-    #[serde(default)]
-    pub in_rib: Option<String>,
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// `levee escalate list`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EscalationsView {
-    pub mode: String,
-    /// Which gobgpd carries the rules.
-    pub speaker: String,
-    pub rules: Vec<RuleView>,
-    /// Paths marked as Levee's in the RIB that no rule holds (withdrawn at the next check).
-    pub stray: Vec<String>,
-    /// FlowSpec rules received from the neighbours (escalation.accept_flowspec), as last read.
-    #[serde(default)]
-    pub received: Vec<ReceivedView>,
-}
-
-/// A FlowSpec rule a neighbour sent, and what Levee made of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceivedView {
-    /// The rule as gobgpd prints it.
-    pub rule: String,
-    pub neighbor: String,
-    /// enforced, skipped (a component or action Levee cannot enforce exactly, or no room
-    /// left in the program's table), ignored (outside escalation.protected_prefixes) or
-    /// refused (wider than escalation.received_min_prefix_v4/v6).
-    pub state: String,
-    /// What the program enforces, or why not.
-    pub detail: String,
+    /// Being withdrawn (and why), not yet confirmed.
+    withdrawing: Option<&'static str>,
+    /// Tries of its withdrawal that failed (the first is logged as an error).
+    failures: u32,
 }
 
 /// The gobgpd carrying the rules, and Levee's connection to it.
@@ -119,6 +68,8 @@ pub struct Upstream {
     runtime: tokio::runtime::Runtime,
     /// None in dry-run mode: nothing is started and nothing announced.
     speaker: Option<Speaker>,
+    /// Withdraws on a thread of its own (with the speaker).
+    withdrawer: Option<Withdrawer>,
     /// Where a managed gobgpd keeps its config and API socket.
     dir: PathBuf,
     rules: BTreeMap<u32, Active>,
@@ -163,6 +114,7 @@ impl Upstream {
             settings: settings.clone(),
             runtime,
             speaker: None,
+            withdrawer: None,
             dir: dir.to_path_buf(),
             rules: BTreeMap::new(),
             next_id: 1,
@@ -181,6 +133,11 @@ impl Upstream {
             if stale > 0 {
                 warn!(paths = stale, "withdrew paths an earlier run of Levee left");
             }
+            let api = match &speaker.managed {
+                Some(m) => m.api(),
+                None => settings.api.clone(),
+            };
+            upstream.withdrawer = Some(Withdrawer::start(api, settings.asn)?);
         }
         info!(
             mode = settings.mode.name(),
@@ -230,7 +187,7 @@ impl Upstream {
     /// rules every second while their attack lasts). False when the rule is gone (withdrawn
     /// by the operator, or expired).
     pub fn keep(&mut self, id: u32, ttl: Duration) -> bool {
-        let Some(a) = self.rules.get_mut(&id) else {
+        let Some(a) = self.rules.get_mut(&id).filter(|a| a.withdrawing.is_none()) else {
             return false;
         };
         a.expires = a.expires.max(Instant::now() + ttl);
@@ -261,7 +218,11 @@ impl Upstream {
             self.recent.pop_front();
         }
         let ttl = ttl.unwrap_or(self.settings.default_ttl);
-        if let Some((&id, _)) = self.rules.iter().find(|(_, a)| a.rule == rule) {
+        if let Some((&id, _)) = self
+            .rules
+            .iter()
+            .find(|(_, a)| a.rule == rule && a.withdrawing.is_none())
+        {
             // Checked as a new rule would be, without counting itself against the limits.
             policy::check(
                 &rule,
@@ -312,6 +273,8 @@ impl Upstream {
                 by,
                 expires: Instant::now() + ttl,
                 uuid,
+                withdrawing: None,
+                failures: 0,
             },
         );
         self.update_gauges();
@@ -326,6 +289,7 @@ impl Upstream {
             by,
             ttl_left_secs: ttl.as_secs(),
             in_rib: None,
+            withdraw_pending: false,
             dry_run: true,
         }
     }
@@ -343,64 +307,9 @@ impl Upstream {
                 .as_millis()
                 .div_ceil(1000) as u64,
             in_rib,
+            withdraw_pending: a.withdrawing.is_some(),
             dry_run: false,
         }
-    }
-
-    /// Withdraws rule `id` (`why` is logged and counted); with `dry_run` only says what would
-    /// go. A failure leaves the rule held (its expiry retries).
-    pub fn withdraw(&mut self, id: u32, why: &'static str, dry_run: bool) -> Result<RuleView> {
-        if !self.rules.contains_key(&id) {
-            anyhow::bail!("no escalation rule #{id} (see levee escalate list)");
-        }
-        let mut view = self.view(id, None);
-        if dry_run || self.speaker.is_none() {
-            info!(id, rule = %view.rule, "dry-run: would withdraw");
-            view.dry_run = true;
-            return Ok(view);
-        }
-        let speaker = self.speaker.as_mut().expect("checked");
-        let uuid = self.rules[&id].uuid.clone();
-        if let Err(e) = call(&self.runtime, speaker.api.delete(&uuid)) {
-            // gobgpd may no longer know the path (it was started again): gone is gone.
-            let owned = call(&self.runtime, speaker.api.owned_paths());
-            if owned.is_ok_and(|o| o.iter().any(|p| p.id == id)) {
-                self.count_error();
-                return Err(e);
-            }
-        }
-        let active = self.rules.remove(&id).expect("checked");
-        info!(id, rule = %active.rule, why, "withdrawn upstream");
-        self.with_metrics(|m| {
-            m.escalation_withdrawals
-                .get_or_create(&m_labels(&active.rule, why))
-                .inc();
-        });
-        self.update_gauges();
-        Ok(view)
-    }
-
-    /// Withdraws every rule, each tried whatever happened to the others; returns those
-    /// withdrawn, or an error naming how many stay.
-    pub fn withdraw_all(&mut self, why: &'static str, dry_run: bool) -> Result<Vec<RuleView>> {
-        let ids: Vec<u32> = self.rules.keys().copied().collect();
-        let mut gone = Vec::new();
-        let mut failed = Vec::new();
-        for id in ids {
-            match self.withdraw(id, why, dry_run) {
-                Ok(v) => gone.push(v),
-                Err(e) => failed.push(format!("#{id}: {e:#}")),
-            }
-        }
-        if !failed.is_empty() {
-            anyhow::bail!(
-                "{} rule(s) could not be withdrawn ({}); {} withdrawn",
-                failed.len(),
-                failed.join("; "),
-                gone.len()
-            );
-        }
-        Ok(gone)
     }
 
     /// What gobgpd's RIB holds of Levee's, joined with the rules held.
@@ -413,8 +322,14 @@ impl Upstream {
         let Some(speaker) = self.speaker.as_mut() else {
             return Ok(view);
         };
-        let owned =
-            call(&self.runtime, speaker.api.owned_paths()).context("cannot read gobgpd's RIB")?;
+        // A RIB that cannot be read leaves the books to show, saying so.
+        let owned = match call(&self.runtime, speaker.api.owned_paths()) {
+            Ok(owned) => owned,
+            Err(e) => {
+                view.rib_error = Some(format!("cannot read gobgpd's RIB: {e:#}"));
+                Vec::new()
+            }
+        };
         for id in self.rules.keys() {
             let in_rib = owned.iter().find(|o| o.id == *id).map(|o| o.prefix.clone());
             view.rules.push(self.view(*id, in_rib));
@@ -511,17 +426,24 @@ impl Upstream {
                 }
             }
         }
+        for outcome in self
+            .withdrawer
+            .as_ref()
+            .map(Withdrawer::outcomes)
+            .unwrap_or_default()
+        {
+            self.settle(outcome);
+        }
         let now = Instant::now();
         let due: Vec<u32> = self
             .rules
             .iter()
-            .filter(|(_, a)| a.expires <= now)
+            .filter(|(_, a)| a.expires <= now && a.withdrawing.is_none())
             .map(|(id, _)| *id)
             .collect();
+        // Handed to the withdrawer: the tick never waits on gobgpd for them.
         for id in due {
-            if let Err(e) = self.withdraw(id, "ttl", false) {
-                error!(id, "cannot withdraw an expired rule, trying again: {e:#}");
-            }
+            self.begin_withdraw(id, "ttl");
         }
         if now >= self.next_reconcile {
             self.next_reconcile = now + RECONCILE_EVERY;
@@ -549,8 +471,11 @@ impl Upstream {
         }
         let now = Instant::now();
         for (id, active) in self.rules.iter_mut() {
-            // An expired rule is withdrawn by the tick, never announced again.
-            if active.expires <= now || owned.iter().any(|o| o.id == *id) {
+            // An expired rule, or one being withdrawn, is never announced again.
+            if active.expires <= now
+                || active.withdrawing.is_some()
+                || owned.iter().any(|o| o.id == *id)
+            {
                 continue;
             }
             warn!(id, rule = %active.rule, "missing in gobgpd's RIB: announced again");
@@ -560,19 +485,6 @@ impl Upstream {
             )?;
         }
         Ok(())
-    }
-
-    /// Withdraws every rule before Levee exits (a managed gobgpd is then stopped too).
-    pub fn stop(&mut self) {
-        if self.rules.is_empty() {
-            return;
-        }
-        match self.withdraw_all("stop", false) {
-            Ok(gone) => info!(rules = gone.len(), "escalation rules withdrawn at stop"),
-            Err(e) => error!(
-                "cannot withdraw every escalation rule at stop: {e:#}; a managed gobgpd takes them with it, an operator's keeps them until Levee's next start"
-            ),
-        }
     }
 
     fn with_metrics(&self, f: impl FnOnce(&mut crate::metrics::Metrics)) {
@@ -589,7 +501,13 @@ impl Upstream {
                 .count()
         };
         let (rtbh, flowspec) = (count("rtbh") as i64, count("flowspec") as i64);
+        let pending = self
+            .rules
+            .values()
+            .filter(|a| a.withdrawing.is_some())
+            .count();
         self.with_metrics(|m| {
+            m.escalation_withdrawals_pending.set(pending as i64);
             for (kind, n) in [("rtbh", rtbh), ("flowspec", flowspec)] {
                 m.escalations_active
                     .get_or_create(&crate::metrics::KindLabels { kind: kind.into() })

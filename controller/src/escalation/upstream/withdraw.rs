@@ -1,0 +1,149 @@
+//! Withdrawing the rules Levee announced: each counts only once gobgpd confirms it
+//! ([`Withdrawer`]); until then the rule stays in the books as `withdraw pending`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use tracing::{error, info};
+
+use super::{RuleView, Upstream, m_labels};
+use crate::escalation::withdrawer::Outcome;
+
+/// How long `levee escalate withdraw` waits for gobgpd to confirm before it answers that
+/// the withdrawal is pending.
+const CONFIRM_WAIT: Duration = Duration::from_secs(2);
+/// How long a stop waits for the last withdrawals to be confirmed.
+const STOP_WAIT: Duration = Duration::from_secs(8);
+
+impl Upstream {
+    /// Withdraws rule `id` (`why` is logged and counted); with `dry_run` only says what would
+    /// go. Done only once gobgpd confirms it, within [`CONFIRM_WAIT`]; otherwise an error
+    /// says it is pending, and it is retried until confirmed.
+    pub fn withdraw(&mut self, id: u32, why: &'static str, dry_run: bool) -> Result<RuleView> {
+        if !self.rules.contains_key(&id) {
+            anyhow::bail!("no escalation rule #{id} (see levee escalate list)");
+        }
+        let mut view = self.view(id, None);
+        if dry_run || self.withdrawer.is_none() {
+            info!(id, rule = %view.rule, "dry-run: would withdraw");
+            view.dry_run = true;
+            return Ok(view);
+        }
+        self.begin_withdraw(id, why);
+        match self.confirm(&[id], CONFIRM_WAIT).as_slice() {
+            [] => Ok(view),
+            _ => Err(self.pending_error(&[id])),
+        }
+    }
+
+    /// Withdraws every rule; returns them once gobgpd confirmed them all, or an error naming
+    /// those pending (retried until confirmed).
+    pub fn withdraw_all(&mut self, why: &'static str, dry_run: bool) -> Result<Vec<RuleView>> {
+        let ids: Vec<u32> = self.rules.keys().copied().collect();
+        if dry_run || self.withdrawer.is_none() {
+            return ids.iter().map(|id| self.withdraw(*id, why, true)).collect();
+        }
+        let views: Vec<RuleView> = ids.iter().map(|id| self.view(*id, None)).collect();
+        for id in &ids {
+            self.begin_withdraw(*id, why);
+        }
+        let pending = self.confirm(&ids, CONFIRM_WAIT);
+        if !pending.is_empty() {
+            return Err(self.pending_error(&pending));
+        }
+        Ok(views)
+    }
+
+    /// Hands rule `id`'s withdrawal to the withdrawer (once).
+    pub(super) fn begin_withdraw(&mut self, id: u32, why: &'static str) {
+        let (Some(w), Some(a)) = (&self.withdrawer, self.rules.get_mut(&id)) else {
+            return;
+        };
+        if a.withdrawing.is_none() {
+            a.withdrawing = Some(why);
+            w.withdraw(id, a.uuid.clone());
+        }
+        self.update_gauges();
+    }
+
+    /// Takes the withdrawer's outcomes until none of `ids` is pending or `within` passed;
+    /// returns those still pending.
+    fn confirm(&mut self, ids: &[u32], within: Duration) -> Vec<u32> {
+        let deadline = Instant::now() + within;
+        loop {
+            let pending: Vec<u32> = ids
+                .iter()
+                .copied()
+                .filter(|id| self.rules.contains_key(id))
+                .collect();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if pending.is_empty() || left.is_zero() {
+                return pending;
+            }
+            if let Some(outcome) = self.withdrawer.as_ref().and_then(|w| w.next(left)) {
+                self.settle(outcome);
+            }
+        }
+    }
+
+    fn pending_error(&self, ids: &[u32]) -> anyhow::Error {
+        let named: Vec<String> = ids
+            .iter()
+            .filter_map(|id| self.rules.get(id).map(|a| format!("#{id} {}", a.rule)))
+            .collect();
+        anyhow!(
+            "withdraw pending for {}: gobgpd has not confirmed it; Levee retries until it does (levee escalate list shows it)",
+            named.join(", ")
+        )
+    }
+
+    /// One outcome of the withdrawer: a confirmed rule leaves the books.
+    pub(super) fn settle(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Withdrawn(id) => {
+                let Some(active) = self.rules.remove(&id) else {
+                    return;
+                };
+                let why = active.withdrawing.unwrap_or("operator");
+                info!(id, rule = %active.rule, why, "withdrawn upstream");
+                self.with_metrics(|m| {
+                    m.escalation_withdrawals
+                        .get_or_create(&m_labels(&active.rule, why))
+                        .inc();
+                });
+            }
+            Outcome::Failed { id, error } => {
+                self.count_error();
+                let Some(a) = self.rules.get_mut(&id) else {
+                    return;
+                };
+                a.failures += 1;
+                if a.failures == 1 {
+                    error!(id, rule = %a.rule, "withdraw pending: {error}; retrying until gobgpd confirms");
+                }
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// Withdraws every rule before Levee exits (a managed gobgpd is then stopped too),
+    /// waiting at most [`STOP_WAIT`] for gobgpd to confirm; says which it could not.
+    pub fn stop(&mut self) {
+        if self.rules.is_empty() || self.withdrawer.is_none() {
+            return;
+        }
+        let ids: Vec<u32> = self.rules.keys().copied().collect();
+        for id in &ids {
+            self.begin_withdraw(*id, "stop");
+        }
+        let pending = self.confirm(&ids, STOP_WAIT);
+        if pending.is_empty() {
+            info!(rules = ids.len(), "escalation rules withdrawn at stop");
+        } else {
+            error!(
+                "{}; a managed gobgpd takes them with it, an operator's keeps them until Levee's next start",
+                self.pending_error(&pending)
+            );
+        }
+    }
+}
