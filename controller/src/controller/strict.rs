@@ -67,6 +67,8 @@ impl StrictState {
     pub fn set_kernel(&mut self, settings: &StrictSettings, inherited: &[Changed]) -> Result<()> {
         if settings.mode != StrictMode::Off {
             self.kernel = Some(KernelSettings::apply(inherited)?);
+        } else {
+            KernelSettings::put_back(inherited);
         }
         Ok(())
     }

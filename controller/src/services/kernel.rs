@@ -76,12 +76,9 @@ impl KernelSettings {
     /// Sets what the SYN cookies need; each change is logged. `inherited`: what an earlier run
     /// changed and never put back, taken over where the setting still holds that run's value.
     pub fn apply(inherited: &[Changed]) -> Result<KernelSettings> {
-        let mut k = KernelSettings::default();
-        for c in inherited {
-            if OWNED.contains(&c.name.as_str()) && read(&c.name).is_ok_and(|v| v == c.set) {
-                info!(setting = %format!("net.{}", c.name), was = %c.was, "kernel setting left by an earlier run; put back at stop");
-                k.changed.push(c.clone());
-            }
+        let mut k = KernelSettings::inherit(inherited);
+        for c in &k.changed {
+            info!(setting = %format!("net.{}", c.name), was = %c.was, "kernel setting left by an earlier run; put back at stop");
         }
         for name in OWNED {
             if let Some((old, new)) = k.set(name)? {
@@ -89,6 +86,28 @@ impl KernelSettings {
             }
         }
         Ok(k)
+    }
+
+    /// Puts back at once what an earlier run changed and never put back (a crash), for a
+    /// start that owns no setting (strict off): nothing outlives the run that changed it.
+    pub fn put_back(inherited: &[Changed]) {
+        let mut k = KernelSettings::inherit(inherited);
+        for c in &k.changed {
+            info!(setting = %format!("net.{}", c.name), was = %c.was, "kernel setting left by an earlier run; put back now (strict is off)");
+        }
+        k.restore();
+    }
+
+    /// What an earlier run changed, where the setting still holds that run's value.
+    fn inherit(inherited: &[Changed]) -> KernelSettings {
+        KernelSettings {
+            changed: inherited
+                .iter()
+                .filter(|c| OWNED.contains(&c.name.as_str()))
+                .filter(|c| read(&c.name).is_ok_and(|v| v == c.set))
+                .cloned()
+                .collect(),
+        }
     }
 
     /// Gives `name` the value it must have now; returns (found, set) if it changed it. The

@@ -60,7 +60,8 @@ fn an_owned_setting_changed_behind_levees_back_is_put_back_and_counted() {
 }
 
 /// A run killed with SIGKILL leaves `tcp_syncookies` at 2; the next run takes the original
-/// over from the state file, and its stop puts 1 back.
+/// over from the state file, and its stop puts 1 back. Killed again, the next run has strict
+/// off: it owns no setting, and puts the originals back at start.
 #[test]
 fn a_crashed_runs_kernel_settings_are_put_back_by_the_next_stop() {
     let mut d = DaemonLab::new();
@@ -84,6 +85,25 @@ fn a_crashed_runs_kernel_settings_are_put_back_by_the_next_stop() {
     );
     assert!(d.stop());
     assert_eq!(sysctl(&d, "tcp_syncookies"), "1", "{}", d.log());
+
+    d.start();
+    d.signal(libc::SIGKILL);
+    d.reap();
+    assert_eq!(sysctl(&d, "tcp_timestamps"), "2", "nobody put it back");
+    d.write_config("mode = \"enforce\"\n[strict]\nmode = \"off\"");
+    d.start();
+    assert_eq!(
+        sysctl(&d, "tcp_syncookies"),
+        "1",
+        "put back at start: {}",
+        d.log()
+    );
+    assert_eq!(sysctl(&d, "tcp_timestamps"), "1", "{}", d.log());
+    assert!(
+        d.log().contains("put back now (strict is off)"),
+        "{}",
+        d.log()
+    );
 }
 
 /// `tcp_syncookies` set to 0 behind Levee's back, then at once 200,000 random-source SYNs to a
