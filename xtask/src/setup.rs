@@ -43,7 +43,31 @@ pub fn run() -> Result<()> {
     ensure_bpf_linker()?;
     ensure_debian_tools()?;
     ensure_cargo_deb()?;
+    ensure_bgp_user()?;
     Ok(())
+}
+
+/// The user the managed gobgpd runs as (escalation.bgp_user's default), as the package's
+/// postinst makes it.
+fn ensure_bgp_user() -> Result<()> {
+    let exists = Command::new("getent")
+        .args(["passwd", "levee-bgp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if exists {
+        return Ok(());
+    }
+    eprintln!("setup: adding the system user levee-bgp (the managed gobgpd runs as it)");
+    run_cmd(Command::new("useradd").args([
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/usr/sbin/nologin",
+        "levee-bgp",
+    ]))
 }
 
 /// cargo-deb, which `cargo xtask package` (and so `cargo xtask test`) builds the .deb with.

@@ -117,6 +117,8 @@ pub struct EscalationSettings {
     /// a wider range is refused, whatever its neighbour.
     pub received_min_prefix_v4: u8,
     pub received_min_prefix_v6: u8,
+    /// The user the managed gobgpd runs as: never root, no capability.
+    pub bgp_user: String,
 }
 
 impl Default for EscalationSettings {
@@ -142,6 +144,7 @@ impl Default for EscalationSettings {
             accept_flowspec: false,
             received_min_prefix_v4: 24,
             received_min_prefix_v6: 48,
+            bgp_user: "levee-bgp".into(),
         }
     }
 }
@@ -169,6 +172,7 @@ pub struct EscalationFile {
     pub accept_flowspec: Option<bool>,
     pub received_min_prefix_v4: Option<u8>,
     pub received_min_prefix_v6: Option<u8>,
+    pub bgp_user: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -304,6 +308,12 @@ pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> 
             }
             *slot = v;
         }
+    }
+    if let Some(u) = f.bgp_user {
+        if u.is_empty() || u == "root" {
+            bail!("field escalation.bgp_user: {u:?}: gobgpd must run as a user of its own");
+        }
+        out.bgp_user = u;
     }
     check(out)
 }

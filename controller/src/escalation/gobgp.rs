@@ -469,12 +469,19 @@ impl Managed {
     /// in `dir`; waits until the API answers.
     pub async fn start(settings: &EscalationSettings, dir: &Path) -> Result<Managed> {
         use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
-        // Root's alone: the config holds the sessions' passwords, the API can announce.
+        let (uid, gid) = user_ids(&settings.bgp_user)?;
+        // gobgpd's alone (and root's, who reaches it with CAP_DAC_READ_SEARCH): the config
+        // holds the sessions' passwords, the API can announce. Root's while Levee writes it.
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
+        let own = |path: &Path, uid: u32, gid: u32| {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .with_context(|| format!("cannot give {} to uid {uid}", path.display()))
+        };
+        own(dir, 0, 0)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot restrict {}", dir.display()))?;
         let config = dir.join("gobgpd.toml");
@@ -489,6 +496,8 @@ impl Managed {
             .with_context(|| format!("cannot write {}", config.display()))?;
         let socket = dir.join("api.sock");
         let _ = std::fs::remove_file(&socket);
+        own(&config, uid, gid)?;
+        own(dir, uid, gid)?;
         let mut cmd = Command::new("gobgpd");
         cmd.arg("-f")
             .arg(&config)
@@ -504,14 +513,32 @@ impl Managed {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID");
-        // SAFETY: prctl in the child before exec; async-signal-safe.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: plain system calls in the child before exec; async-signal-safe.
         unsafe {
             use std::os::unix::process::CommandExt as _;
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                let fail = || Err(std::io::Error::last_os_error());
+                // A user of its own, no supplementary group: a network-facing BGP parser
+                // gets no capability (setuid from root clears them all) and cannot touch
+                // Levee's pinned maps.
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return fail();
+                }
+                // The API socket it makes is reached through its private folder only.
+                libc::umask(0);
                 // The kernel kills gobgpd when Levee's thread that started it dies, so a
                 // crashed Levee drops the BGP session and the upstream withdraws everything.
+                // Set after the credential change, which would clear it.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
+                    return fail();
+                }
+                // Levee died before the signal was armed.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
                 }
                 Ok(())
             });
@@ -553,6 +580,26 @@ impl Managed {
     /// How gobgpd ended, once it has.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+}
+
+/// The uid and gid of `user`, which must exist and must not be root.
+fn user_ids(user: &str) -> Result<(u32, u32)> {
+    let name = std::ffi::CString::new(user)?;
+    // SAFETY: getpwnam with a valid C string; the fields are copied out at once (the daemon
+    // calls it from one thread at a time).
+    let ids = unsafe {
+        let pw = libc::getpwnam(name.as_ptr());
+        (!pw.is_null()).then(|| ((*pw).pw_uid, (*pw).pw_gid))
+    };
+    match ids {
+        Some((0, _)) => {
+            bail!("field escalation.bgp_user: {user} is root; gobgpd runs as a user of its own")
+        }
+        Some(ids) => Ok(ids),
+        None => bail!(
+            "field escalation.bgp_user: no user {user}: create it (the package and `cargo xtask setup` do: useradd --system levee-bgp)"
+        ),
     }
 }
 

@@ -99,6 +99,22 @@ fn a_flood_that_fills_the_link_is_escalated_by_detection_and_withdrawn_after() {
 #[test]
 fn escalations_reach_the_upstream_expire_and_leave_with_levee() {
     let (mut d, bird) = with_bird("");
+    // The managed gobgpd runs as its own user, with no capability.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", gobgpd_pid(&d))).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert!(
+        field("Uid:").iter().all(|u| *u != "0"),
+        "not root: {status}"
+    );
+    for caps in ["CapEff:", "CapPrm:"] {
+        assert_eq!(field(caps), ["0000000000000000"], "{status}");
+    }
     let out = d.cli_ok(&["escalate", "rtbh", ATTACKED, "--ttl", "10m"]);
     assert!(
         out.starts_with("announced #1 rtbh 198.18.0.10 for 600s"),

@@ -74,12 +74,19 @@ fn the_package_installs_what_an_operator_needs_and_runs() {
     assert!(out.success());
     let conffiles = std::fs::read_to_string(control.join("conffiles")).unwrap();
     assert_eq!(conffiles.trim(), "/etc/levee/levee.toml");
-    for script in ["preinst", "postinst", "prerm", "postrm"] {
+    for script in ["preinst", "prerm", "postrm"] {
         assert!(
             !control.join(script).exists(),
             "no {script}: nothing starts by itself"
         );
     }
+    // postinst only makes the user gobgpd runs as.
+    let postinst = std::fs::read_to_string(control.join("postinst")).unwrap();
+    assert!(postinst.contains("useradd --system"), "{postinst}");
+    assert!(
+        !postinst.contains("systemctl"),
+        "nothing started: {postinst}"
+    );
     drop(d0);
 
     let mut d = DaemonLab::new();
