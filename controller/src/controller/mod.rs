@@ -12,6 +12,7 @@
 //! - [`mode`]: who owns the mode (operator or detection);
 //! - [`persist`]: the state file;
 //! - `start`: the final state computed first (config, state file, adopted maps), then written;
+//! - `stop`: detach (or keep, with keep_on_exit), then withdraw upstream within a bounded wait;
 //! - [`response`]: what the detection engine's decisions do;
 //! - `signatures`: flood signatures mined from samples, kept in step with the program;
 //! - [`strict`]: when strict is engaged, the services the program knows, kernel settings;
@@ -33,6 +34,7 @@ pub mod persist;
 pub mod response;
 mod signatures;
 mod start;
+mod stop;
 pub mod strict;
 pub mod telemetry;
 pub mod trigger;
@@ -400,47 +402,6 @@ impl Controller {
             "config reloaded"
         );
         Ok(())
-    }
-
-    /// Detaches and removes the pins, or leaves everything in place with `keep_on_exit`.
-    pub fn stop(mut self) -> Result<()> {
-        self.drain_capture();
-        self.end_capture("levee is stopping");
-        self.drain_events();
-        self.judge_offences();
-        let _ = self.save_state();
-        // Rules upstream are withdrawn even with keep_on_exit: nobody would expire them. And
-        // rules received from the neighbours leave the program: without Levee nobody follows
-        // their withdrawal.
-        if let Some(mut u) = self.upstream.take() {
-            u.stop();
-            if u.enforces_received()
-                && let Err(e) = self.fleet.set_upstream_rules(&[], &[])
-            {
-                error!("cannot clear the received FlowSpec rules at stop: {e:#}");
-            }
-        }
-        if self.settings.daemon.keep_on_exit {
-            info!(
-                "stopping; the filter stays attached (keep_on_exit), kernel settings as they are"
-            );
-            return Ok(());
-        }
-        // Once the settings are put back, the next start has nothing to take over.
-        let mut state = persist::State::of(&self);
-        state.kernel.clear();
-        let path = self.settings.daemon.state_file.clone();
-        if self.settings.strict.mode != crate::config::StrictMode::Off {
-            self.save_familiar();
-        }
-        let detached = self.fleet.detach();
-        if let Some(k) = &mut self.strict.kernel {
-            k.restore();
-            if let Err(e) = persist::save(&path, &state) {
-                warn!("cannot save the state: {e:#}");
-            }
-        }
-        detached
     }
 
     pub fn metrics(&self) -> SharedMetrics {
