@@ -3,6 +3,7 @@
 //! rule passes before anything is sent ([`policy`]).
 
 pub mod gobgp;
+pub mod managed;
 pub mod policy;
 pub mod precedence;
 pub mod received;
