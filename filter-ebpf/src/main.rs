@@ -1,6 +1,6 @@
 //! Levee's XDP program: one pass per packet.
 //!
-//!     parse -> allowlist -> BGP sessions -> blocklist -> signatures -> strict -> per-source limiter
+//!     parse -> BGP sessions -> allowlist -> blocklist -> signatures -> strict -> per-source limiter
 //!           -> aggregate -> upstream rules (FlowSpec received from BGP neighbours)
 //!           (-> a copy for `levee capture`, while one runs)
 //!
