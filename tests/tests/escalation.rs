@@ -155,7 +155,12 @@ fn an_earlier_runs_paths_are_withdrawn_and_nothing_else() {
             }
             assert!(bird.wait_flows(20, |s| s.contains(&ours)).contains(&ours));
 
-            assert_eq!(next.withdraw_stale().await.unwrap(), 2);
+            assert_eq!(
+                next.withdraw_stale(&settings().protected_prefixes)
+                    .await
+                    .unwrap(),
+                2
+            );
             let shown = bird.wait_route(&ours, 20, |s| !s.contains(&ours));
             assert!(!shown.contains(&ours), "Levee's route withdrawn: {shown}");
             let shown = bird.show_route(&theirs);
@@ -166,7 +171,9 @@ fn an_earlier_runs_paths_are_withdrawn_and_nothing_else() {
             let flows = bird.wait_flows(20, |s| !s.contains(&ours));
             assert!(!flows.contains(&ours), "Levee's rule withdrawn: {flows}");
             assert_eq!(
-                next.withdraw_stale().await.unwrap(),
+                next.withdraw_stale(&settings().protected_prefixes)
+                    .await
+                    .unwrap(),
                 0,
                 "nothing left of Levee's"
             );

@@ -263,10 +263,10 @@ impl Print for crate::escalation::upstream::EscalationsView {
                 (Some(_), None) => "yes",
                 (None, None) => "MISSING",
             };
-            let pending = if r.withdraw_pending {
-                " (withdraw pending)"
-            } else {
-                ""
+            let pending = match (r.announce_pending, r.withdraw_pending) {
+                (_, true) => " (withdraw pending)",
+                (true, false) => " (announce pending)",
+                _ => "",
             };
             writeln!(
                 out,

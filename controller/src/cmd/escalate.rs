@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 use crate::{
+    api::{Request, Response},
     controller::Controller,
     escalation::{
         Rule,
-        upstream::{EscalationsView, Origin, RuleView, Upstream},
+        upstream::{Origin, Reply, RuleView, Upstream},
     },
 };
 
@@ -19,6 +20,13 @@ fn upstream(u: &mut Option<Upstream>) -> Result<&mut Upstream> {
     })
 }
 
+/// `list` and `withdraw` while escalation is off (when on, they are answered later).
+pub fn off(c: &mut Controller) -> Result<()> {
+    upstream(&mut c.upstream)?;
+    Err(anyhow!("an escalation command reached the wrong handler"))
+}
+
+/// `escalate rtbh|flowspec --dry-run`, or any while escalation is off.
 pub fn add(
     c: &mut Controller,
     rule: Rule,
@@ -35,15 +43,37 @@ pub fn add(
     )
 }
 
-pub fn list(c: &mut Controller) -> Result<EscalationsView> {
-    upstream(&mut c.upstream)?.list()
-}
-
-/// Withdraws one rule, or all of them.
-pub fn withdraw(c: &mut Controller, id: Option<u32>, dry_run: bool) -> Result<Vec<RuleView>> {
-    let u = upstream(&mut c.upstream)?;
-    match id {
-        Some(id) => Ok(vec![u.withdraw(id, "operator", dry_run)?]),
-        None => u.withdraw_all("operator", dry_run),
+/// Hands an escalation command's reply over to be answered once gobgpd has answered
+/// (announce, list, withdraw), so the controller never waits on gobgpd. The reply comes back
+/// when the request is not one of those, or escalation is off: `dispatch` answers it.
+pub fn answer_later(c: &mut Controller, request: &Request, reply: Reply) -> Result<(), Reply> {
+    let Some(u) = c.upstream.as_mut() else {
+        return Err(reply);
+    };
+    match request {
+        Request::Escalate {
+            rule,
+            ttl,
+            dry_run: false,
+        } => {
+            let lists = &c.lists;
+            let announced = u.announce(
+                rule.clone(),
+                *ttl,
+                Origin::Operator,
+                |ip| lists.allows_address(ip),
+                false,
+            );
+            match announced {
+                Ok(view) if view.announce_pending => u.answer_when_announced(view.id, reply),
+                done => {
+                    let _ = reply.send(Response::from_result(done));
+                }
+            }
+        }
+        Request::EscalateList => u.list(reply),
+        Request::EscalateWithdraw { id, dry_run } => u.withdraw(*id, "operator", *dry_run, reply),
+        _ => return Err(reply),
     }
+    Ok(())
 }

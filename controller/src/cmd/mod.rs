@@ -4,7 +4,7 @@
 
 mod allow;
 mod block;
-mod escalate;
+pub mod escalate;
 pub mod explain;
 mod limits;
 mod mode;
@@ -40,8 +40,7 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
             burst,
         } => json(limits::set(c, class, aggregate, pps, bps, burst)),
         Request::Escalate { rule, ttl, dry_run } => json(escalate::add(c, rule, ttl, dry_run)),
-        Request::EscalateList => json(escalate::list(c)),
-        Request::EscalateWithdraw { id, dry_run } => json(escalate::withdraw(c, id, dry_run)),
+        Request::EscalateList | Request::EscalateWithdraw { .. } => json(escalate::off(c)),
         // Its answer is a stream: the control socket starts it through `Call::Capture`.
         Request::Capture { .. } => Err(anyhow::anyhow!("a capture is served as a stream")),
         Request::Explain { packet } => json(explain::explain(c, packet)),

@@ -15,7 +15,7 @@ use crate::{
     escalation::{
         Rule,
         shape::Shapes,
-        upstream::{Origin, Upstream},
+        upstream::{Keep, Origin, Upstream},
     },
 };
 
@@ -69,23 +69,32 @@ impl AutoEscalation {
             if let Some(held) = &mut self.held[i] {
                 if state != AttackState::Normal {
                     held.calm_since = None;
-                    // A rule the operator withdrew stays withdrawn for this attack.
-                    held.ids.retain(|id| u.keep(*id, s.default_ttl));
+                    // A rule the operator withdrew stays withdrawn for this attack; one gobgpd
+                    // did not take is tried again later.
+                    let mut failed = false;
+                    held.ids.retain(|id| match u.keep(*id, s.default_ttl) {
+                        Keep::Held => true,
+                        Keep::Gone => false,
+                        Keep::Failed => {
+                            failed = true;
+                            false
+                        }
+                    });
+                    if failed && held.ids.is_empty() {
+                        self.held[i] = None;
+                        self.not_before[i] = Some(now + RETRY);
+                    }
                     continue;
                 }
                 let since = *held.calm_since.get_or_insert(now);
                 if now.duration_since(since) < s.auto_hold {
                     continue;
                 }
-                // Failed withdrawals stay for the next turn.
-                held.ids.retain(|id| {
-                    u.withdraw(*id, "attack_over", false)
-                        .inspect_err(|e| warn!(id, "cannot withdraw after the attack: {e:#}"))
-                        .is_err()
-                });
-                if held.ids.is_empty() {
-                    self.held[i] = None;
+                // Handed to the withdrawer, which retries until gobgpd confirms each.
+                for id in held.ids.drain(..) {
+                    u.withdraw_later(id, "attack_over");
                 }
+                self.held[i] = None;
                 continue;
             }
             let ready = self.not_before[i].is_none_or(|t| now >= t);

@@ -50,6 +50,7 @@ use crate::{
     config::{self, DaemonSettings, PerClass, Settings},
     dataplane::{List, monotonic_coarse_ns},
     engine::Engine,
+    escalation::upstream::{ReceivedNews, Reply},
     metrics::SharedMetrics,
 };
 use fleet::Fleet;
@@ -98,36 +99,70 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Answers one request; an error leaves everything as it was. A change is written to the
-    /// state file before the answer so a restart keeps it; if it cannot be, the change holds
-    /// and the answer carries a warning (the CLI prints it) and a metric counts it.
-    pub fn handle(&mut self, request: Request) -> Response {
-        self.handle_all(vec![request]).remove(0)
-    }
-
-    /// Answers requests that waited together, in order, with one write of the state file
-    /// for all their changes (a group commit: under a storm of clients the file is written
-    /// once per batch, not once per command), before any answer leaves.
-    pub fn handle_all(&mut self, requests: Vec<Request>) -> Vec<Response> {
-        let mut answers: Vec<(Response, bool)> = requests
-            .into_iter()
-            .map(|request| {
-                let changes = request.changes();
-                match crate::cmd::dispatch(self, request) {
-                    Ok(data) => (Response::ok_raw(data), changes),
-                    Err(e) => (Response::error(&e), false),
-                }
-            })
-            .collect();
-        if answers.iter().any(|(_, changed)| *changed)
+    /// Answers requests that waited together, in order; an error leaves everything as it
+    /// was. Their changes are written to the state file once for all of them (a group commit:
+    /// under a storm of clients the file is written once per batch, not once per command),
+    /// before any answer leaves, so a restart keeps them; if it cannot be, the changes hold
+    /// and the answers carry a warning (the CLI prints it) and a metric counts it. Commands
+    /// that need gobgpd's answer are answered later, when it has answered.
+    pub fn handle_all(&mut self, requests: Vec<(Request, Reply)>) {
+        let mut answers: Vec<(Reply, Response, bool)> = Vec::with_capacity(requests.len());
+        for (request, reply) in requests {
+            let Err(reply) = crate::cmd::escalate::answer_later(self, &request, reply) else {
+                continue;
+            };
+            let changes = request.changes();
+            answers.push(match crate::cmd::dispatch(self, request) {
+                Ok(data) => (reply, Response::ok_raw(data), changes),
+                Err(e) => (reply, Response::error(&e), false),
+            });
+        }
+        if answers.iter().any(|(_, _, changed)| *changed)
             && let Err(e) = self.save_state()
         {
             let warning = format!("applied, but not saved ({e:#}): a restart will lose it");
-            for (response, _) in answers.iter_mut().filter(|(_, changed)| *changed) {
+            for (_, response, _) in answers.iter_mut().filter(|(_, _, changed)| *changed) {
                 response.warning = Some(warning.clone());
             }
         }
-        answers.into_iter().map(|(response, _)| response).collect()
+        for (reply, response, _) in answers {
+            let _ = reply.send(response);
+        }
+    }
+
+    /// Takes what gobgpd answered (escalation's calls run on threads of their own) and puts
+    /// received rules that changed in force. Called every 100 ms and each tick.
+    pub fn follow_upstream(&mut self) {
+        let Some(u) = &mut self.upstream else {
+            return;
+        };
+        u.collect();
+        match u.received_news() {
+            None => {}
+            Some(ReceivedNews::Changed { now: rules, before }) => {
+                let abi = |r: &[crate::escalation::received::EnforcedRule]| -> Vec<_> {
+                    r.iter().map(|r| r.to_abi(self.cpus)).collect()
+                };
+                match self.fleet.set_upstream_rules(&abi(&rules), &abi(&before)) {
+                    Ok(()) => info!(rules = rules.len(), "received FlowSpec rules in force"),
+                    Err(e) => {
+                        u.enforcing_failed(before);
+                        self.telemetry.count_error();
+                        error!(
+                            "cannot enforce the received FlowSpec rules, the earlier ones stay: {e:#}"
+                        );
+                    }
+                }
+                self.received_failing = false;
+            }
+            Some(ReceivedNews::Unchanged) => self.received_failing = false,
+            Some(ReceivedNews::Failed(e)) => {
+                if !self.received_failing {
+                    error!("{e:#}; the received rules in force stay");
+                }
+                self.received_failing = true;
+            }
+        }
     }
 
     /// Renews the lease of the received rules the program enforces.
@@ -215,36 +250,11 @@ impl Controller {
         self.update_trigger();
         self.update_signatures();
         self.update_sampling();
-        // The received rules' lease, renewed on both sides of the calls to gobgpd (each may
-        // wait seconds).
-        self.renew_received_lease();
         if let Some(u) = &mut self.upstream {
             u.tick();
-            match u.poll_received() {
-                Ok(Some((rules, before))) => {
-                    let abi = |r: &[crate::escalation::received::EnforcedRule]| -> Vec<_> {
-                        r.iter().map(|r| r.to_abi(self.cpus)).collect()
-                    };
-                    match self.fleet.set_upstream_rules(&abi(&rules), &abi(&before)) {
-                        Ok(()) => info!(rules = rules.len(), "received FlowSpec rules in force"),
-                        Err(e) => {
-                            u.enforcing_failed(before);
-                            self.telemetry.count_error();
-                            error!(
-                                "cannot enforce the received FlowSpec rules, the earlier ones stay: {e:#}"
-                            );
-                        }
-                    }
-                    self.received_failing = false;
-                }
-                Ok(None) => self.received_failing = false,
-                Err(e) => {
-                    if !self.received_failing {
-                        error!("{e:#}; the received rules in force stay");
-                    }
-                    self.received_failing = true;
-                }
-            }
+        }
+        self.follow_upstream();
+        if let Some(u) = &mut self.upstream {
             let rates = self.telemetry.rates();
             let inputs = auto_escalation::Inputs {
                 engine: &self.engine,
@@ -254,6 +264,8 @@ impl Controller {
             };
             self.auto_escalation.step(u, &inputs, now);
         }
+        // The received rules' lease: the program stops them by itself once the controller
+        // stops renewing it (a crash).
         self.renew_received_lease();
         self.drain_events();
         self.judge_offences();

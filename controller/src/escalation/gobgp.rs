@@ -4,6 +4,7 @@
 use std::{net::IpAddr, path::Path};
 
 use anyhow::{Context as _, Result, bail};
+use ipnet::IpNet;
 use prost::Message as _;
 
 use super::{FlowAction, FlowRule, Rule};
@@ -27,6 +28,54 @@ pub struct Owned {
     /// The destination as gobgpd prints it (a prefix, or a FlowSpec rule's components).
     pub prefix: String,
     pub path: api::Path,
+}
+
+/// Where Levee's paths are looked for in gobgpd's RIB. A unicast family is asked only for
+/// these prefixes, so a full table is never read (gobgpd answers an exact prefix from its
+/// map); FlowSpec families are read whole, as gobgpd cannot filter them (a neighbour's share
+/// of them is bounded by its max-prefix).
+#[derive(Clone, Debug)]
+pub enum Lookup {
+    /// Exactly these prefixes: the rules' destinations.
+    Exact(Vec<IpNet>),
+    /// Every prefix within these (an earlier run's leftovers, in the protected prefixes).
+    Within(Vec<IpNet>),
+}
+
+impl Lookup {
+    /// Where the paths of `rules` are.
+    pub fn of<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Lookup {
+        Lookup::Exact(
+            rules
+                .into_iter()
+                .filter_map(|r| match r {
+                    Rule::Rtbh { dst } => Some(IpNet::from(*dst)),
+                    Rule::FlowSpec(_) => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// What to ask of `family`: None to skip it (no prefix of that family to look up).
+    fn asks(&self, family: Family) -> Option<Vec<api::TableLookupPrefix>> {
+        if family.safi != family::Safi::Unicast as i32 {
+            return Some(Vec::new());
+        }
+        let v6 = family.afi == family::Afi::Ip6 as i32;
+        let (nets, kind) = match self {
+            Lookup::Exact(n) => (n, api::table_lookup_prefix::Type::Exact),
+            Lookup::Within(n) => (n, api::table_lookup_prefix::Type::Longer),
+        };
+        let asked: Vec<api::TableLookupPrefix> = nets
+            .iter()
+            .filter(|n| matches!(n, IpNet::V6(_)) == v6)
+            .map(|n| api::TableLookupPrefix {
+                prefix: n.to_string(),
+                r#type: kind as i32,
+            })
+            .collect();
+        (!asked.is_empty()).then_some(asked)
+    }
 }
 
 /// A connected gobgpd API.
@@ -125,11 +174,15 @@ impl Gobgp {
     }
 
     /// The paths in gobgpd's global RIB that carry Levee's mark and were added here, through
-    /// the API (a neighbour's path may carry the same mark: another Levee of the same AS).
-    pub async fn owned_paths(&mut self) -> Result<Vec<Owned>> {
+    /// the API (a neighbour's path may carry the same mark: another Levee of the same AS),
+    /// looked for where `lookup` says.
+    pub async fn owned_paths(&mut self, lookup: &Lookup) -> Result<Vec<Owned>> {
         let mut owned = Vec::new();
         for family in families() {
-            for d in self.list(family).await? {
+            let Some(prefixes) = lookup.asks(family) else {
+                continue;
+            };
+            for d in self.list(family, prefixes).await? {
                 for path in d.paths {
                     if from_neighbor(&path) {
                         continue;
@@ -151,13 +204,19 @@ impl Gobgp {
         Ok(owned)
     }
 
-    /// The destinations of gobgpd's global RIB in one family.
-    async fn list(&mut self, family: Family) -> Result<Vec<api::Destination>> {
+    /// The destinations of gobgpd's global RIB in one family: only those `prefixes` select,
+    /// or all of them when there are none.
+    async fn list(
+        &mut self,
+        family: Family,
+        prefixes: Vec<api::TableLookupPrefix>,
+    ) -> Result<Vec<api::Destination>> {
         let mut stream = self
             .client
             .list_path(api::ListPathRequest {
                 table_type: api::TableType::Global as i32,
                 family: Some(family),
+                prefixes,
                 ..Default::default()
             })
             .await
@@ -202,7 +261,7 @@ impl Gobgp {
     ) -> Result<Vec<(String, String, api::Path)>> {
         let mut out = Vec::new();
         for family in families {
-            for d in self.list(*family).await? {
+            for d in self.list(*family, Vec::new()).await? {
                 for path in d.paths {
                     if from_neighbor(&path) && !path.is_withdraw {
                         out.push((d.prefix.clone(), path.neighbor_ip.clone(), path));
@@ -245,8 +304,11 @@ impl Gobgp {
 
     /// Withdraws every path an earlier run of Levee left (marked as Levee's); returns how
     /// many. Paths without the mark are the operator's and stay.
-    pub async fn withdraw_stale(&mut self) -> Result<usize> {
-        let owned = self.owned_paths().await?;
+    /// `protected` bounds the unicast search: Levee announces nothing outside it.
+    pub async fn withdraw_stale(&mut self, protected: &[IpNet]) -> Result<usize> {
+        let owned = self
+            .owned_paths(&Lookup::Within(protected.to_vec()))
+            .await?;
         for path in &owned {
             self.withdraw_listed(path).await?;
         }
@@ -425,7 +487,7 @@ impl Gobgp {
     /// The prefixes of the global RIB in one unicast family, as gobgpd holds them.
     pub async fn list_unicast(&mut self, v6: bool) -> Result<Vec<String>> {
         Ok(self
-            .list(unicast(v6))
+            .list(unicast(v6), Vec::new())
             .await?
             .into_iter()
             .map(|d| d.prefix)

@@ -32,6 +32,9 @@ pub struct RuleView {
     /// The rule as gobgpd's RIB holds it, read back; None when it is not there.
     #[serde(default)]
     pub in_rib: Option<String>,
+    /// Sent to gobgpd, which has not confirmed it yet.
+    #[serde(default)]
+    pub announce_pending: bool,
     /// Its withdrawal is under way and gobgpd has not confirmed it yet: it may still be
     /// announced (retried until confirmed).
     #[serde(default)]

@@ -11,7 +11,10 @@ use std::{
 
 use anyhow::{Result, anyhow};
 
-use super::{gobgp::Gobgp, upstream::CALL_TIMEOUT};
+use super::{
+    calls::CALL_TIMEOUT,
+    gobgp::{Gobgp, Lookup},
+};
 use crate::config::escalation::BgpApi;
 
 /// The wait before the first retry; each failure doubles it, up to [`MAX_BACKOFF`].
@@ -30,6 +33,8 @@ pub enum Outcome {
 struct Job {
     id: u32,
     uuid: Vec<u8>,
+    /// Where the path is in the RIB, to confirm it gone.
+    lookup: Lookup,
 }
 
 /// The withdrawal thread, and what it reports.
@@ -50,10 +55,10 @@ impl Withdrawer {
         Ok(Withdrawer { jobs, outcomes })
     }
 
-    /// Withdraws the path `uuid` of rule `id`, until confirmed.
-    pub fn withdraw(&self, id: u32, uuid: Vec<u8>) {
+    /// Withdraws the path `uuid` of rule `id` (found where `lookup` says), until confirmed.
+    pub fn withdraw(&self, id: u32, uuid: Vec<u8>, lookup: Lookup) {
         // The thread lives as long as this sender.
-        let _ = self.jobs.send(Job { id, uuid });
+        let _ = self.jobs.send(Job { id, uuid, lookup });
     }
 
     /// What the tries came to since the last look, without waiting.
@@ -78,7 +83,7 @@ fn run(api: &BgpApi, asn: u32, inbox: &mpsc::Receiver<Job>, tell: &mpsc::Sender<
     };
     let mut client: Option<Gobgp> = None;
     // Per rule: its path, when it is tried next, and the wait after that.
-    let mut pending: BTreeMap<u32, (Vec<u8>, Instant, Duration)> = BTreeMap::new();
+    let mut pending: BTreeMap<u32, (Job, Instant, Duration)> = BTreeMap::new();
     loop {
         let wait = pending
             .values()
@@ -87,7 +92,7 @@ fn run(api: &BgpApi, asn: u32, inbox: &mpsc::Receiver<Job>, tell: &mpsc::Sender<
             .unwrap_or(Duration::from_secs(3600));
         match inbox.recv_timeout(wait) {
             Ok(job) => {
-                pending.insert(job.id, (job.uuid, Instant::now(), FIRST_BACKOFF));
+                pending.insert(job.id, (job, Instant::now(), FIRST_BACKOFF));
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -99,8 +104,7 @@ fn run(api: &BgpApi, asn: u32, inbox: &mpsc::Receiver<Job>, tell: &mpsc::Sender<
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            let uuid = pending[&id].0.clone();
-            let outcome = match attempt(&runtime, api, asn, &mut client, id, &uuid) {
+            let outcome = match attempt(&runtime, api, asn, &mut client, &pending[&id].0) {
                 Ok(()) => {
                     pending.remove(&id);
                     Outcome::Withdrawn(id)
@@ -133,8 +137,7 @@ fn attempt(
     api: &BgpApi,
     asn: u32,
     client: &mut Option<Gobgp>,
-    id: u32,
-    uuid: &[u8],
+    job: &Job,
 ) -> Result<()> {
     // Each call within CALL_TIMEOUT (the timer made inside the runtime).
     fn call<T>(
@@ -151,13 +154,13 @@ fn attempt(
         Some(c) => c,
         None => client.insert(call(runtime, Gobgp::connect(api, asn))??),
     };
-    let refused = match call(runtime, c.delete(uuid))? {
+    let refused = match call(runtime, c.delete(&job.uuid))? {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
-    let owned = call(runtime, c.owned_paths())?
+    let owned = call(runtime, c.owned_paths(&job.lookup))?
         .map_err(|e| refused.context(format!("and its RIB could not be read: {e:#}")))?;
-    if owned.iter().any(|p| p.id == id) {
+    if owned.iter().any(|p| p.id == job.id) {
         return Err(anyhow!(
             "gobgpd refused the withdrawal and still holds the path"
         ));

@@ -138,10 +138,7 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
                         Err(_) => break,
                     }
                 }
-                let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                for (reply, response) in replies.into_iter().zip(controller.handle_all(requests)) {
-                    let _ = reply.send(response);
-                }
+                controller.handle_all(batch);
             }
             Ok(Call::Capture(spec, reply, to_client)) => {
                 let started = controller.start_capture(&spec, to_client);
@@ -171,6 +168,7 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
         } else if now >= next_drain {
             controller.drain_events();
             controller.drain_capture();
+            controller.follow_upstream();
             next_drain = Instant::now() + DRAIN;
         }
     }

@@ -78,20 +78,18 @@ fn a_flood_that_fills_the_link_is_escalated_by_detection_and_withdrawn_after() {
         !rtbh.contains("65535,666"),
         "no RTBH without auto_rtbh: {rtbh}"
     );
-    let metrics = crate::metrics::scrape(d);
-    assert!(
-        metrics.contains(
-            "levee_escalation_announcements_total{kind=\"flowspec\",cause=\"detection\"} 1"
-        ),
-        "{metrics}"
-    );
+    // Counted once gobgpd's confirmation is taken (within 100 ms of bird seeing it).
+    let counted = "levee_escalation_announcements_total{kind=\"flowspec\",cause=\"detection\"} 1";
+    let metrics = wait(5, || crate::metrics::scrape(d), |m| m.contains(counted));
+    assert!(metrics.contains(counted), "{metrics}");
     // The flood is over: the attack ends, the hold passes, the rule goes.
     let flows = bird.wait_flows(60, |s| !s.contains(&attacked));
     assert!(
         !flows.contains(&attacked),
         "withdrawn after the attack: {flows}"
     );
-    assert!(d.log().contains("why=\"attack_over\""), "{}", d.log());
+    let log = wait(5, || d.log(), |l| l.contains("why=\"attack_over\""));
+    assert!(log.contains("why=\"attack_over\""), "{log}");
 }
 
 /// RTBH and FlowSpec through the CLI reach bird with every part; `list` reads them back from
@@ -220,18 +218,41 @@ fn kill_9_of_gobgpd_or_levee_leaves_nothing_upstream() {
     );
 }
 
-/// Issue 23: a withdrawal counts only when gobgpd confirms it. With Levee's gobgpd stopped
-/// (SIGSTOP), `levee escalate withdraw --all` says the withdrawal is pending and exits 1; the
-/// rule stays in `levee escalate list` (withdraw pending) and at the upstream. After SIGCONT
-/// the retry withdraws it: gone at bird, and only then out of the list.
+/// Issue 23: a withdrawal counts only when gobgpd confirms it, and a hung gobgpd never
+/// stalls the controller. With Levee's gobgpd stopped (SIGSTOP): `levee escalate withdraw
+/// --all` says the withdrawal is pending and exits 1; the rule stays in `levee escalate list`
+/// (withdraw pending, the RIB unreadable) and at the upstream; a new announcement is an error,
+/// never a silent success; meanwhile the watchdog is fed every tick and `levee status`
+/// answers at once. After SIGCONT the retry withdraws it: gone at bird, and only then out of
+/// the list.
 #[test]
 fn a_withdrawal_counts_only_when_gobgpd_confirms_it() {
-    let (d, bird) = with_bird("");
+    use std::{os::unix::net::UnixDatagram, time::Instant};
+    let mut d = DaemonLab::new();
+    let bird = Bird::start(&d.lab.client, &d.dir);
+    d.write_config(ESCALATION);
+    let path = d.dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let notify = path.to_str().unwrap().to_string();
+    d.start_with_env(&[("NOTIFY_SOCKET", &notify), ("WATCHDOG_USEC", "30000000")]);
+    // Every WATCHDOG=1, timed as it comes.
+    let fed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Instant>::new()));
+    let feeds = fed.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = sock.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1") {
+                feeds.lock().unwrap().push(Instant::now());
+            }
+        }
+    });
+
     d.cli_ok(&["escalate", "rtbh", ATTACKED]);
     assert!(has_blackhole(&bird.wait_route(PREFIX, 60, has_blackhole)));
     let gobgpd = gobgpd_pid(&d);
     // SAFETY: kill(2) of the daemon's child.
     unsafe { libc::kill(gobgpd, libc::SIGSTOP) };
+    let hung = Instant::now();
     let out = d.cli(&["escalate", "withdraw", "--all"]);
     let err = stderr(&out);
     assert!(!out.status.success(), "not done, not exit 0: {err}");
@@ -242,16 +263,53 @@ fn a_withdrawal_counts_only_when_gobgpd_confirms_it() {
         list["rib_error"].is_string(),
         "the RIB cannot be read: {list}"
     );
-    sleep(Duration::from_secs(3));
+    let out = d.cli(&["escalate", "rtbh", "198.18.0.11"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "not announced, not exit 0: {err}");
+    assert!(err.contains("is not announced"), "{err}");
+    // The controller keeps its pace: status answers at once, every time.
+    let mut slowest = Duration::ZERO;
+    while hung.elapsed() < Duration::from_secs(16) {
+        let t = Instant::now();
+        d.cli_ok(&["status"]);
+        slowest = slowest.max(t.elapsed());
+        sleep(Duration::from_millis(500));
+    }
     assert!(
         has_blackhole(&bird.show_route(PREFIX)),
         "still announced while gobgpd is stopped"
     );
     assert_eq!(d.cli_json(&["escalate", "list"])["rules"][0]["id"], 1);
+    let fed_while_hung: Vec<Instant> = fed
+        .lock()
+        .unwrap()
+        .iter()
+        .copied()
+        .filter(|t| *t >= hung)
+        .collect();
+    let longest_gap = fed_while_hung
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(Duration::MAX);
+    eprintln!(
+        "gobgpd stopped {:?}: watchdog fed {} times, longest gap {longest_gap:?}; slowest status {slowest:?}",
+        hung.elapsed(),
+        fed_while_hung.len()
+    );
+    assert!(
+        fed_while_hung.len() >= 12 && longest_gap < Duration::from_secs(3),
+        "the tick (and the watchdog it feeds) kept its pace: {} feeds, longest gap {longest_gap:?}",
+        fed_while_hung.len()
+    );
+    assert!(
+        slowest < Duration::from_secs(3),
+        "levee status answered at once: slowest {slowest:?}"
+    );
     // SAFETY: as above.
     unsafe { libc::kill(gobgpd, libc::SIGCONT) };
     // Out of the list only once gone at the upstream.
-    let end = std::time::Instant::now() + Duration::from_secs(60);
+    let end = Instant::now() + Duration::from_secs(60);
     loop {
         let listed = !d.cli_json(&["escalate", "list"])["rules"]
             .as_array()
@@ -263,7 +321,7 @@ fn a_withdrawal_counts_only_when_gobgpd_confirms_it() {
             break;
         }
         assert!(
-            std::time::Instant::now() < end,
+            Instant::now() < end,
             "never withdrawn after SIGCONT: {}",
             d.log()
         );
@@ -271,6 +329,10 @@ fn a_withdrawal_counts_only_when_gobgpd_confirms_it() {
     }
     assert!(d.log().contains("withdraw pending"), "the log says so");
     assert!(d.log().contains("withdrawn upstream"));
+    // The announcement that timed out may still have reached gobgpd once it ran again: the
+    // RIB is searched for it, and it does not stay at the upstream.
+    let shown = bird.wait_route("198.18.0.11/32", 40, |s| !s.contains("198.18.0.11/32"));
+    assert!(!shown.contains("198.18.0.11/32"), "{shown}");
 }
 
 /// Each "never" is refused with one line, and nothing reaches the upstream; --dry-run

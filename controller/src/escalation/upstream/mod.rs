@@ -4,16 +4,18 @@
 //! gobgpd's RIB really holds is read back: a rule missing there (gobgpd restarted) is
 //! announced again, a path of Levee's that no rule holds (an earlier run) is withdrawn.
 //!
-//! gobgpd's API is async; the controller is not. Each call runs to completion on a small
-//! runtime of this module's own, bounded by [`CALL_TIMEOUT`], so a stuck gobgpd costs the
-//! controller seconds, never its loop. Withdrawals run on a thread of their own
-//! ([`Withdrawer`]) and count only once gobgpd confirms them: until then a rule stays in the
-//! books as `withdraw pending`.
+//! The books live here, on the controller's thread; gobgpd is only ever asked from other
+//! threads ([`Calls`], and the [`Withdrawer`] for withdrawals), so a gobgpd that hangs never
+//! stalls the tick. A command that needs gobgpd's answer (announce, withdraw, list) hands its
+//! reply over and is answered when gobgpd has answered, or when its wait ran out.
+//!
+//! - `announce`: announcing a rule and settling what gobgpd said;
+//! - `rib`: reading the RIB back, for `levee escalate list` and to reconcile;
+//! - `received`: the FlowSpec rules the neighbours sent;
+//! - `withdraw`: withdrawals, which count only once gobgpd confirms them.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
-    future::Future,
-    net::IpAddr,
+    collections::{BTreeMap, BTreeSet, VecDeque},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -24,51 +26,72 @@ use tracing::{error, info, warn};
 pub use super::views::{EscalationsView, Origin, ReceivedView, RuleView};
 use super::{
     Rule,
+    calls::{CALL_TIMEOUT, Calls, Done, Job},
     gobgp::{Gobgp, Managed},
-    policy::{self, Held},
-    precedence,
     received::EnforcedRule,
     withdrawer::Withdrawer,
 };
 use crate::{
+    api::Response,
     config::{EscalationMode, EscalationSettings, escalation::BgpApi},
     metrics::SharedMetrics,
 };
 
+mod announce;
+mod received;
+mod rib;
 mod withdraw;
 
-/// How long one call to gobgpd's API may take.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the RIB is read back and compared with the rules held.
-const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+pub use announce::Keep;
+pub use received::ReceivedNews;
 
-/// A rule announced now.
+/// Where the answer to a command goes once gobgpd has answered.
+pub type Reply = tokio::sync::oneshot::Sender<Response>;
+
+/// A rule announced now (or being announced).
 #[derive(Clone, Debug)]
 pub struct Active {
     pub rule: Rule,
     pub by: Origin,
     pub expires: Instant,
-    /// gobgpd's id of the path.
-    uuid: Vec<u8>,
+    /// How long it was asked for: its time counts from gobgpd's confirmation.
+    ttl: Duration,
+    /// gobgpd's id of the path; None until gobgpd confirmed the announcement.
+    uuid: Option<Vec<u8>>,
+    /// The first RIB read that can show its path (one sent before it was confirmed cannot).
+    visible_from_read: u64,
     /// Being withdrawn (and why), not yet confirmed.
     withdrawing: Option<&'static str>,
     /// Tries of its withdrawal that failed (the first is logged as an error).
     failures: u32,
 }
 
-/// The gobgpd carrying the rules, and Levee's connection to it.
-struct Speaker {
-    /// Set when Levee started gobgpd itself (restarted if it dies).
-    managed: Option<Managed>,
-    api: Gobgp,
+/// A command waiting for gobgpd's answer.
+enum Waiter {
+    Announce {
+        id: u32,
+        reply: Reply,
+    },
+    Withdraw {
+        ids: Vec<u32>,
+        views: Vec<RuleView>,
+        deadline: Instant,
+        reply: Reply,
+    },
+    List {
+        token: u64,
+        deadline: Instant,
+        reply: Reply,
+    },
 }
 
 pub struct Upstream {
     settings: EscalationSettings,
-    runtime: tokio::runtime::Runtime,
-    /// None in dry-run mode: nothing is started and nothing announced.
-    speaker: Option<Speaker>,
-    /// Withdraws on a thread of its own (with the speaker).
+    /// Set when Levee started gobgpd itself (restarted if it dies).
+    managed: Option<Managed>,
+    /// The thread that asks gobgpd; None in dry-run mode (nothing is started or announced).
+    calls: Option<Calls>,
+    /// Withdraws on a thread of its own.
     withdrawer: Option<Withdrawer>,
     /// Where a managed gobgpd keeps its config and API socket.
     dir: PathBuf,
@@ -76,23 +99,33 @@ pub struct Upstream {
     next_id: u32,
     /// When the rules of the last minute were announced (escalation.max_per_minute).
     recent: VecDeque<Instant>,
-    next_reconcile: Instant,
     metrics: SharedMetrics,
-    /// Received FlowSpec rules as last read, and the ones the program enforces.
+    waiters: Vec<Waiter>,
+    /// Rules whose announcement failed or timed out, and since when: gobgpd may hold their
+    /// path all the same, so the RIB is searched for them a while (and what is found
+    /// withdrawn).
+    abandoned: BTreeMap<u32, (Rule, Instant)>,
+    /// Detection's rules whose announcement failed, until detection asks after them.
+    failed: BTreeSet<u32>,
+    /// The RIB reads: the last one's token, those not answered yet, and the one that
+    /// reconciles.
+    last_read: u64,
+    reads_out: usize,
+    reconciling: Option<u64>,
+    next_reconcile: Instant,
+    /// Received FlowSpec rules as last read, the ones the program enforces, and a read's
+    /// outcome not yet taken by the controller.
     received: Vec<ReceivedView>,
     enforced: Vec<EnforcedRule>,
-    /// When the received rules may be read next (later after a failure).
+    received_news: Option<ReceivedNews>,
+    reading_received: bool,
     next_poll: Instant,
 }
 
-/// Runs one call to gobgpd to completion, within [`CALL_TIMEOUT`].
-fn call<T>(runtime: &tokio::runtime::Runtime, f: impl Future<Output = Result<T>>) -> Result<T> {
-    runtime.block_on(async {
-        tokio::time::timeout(CALL_TIMEOUT, f)
-            .await
-            .map_err(|_| anyhow!("gobgpd did not answer within {}s", CALL_TIMEOUT.as_secs()))?
-    })
-}
+/// How often the RIB is read back and compared with the rules held.
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// How long a path whose announcement failed is looked for in the RIB.
+const ABANDONED_FOR: Duration = Duration::from_secs(60);
 
 impl Upstream {
     /// Starts escalation as configured: nothing for mode off; for mode on, the managed gobgpd
@@ -107,36 +140,43 @@ impl Upstream {
         if settings.mode == EscalationMode::Off {
             return Ok(None);
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let mut upstream = Upstream {
             settings: settings.clone(),
-            runtime,
-            speaker: None,
+            managed: None,
+            calls: None,
             withdrawer: None,
             dir: dir.to_path_buf(),
             rules: BTreeMap::new(),
             next_id: 1,
             recent: VecDeque::new(),
-            next_reconcile: Instant::now() + RECONCILE_EVERY,
             metrics,
+            waiters: Vec::new(),
+            abandoned: BTreeMap::new(),
+            failed: BTreeSet::new(),
+            last_read: 0,
+            reads_out: 0,
+            reconciling: None,
+            next_reconcile: Instant::now() + RECONCILE_EVERY,
             received: Vec::new(),
             enforced: Vec::new(),
+            received_news: None,
+            reading_received: false,
             next_poll: Instant::now(),
         };
         if settings.mode == EscalationMode::On {
-            upstream.speaker = Some(upstream.connect()?);
-            let speaker = upstream.speaker.as_mut().expect("just set");
-            let stale = call(&upstream.runtime, speaker.api.withdraw_stale())
-                .context("cannot withdraw what an earlier run announced")?;
+            upstream.managed = upstream.start_managed()?;
+            let api = upstream.api();
+            // At start, and only then, Levee waits for gobgpd: a start that cannot clear an
+            // earlier run's paths is refused.
+            let stale = block_on(async {
+                let mut client = Gobgp::connect(&api, settings.asn).await?;
+                client.withdraw_stale(&settings.protected_prefixes).await
+            })
+            .context("cannot withdraw what an earlier run announced")?;
             if stale > 0 {
                 warn!(paths = stale, "withdrew paths an earlier run of Levee left");
             }
-            let api = match &speaker.managed {
-                Some(m) => m.api(),
-                None => settings.api.clone(),
-            };
+            upstream.calls = Some(Calls::start(api.clone(), settings)?);
             upstream.withdrawer = Some(Withdrawer::start(api, settings.asn)?);
         }
         info!(
@@ -148,343 +188,162 @@ impl Upstream {
         Ok(Some(upstream))
     }
 
-    /// Starts the managed gobgpd or connects to the operator's.
-    fn connect(&self) -> Result<Speaker> {
-        let s = &self.settings;
-        match &s.api {
-            BgpApi::Managed => {
-                let managed = call(&self.runtime, Managed::start(s, &self.dir))
-                    .context("cannot start the BGP daemon for escalation")?;
-                let api = call(&self.runtime, Gobgp::connect(&managed.api(), s.asn))?;
-                Ok(Speaker {
-                    managed: Some(managed),
-                    api,
-                })
-            }
-            other => {
-                let api = call(&self.runtime, Gobgp::connect(other, s.asn))?;
-                Ok(Speaker { managed: None, api })
-            }
+    /// Starts the managed gobgpd (escalation.api = "managed"); None for the operator's.
+    fn start_managed(&self) -> Result<Option<Managed>> {
+        if self.settings.api != BgpApi::Managed {
+            return Ok(None);
+        }
+        block_on(Managed::start(&self.settings, &self.dir))
+            .context("cannot start the BGP daemon for escalation")
+            .map(Some)
+    }
+
+    /// Where gobgpd's API is.
+    fn api(&self) -> BgpApi {
+        match &self.managed {
+            Some(m) => m.api(),
+            None => self.settings.api.clone(),
         }
     }
 
     fn speaker_name(&self) -> String {
-        match (&self.speaker, &self.settings.api) {
-            (None, _) => "none (dry-run: nothing is announced)".into(),
-            (
-                Some(Speaker {
-                    managed: Some(m), ..
-                }),
-                _,
-            ) => format!("gobgpd started by Levee (pid {})", m.pid()),
-            (Some(_), BgpApi::Unix(p)) => format!("gobgpd at unix://{}", p.display()),
-            (Some(_), BgpApi::Tcp(a)) => format!("gobgpd at {a}"),
-            (Some(_), BgpApi::Managed) => "gobgpd".into(),
+        match (&self.calls, &self.managed, &self.settings.api) {
+            (None, _, _) => "none (dry-run: nothing is announced)".into(),
+            (Some(_), Some(m), _) => format!("gobgpd started by Levee (pid {})", m.pid()),
+            (Some(_), None, BgpApi::Unix(p)) => format!("gobgpd at unix://{}", p.display()),
+            (Some(_), None, BgpApi::Tcp(a)) => format!("gobgpd at {a}"),
+            (Some(_), None, BgpApi::Managed) => "gobgpd".into(),
         }
-    }
-
-    /// Keeps rule `id` for at least `ttl` more (quietly: automatic escalation renews its
-    /// rules every second while their attack lasts). False when the rule is gone (withdrawn
-    /// by the operator, or expired).
-    pub fn keep(&mut self, id: u32, ttl: Duration) -> bool {
-        let Some(a) = self.rules.get_mut(&id).filter(|a| a.withdrawing.is_none()) else {
-            return false;
-        };
-        a.expires = a.expires.max(Instant::now() + ttl);
-        true
     }
 
     pub fn settings(&self) -> &EscalationSettings {
         &self.settings
     }
 
-    /// Announces `rule` for `ttl` (escalation.default_ttl when None) if the policy allows it;
-    /// with `dry_run` (or in dry-run mode) only checks and logs it. The same rule again
-    /// extends its time rather than announcing twice.
-    pub fn announce(
-        &mut self,
-        rule: Rule,
-        ttl: Option<Duration>,
-        by: Origin,
-        allowlisted: impl Fn(IpAddr) -> bool,
-        dry_run: bool,
-    ) -> Result<RuleView> {
-        let now = Instant::now();
-        while self
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            self.recent.pop_front();
-        }
-        let ttl = ttl.unwrap_or(self.settings.default_ttl);
-        if let Some((&id, _)) = self
-            .rules
-            .iter()
-            .find(|(_, a)| a.rule == rule && a.withdrawing.is_none())
-        {
-            // Checked as a new rule would be, without counting itself against the limits.
-            policy::check(
-                &rule,
-                Some(ttl),
-                &self.settings,
-                &allowlisted,
-                &Held::none(),
-            )
-            .inspect_err(|_| self.count_refused())?;
-            if dry_run {
-                return Ok(self.dry_run(rule, ttl, by));
-            }
-            let active = self.rules.get_mut(&id).expect("found");
-            active.expires = active.expires.max(now + ttl);
-            info!(id, rule = %rule, ttl_secs = ttl.as_secs(), "already announced; time extended");
-            return Ok(self.view(id, None));
-        }
-        let held = Held {
-            active: self.rules.len(),
-            last_minute: self.recent.len(),
-        };
-        policy::check(&rule, Some(ttl), &self.settings, &allowlisted, &held)
-            .inspect_err(|_| self.count_refused())?;
-        let Some(speaker) = self.speaker.as_mut().filter(|_| !dry_run) else {
-            return Ok(self.dry_run(rule, ttl, by));
-        };
-        // Taken before the call: a call that timed out may still have added the path, and
-        // its id must not name the next rule (the next check withdraws it as a stray).
-        let id = self.next_id;
-        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-        let uuid = call(
-            &self.runtime,
-            announce(&mut speaker.api, id, &rule, &self.settings),
-        )
-        .inspect_err(|_| self.count_error())?;
-        self.recent.push_back(now);
-        info!(id, rule = %rule, ttl_secs = ttl.as_secs(), by = by.name(), "announced upstream");
-        self.with_metrics(|m| {
-            m.escalation_announcements
-                .get_or_create(&m_labels(&rule, by.name()))
-                .inc();
-        });
-        // The time counts from the announcement, however long gobgpd took.
-        self.rules.insert(
-            id,
-            Active {
-                rule,
-                by,
-                expires: Instant::now() + ttl,
-                uuid,
-                withdrawing: None,
-                failures: 0,
-            },
-        );
-        self.update_gauges();
-        Ok(self.view(id, None))
-    }
-
-    fn dry_run(&self, rule: Rule, ttl: Duration, by: Origin) -> RuleView {
-        info!(rule = %rule, ttl_secs = ttl.as_secs(), by = by.name(), "dry-run: would announce upstream");
-        RuleView {
-            id: 0,
-            rule,
-            by,
-            ttl_left_secs: ttl.as_secs(),
-            in_rib: None,
-            withdraw_pending: false,
-            dry_run: true,
-        }
-    }
-
-    fn view(&self, id: u32, in_rib: Option<String>) -> RuleView {
-        let a = &self.rules[&id];
-        RuleView {
-            id,
-            rule: a.rule.clone(),
-            by: a.by,
-            // Rounded up: a rule just announced for 600 s shows 600.
-            ttl_left_secs: a
-                .expires
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .div_ceil(1000) as u64,
-            in_rib,
-            withdraw_pending: a.withdrawing.is_some(),
-            dry_run: false,
-        }
-    }
-
-    /// What gobgpd's RIB holds of Levee's, joined with the rules held.
-    pub fn list(&mut self) -> Result<EscalationsView> {
-        let mut view = EscalationsView {
-            mode: self.settings.mode.name().into(),
-            speaker: self.speaker_name(),
-            ..Default::default()
-        };
-        let Some(speaker) = self.speaker.as_mut() else {
-            return Ok(view);
-        };
-        // A RIB that cannot be read leaves the books to show, saying so.
-        let owned = match call(&self.runtime, speaker.api.owned_paths()) {
-            Ok(owned) => owned,
-            Err(e) => {
-                view.rib_error = Some(format!("cannot read gobgpd's RIB: {e:#}"));
-                Vec::new()
-            }
-        };
-        for id in self.rules.keys() {
-            let in_rib = owned.iter().find(|o| o.id == *id).map(|o| o.prefix.clone());
-            view.rules.push(self.view(*id, in_rib));
-        }
-        view.stray = owned
-            .iter()
-            .filter(|o| !self.rules.contains_key(&o.id))
-            .map(|o| o.prefix.clone())
-            .collect();
-        view.received = self.received.clone();
-        Ok(view)
-    }
-
-    /// Reads the FlowSpec rules the neighbours sent (escalation.accept_flowspec) and returns
-    /// what the program must enforce when that changed, and what it enforced before. While
-    /// gobgpd cannot be read, the rules in force stay (and the error is returned).
-    #[allow(clippy::type_complexity)]
-    pub fn poll_received(&mut self) -> Result<Option<(Vec<EnforcedRule>, Vec<EnforcedRule>)>> {
-        if !self.settings.accept_flowspec {
-            return Ok(None);
-        }
-        let Some(speaker) = self.speaker.as_mut() else {
-            return Ok(None);
-        };
-        // After a failure, wait before asking again: a hung gobgpd must not take five seconds
-        // of every controller tick.
-        if Instant::now() < self.next_poll {
-            return Ok(None);
-        }
-        let paths = match call(&self.runtime, speaker.api.received_flowspec()) {
-            Ok(p) => p,
-            Err(e) => {
-                self.next_poll = Instant::now() + RECONCILE_EVERY;
-                return Err(e.context("cannot read the FlowSpec rules the neighbours sent"));
-            }
-        };
-        let (views, mut enforced) = precedence::choose(&paths, &self.settings);
-        enforced.sort_by_key(EnforcedRule::precedence);
-        for v in views.iter().filter(|v| !self.received.contains(v)) {
-            info!(rule = %v.rule, neighbor = %v.neighbor, state = %v.state, detail = %v.detail, "FlowSpec rule received");
-        }
-        self.received = views;
-        self.with_metrics(|m| {
-            for state in ["enforced", "skipped", "ignored", "refused"] {
-                let n = self.received.iter().filter(|v| v.state == state).count();
-                m.upstream_rules
-                    .get_or_create(&crate::metrics::StateOnlyLabels {
-                        state: state.into(),
-                    })
-                    .set(n as i64);
-            }
-        });
-        if enforced == self.enforced {
-            return Ok(None);
-        }
-        let before = std::mem::replace(&mut self.enforced, enforced.clone());
-        Ok(Some((enforced, before)))
-    }
-
-    /// Whether the program enforces received rules now.
-    pub fn enforces_received(&self) -> bool {
-        !self.enforced.is_empty()
-    }
-
-    /// The program could not take the rules `poll_received` returned: it still enforces
-    /// `before`, and the next poll tries again.
-    pub fn enforcing_failed(&mut self, before: Vec<EnforcedRule>) {
-        self.enforced = before;
-    }
-
-    /// One turn: a managed gobgpd that died is started again, rules whose time is up are
-    /// withdrawn, and now and then the RIB is compared with the rules held.
+    /// One turn, once a second: a managed gobgpd that died is started again, what gobgpd
+    /// answered is settled, rules whose time is up are handed to the withdrawer, and the RIB
+    /// and the received rules are asked for when due. Never waits on gobgpd.
     pub fn tick(&mut self) {
-        let Some(speaker) = self.speaker.as_mut() else {
+        if self.calls.is_none() {
             return;
-        };
-        if let Some(status) = speaker.managed.as_mut().and_then(Managed::exited) {
-            error!(
-                %status,
-                rules = self.rules.len(),
-                "the BGP daemon for escalation died: the upstream dropped every rule; starting it again"
-            );
-            self.count_error();
-            self.set_up(false);
-            match self.connect() {
-                Ok(s) => {
-                    self.speaker = Some(s);
-                    self.set_up(true);
-                    self.next_reconcile = Instant::now();
-                }
-                Err(e) => {
-                    error!("cannot start the BGP daemon again, trying next second: {e:#}");
-                    return;
-                }
-            }
         }
-        for outcome in self
-            .withdrawer
-            .as_ref()
-            .map(Withdrawer::outcomes)
-            .unwrap_or_default()
-        {
-            self.settle(outcome);
-        }
+        self.restart_managed();
+        self.collect();
         let now = Instant::now();
         let due: Vec<u32> = self
             .rules
             .iter()
-            .filter(|(_, a)| a.expires <= now && a.withdrawing.is_none())
+            .filter(|(_, a)| a.expires <= now && a.withdrawing.is_none() && a.uuid.is_some())
             .map(|(id, _)| *id)
             .collect();
-        // Handed to the withdrawer: the tick never waits on gobgpd for them.
         for id in due {
             self.begin_withdraw(id, "ttl");
         }
-        if now >= self.next_reconcile {
+        self.abandoned
+            .retain(|_, (_, since)| now.duration_since(*since) < ABANDONED_FOR);
+        if now >= self.next_reconcile && self.reconciling.is_none() {
             self.next_reconcile = now + RECONCILE_EVERY;
-            if let Err(e) = self.reconcile() {
-                self.count_error();
-                self.set_up(false);
-                error!("escalation: {e:#}");
+            self.reconciling = Some(self.read_rib(now + RECONCILE_EVERY));
+        }
+        self.ask_received(now);
+    }
+
+    /// A managed gobgpd that died is started again (this waits for its API, up to 10 s: the
+    /// one wait on gobgpd left on the controller's thread, after a crash of gobgpd).
+    fn restart_managed(&mut self) {
+        let Some(status) = self.managed.as_mut().and_then(Managed::exited) else {
+            return;
+        };
+        error!(
+            %status,
+            rules = self.rules.len(),
+            "the BGP daemon for escalation died: the upstream dropped every rule; starting it again"
+        );
+        self.count_error();
+        self.set_up(false);
+        match self.start_managed() {
+            Ok(m) => {
+                self.managed = m;
+                if let Some(calls) = &self.calls {
+                    calls.send(Job::Reconnect, Instant::now() + RECONCILE_EVERY);
+                }
+                self.set_up(true);
+                self.next_reconcile = Instant::now();
             }
+            Err(e) => error!("cannot start the BGP daemon again, trying next second: {e:#}"),
         }
     }
 
-    /// Makes the RIB hold exactly the rules held: missing ones announced again, strays
-    /// withdrawn.
-    fn reconcile(&mut self) -> Result<()> {
-        let Some(speaker) = self.speaker.as_mut() else {
-            return Ok(());
-        };
-        let owned =
-            call(&self.runtime, speaker.api.owned_paths()).context("cannot read gobgpd's RIB")?;
-        self.set_up(true);
-        let speaker = self.speaker.as_mut().expect("checked");
-        for stray in owned.iter().filter(|o| !self.rules.contains_key(&o.id)) {
-            warn!(path = %stray.prefix, "a path of Levee's that no rule holds: withdrawn");
-            call(&self.runtime, speaker.api.withdraw_listed(stray))?;
+    /// Settles what gobgpd answered since the last look and answers the commands whose
+    /// answer is known (or whose wait ran out). Cheap: called every 100 ms.
+    pub fn collect(&mut self) {
+        let outcomes = self
+            .withdrawer
+            .as_ref()
+            .map(Withdrawer::outcomes)
+            .unwrap_or_default();
+        for outcome in outcomes {
+            self.settle(outcome);
         }
-        let now = Instant::now();
-        for (id, active) in self.rules.iter_mut() {
-            // An expired rule, or one being withdrawn, is never announced again.
-            if active.expires <= now
-                || active.withdrawing.is_some()
-                || owned.iter().any(|o| o.id == *id)
-            {
-                continue;
+        let done = self.calls.as_ref().map(Calls::done).unwrap_or_default();
+        for d in done {
+            match d {
+                Done::Announced { id, again, uuid } => self.announced(id, again, uuid),
+                Done::Rib { token, owned } => self.rib_read(token, owned),
+                Done::StrayWithdrawn { prefix, result } => match result {
+                    Ok(()) => info!(path = %prefix, "stray path of Levee's withdrawn"),
+                    Err(e) => {
+                        self.count_error();
+                        error!(path = %prefix, "cannot withdraw a stray path of Levee's: {e}");
+                    }
+                },
+                Done::Received(paths) => self.received_read(paths),
             }
-            warn!(id, rule = %active.rule, "missing in gobgpd's RIB: announced again");
-            active.uuid = call(
-                &self.runtime,
-                announce(&mut speaker.api, *id, &active.rule, &self.settings),
-            )?;
         }
-        Ok(())
+        self.answer_waiters();
+    }
+
+    /// Answers the waiting commands that can be: withdrawals confirmed or out of time, lists
+    /// out of time (a list answered by its read is answered in `rib_read`).
+    fn answer_waiters(&mut self) {
+        let now = Instant::now();
+        let waiters = std::mem::take(&mut self.waiters);
+        for w in waiters {
+            match w {
+                Waiter::Withdraw {
+                    ids,
+                    views,
+                    deadline,
+                    reply,
+                } => {
+                    let pending: Vec<u32> = ids
+                        .iter()
+                        .copied()
+                        .filter(|id| self.rules.contains_key(id))
+                        .collect();
+                    if pending.is_empty() {
+                        let _ = reply.send(Response::ok(views));
+                    } else if now >= deadline {
+                        let _ = reply.send(Response::error(&self.pending_error(&pending)));
+                    } else {
+                        self.waiters.push(Waiter::Withdraw {
+                            ids,
+                            views,
+                            deadline,
+                            reply,
+                        });
+                    }
+                }
+                Waiter::List {
+                    deadline, reply, ..
+                } if now >= deadline => {
+                    let error =
+                        format!("gobgpd did not answer within {}s", rib::LIST_WAIT.as_secs());
+                    let _ = reply.send(Response::ok(self.list_view(None, Some(error))));
+                }
+                other => self.waiters.push(other),
+            }
+        }
     }
 
     fn with_metrics(&self, f: impl FnOnce(&mut crate::metrics::Metrics)) {
@@ -539,7 +398,7 @@ impl Upstream {
 impl Drop for Upstream {
     fn drop(&mut self) {
         // The managed gobgpd (if any) is killed by its own Drop; say so.
-        if self.speaker.as_ref().is_some_and(|s| s.managed.is_some()) {
+        if self.managed.is_some() {
             info!("stopping the BGP daemon for escalation");
         }
     }
@@ -552,15 +411,20 @@ fn m_labels(rule: &Rule, cause: &str) -> crate::metrics::EscalationLabels {
     }
 }
 
-/// Sends `rule` to gobgpd, marked as Levee's rule `id`.
-async fn announce(
-    api: &mut Gobgp,
-    id: u32,
-    rule: &Rule,
-    settings: &EscalationSettings,
-) -> Result<Vec<u8>> {
-    match rule {
-        Rule::Rtbh { dst } => api.add_rtbh(id, *dst, &settings.communities).await,
-        Rule::FlowSpec(f) => api.add_flowspec(id, f).await,
-    }
+/// Runs `f` to completion within [`CALL_TIMEOUT`], on a runtime of its own: only at start
+/// and when a managed gobgpd is started again.
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            tokio::time::timeout(CALL_TIMEOUT * 3, f)
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "gobgpd did not answer within {}s",
+                        CALL_TIMEOUT.as_secs() * 3
+                    )
+                })?
+        })
 }

@@ -3,11 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use anyhow::anyhow;
 use tracing::{error, info};
 
-use super::{RuleView, Upstream, m_labels};
-use crate::escalation::withdrawer::Outcome;
+use super::{Reply, RuleView, Upstream, Waiter, m_labels};
+use crate::{
+    api::Response,
+    escalation::{gobgp::Lookup, withdrawer::Outcome},
+};
 
 /// How long `levee escalate withdraw` waits for gobgpd to confirm before it answers that
 /// the withdrawal is pending.
@@ -16,52 +19,63 @@ const CONFIRM_WAIT: Duration = Duration::from_secs(2);
 const STOP_WAIT: Duration = Duration::from_secs(8);
 
 impl Upstream {
-    /// Withdraws rule `id` (`why` is logged and counted); with `dry_run` only says what would
-    /// go. Done only once gobgpd confirms it, within [`CONFIRM_WAIT`]; otherwise an error
-    /// says it is pending, and it is retried until confirmed.
-    pub fn withdraw(&mut self, id: u32, why: &'static str, dry_run: bool) -> Result<RuleView> {
-        if !self.rules.contains_key(&id) {
-            anyhow::bail!("no escalation rule #{id} (see levee escalate list)");
-        }
-        let mut view = self.view(id, None);
+    /// Withdraws rule `id`, or all of them (`why` is logged and counted); with `dry_run` only
+    /// says what would go. Answered once gobgpd confirms every one, within
+    /// [`CONFIRM_WAIT`]; otherwise the answer is an error saying which are pending (retried
+    /// until confirmed).
+    pub fn withdraw(&mut self, id: Option<u32>, why: &'static str, dry_run: bool, reply: Reply) {
+        let ids: Vec<u32> = match id {
+            Some(id) if !self.rules.contains_key(&id) => {
+                let e = anyhow!("no escalation rule #{id} (see levee escalate list)");
+                let _ = reply.send(Response::error(&e));
+                return;
+            }
+            Some(id) => vec![id],
+            None => self.rules.keys().copied().collect(),
+        };
+        let mut views: Vec<RuleView> = ids.iter().map(|id| self.view(*id, None)).collect();
         if dry_run || self.withdrawer.is_none() {
-            info!(id, rule = %view.rule, "dry-run: would withdraw");
-            view.dry_run = true;
-            return Ok(view);
+            for v in &mut views {
+                info!(id = v.id, rule = %v.rule, "dry-run: would withdraw");
+                v.dry_run = true;
+            }
+            let _ = reply.send(Response::ok(views));
+            return;
         }
-        self.begin_withdraw(id, why);
-        match self.confirm(&[id], CONFIRM_WAIT).as_slice() {
-            [] => Ok(view),
-            _ => Err(self.pending_error(&[id])),
-        }
-    }
-
-    /// Withdraws every rule; returns them once gobgpd confirmed them all, or an error naming
-    /// those pending (retried until confirmed).
-    pub fn withdraw_all(&mut self, why: &'static str, dry_run: bool) -> Result<Vec<RuleView>> {
-        let ids: Vec<u32> = self.rules.keys().copied().collect();
-        if dry_run || self.withdrawer.is_none() {
-            return ids.iter().map(|id| self.withdraw(*id, why, true)).collect();
-        }
-        let views: Vec<RuleView> = ids.iter().map(|id| self.view(*id, None)).collect();
         for id in &ids {
             self.begin_withdraw(*id, why);
         }
-        let pending = self.confirm(&ids, CONFIRM_WAIT);
-        if !pending.is_empty() {
-            return Err(self.pending_error(&pending));
-        }
-        Ok(views)
+        self.waiters.push(Waiter::Withdraw {
+            ids,
+            views,
+            deadline: Instant::now() + CONFIRM_WAIT,
+            reply,
+        });
+        // Answered at once if every one was confirmed already (none pending).
+        self.answer_waiters();
     }
 
-    /// Hands rule `id`'s withdrawal to the withdrawer (once).
+    /// Withdraws rule `id` without waiting for gobgpd (detection, when its attack is over);
+    /// false when there is no such rule.
+    pub fn withdraw_later(&mut self, id: u32, why: &'static str) -> bool {
+        if !self.rules.contains_key(&id) {
+            return false;
+        }
+        self.begin_withdraw(id, why);
+        true
+    }
+
+    /// Hands rule `id`'s withdrawal to the withdrawer (once); a rule gobgpd has not
+    /// confirmed yet is handed over when it does.
     pub(super) fn begin_withdraw(&mut self, id: u32, why: &'static str) {
         let (Some(w), Some(a)) = (&self.withdrawer, self.rules.get_mut(&id)) else {
             return;
         };
         if a.withdrawing.is_none() {
             a.withdrawing = Some(why);
-            w.withdraw(id, a.uuid.clone());
+            if let Some(uuid) = &a.uuid {
+                w.withdraw(id, uuid.clone(), Lookup::of([&a.rule]));
+            }
         }
         self.update_gauges();
     }
@@ -86,7 +100,7 @@ impl Upstream {
         }
     }
 
-    fn pending_error(&self, ids: &[u32]) -> anyhow::Error {
+    pub(super) fn pending_error(&self, ids: &[u32]) -> anyhow::Error {
         let named: Vec<String> = ids
             .iter()
             .filter_map(|id| self.rules.get(id).map(|a| format!("#{id} {}", a.rule)))
@@ -128,7 +142,15 @@ impl Upstream {
 
     /// Withdraws every rule before Levee exits (a managed gobgpd is then stopped too),
     /// waiting at most [`STOP_WAIT`] for gobgpd to confirm; says which it could not.
+    /// Commands still waiting are told Levee is stopping.
     pub fn stop(&mut self) {
+        self.collect();
+        for w in std::mem::take(&mut self.waiters) {
+            let (Waiter::Announce { reply, .. }
+            | Waiter::Withdraw { reply, .. }
+            | Waiter::List { reply, .. }) = w;
+            let _ = reply.send(Response::error(&anyhow!("Levee is stopping")));
+        }
         if self.rules.is_empty() || self.withdrawer.is_none() {
             return;
         }

@@ -1,0 +1,246 @@
+//! Announcing a rule: checked by the policy, booked at once, sent to gobgpd by [`Calls`],
+//! and counted as announced only when gobgpd confirms it.
+
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+use tracing::{info, warn};
+
+use super::{Active, Reply, RuleView, Upstream, Waiter, m_labels};
+use crate::{
+    api::Response,
+    escalation::{
+        Rule,
+        calls::{CALL_TIMEOUT, Calls, Job},
+        policy::{self, Held},
+        views::Origin,
+    },
+};
+
+/// What became of a rule detection holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Held, its time extended.
+    Held,
+    /// Withdrawn (by the operator, or its time ran out).
+    Gone,
+    /// gobgpd did not take it.
+    Failed,
+}
+
+impl Upstream {
+    /// Keeps rule `id` for at least `ttl` more (quietly: automatic escalation renews its
+    /// rules every second while their attack lasts).
+    pub fn keep(&mut self, id: u32, ttl: Duration) -> Keep {
+        if self.failed.remove(&id) {
+            return Keep::Failed;
+        }
+        let Some(a) = self.rules.get_mut(&id).filter(|a| a.withdrawing.is_none()) else {
+            return Keep::Gone;
+        };
+        a.expires = a.expires.max(Instant::now() + ttl);
+        Keep::Held
+    }
+
+    /// Announces `rule` for `ttl` (escalation.default_ttl when None) if the policy allows it;
+    /// with `dry_run` (or in dry-run mode) only checks and logs it. The same rule again
+    /// extends its time rather than announcing twice. A new rule is booked and sent to
+    /// gobgpd without waiting: its view says `announce_pending` until gobgpd confirms it
+    /// ([`Upstream::answer_when_announced`]).
+    pub fn announce(
+        &mut self,
+        rule: Rule,
+        ttl: Option<Duration>,
+        by: Origin,
+        allowlisted: impl Fn(IpAddr) -> bool,
+        dry_run: bool,
+    ) -> Result<RuleView> {
+        let now = Instant::now();
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.recent.pop_front();
+        }
+        let ttl = ttl.unwrap_or(self.settings.default_ttl);
+        if let Some((&id, _)) = self
+            .rules
+            .iter()
+            .find(|(_, a)| a.rule == rule && a.withdrawing.is_none())
+        {
+            // Checked as a new rule would be, without counting itself against the limits.
+            policy::check(
+                &rule,
+                Some(ttl),
+                &self.settings,
+                &allowlisted,
+                &Held::none(),
+            )
+            .inspect_err(|_| self.count_refused())?;
+            if dry_run {
+                return Ok(self.dry_run(rule, ttl, by));
+            }
+            let active = self.rules.get_mut(&id).expect("found");
+            active.expires = active.expires.max(now + ttl);
+            info!(id, rule = %rule, ttl_secs = ttl.as_secs(), "already announced; time extended");
+            return Ok(self.view(id, None));
+        }
+        let held = Held {
+            active: self.rules.len(),
+            last_minute: self.recent.len(),
+        };
+        policy::check(&rule, Some(ttl), &self.settings, &allowlisted, &held)
+            .inspect_err(|_| self.count_refused())?;
+        let Some(calls) = self.calls.as_ref().filter(|_| !dry_run) else {
+            return Ok(self.dry_run(rule, ttl, by));
+        };
+        // Taken before the call: a call that timed out may still have added the path, and
+        // its id must not name the next rule (the RIB is searched for it and it is withdrawn).
+        let id = self.next_id;
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+        calls.send(
+            Job::Announce {
+                id,
+                rule: rule.clone(),
+                again: false,
+            },
+            now + CALL_TIMEOUT,
+        );
+        self.recent.push_back(now);
+        self.rules.insert(
+            id,
+            Active {
+                rule,
+                by,
+                expires: now + ttl,
+                ttl,
+                uuid: None,
+                visible_from_read: u64::MAX,
+                withdrawing: None,
+                failures: 0,
+            },
+        );
+        self.update_gauges();
+        Ok(self.view(id, None))
+    }
+
+    /// Answers `reply` when gobgpd confirmed (or refused) the announcement of rule `id`.
+    pub fn answer_when_announced(&mut self, id: u32, reply: Reply) {
+        self.waiters.push(Waiter::Announce { id, reply });
+    }
+
+    /// What gobgpd said to an announcement (`again`: of a rule it had lost).
+    pub(super) fn announced(&mut self, id: u32, again: bool, uuid: Result<Vec<u8>, String>) {
+        let reply = self.take_announce_waiter(id);
+        match (uuid, self.rules.get_mut(&id)) {
+            (Ok(uuid), Some(a)) => {
+                a.uuid = Some(uuid);
+                a.visible_from_read = self.last_read + 1;
+                if !again {
+                    // The time counts from the announcement, however long gobgpd took.
+                    a.expires = a.expires.max(Instant::now() + a.ttl);
+                    let (rule, by) = (a.rule.clone(), a.by);
+                    info!(id, rule = %rule, ttl_secs = a.ttl.as_secs(), by = by.name(), "announced upstream");
+                    self.with_metrics(|m| {
+                        m.escalation_announcements
+                            .get_or_create(&m_labels(&rule, by.name()))
+                            .inc();
+                    });
+                }
+                // Withdrawn while gobgpd was still taking it: withdrawn now.
+                if let Some(why) = self.rules[&id].withdrawing {
+                    self.rules.get_mut(&id).expect("held").withdrawing = None;
+                    self.begin_withdraw(id, why);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(Response::ok(self.view(id, None)));
+                }
+            }
+            (Ok(_), None) => {}
+            (Err(e), _) if again => {
+                self.count_error();
+                self.set_up(false);
+                warn!(
+                    id,
+                    "cannot announce again a rule gobgpd lost, trying at the next check: {e}"
+                );
+            }
+            (Err(e), _) => {
+                self.count_error();
+                let Some(a) = self.rules.remove(&id) else {
+                    return;
+                };
+                warn!(id, rule = %a.rule, "not announced: {e}");
+                if a.by == Origin::Detection {
+                    self.failed.insert(id);
+                }
+                self.abandoned.insert(id, (a.rule.clone(), Instant::now()));
+                if let Some(reply) = reply {
+                    let e = anyhow::anyhow!("{e}: {} is not announced", a.rule);
+                    let _ = reply.send(Response::error(&e));
+                }
+                self.update_gauges();
+            }
+        }
+    }
+
+    fn take_announce_waiter(&mut self, id: u32) -> Option<Reply> {
+        let i = self
+            .waiters
+            .iter()
+            .position(|w| matches!(w, Waiter::Announce { id: x, .. } if *x == id))?;
+        match self.waiters.swap_remove(i) {
+            Waiter::Announce { reply, .. } => Some(reply),
+            _ => None,
+        }
+    }
+
+    /// Sends rules gobgpd lost to it again.
+    pub(super) fn announce_again(calls: &Calls, id: u32, rule: &Rule) {
+        calls.send(
+            Job::Announce {
+                id,
+                rule: rule.clone(),
+                again: true,
+            },
+            Instant::now() + CALL_TIMEOUT,
+        );
+    }
+
+    fn dry_run(&self, rule: Rule, ttl: Duration, by: Origin) -> RuleView {
+        info!(rule = %rule, ttl_secs = ttl.as_secs(), by = by.name(), "dry-run: would announce upstream");
+        RuleView {
+            id: 0,
+            rule,
+            by,
+            ttl_left_secs: ttl.as_secs(),
+            in_rib: None,
+            announce_pending: false,
+            withdraw_pending: false,
+            dry_run: true,
+        }
+    }
+
+    pub(super) fn view(&self, id: u32, in_rib: Option<String>) -> RuleView {
+        let a = &self.rules[&id];
+        RuleView {
+            id,
+            rule: a.rule.clone(),
+            by: a.by,
+            // Rounded up: a rule just announced for 600 s shows 600.
+            ttl_left_secs: a
+                .expires
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .div_ceil(1000) as u64,
+            in_rib,
+            announce_pending: a.uuid.is_none(),
+            withdraw_pending: a.withdrawing.is_some(),
+            dry_run: false,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The FlowSpec rules the neighbours sent (escalation.accept_flowspec): read every second by
+//! [`crate::escalation::calls::Calls`], chosen by precedence, and handed to the controller
+//! when what the program must enforce changed.
+
+use std::time::Instant;
+
+use anyhow::anyhow;
+use tracing::info;
+
+use super::{RECONCILE_EVERY, Upstream};
+use crate::escalation::{calls::Job, gobgp::api, precedence, received::EnforcedRule};
+
+/// What a read of the received rules came to.
+pub enum ReceivedNews {
+    /// The program must enforce `now` instead of `before`.
+    Changed {
+        now: Vec<EnforcedRule>,
+        before: Vec<EnforcedRule>,
+    },
+    Unchanged,
+    /// gobgpd could not be read; the rules in force stay.
+    Failed(anyhow::Error),
+}
+
+/// How often the received rules are read.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Upstream {
+    /// Asks for the received rules when due and no read is under way.
+    pub(super) fn ask_received(&mut self, now: Instant) {
+        if !self.settings.accept_flowspec || self.reading_received || now < self.next_poll {
+            return;
+        }
+        if let Some(calls) = &self.calls {
+            self.reading_received = true;
+            self.next_poll = now + POLL_EVERY;
+            calls.send(Job::ReadReceived, now + POLL_EVERY);
+        }
+    }
+
+    /// A read of the received rules came back.
+    pub(super) fn received_read(
+        &mut self,
+        paths: Result<Vec<(String, String, api::Path)>, String>,
+    ) {
+        self.reading_received = false;
+        let paths = match paths {
+            Ok(p) => p,
+            Err(e) => {
+                // A hung gobgpd is asked again later, not every second.
+                self.next_poll = Instant::now() + RECONCILE_EVERY;
+                self.tell_received(ReceivedNews::Failed(anyhow!(
+                    "cannot read the FlowSpec rules the neighbours sent: {e}"
+                )));
+                return;
+            }
+        };
+        let (views, mut enforced) = precedence::choose(&paths, &self.settings);
+        enforced.sort_by_key(EnforcedRule::precedence);
+        for v in views.iter().filter(|v| !self.received.contains(v)) {
+            info!(rule = %v.rule, neighbor = %v.neighbor, state = %v.state, detail = %v.detail, "FlowSpec rule received");
+        }
+        self.received = views;
+        self.with_metrics(|m| {
+            for state in ["enforced", "skipped", "ignored", "refused"] {
+                let n = self.received.iter().filter(|v| v.state == state).count();
+                m.upstream_rules
+                    .get_or_create(&crate::metrics::StateOnlyLabels {
+                        state: state.into(),
+                    })
+                    .set(n as i64);
+            }
+        });
+        let before = std::mem::replace(&mut self.enforced, enforced.clone());
+        let news = if enforced == before {
+            ReceivedNews::Unchanged
+        } else {
+            ReceivedNews::Changed {
+                now: enforced,
+                before,
+            }
+        };
+        self.tell_received(news);
+    }
+
+    /// Keeps the news for the controller; a change it has not taken yet is never lost: a
+    /// later change still counts from what the program enforced before it.
+    fn tell_received(&mut self, news: ReceivedNews) {
+        self.received_news = match (self.received_news.take(), news) {
+            (Some(ReceivedNews::Changed { before, .. }), ReceivedNews::Changed { now, .. }) => {
+                Some(ReceivedNews::Changed { now, before })
+            }
+            (Some(changed @ ReceivedNews::Changed { .. }), _) => Some(changed),
+            (_, news) => Some(news),
+        };
+    }
+
+    /// What the reads of the received rules came to since the last look; None when no read
+    /// came back since.
+    pub fn received_news(&mut self) -> Option<ReceivedNews> {
+        self.received_news.take()
+    }
+
+    /// Whether the program enforces received rules now.
+    pub fn enforces_received(&self) -> bool {
+        !self.enforced.is_empty()
+    }
+
+    /// The program could not take the rules of a [`ReceivedNews::Changed`]: it still enforces
+    /// `before`, and the next read tries again.
+    pub fn enforcing_failed(&mut self, before: Vec<EnforcedRule>) {
+        self.enforced = before;
+    }
+}
