@@ -128,6 +128,11 @@ impl Bird {
             .to_string()
     }
 
+    /// `birdc show protocols all levee`: the session with its last error.
+    pub fn session_all(&self) -> String {
+        self.birdc(&["show", "protocols", "all", "levee"])
+    }
+
     /// What bird offers Levee (its unicast export).
     pub fn exported(&self) -> String {
         self.birdc(&["show", "route", "export", "levee"])

@@ -25,6 +25,7 @@ fn settings() -> EscalationSettings {
             address: UPSTREAM.parse().unwrap(),
             asn: 65000,
             password: None,
+            max_prefixes: 1000,
         }],
         protected_prefixes: vec!["198.18.0.0/15".parse().unwrap()],
         ..EscalationSettings::default()

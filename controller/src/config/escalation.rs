@@ -50,6 +50,15 @@ pub struct Neighbor {
     pub asn: u32,
     /// TCP MD5 password, if the session uses one.
     pub password: Option<String>,
+    /// Prefixes the neighbour may send in each family: one more and the managed gobgpd
+    /// closes the session (Cease, maximum number of prefixes reached).
+    pub max_prefixes: u32,
+}
+
+impl Neighbor {
+    /// What a neighbour may send in each family unless configured: enough for a fleet's
+    /// FlowSpec rules, far below a full table.
+    pub const MAX_PREFIXES: u32 = 1000;
 }
 
 /// A standard BGP community, `ASN:VALUE`.
@@ -181,6 +190,7 @@ pub struct NeighborFile {
     pub address: String,
     pub asn: u32,
     pub password: Option<String>,
+    pub max_prefixes: Option<u32>,
 }
 
 fn field(name: &str) -> impl Fn(anyhow::Error) -> anyhow::Error + '_ {
@@ -244,10 +254,15 @@ pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> 
         if n.asn == 0 {
             bail!("field escalation.neighbors[{i}].asn: must not be 0");
         }
+        let max_prefixes = n.max_prefixes.unwrap_or(Neighbor::MAX_PREFIXES);
+        if max_prefixes == 0 {
+            bail!("field escalation.neighbors[{i}].max_prefixes: must be at least 1");
+        }
         out.neighbors.push(Neighbor {
             address,
             asn: n.asn,
             password: n.password,
+            max_prefixes,
         });
     }
     for (i, p) in f.protected_prefixes.into_iter().flatten().enumerate() {

@@ -166,8 +166,9 @@ impl Drop for Managed {
 }
 
 /// gobgpd's config: this host's AS and router id, the neighbours with the unicast and
-/// FlowSpec families, graceful restart off (a dead Levee's routes must go at once), and BGP
-/// never listened for (port -1: gobgpd only connects out).
+/// FlowSpec families, each family with the neighbour's max-prefix (gobgpd closes a session
+/// that sends more, and warns at 80%), graceful restart off (a dead Levee's routes must go
+/// at once), and BGP never listened for (port -1: gobgpd only connects out).
 pub fn config_toml(s: &EscalationSettings) -> Result<String> {
     let Some(router_id) = s.router_id else {
         bail!("field escalation.router_id: the managed BGP daemon needs a router id");
@@ -205,7 +206,8 @@ pub fn config_toml(s: &EscalationSettings) -> Result<String> {
         };
         for f in families {
             out += &format!(
-                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n"
+                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{f}\"\n    [neighbors.afi-safis.prefix-limit.config]\n      max-prefixes = {}\n      shutdown-threshold-pct = 80\n",
+                n.max_prefixes
             );
         }
     }

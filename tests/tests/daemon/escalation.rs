@@ -449,6 +449,7 @@ fn a_restart_withdraws_what_a_killed_levee_left_in_the_operators_gobgpd() {
             address: levee_tests::bgp::UPSTREAM.parse().unwrap(),
             asn: 65000,
             password: None,
+            max_prefixes: 1000,
         }],
         ..Default::default()
     };

@@ -121,3 +121,39 @@ fn a_received_rule_over_levees_own_address_cannot_cut_its_session() {
     );
     assert!(d.xdp_attached(), "the program is still attached");
 }
+
+/// Each neighbour has a max-prefix: bird sends four FlowSpec rules to a managed gobgpd that
+/// takes at most three from it, and gobgpd closes the session (Cease, maximum number of
+/// prefixes reached) rather than hold more; none of its rules is enforced.
+#[test]
+fn a_neighbour_over_its_max_prefix_loses_its_session() {
+    let mut d = DaemonLab::new();
+    let flows = [
+        "dst 198.18.0.10/32;",
+        "dst 198.18.0.11/32;",
+        "dst 198.18.0.12/32;",
+        "dst 198.18.0.13/32;",
+    ];
+    let bird = Bird::configured(&d.lab.client, &d.dir, &flows, None);
+    let config = ESCALATION.replace("asn = 65000 }", "asn = 65000, max_prefixes = 3 }");
+    assert_ne!(config, ESCALATION);
+    d.write_config(&format!("{config}accept_flowspec = true\n"));
+    d.start();
+    let shown = wait(
+        60,
+        || bird.session_all(),
+        |s| s.contains("Maximum number of prefixes"),
+    );
+    assert!(
+        shown.contains("Maximum number of prefixes"),
+        "gobgpd closed the session over its max-prefix: {shown}\n{}",
+        d.log()
+    );
+    let received = d.cli_json(&["escalate", "list"])["received"].clone();
+    assert!(
+        received
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| r["state"] != "enforced")),
+        "nothing from a session over its limit is enforced: {received}"
+    );
+}

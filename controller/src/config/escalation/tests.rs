@@ -24,6 +24,7 @@ fn a_complete_config_is_accepted_with_safe_defaults() {
     assert_eq!(s.communities, vec![Community::BLACKHOLE]);
     assert!(!s.auto && !s.auto_rtbh && !s.accept_flowspec);
     assert_eq!(s.api, BgpApi::Managed);
+    assert_eq!(s.neighbors[0].max_prefixes, Neighbor::MAX_PREFIXES);
 }
 
 #[test]
@@ -60,6 +61,10 @@ fn what_cannot_be_safe_is_refused_with_the_field_named() {
         (
             "neighbors = [{ address = \"nowhere\", asn = 1 }]",
             "neighbors[0].address",
+        ),
+        (
+            "neighbors = [{ address = \"10.0.0.1\", asn = 1, max_prefixes = 0 }]",
+            "neighbors[0].max_prefixes",
         ),
     ];
     for (toml, name) in cases {
