@@ -9,6 +9,7 @@ pub mod flood;
 pub mod livegen;
 pub mod netns;
 pub mod sender;
+pub mod storm;
 pub mod traffic;
 
 use std::{

@@ -15,21 +15,25 @@ pub struct Options {
     /// Runs per figure; the median is printed.
     #[arg(long, default_value_t = 5)]
     pub runs: u32,
+    /// Only the control socket under 200 concurrent CLI clients.
+    #[arg(long)]
+    pub control_only: bool,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
     require_root("bench")?;
     // The detection figures run the real daemon, built in the same profile.
     run_cmd(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "levee"]))?;
-    run_lab_bin(
-        "bench",
-        &[
-            "--repeat".to_string(),
-            opts.repeat.to_string(),
-            "--runs".to_string(),
-            opts.runs.to_string(),
-        ],
-    )
+    let mut args = vec![
+        "--repeat".to_string(),
+        opts.repeat.to_string(),
+        "--runs".to_string(),
+        opts.runs.to_string(),
+    ];
+    if opts.control_only {
+        args.push("--control-only".into());
+    }
+    run_lab_bin("bench", &args)
 }
 
 #[cfg(test)]

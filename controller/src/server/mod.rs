@@ -7,6 +7,9 @@
 mod control;
 mod http;
 
+/// Control-socket connections served at once; more wait in the listen backlog.
+pub use control::MAX_CONNECTIONS;
+
 use std::{
     future::Future,
     sync::mpsc,

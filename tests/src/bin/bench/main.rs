@@ -9,6 +9,8 @@
 //! in native mode, and the kernel's BPF run-time statistics (BPF_ENABLE_STATS) give the
 //! program's own time per packet, excluding the sender and the stack.
 
+mod control;
+
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -52,6 +54,9 @@ struct Args {
     /// Only the peers (xdp-filter, nftables).
     #[arg(long)]
     peers_only: bool,
+    /// Only the control socket under 200 clients.
+    #[arg(long)]
+    control_only: bool,
     /// Frames per run in the spoofed-flood comparison.
     #[arg(long, default_value_t = 1_000_000)]
     frames: usize,
@@ -87,6 +92,10 @@ fn run(args: &Args) -> Result<()> {
     if args.line_rate_only {
         return line_rate(args);
     }
+    if args.control_only {
+        println!("{}", Report::provenance(args)?.join("\n"));
+        return control::control_socket();
+    }
     if args.peers_only {
         let mut report = Report::new(args)?;
         return peers(args, &mut report);
@@ -114,6 +123,8 @@ fn run(args: &Args) -> Result<()> {
     line_rate(args)?;
     println!();
     detection(args)?;
+    println!();
+    control::control_socket()?;
     println!();
     big_lists(args)
 }
@@ -435,7 +446,8 @@ struct Report {
 }
 
 impl Report {
-    fn new(args: &Args) -> Result<Report> {
+    /// Where the figures come from: commit, date, machine, generator, command.
+    fn provenance(args: &Args) -> Result<Vec<String>> {
         let sh = |cmd: &str, argv: &[&str]| -> String {
             std::process::Command::new(cmd)
                 .args(argv)
@@ -454,8 +466,8 @@ impl Report {
             })
             .unwrap_or_else(|| "unknown CPU".into());
         let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let mut r = Report { lines: Vec::new() };
-        r.line(&format!(
+        let mut r = Vec::new();
+        r.push(format!(
             "commit: {commit}{}",
             if dirty {
                 " (with uncommitted changes)"
@@ -463,21 +475,35 @@ impl Report {
                 ""
             }
         ));
-        r.line(&format!(
+        r.push(format!(
             "date: {}",
             sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
         ));
-        r.line(&format!(
+        r.push(format!(
             "machine: {cpu}, {cpus} CPUs, Linux {}",
             sh("uname", &["-r"])
         ));
         // The floods' generator: figures made with different ones are not comparable.
         let (method, why) = Method::chosen();
-        r.line(&format!("generator: {method} ({why})"));
-        r.line(&format!(
-            "command: cargo xtask bench (bench --repeat {} --runs {})",
-            args.repeat, args.runs
+        r.push(format!("generator: {method} ({why})"));
+        r.push(format!(
+            "command: cargo xtask bench{only} (bench --repeat {} --runs {}{only})",
+            args.repeat,
+            args.runs,
+            only = if args.control_only {
+                " --control-only"
+            } else {
+                ""
+            }
         ));
+        Ok(r)
+    }
+
+    fn new(args: &Args) -> Result<Report> {
+        let mut r = Report { lines: Vec::new() };
+        for l in Report::provenance(args)? {
+            r.line(&l);
+        }
         r.line("");
         Ok(r)
     }
