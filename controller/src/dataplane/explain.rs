@@ -12,6 +12,7 @@ use filter_common::{
         AllowEntry, BlockEntry, Budget, Class, Config, CpuState, FlowEntry, FlowKey,
         MAX_UPSTREAM_RULES, SERVICE_KEY_BITS, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
         SourceState, UpstreamRule, flags, map, service_key_v4, service_key_v6, summary,
+        verified_key,
     },
     config::{source_key_v4, source_key_v6},
     limit::{admit, is_unlimited},
@@ -50,6 +51,8 @@ pub struct Probe {
     pub aggregate_refusing: Option<(usize, usize)>,
     /// The received upstream rules in force, in order (empty while the stage is off).
     pub upstream: Vec<UpstreamRule>,
+    /// BGP_PEERS holds the source: its BGP sessions pass before every stage.
+    pub bgp_peer: bool,
 }
 
 impl Dataplane {
@@ -88,6 +91,16 @@ impl Dataplane {
                 upstream.push(rule);
             }
         }
+        let bgp_peer = config.flags & flags::BGP_PEERS != 0 && {
+            let peers: HashMap<&MapData, [u8; 16], u8> =
+                HashMap::try_from(self.map(map::BGP_PEERS)?)?;
+            let key = verified_key(&abi_address(addr), addr.is_ipv6());
+            match peers.get(&key, 0) {
+                Ok(_) => true,
+                Err(e) if is_not_found(&e) => false,
+                Err(e) => return Err(e).context("failed to read BGP_PEERS"),
+            }
+        };
         Ok(Probe {
             config,
             now_ns,
@@ -96,6 +109,7 @@ impl Dataplane {
             source,
             aggregate_refusing,
             upstream,
+            bgp_peer,
         })
     }
 

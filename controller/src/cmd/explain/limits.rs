@@ -1,6 +1,6 @@
 //! The limiters' say: the source's buckets and penalties, and the class's ceiling.
 
-use super::*;
+use super::{books::Attack, *};
 
 /// Packets left in a packet bucket of `limit` whose TAT is `tat`, at `now`.
 pub(super) fn tokens(limit: &Limit, tat: u64, now: u64) -> Option<u64> {
@@ -124,7 +124,12 @@ pub(super) fn ceiling_pps(limit: &Limit, cpus: usize) -> Option<u64> {
     Some(per_cpu * cpus as u64)
 }
 
-pub(super) fn aggregate(c: &Controller, cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Stage {
+pub(super) fn aggregate(
+    books: &dyn Books,
+    cfg: &Config,
+    p: &Probe,
+    packet: &ExplainPacket,
+) -> Stage {
     let Some(k) = packet.class() else {
         let ceilings: Vec<&str> = Class::ALL
             .iter()
@@ -133,8 +138,9 @@ pub(super) fn aggregate(c: &Controller, cfg: &Config, p: &Probe, packet: &Explai
             .collect();
         let attacked: Vec<String> = Class::ALL
             .iter()
-            .filter(|k| c.engine.state(**k) != crate::engine::AttackState::Normal)
-            .map(|k| format!("{} {}", k.name(), c.engine.state(*k).name()))
+            .filter_map(|k| books.attack(*k).map(|a| (k, a)))
+            .filter(|(_, a)| a.under_attack)
+            .map(|(k, a)| format!("{} {}", k.name(), a.state))
             .collect();
         let attack = if attacked.is_empty() {
             "no class under attack".to_string()
@@ -155,15 +161,28 @@ pub(super) fn aggregate(c: &Controller, cfg: &Config, p: &Probe, packet: &Explai
             )
         };
     };
-    let state = c.engine.state(k).name();
-    let baseline = c.engine.baseline_pps(k);
-    let age = c.engine.attack_age(k).map(|d| d.as_secs());
-    let head = match age {
-        Some(secs) => format!(
-            "class {}: {state}, attack declared {secs} s ago (baseline {baseline} pps)",
+    let attack = books.attack(k);
+    let (state, age) = match &attack {
+        Some(a) => (Some(a.state), a.age_secs),
+        None => (None, None),
+    };
+    let head = match &attack {
+        Some(Attack {
+            state,
+            baseline_pps,
+            age_secs: Some(secs),
+            ..
+        }) => format!(
+            "class {}: {state}, attack declared {secs} s ago (baseline {baseline_pps} pps)",
             k.name()
         ),
-        None => format!("class {}: {state} (baseline {baseline} pps)", k.name()),
+        Some(a) => format!(
+            "class {}: {} (baseline {} pps)",
+            k.name(),
+            a.state,
+            a.baseline_pps
+        ),
+        None => format!("class {}", k.name()),
     };
     let limit = &cfg.aggregate[k as usize];
     let (say, text, ceiling) = match p.aggregate_refusing {
@@ -196,7 +215,7 @@ pub(super) fn aggregate(c: &Controller, cfg: &Config, p: &Probe, packet: &Explai
         }
     };
     Stage::new("aggregate", say, text).with(|v| {
-        v.attack = Some(state.to_string());
+        v.attack = state.map(str::to_string);
         v.attack_secs = age;
         v.ceiling_pps = ceiling;
     })

@@ -27,10 +27,7 @@ use crate::{
         ExplainPacket,
         views::{ExplainView, InterfaceExplain, Prefix, StageView},
     },
-    controller::{
-        Controller,
-        lists::{Allow, Block, Setter},
-    },
+    controller::Controller,
     dataplane::{Dataplane, ListLookup, Probe, abi_address},
 };
 
@@ -43,9 +40,7 @@ pub fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
     let verification = c.verification(packet.source);
     let mut interfaces = Vec::new();
     for i in &c.fleet.interfaces {
-        let probe = i.dp.probe(packet.source, packet.class())?;
-        let stages = stages(c, &i.dp, &probe, &packet)?;
-        interfaces.push(verdict(i.name.clone(), probe.config.mode(), stages));
+        interfaces.push(evaluate(c, &i.dp, i.name.clone(), &packet)?);
     }
     Ok(ExplainView {
         source: packet.source,
@@ -174,8 +169,26 @@ pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> Inte
     }
 }
 
+/// One interface's verdict on `packet` and every stage's say, from its maps as they are now;
+/// `books` adds what only the controller knows (who set an entry, the attack state).
+pub fn evaluate(
+    books: &dyn Books,
+    dp: &Dataplane,
+    interface: String,
+    packet: &ExplainPacket,
+) -> Result<InterfaceExplain> {
+    let probe = dp.probe(packet.source, packet.class())?;
+    let stages = stages(books, dp, &probe, packet)?;
+    Ok(verdict(interface, probe.config.mode(), stages))
+}
+
 /// Every stage in the program's order (filter-ebpf `check`, then the upstream rules).
-fn stages(c: &Controller, dp: &Dataplane, p: &Probe, packet: &ExplainPacket) -> Result<Vec<Stage>> {
+fn stages(
+    books: &dyn Books,
+    dp: &Dataplane,
+    p: &Probe,
+    packet: &ExplainPacket,
+) -> Result<Vec<Stage>> {
     let mode = p.config.mode();
     let lockdown = if mode == Mode::Lockdown {
         Stage::new(
@@ -191,33 +204,31 @@ fn stages(c: &Controller, dp: &Dataplane, p: &Probe, packet: &ExplainPacket) -> 
         )
     };
     Ok(vec![
-        allowlist(c, packet.source, &p.allow),
-        bgp_session(c, &p.config, packet),
+        allowlist(books, packet.source, &p.allow),
+        bgp_session(p, packet),
         lockdown,
-        blocklist(c, packet.source, &p.block, p.now_ns),
+        blocklist(books, packet.source, &p.block, p.now_ns),
         signatures(dp, &p.config, packet)?,
         strict(dp, &p.config, packet)?,
         per_source(&p.config, p, packet),
-        aggregate(c, &p.config, p, packet),
+        aggregate(books, &p.config, p, packet),
         upstream(&p.upstream, packet),
     ])
 }
 
-fn allowlist(c: &Controller, ip: IpAddr, found: &ListLookup<AllowEntry>) -> Stage {
+fn allowlist(books: &dyn Books, ip: IpAddr, found: &ListLookup<AllowEntry>) -> Stage {
     match found {
         ListLookup::Hit(_) => {
-            let (entry, allow) = match c.lists.allow_covering(ip) {
-                Some((net, a)) => (Some(net), a),
-                None => (None, Allow::default()),
-            };
-            let origins = allow_origins(c, entry, &allow);
-            let text = match entry {
-                Some(net) => format!("{net} from {}", origins.join(" and ")),
+            let entry = books.allow_entry(ip);
+            let text = match &entry {
+                Some(e) => format!("{} from {}", e.net, e.origins.join(" and ")),
                 None => "an entry the controller does not know of matches".to_string(),
             };
             Stage::new("allowlist", Say::Objects(Reason::Allowlisted), text).with(|v| {
-                v.entry = entry.map(Prefix);
-                v.origins = origins;
+                if let Some(e) = entry {
+                    v.entry = Some(Prefix(e.net));
+                    v.origins = e.origins;
+                }
             })
         }
         ListLookup::SummarySkips { trie_holds: true } => Stage::new(
@@ -231,14 +242,8 @@ fn allowlist(c: &Controller, ip: IpAddr, found: &ListLookup<AllowEntry>) -> Stag
 
 /// A BGP session with a neighbour of escalation's passes before every stage (as BGP_PEERS
 /// holds them: the neighbours the config names, while escalation is on).
-fn bgp_session(c: &Controller, cfg: &Config, packet: &ExplainPacket) -> Stage {
-    let peer = cfg.flags & flags::BGP_PEERS != 0
-        && c.settings
-            .escalation
-            .neighbors
-            .iter()
-            .any(|n| n.address == packet.source);
-    if !peer {
+fn bgp_session(p: &Probe, packet: &ExplainPacket) -> Stage {
+    if !p.bgp_peer {
         return Stage::new("bgp session", Say::Passes, "not a BGP neighbour of Levee's");
     }
     let port = filter_common::abi::BGP_PORT;
@@ -266,28 +271,7 @@ fn bgp_session(c: &Controller, cfg: &Config, packet: &ExplainPacket) -> Stage {
     }
 }
 
-/// config (named in the config file), file (in one of its list files), cli, adopted.
-fn allow_origins(c: &Controller, net: Option<ipnet::IpNet>, a: &Allow) -> Vec<String> {
-    let mut out = Vec::new();
-    if a.config {
-        out.push(config_or_file(
-            net.is_some_and(|n| c.settings.lists.allow.contains(&n)),
-        ));
-    }
-    if a.cli {
-        out.push("cli".to_string());
-    }
-    if a.adopted {
-        out.push("adopted".to_string());
-    }
-    out
-}
-
-fn config_or_file(in_config: bool) -> String {
-    if in_config { "config" } else { "file" }.to_string()
-}
-
-fn blocklist(c: &Controller, ip: IpAddr, found: &ListLookup<BlockEntry>, now: u64) -> Stage {
+fn blocklist(books: &dyn Books, ip: IpAddr, found: &ListLookup<BlockEntry>, now: u64) -> Stage {
     let entry = match found {
         ListLookup::Hit(e) => *e,
         ListLookup::SummarySkips { trie_holds: true } => {
@@ -299,31 +283,12 @@ fn blocklist(c: &Controller, ip: IpAddr, found: &ListLookup<BlockEntry>, now: u6
         }
         _ => return Stage::new("blocklist", Say::Passes, "no entry"),
     };
-    let (net, block) = match c.lists.block_covering(ip) {
-        Some((net, b)) => (Some(net), b.clone()),
-        None => (None, Block::default()),
-    };
-    let mut origins = Vec::new();
-    if block.config {
-        origins.push(config_or_file(
-            net.is_some_and(|n| c.settings.lists.block.contains(&n)),
-        ));
-    }
-    let note = block.operator.as_ref().and_then(|o| o.reason.clone());
-    if let Some(o) = &block.operator {
-        origins.push(
-            match o.by {
-                Setter::Cli => "cli",
-                Setter::Detection => "detection",
-                Setter::Adopted => "adopted",
-            }
-            .to_string(),
-        );
-    }
-    let mut text = match net {
-        Some(net) => format!("{net} from {}", origins.join(" and ")),
+    let known = books.block_entry(ip);
+    let mut text = match &known {
+        Some(e) => format!("{} from {}", e.net, e.origins.join(" and ")),
         None => "an entry the controller does not know of".to_string(),
     };
+    let note = known.as_ref().and_then(|e| e.note.clone());
     if let Some(n) = &note {
         text.push_str(&format!(", reason {n:?}"));
     }
@@ -340,8 +305,10 @@ fn blocklist(c: &Controller, ip: IpAddr, found: &ListLookup<BlockEntry>, now: u6
         (Say::Passes, None)
     };
     Stage::new("blocklist", say, text).with(|v| {
-        v.entry = net.map(Prefix);
-        v.origins = origins;
+        if let Some(e) = known {
+            v.entry = Some(Prefix(e.net));
+            v.origins = e.origins;
+        }
         v.note = note;
         v.ttl_secs = ttl_secs;
     })
@@ -413,10 +380,12 @@ fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<St
     })
 }
 
+mod books;
 mod limits;
 mod strict;
 mod upstream;
 
+pub use self::books::{Books, NoBooks};
 use self::{
     limits::{aggregate, ceiling_pps, per_source},
     strict::strict,
