@@ -6,6 +6,7 @@
 
 mod capture;
 mod events;
+mod explain_agreement;
 mod familiar;
 mod flood_signatures;
 mod fragments;

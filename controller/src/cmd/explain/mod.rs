@@ -204,8 +204,8 @@ fn stages(
         )
     };
     Ok(vec![
-        allowlist(books, packet.source, &p.allow),
         bgp_session(p, packet),
+        allowlist(books, packet.source, &p.allow),
         lockdown,
         blocklist(books, packet.source, &p.block, p.now_ns),
         signatures(dp, &p.config, packet)?,
