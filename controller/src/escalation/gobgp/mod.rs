@@ -7,10 +7,13 @@ use anyhow::{Context as _, Result, bail};
 use ipnet::IpNet;
 use prost::Message as _;
 
-use super::{FlowAction, FlowRule, Rule};
-use crate::config::escalation::{BgpApi, Community};
+use crate::config::escalation::BgpApi;
 
 pub use super::managed::{Managed, config_toml};
+pub use lookup::Lookup;
+
+mod lookup;
+mod paths;
 
 /// The generated API (package `apipb`).
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -28,54 +31,6 @@ pub struct Owned {
     /// The destination as gobgpd prints it (a prefix, or a FlowSpec rule's components).
     pub prefix: String,
     pub path: api::Path,
-}
-
-/// Where Levee's paths are looked for in gobgpd's RIB. A unicast family is asked only for
-/// these prefixes, so a full table is never read (gobgpd answers an exact prefix from its
-/// map); FlowSpec families are read whole, as gobgpd cannot filter them (a neighbour's share
-/// of them is bounded by its max-prefix).
-#[derive(Clone, Debug)]
-pub enum Lookup {
-    /// Exactly these prefixes: the rules' destinations.
-    Exact(Vec<IpNet>),
-    /// Every prefix within these (an earlier run's leftovers, in the protected prefixes).
-    Within(Vec<IpNet>),
-}
-
-impl Lookup {
-    /// Where the paths of `rules` are.
-    pub fn of<'a>(rules: impl IntoIterator<Item = &'a Rule>) -> Lookup {
-        Lookup::Exact(
-            rules
-                .into_iter()
-                .filter_map(|r| match r {
-                    Rule::Rtbh { dst } => Some(IpNet::from(*dst)),
-                    Rule::FlowSpec(_) => None,
-                })
-                .collect(),
-        )
-    }
-
-    /// What to ask of `family`: None to skip it (no prefix of that family to look up).
-    fn asks(&self, family: Family) -> Option<Vec<api::TableLookupPrefix>> {
-        if family.safi != family::Safi::Unicast as i32 {
-            return Some(Vec::new());
-        }
-        let v6 = family.afi == family::Afi::Ip6 as i32;
-        let (nets, kind) = match self {
-            Lookup::Exact(n) => (n, api::table_lookup_prefix::Type::Exact),
-            Lookup::Within(n) => (n, api::table_lookup_prefix::Type::Longer),
-        };
-        let asked: Vec<api::TableLookupPrefix> = nets
-            .iter()
-            .filter(|n| matches!(n, IpNet::V6(_)) == v6)
-            .map(|n| api::TableLookupPrefix {
-                prefix: n.to_string(),
-                r#type: kind as i32,
-            })
-            .collect();
-        (!asked.is_empty()).then_some(asked)
-    }
 }
 
 /// A connected gobgpd API.
@@ -104,7 +59,7 @@ fn families() -> [Family; 4] {
     ]
 }
 
-fn any(type_name: &str, msg: &impl prost::Message) -> prost_types::Any {
+pub(super) fn any(type_name: &str, msg: &impl prost::Message) -> prost_types::Any {
     prost_types::Any {
         type_url: format!("type.googleapis.com/apipb.{type_name}"),
         value: msg.encode_to_vec(),
@@ -117,7 +72,7 @@ fn from_neighbor(path: &api::Path) -> bool {
 }
 
 /// The unspecified address: a next hop gobgpd replaces with its own on each session.
-fn unspecified(v6: bool) -> IpAddr {
+pub(super) fn unspecified(v6: bool) -> IpAddr {
     if v6 {
         std::net::Ipv6Addr::UNSPECIFIED.into()
     } else {
@@ -125,7 +80,7 @@ fn unspecified(v6: bool) -> IpAddr {
     }
 }
 
-fn unicast(v6: bool) -> Family {
+pub(super) fn unicast(v6: bool) -> Family {
     Family {
         afi: if v6 {
             family::Afi::Ip6
@@ -160,7 +115,7 @@ impl Gobgp {
 
     /// Levee's mark, with the rule's id as its last part: the RIB read back says which rule
     /// each path is.
-    fn tag(&self, id: u32) -> prost_types::Any {
+    pub(super) fn tag(&self, id: u32) -> prost_types::Any {
         any(
             "LargeCommunitiesAttribute",
             &api::LargeCommunitiesAttribute {
@@ -230,7 +185,7 @@ impl Gobgp {
     }
 
     /// Adds a path to the global RIB; returns gobgpd's id of it.
-    async fn announce(
+    pub(super) async fn announce(
         &mut self,
         path: api::Path,
         what: impl FnOnce() -> String,
@@ -313,162 +268,6 @@ impl Gobgp {
             self.withdraw_listed(path).await?;
         }
         Ok(owned.len())
-    }
-
-    /// Announces a blackhole route for one address (a /32 or /128) with `communities` and
-    /// NO_EXPORT, marked as Levee's rule `id`; returns gobgpd's id of the path. The next hop
-    /// is left to gobgpd (its own address on each session), as the upstream's blackhole
-    /// policy matches the community, not the next hop.
-    pub async fn add_rtbh(
-        &mut self,
-        id: u32,
-        dst: IpAddr,
-        communities: &[Community],
-    ) -> Result<Vec<u8>> {
-        let v6 = dst.is_ipv6();
-        let nlri = any(
-            "IPAddressPrefix",
-            &api::IpAddressPrefix {
-                prefix_len: if v6 { 128 } else { 32 },
-                prefix: dst.to_string(),
-            },
-        );
-        let mut all: Vec<u32> = communities.iter().map(|c| c.value()).collect();
-        all.push(Community::NO_EXPORT.value());
-        all.sort_unstable();
-        all.dedup();
-        let mut pattrs = vec![
-            any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
-            any(
-                "CommunitiesAttribute",
-                &api::CommunitiesAttribute { communities: all },
-            ),
-            self.tag(id),
-        ];
-        let next_hop = unspecified(v6);
-        if v6 {
-            pattrs.push(any(
-                "MpReachNLRIAttribute",
-                &api::MpReachNlriAttribute {
-                    family: Some(unicast(true)),
-                    next_hops: vec![next_hop.to_string()],
-                    nlris: vec![nlri.clone()],
-                },
-            ));
-        } else {
-            pattrs.push(any(
-                "NextHopAttribute",
-                &api::NextHopAttribute {
-                    next_hop: next_hop.to_string(),
-                },
-            ));
-        }
-        let path = api::Path {
-            nlri: Some(nlri),
-            pattrs,
-            family: Some(unicast(v6)),
-            ..Default::default()
-        };
-        self.announce(path, || format!("the blackhole route for {dst}"))
-            .await
-    }
-
-    /// Announces a FlowSpec rule (RFC 8955/8956): the destination host, the protocol, ports
-    /// and length range given, and traffic-rate 0 (discard) or N bytes a second. Returns
-    /// gobgpd's id of the path. The rule must have passed [`super::policy::check`].
-    pub async fn add_flowspec(&mut self, id: u32, rule: &FlowRule) -> Result<Vec<u8>> {
-        let v6 = rule.dst.is_ipv6();
-        let family = Family {
-            afi: if v6 {
-                family::Afi::Ip6
-            } else {
-                family::Afi::Ip
-            } as i32,
-            safi: family::Safi::FlowSpecUnicast as i32,
-        };
-        // Numeric operators: eq 0x01, gt 0x02, lt 0x04, and 0x40 (gobgpd sets the value's
-        // length and the end-of-list bit).
-        let eq = |t: u32, v: u64| {
-            any(
-                "FlowSpecComponent",
-                &api::FlowSpecComponent {
-                    r#type: t,
-                    items: vec![api::FlowSpecComponentItem { op: 0x01, value: v }],
-                },
-            )
-        };
-        let mut rules = vec![any(
-            "FlowSpecIPPrefix",
-            &api::FlowSpecIpPrefix {
-                r#type: 1,
-                prefix_len: if v6 { 128 } else { 32 },
-                prefix: rule.dst.to_string(),
-                offset: 0,
-            },
-        )];
-        if let Some(p) = rule.proto {
-            rules.push(eq(3, u64::from(p)));
-        }
-        if let Some(p) = rule.dst_port {
-            rules.push(eq(5, u64::from(p)));
-        }
-        if let Some(p) = rule.src_port {
-            rules.push(eq(6, u64::from(p)));
-        }
-        if let Some((lo, hi)) = rule.len {
-            rules.push(any(
-                "FlowSpecComponent",
-                &api::FlowSpecComponent {
-                    r#type: 10,
-                    items: vec![
-                        api::FlowSpecComponentItem {
-                            op: 0x03,
-                            value: u64::from(lo),
-                        },
-                        api::FlowSpecComponentItem {
-                            op: 0x45,
-                            value: u64::from(hi),
-                        },
-                    ],
-                },
-            ));
-        }
-        let nlri = any("FlowSpecNLRI", &api::FlowSpecNlri { rules });
-        let rate = match rule.action {
-            FlowAction::Discard => 0.0,
-            FlowAction::RateBytes(n) => n as f32,
-        };
-        let pattrs = vec![
-            any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
-            self.tag(id),
-            any(
-                "MpReachNLRIAttribute",
-                &api::MpReachNlriAttribute {
-                    family: Some(family),
-                    next_hops: vec![unspecified(v6).to_string()],
-                    nlris: vec![nlri.clone()],
-                },
-            ),
-            any(
-                "ExtendedCommunitiesAttribute",
-                &api::ExtendedCommunitiesAttribute {
-                    communities: vec![any(
-                        "TrafficRateExtended",
-                        &api::TrafficRateExtended { asn: 0, rate },
-                    )],
-                },
-            ),
-        ];
-        let path = api::Path {
-            nlri: Some(nlri),
-            pattrs,
-            family: Some(family),
-            ..Default::default()
-        };
-        self.announce(path, || {
-            format!("the FlowSpec rule {}", Rule::FlowSpec(rule.clone()))
-        })
-        .await
     }
 
     /// Withdraws a path this client announced.
