@@ -3,9 +3,17 @@
 //! parsers), so a typo gets one line naming it and the daemon is never asked to do something
 //! malformed.
 
+mod admin;
 mod capture;
+mod escalate;
+mod parsers;
 mod print;
 mod signatures;
+
+pub use admin::{check_config, completions, man_pages, run_settings};
+pub use escalate::EscalateCommand;
+pub use parsers::MetricsAddr;
+use parsers::*;
 
 use std::{
     io::{self, Write},
@@ -20,62 +28,8 @@ use ipnet::IpNet;
 
 use crate::{
     api::{self, Request, views},
-    config::{self, DEFAULT_SOCKET, values},
+    config::DEFAULT_SOCKET,
 };
-
-fn cidr(s: &str) -> Result<IpNet, String> {
-    values::parse_cidr(s).map_err(|e| format!("{e:#}"))
-}
-fn mode(s: &str) -> Result<Mode, String> {
-    values::parse_mode(s).map_err(|e| format!("{e:#}"))
-}
-fn class(s: &str) -> Result<Class, String> {
-    values::parse_class(s).map_err(|e| format!("{e:#}"))
-}
-fn ttl(s: &str) -> Result<Duration, String> {
-    values::parse_ttl(s).map_err(|e| format!("{e:#}"))
-}
-fn xdp_mode(s: &str) -> Result<crate::dataplane::AttachMode, String> {
-    values::parse_xdp_mode(s).map_err(|e| format!("{e:#}"))
-}
-/// `--metrics`: an address, or `off`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MetricsAddr(pub Option<std::net::SocketAddr>);
-
-fn metrics_addr(s: &str) -> Result<MetricsAddr, String> {
-    values::parse_metrics_addr(s)
-        .map(MetricsAddr)
-        .map_err(|e| format!("{e:#}"))
-}
-fn address(s: &str) -> Result<std::net::IpAddr, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not an IP address (explain asks about one source)"))
-}
-fn host(s: &str) -> Result<std::net::IpAddr, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not an IP address (a rule is for one host)"))
-}
-fn proto(s: &str) -> Result<u8, String> {
-    crate::escalation::parse_proto(s).map_err(|e| format!("{e:#}"))
-}
-fn len_range(s: &str) -> Result<(u16, u16), String> {
-    crate::escalation::parse_len_range(s).map_err(|e| format!("{e:#}"))
-}
-fn flow_action(s: &str) -> Result<crate::escalation::FlowAction, String> {
-    crate::escalation::parse_flow_action(s).map_err(|e| format!("{e:#}"))
-}
-fn duration(s: &str) -> Result<Duration, String> {
-    values::parse_duration(s).map_err(|e| format!("{e:#}"))
-}
-fn reason(s: &str) -> Result<filter_common::abi::Reason, String> {
-    crate::capture::parse_reason(s).map_err(|e| format!("{e:#}"))
-}
-fn action(s: &str) -> Result<filter_common::abi::Action, String> {
-    crate::capture::parse_action(s).map_err(|e| format!("{e:#}"))
-}
-fn iface(s: &str) -> Result<String, String> {
-    values::parse_iface(s).map_err(|e| format!("{e:#}"))
-}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -210,70 +164,6 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum EscalateCommand {
-    /// Blackhole every packet to one protected address (a /32 or /128 with BLACKHOLE and
-    /// NO_EXPORT): the last resort, the address goes dark.
-    Rtbh {
-        /// The attacked host (inside escalation.protected_prefixes).
-        #[arg(value_parser = host)]
-        dst: std::net::IpAddr,
-        /// Withdrawn after this long (default escalation.default_ttl, at most max_ttl).
-        #[arg(long, value_parser = ttl)]
-        ttl: Option<Duration>,
-        /// Check and log the rule; announce nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Discard or rate-limit only the flood's shape to one protected address (FlowSpec), so
-    /// the service stays up.
-    Flowspec {
-        /// The attacked host (inside escalation.protected_prefixes).
-        #[arg(long, value_parser = host)]
-        dst: std::net::IpAddr,
-        /// udp, tcp, icmp, icmpv6 or a protocol number.
-        #[arg(long, value_parser = proto)]
-        proto: Option<u8>,
-        /// Source port (needs --proto tcp or udp).
-        #[arg(long)]
-        sport: Option<u16>,
-        /// Destination port (needs --proto tcp or udp).
-        #[arg(long)]
-        dport: Option<u16>,
-        /// Packet length range, LO-HI (bytes of the IP packet).
-        #[arg(long, value_parser = len_range)]
-        len: Option<(u16, u16)>,
-        /// discard, or rate:BYTES (bytes a second).
-        #[arg(long, value_parser = flow_action, default_value = "discard")]
-        action: crate::escalation::FlowAction,
-        /// Withdrawn after this long (default escalation.default_ttl, at most max_ttl).
-        #[arg(long, value_parser = ttl)]
-        ttl: Option<Duration>,
-        /// Check and log the rule; announce nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// The rules announced, read back from the BGP daemon's RIB, with their time left.
-    List {
-        /// The FlowSpec rules the neighbours sent instead, and what the program does with them
-        /// (escalation.accept_flowspec).
-        #[arg(long)]
-        received: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Withdraw one rule by its id, or all of them.
-    Withdraw {
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<u32>,
-        #[arg(long)]
-        all: bool,
-        /// Say what would be withdrawn; withdraw nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
 pub enum BlockCommand {
     /// Block a prefix (a bare address blocks that address).
     Add {
@@ -342,79 +232,6 @@ pub enum AllowCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// The validated settings for `levee run`: the config file, then the command line on top.
-pub fn run_settings(
-    socket: Option<PathBuf>,
-    config: Option<&PathBuf>,
-    ifaces: &[String],
-    xdp_mode: Option<crate::dataplane::AttachMode>,
-    metrics: Option<MetricsAddr>,
-) -> Result<config::Settings> {
-    let mut s = match config {
-        Some(path) => config::load(path)?,
-        None => config::Settings::default(),
-    };
-    let d = &mut s.daemon;
-    for i in ifaces {
-        if !d.interfaces.contains(i) {
-            d.interfaces.push(i.clone());
-        }
-    }
-    if let Some(m) = xdp_mode {
-        d.xdp_mode = m;
-    }
-    if let Some(p) = socket {
-        d.socket = p;
-    }
-    if let Some(MetricsAddr(m)) = metrics {
-        d.metrics = m;
-    }
-    Ok(s)
-}
-
-/// `levee check-config FILE`: everything `levee run` and SIGHUP read from the file, checked
-/// the same way; the daemon is not asked.
-pub fn check_config(file: &Path) -> Result<()> {
-    let settings = config::load(file)?;
-    let (block, allow) = crate::controller::read_list_settings(&settings.lists)?;
-    println!(
-        "{}: ok ({} interface(s), mode {}, {} blocked and {} allowlisted prefixes, escalation {})",
-        file.display(),
-        settings.daemon.interfaces.len(),
-        settings.mode.name(),
-        block.len(),
-        allow.len(),
-        settings.escalation.mode.name()
-    );
-    Ok(())
-}
-
-/// `levee completions SHELL`: the script, generated from the clap definitions.
-pub fn completions(shell: clap_complete::Shell) -> Result<()> {
-    use clap::CommandFactory as _;
-    let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "levee", &mut io::stdout().lock());
-    Ok(())
-}
-
-/// `levee man DIR`: levee.8 and a page per subcommand (levee-block-add.8...), generated from
-/// the clap definitions so they cannot drift from the CLI. Section 8: system administration.
-pub fn man_pages(dir: &Path) -> Result<()> {
-    use clap::CommandFactory as _;
-    fn write(cmd: clap::Command, dir: &Path) -> Result<()> {
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
-            write(sub, dir)?;
-        }
-        let page = clap_mangen::Man::new(cmd).section("8");
-        page.generate_to(dir)?;
-        Ok(())
-    }
-    std::fs::create_dir_all(dir)?;
-    let mut cmd = Cli::command().disable_help_subcommand(true);
-    cmd.build();
-    write(cmd, dir)
 }
 
 /// Runs a client command: sends it, prints the answer. A closed stdout (`levee block list |
@@ -526,7 +343,7 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
             };
             show::<views::LimitsView>(socket, request, false, out)
         }
-        Command::Escalate(c) => escalate(socket, c, out),
+        Command::Escalate(c) => escalate::escalate(socket, c, out),
         Command::Signatures(c) => signatures::run(socket, c, out),
         Command::Capture(args) => capture::capture(socket, args),
         Command::Explain {
@@ -542,84 +359,6 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
             show::<views::ExplainView>(socket, Request::Explain { packet }, json, out)
         }
     }
-}
-
-/// `levee escalate ...`: the rule from the arguments, the daemon's answer printed.
-fn escalate(socket: &Path, command: EscalateCommand, out: &mut impl Write) -> Result<()> {
-    use crate::escalation::{FlowRule, Rule, upstream::RuleView};
-    use print::Print;
-    let (rule, ttl, dry_run) = match command {
-        EscalateCommand::Rtbh { dst, ttl, dry_run } => (Rule::Rtbh { dst }, ttl, dry_run),
-        EscalateCommand::Flowspec {
-            dst,
-            proto,
-            sport,
-            dport,
-            len,
-            action,
-            ttl,
-            dry_run,
-        } => {
-            let rule = FlowRule {
-                dst,
-                proto,
-                src_port: sport,
-                dst_port: dport,
-                len,
-                action,
-            };
-            (Rule::FlowSpec(rule), ttl, dry_run)
-        }
-        EscalateCommand::List { received, json } => {
-            let view: crate::escalation::upstream::EscalationsView =
-                api::request(socket, &Request::EscalateList)?;
-            match (json, received) {
-                (true, false) => serde_json::to_writer_pretty(&mut *out, &view)?,
-                (true, true) => serde_json::to_writer_pretty(&mut *out, &view.received)?,
-                (false, false) => view.print(out)?,
-                (false, true) => view.received.print(out)?,
-            }
-            if json {
-                writeln!(out)?;
-            }
-            return Ok(());
-        }
-        EscalateCommand::Withdraw {
-            id,
-            all: _,
-            dry_run,
-        } => {
-            let gone: Vec<RuleView> =
-                api::request(socket, &Request::EscalateWithdraw { id, dry_run })?;
-            for r in &gone {
-                let verb = if r.dry_run {
-                    "would withdraw"
-                } else {
-                    "withdrew"
-                };
-                writeln!(out, "{verb} #{} {}", r.id, r.rule)?;
-            }
-            if gone.is_empty() {
-                writeln!(out, "no rules to withdraw")?;
-            }
-            return Ok(());
-        }
-    };
-    let r: RuleView = api::request(socket, &Request::Escalate { rule, ttl, dry_run })?;
-    if r.dry_run {
-        writeln!(
-            out,
-            "dry-run: would announce {} for {}s (nothing sent)",
-            r.rule, r.ttl_left_secs
-        )?;
-    } else {
-        writeln!(
-            out,
-            "announced #{} {} for {}s",
-            r.id, r.rule, r.ttl_left_secs
-        )?;
-    }
-    Ok(())
 }
 
 /// `levee top` on a terminal: the table redrawn in place every second.

@@ -1,0 +1,155 @@
+//! `levee escalate`: its arguments, the rule they make, and the daemon's answer printed.
+
+use std::{io::Write, path::Path, time::Duration};
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use super::parsers::*;
+use crate::api::{self, Request};
+
+#[derive(Subcommand, Debug)]
+pub enum EscalateCommand {
+    /// Blackhole every packet to one protected address (a /32 or /128 with BLACKHOLE and
+    /// NO_EXPORT): the last resort, the address goes dark.
+    Rtbh {
+        /// The attacked host (inside escalation.protected_prefixes).
+        #[arg(value_parser = host)]
+        dst: std::net::IpAddr,
+        /// Withdrawn after this long (default escalation.default_ttl, at most max_ttl).
+        #[arg(long, value_parser = ttl)]
+        ttl: Option<Duration>,
+        /// Check and log the rule; announce nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Discard or rate-limit only the flood's shape to one protected address (FlowSpec), so
+    /// the service stays up.
+    Flowspec {
+        /// The attacked host (inside escalation.protected_prefixes).
+        #[arg(long, value_parser = host)]
+        dst: std::net::IpAddr,
+        /// udp, tcp, icmp, icmpv6 or a protocol number.
+        #[arg(long, value_parser = proto)]
+        proto: Option<u8>,
+        /// Source port (needs --proto tcp or udp).
+        #[arg(long)]
+        sport: Option<u16>,
+        /// Destination port (needs --proto tcp or udp).
+        #[arg(long)]
+        dport: Option<u16>,
+        /// Packet length range, LO-HI (bytes of the IP packet).
+        #[arg(long, value_parser = len_range)]
+        len: Option<(u16, u16)>,
+        /// discard, or rate:BYTES (bytes a second).
+        #[arg(long, value_parser = flow_action, default_value = "discard")]
+        action: crate::escalation::FlowAction,
+        /// Withdrawn after this long (default escalation.default_ttl, at most max_ttl).
+        #[arg(long, value_parser = ttl)]
+        ttl: Option<Duration>,
+        /// Check and log the rule; announce nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The rules announced, read back from the BGP daemon's RIB, with their time left.
+    List {
+        /// The FlowSpec rules the neighbours sent instead, and what the program does with them
+        /// (escalation.accept_flowspec).
+        #[arg(long)]
+        received: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw one rule by its id, or all of them.
+    Withdraw {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<u32>,
+        #[arg(long)]
+        all: bool,
+        /// Say what would be withdrawn; withdraw nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `levee escalate ...`: the rule from the arguments, the daemon's answer printed.
+pub(super) fn escalate(
+    socket: &Path,
+    command: EscalateCommand,
+    out: &mut impl Write,
+) -> Result<()> {
+    use super::print::Print;
+    use crate::escalation::{FlowRule, Rule, upstream::RuleView};
+    let (rule, ttl, dry_run) = match command {
+        EscalateCommand::Rtbh { dst, ttl, dry_run } => (Rule::Rtbh { dst }, ttl, dry_run),
+        EscalateCommand::Flowspec {
+            dst,
+            proto,
+            sport,
+            dport,
+            len,
+            action,
+            ttl,
+            dry_run,
+        } => {
+            let rule = FlowRule {
+                dst,
+                proto,
+                src_port: sport,
+                dst_port: dport,
+                len,
+                action,
+            };
+            (Rule::FlowSpec(rule), ttl, dry_run)
+        }
+        EscalateCommand::List { received, json } => {
+            let view: crate::escalation::upstream::EscalationsView =
+                api::request(socket, &Request::EscalateList)?;
+            match (json, received) {
+                (true, false) => serde_json::to_writer_pretty(&mut *out, &view)?,
+                (true, true) => serde_json::to_writer_pretty(&mut *out, &view.received)?,
+                (false, false) => view.print(out)?,
+                (false, true) => view.received.print(out)?,
+            }
+            if json {
+                writeln!(out)?;
+            }
+            return Ok(());
+        }
+        EscalateCommand::Withdraw {
+            id,
+            all: _,
+            dry_run,
+        } => {
+            let gone: Vec<RuleView> =
+                api::request(socket, &Request::EscalateWithdraw { id, dry_run })?;
+            for r in &gone {
+                let verb = if r.dry_run {
+                    "would withdraw"
+                } else {
+                    "withdrew"
+                };
+                writeln!(out, "{verb} #{} {}", r.id, r.rule)?;
+            }
+            if gone.is_empty() {
+                writeln!(out, "no rules to withdraw")?;
+            }
+            return Ok(());
+        }
+    };
+    let r: RuleView = api::request(socket, &Request::Escalate { rule, ttl, dry_run })?;
+    if r.dry_run {
+        writeln!(
+            out,
+            "dry-run: would announce {} for {}s (nothing sent)",
+            r.rule, r.ttl_left_secs
+        )?;
+    } else {
+        writeln!(
+            out,
+            "announced #{} {} for {}s",
+            r.id, r.rule, r.ttl_left_secs
+        )?;
+    }
+    Ok(())
+}
