@@ -1,0 +1,117 @@
+//! The binary interface between the XDP program and user space: map names, keys, values,
+//! counter indices and event records. Every type is `#[repr(C)]` with explicit padding so both
+//! sides agree byte for byte.
+
+use core::mem::size_of;
+
+pub mod flags;
+pub mod map;
+mod reasons;
+mod records;
+
+pub use reasons::*;
+pub use records::*;
+
+const _: () = assert!(size_of::<Counter>() == 16);
+const _: () = assert!(size_of::<Limit>() == 32);
+const _: () = assert!(
+    size_of::<Config>() == 64 + 2 * Class::COUNT * 32 + 8 + 32 + 16 + Class::COUNT * 16 + 8 + 8 + 8
+);
+const _: () = assert!(size_of::<TriggerState>() == 4 * Class::COUNT * 8 + 8);
+const _: () = assert!(size_of::<SourceState>() == 128);
+const _: () = assert!(size_of::<FlowKey>() == 40);
+const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
+const _: () = assert!(size_of::<Event>() == 72);
+const _: () = assert!(size_of::<Sample>() == 96);
+const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);
+const _: () = assert!(size_of::<CaptureFilter>() == 56);
+const _: () = assert!(size_of::<CaptureRecord>() == 24 + CAPTURE_SNAPLEN_MAX);
+const _: () = assert!(Reason::COUNT <= 64 && Class::COUNT <= 16 && Action::COUNT <= 8);
+const _: () = assert!(Reason::ALL.len() == Reason::BgpSession as usize + 1);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are #[repr(C)], integer fields only, no implicit padding.
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for Counter {}
+    unsafe impl aya::Pod for BlockEntry {}
+    unsafe impl aya::Pod for AllowEntry {}
+    unsafe impl aya::Pod for SourceState {}
+    unsafe impl aya::Pod for CpuState {}
+    unsafe impl aya::Pod for TriggerState {}
+    unsafe impl aya::Pod for Familiar {}
+    unsafe impl aya::Pod for Event {}
+    unsafe impl aya::Pod for Sample {}
+    unsafe impl aya::Pod for crate::signature::FloodSignature {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for FragKey {}
+    unsafe impl aya::Pod for FlowEntry {}
+    unsafe impl aya::Pod for ServiceEntry {}
+    unsafe impl aya::Pod for Budget {}
+    unsafe impl aya::Pod for UpstreamRule {}
+    unsafe impl aya::Pod for UpstreamBucket {}
+    unsafe impl aya::Pod for CaptureFilter {}
+    unsafe impl aya::Pod for CaptureBudget {}
+    unsafe impl aya::Pod for CaptureRecord {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_indices_are_dense_and_unique() {
+        let mut seen = std::vec![false; COUNTER_ENTRIES as usize];
+        for a in Action::ALL {
+            for r in Reason::ALL {
+                for c in Class::ALL {
+                    let i = counter_index(a, r, c) as usize;
+                    assert!(!seen[i], "duplicate index {i}");
+                    seen[i] = true;
+                }
+            }
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+
+    #[test]
+    fn reasons_are_in_declaration_order() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.name());
+        }
+        for (i, c) in Class::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{}", c.name());
+        }
+        for (i, a) in Action::ALL.iter().enumerate() {
+            assert_eq!(*a as usize, i, "{}", a.name());
+        }
+    }
+
+    /// Every reason, said to be malformed or not. The match has no wildcard: a new reason does
+    /// not compile here until it is put on one side.
+    #[test]
+    fn is_malformed_says_so_of_every_parser_reason_and_no_other() {
+        use Reason::*;
+        for r in Reason::ALL {
+            let parser = match r {
+                EthTruncated | VlanTruncated | VlanTooDeep | Ipv4Truncated | Ipv4BadVersion
+                | Ipv4BadIhl | Ipv4BadLength | Ipv6Truncated | Ipv6BadVersion | Ipv6BadLength
+                | Ipv6ExtTruncated | Ipv6ExtTooMany | TcpTruncated | TcpBadOffset
+                | UdpTruncated | UdpBadLength | IcmpTruncated | Ipv6ExtBadOrder => true,
+                Clean | ModeOff | NonIp | Allowlisted | Blocklisted | Lockdown | AmpPort
+                | TcpFlags | Fragment | SourceRate | SourcePenalty | Aggregate | Flow
+                | CookieAck | NoService | NoFlow | SynCookie | UnknownBudget | UpstreamRule
+                | SynNoCookie | PenaltyCookie | Familiar | FloodSignature | BgpSession => false,
+            };
+            assert_eq!(r.is_malformed(), parser, "{}", r.name());
+        }
+    }
+
+    #[test]
+    fn mode_round_trips() {
+        for m in Mode::ALL {
+            assert_eq!(Mode::from_u32(m as u32), m);
+        }
+    }
+}
