@@ -40,17 +40,18 @@ pub fn run(opts: &Options) -> Result<()> {
 mod tests {
     use std::process::Command;
 
-    /// The README's performance figures are the file a bench run wrote, and that run's commit
-    /// is one of this repository's: a figure names where it can be reproduced.
+    /// The performance page's figures (docs/performance.md) are the file a bench run wrote,
+    /// and that run's commit is one of this repository's: a figure names where it can be
+    /// reproduced.
     #[test]
-    fn the_readme_names_the_commit_of_its_bench_figures() {
+    fn the_performance_page_names_the_commit_of_its_bench_figures() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-        let block = readme
+        let page = std::fs::read_to_string(root.join("docs/performance.md")).unwrap();
+        let block = page
             .split("<!-- bench:begin -->")
             .nth(1)
             .and_then(|rest| rest.split("<!-- bench:end -->").next())
-            .expect("README has a <!-- bench:begin --> ... <!-- bench:end --> block");
+            .expect("docs/performance.md has a <!-- bench:begin --> ... <!-- bench:end --> block");
         let commit = block
             .lines()
             .find_map(|l| l.strip_prefix("commit: "))
