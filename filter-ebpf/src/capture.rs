@@ -16,7 +16,7 @@ use filter_common::{
 use crate::{
     Verdict,
     maps::{CAPTURE, CAPTURE_BUDGET, CAPTURE_FILTER},
-    upstream::in_prefix,
+    received::in_prefix,
 };
 
 const SECOND_NS: u64 = 1_000_000_000;

@@ -25,11 +25,11 @@ mod frame;
 mod limiter;
 mod lists;
 mod maps;
+mod received;
 mod signature;
 mod stats;
 mod strict;
 mod trigger;
-mod upstream;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -253,7 +253,7 @@ fn later_stages(
         return judge(mode, Reason::UnknownBudget, pkt.class);
     }
     if cfg.flags & flags::UPSTREAM_RULES != 0
-        && let Some(reason) = upstream::check(cfg, pkt, len)
+        && let Some(reason) = received::check(cfg, pkt, len)
     {
         return judge(mode, reason, pkt.class);
     }
@@ -366,7 +366,7 @@ fn judge_packet(
             // every later stage).
             reason @ (Reason::Clean | Reason::Flow | Reason::CookieAck | Reason::Familiar) => {
                 if cfg.flags & flags::UPSTREAM_RULES != 0
-                    && let Some(upstream) = upstream::check(cfg, pkt, len)
+                    && let Some(upstream) = received::check(cfg, pkt, len)
                 {
                     judge(mode, upstream, pkt.class)
                 } else {

@@ -79,7 +79,7 @@ pub(super) fn escalate(
     out: &mut impl Write,
 ) -> Result<()> {
     use super::print::Print;
-    use crate::escalation::{FlowRule, Rule, upstream::RuleView};
+    use crate::escalation::{FlowRule, Rule, bgp::RuleView};
     let (rule, ttl, dry_run) = match command {
         EscalateCommand::Rtbh { dst, ttl, dry_run } => (Rule::Rtbh { dst }, ttl, dry_run),
         EscalateCommand::Flowspec {
@@ -103,7 +103,7 @@ pub(super) fn escalate(
             (Rule::FlowSpec(rule), ttl, dry_run)
         }
         EscalateCommand::List { received, json } => {
-            let view: crate::escalation::upstream::EscalationsView =
+            let view: crate::escalation::bgp::EscalationsView =
                 api::request(socket, &Request::EscalateList)?;
             match (json, received) {
                 (true, false) => serde_json::to_writer_pretty(&mut *out, &view)?,

@@ -246,7 +246,7 @@ impl Print for StatusView {
     }
 }
 
-impl Print for crate::escalation::upstream::EscalationsView {
+impl Print for crate::escalation::bgp::EscalationsView {
     fn print(&self, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "escalation {}, through {}", self.mode, self.speaker)?;
         writeln!(
@@ -288,7 +288,7 @@ impl Print for crate::escalation::upstream::EscalationsView {
     }
 }
 
-impl Print for Vec<crate::escalation::upstream::ReceivedView> {
+impl Print for Vec<crate::escalation::bgp::ReceivedView> {
     fn print(&self, out: &mut dyn Write) -> Result<()> {
         writeln!(
             out,

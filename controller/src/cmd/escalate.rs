@@ -10,11 +10,11 @@ use crate::{
     controller::Controller,
     escalation::{
         Rule,
-        upstream::{Origin, Reply, RuleView, Upstream},
+        bgp::{Bgp, Origin, Reply, RuleView},
     },
 };
 
-fn upstream(u: &mut Option<Upstream>) -> Result<&mut Upstream> {
+fn upstream(u: &mut Option<Bgp>) -> Result<&mut Bgp> {
     u.as_mut().ok_or_else(|| {
         anyhow!("escalation is off: set escalation.mode in the config and restart levee")
     })
@@ -22,7 +22,7 @@ fn upstream(u: &mut Option<Upstream>) -> Result<&mut Upstream> {
 
 /// `list` and `withdraw` while escalation is off (when on, they are answered later).
 pub fn off(c: &mut Controller) -> Result<()> {
-    upstream(&mut c.upstream)?;
+    upstream(&mut c.bgp)?;
     Err(anyhow!("an escalation command reached the wrong handler"))
 }
 
@@ -34,7 +34,7 @@ pub fn add(
     dry_run: bool,
 ) -> Result<RuleView> {
     let lists = &c.lists;
-    upstream(&mut c.upstream)?.announce(
+    upstream(&mut c.bgp)?.announce(
         rule,
         ttl,
         Origin::Operator,
@@ -47,7 +47,7 @@ pub fn add(
 /// (announce, list, withdraw), so the controller never waits on gobgpd. The reply comes back
 /// when the request is not one of those, or escalation is off: `dispatch` answers it.
 pub fn answer_later(c: &mut Controller, request: &Request, reply: Reply) -> Result<(), Reply> {
-    let Some(u) = c.upstream.as_mut() else {
+    let Some(u) = c.bgp.as_mut() else {
         return Err(reply);
     };
     match request {

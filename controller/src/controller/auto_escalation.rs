@@ -14,8 +14,8 @@ use crate::{
     engine::{AttackState, Engine},
     escalation::{
         Rule,
+        bgp::{Bgp, Keep, Origin},
         shape::Shapes,
-        upstream::{Keep, Origin, Upstream},
     },
 };
 
@@ -49,7 +49,7 @@ pub struct Inputs<'a> {
 
 impl AutoEscalation {
     /// One turn, once a second.
-    pub fn step(&mut self, u: &mut Upstream, inputs: &Inputs, now: Instant) {
+    pub fn step(&mut self, u: &mut Bgp, inputs: &Inputs, now: Instant) {
         let s = u.settings().clone();
         if !s.auto {
             return;
@@ -108,7 +108,7 @@ impl AutoEscalation {
     /// Announces the rules for `class`'s attack; None (and a retry later) when none went up.
     fn escalate(
         &mut self,
-        u: &mut Upstream,
+        u: &mut Bgp,
         class: Class,
         inputs: &Inputs,
         now: Instant,

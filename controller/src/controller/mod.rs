@@ -50,7 +50,7 @@ use crate::{
     config::{self, DaemonSettings, PerClass, Settings},
     dataplane::{List, monotonic_coarse_ns},
     engine::Engine,
-    escalation::upstream::{ReceivedNews, Reply},
+    escalation::bgp::{ReceivedNews, Reply},
     metrics::SharedMetrics,
 };
 use fleet::Fleet;
@@ -87,8 +87,9 @@ pub struct Controller {
     /// The sketch gate in force (see `gate`), and the rate of one CPU it was sized for.
     pub(crate) gate: crate::dataplane::gate::Gate,
     pub(crate) gate_pps: f64,
-    /// Rules announced upstream (None while escalation.mode is off).
-    pub(crate) upstream: Option<crate::escalation::upstream::Upstream>,
+    /// Escalation over BGP: the rules announced upstream and those received (None while
+    /// escalation.mode is off).
+    pub(crate) bgp: Option<crate::escalation::bgp::Bgp>,
     pub(crate) auto_escalation: auto_escalation::AutoEscalation,
     /// Reading the received FlowSpec rules failed at the last tick (logged once a streak).
     received_failing: bool,
@@ -132,8 +133,8 @@ impl Controller {
 
     /// Takes what gobgpd answered (escalation's calls run on threads of their own) and puts
     /// received rules that changed in force. Called every 100 ms and each tick.
-    pub fn follow_upstream(&mut self) {
-        let Some(u) = &mut self.upstream else {
+    pub fn follow_bgp(&mut self) {
+        let Some(u) = &mut self.bgp else {
             return;
         };
         u.collect();
@@ -167,10 +168,7 @@ impl Controller {
 
     /// Renews the lease of the received rules the program enforces.
     fn renew_received_lease(&mut self) {
-        if self
-            .upstream
-            .as_ref()
-            .is_some_and(|u| u.enforces_received())
+        if self.bgp.as_ref().is_some_and(|u| u.enforces_received())
             && let Err(e) = self.fleet.renew_upstream_lease()
         {
             self.telemetry.count_error();
@@ -250,11 +248,11 @@ impl Controller {
         self.update_trigger();
         self.update_signatures();
         self.update_sampling();
-        if let Some(u) = &mut self.upstream {
+        if let Some(u) = &mut self.bgp {
             u.tick();
         }
-        self.follow_upstream();
-        if let Some(u) = &mut self.upstream {
+        self.follow_bgp();
+        if let Some(u) = &mut self.bgp {
             let rates = self.telemetry.rates();
             let inputs = auto_escalation::Inputs {
                 engine: &self.engine,

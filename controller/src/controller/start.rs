@@ -23,7 +23,7 @@ use crate::{
     config::{ListSettings, PerClass, Settings, StrictMode, parse_cidr, parse_mode},
     dataplane::{List, cpu_count, expiry_after},
     engine::Engine,
-    escalation::upstream::Upstream,
+    escalation::bgp::Bgp,
     list_files,
 };
 
@@ -72,7 +72,7 @@ impl Controller {
                 threshold: 0,
             },
             gate_pps: 0.0,
-            upstream: None,
+            bgp: None,
             auto_escalation: Default::default(),
             received_failing: false,
             capture: None,
@@ -95,7 +95,7 @@ impl Controller {
         });
         phase("lists computed");
         // Before anything is attached: a BGP daemon that cannot start refuses the start.
-        c.upstream = Upstream::start(
+        c.bgp = Bgp::start(
             &c.settings.escalation,
             &escalation_dir(&c.settings.daemon.socket),
             c.telemetry.metrics.clone(),

@@ -17,8 +17,8 @@ impl Controller {
         let _ = self.save_state();
         // Rules received from the neighbours leave a program that stays: without Levee
         // nobody follows their withdrawal (their lease would end them within seconds).
-        let mut upstream = self.upstream.take();
-        if let Some(u) = &upstream
+        let mut bgp = self.bgp.take();
+        if let Some(u) = &bgp
             && u.enforces_received()
             && self.settings.daemon.keep_on_exit
             && let Err(e) = self.fleet.set_upstream_rules(&[], &[])
@@ -35,7 +35,7 @@ impl Controller {
         };
         // Rules announced upstream are withdrawn last, even with keep_on_exit (nobody would
         // expire them), within a bounded wait: a hung gobgpd never leaves XDP attached.
-        if let Some(u) = &mut upstream {
+        if let Some(u) = &mut bgp {
             u.stop();
         }
         detached

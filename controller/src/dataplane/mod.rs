@@ -28,10 +28,10 @@ mod explain;
 pub mod gate;
 mod lists;
 mod log;
+mod received;
 mod signatures;
 mod strict;
 mod summary;
-mod upstream;
 
 pub use attach::{AttachMode, Attached};
 pub use capture::CaptureSkipped;

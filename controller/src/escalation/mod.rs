@@ -2,6 +2,7 @@
 //! larger than the link (RTBH, RFC 7999, and FlowSpec, RFC 8955/8956), and the checks every
 //! rule passes before anything is sent ([`policy`]).
 
+pub mod bgp;
 pub mod calls;
 pub mod gobgp;
 pub mod managed;
@@ -9,7 +10,6 @@ pub mod policy;
 pub mod precedence;
 pub mod received;
 pub mod shape;
-pub mod upstream;
 pub mod views;
 pub mod withdrawer;
 

@@ -9,9 +9,9 @@ use filter_common::abi::MAX_UPSTREAM_RULES;
 use ipnet::IpNet;
 
 use super::{
+    bgp::ReceivedView,
     gobgp::api,
     received::{self, EnforcedRule, Outcome},
-    upstream::ReceivedView,
 };
 use crate::config::EscalationSettings;
 

@@ -171,7 +171,7 @@ fn controller_loop(mut controller: Controller, inbox: mpsc::Receiver<Call>) -> R
         } else if now >= next_drain {
             controller.drain_events();
             controller.drain_capture();
-            controller.follow_upstream();
+            controller.follow_bgp();
             next_drain = Instant::now() + DRAIN;
         }
     }

@@ -44,7 +44,7 @@ fn flooding_source_dropped_by_its_bucket_while_another_sources_tcp_works() {
     );
     // Its next burst is dropped while it serves its penalty, but for the few packets a source
     // that paused sends before the sketch marks it heavy again (below the threshold of 8 per
-    // CPU and window; see README, per-source limits).
+    // CPU and window; see docs/data-plane.md, per-source limits).
     let leaked = delivered(&d, &rx, flooder);
     assert!(leaked < 16, "penalty: {leaked} of {DATAGRAMS} got through");
     // Meanwhile another source connects over TCP.

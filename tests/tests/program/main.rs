@@ -17,10 +17,10 @@ mod malformed;
 mod modes;
 mod no_cookie;
 mod penalty;
+mod received;
 mod signatures;
 mod strict;
 mod trigger;
-mod upstream;
 mod verifier;
 
 use filter_common::abi::{Action, Class, Config, Event, Mode, Reason};

@@ -212,7 +212,7 @@ fn stages(
         strict(dp, &p.config, packet)?,
         per_source(&p.config, p, packet),
         aggregate(books, &p.config, p, packet),
-        upstream(&p.upstream, packet),
+        received(&p.upstream, packet),
     ])
 }
 
@@ -382,14 +382,14 @@ fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<St
 
 mod books;
 mod limits;
+mod received;
 mod strict;
-mod upstream;
 
 pub use self::books::{Books, NoBooks};
 use self::{
     limits::{aggregate, ceiling_pps, per_source},
+    received::received,
     strict::strict,
-    upstream::upstream,
 };
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use super::{limits::tokens, upstream::rule_match, *};
+use super::{limits::tokens, received::rule_match, *};
 
 fn stage(name: &str, say: Say) -> Stage {
     Stage::new(name, say, name)
@@ -108,7 +108,7 @@ fn upstream_rules_match_on_what_is_known() {
         None,
         "another source"
     );
-    let s = upstream(&[rule], &packet(Some(17), Some(123)));
+    let s = received(&[rule], &packet(Some(17), Some(123)));
     assert_eq!(s.say, Say::Passes);
 }
 
@@ -137,18 +137,18 @@ fn a_rule_that_may_match_leaves_a_later_sure_discard_deciding_if_it_does_not() {
             .unwrap()
     };
     // Whatever the destination, it is discarded: rule 0 only decides which rule does it.
-    let s = upstream(&rules, &from(None));
+    let s = received(&rules, &from(None));
     assert_eq!(s.say, Say::Objects(Reason::UpstreamRule));
     assert!(s.view.say.contains("rule 1 of 2 matches"), "{}", s.view.say);
     // Were rule 0 a rate, the drop would depend on the destination (and the rate).
     let mut rated = rules;
     rated[0].action = filter_common::abi::upstream_action::RATE;
-    let s = upstream(&rated, &from(None));
+    let s = received(&rated, &from(None));
     assert_eq!(
         s.say,
         Say::Depends(vec!["--dst", "the rule's rate"], Some(Reason::UpstreamRule))
     );
-    let s = upstream(&rules, &from(Some("198.18.0.1")));
+    let s = received(&rules, &from(Some("198.18.0.1")));
     assert_eq!(s.say, Say::Objects(Reason::UpstreamRule));
     assert_eq!(s.view.say, "rule 1 of 2 matches: discard");
 }

@@ -3,7 +3,7 @@
 use super::*;
 
 /// The figures of a run, printed as they come and written with the run's provenance (date,
-/// commit, machine, command) to `target/bench/latest.md`, whose content the README shows.
+/// commit, machine, command) to `target/bench/latest.md`, whose content docs/performance.md shows.
 pub(super) struct Report {
     lines: Vec<String>,
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
-use super::{EscalationsView, Reply, Upstream, Waiter};
+use super::{Bgp, EscalationsView, Reply, Waiter};
 use crate::{
     api::Response,
     escalation::{
@@ -20,7 +20,7 @@ pub(super) const LIST_WAIT: Duration = Duration::from_secs(3);
 /// Reads of the RIB not answered yet, at most: a list beyond them waits for the last one.
 const MAX_READS_OUT: usize = 2;
 
-impl Upstream {
+impl Bgp {
     /// Asks for Levee's paths (the rules held and those abandoned); returns the read's token.
     pub(super) fn read_rib(&mut self, deadline: Instant) -> u64 {
         self.last_read += 1;
@@ -122,7 +122,7 @@ impl Upstream {
                 continue;
             }
             warn!(id, rule = %a.rule, "missing in gobgpd's RIB: announced again");
-            Upstream::announce_again(calls, *id, &a.rule);
+            Bgp::announce_again(calls, *id, &a.rule);
         }
     }
 

@@ -85,7 +85,7 @@ enum Waiter {
     },
 }
 
-pub struct Upstream {
+pub struct Bgp {
     settings: EscalationSettings,
     /// Set when Levee started gobgpd itself (restarted if it dies).
     managed: Option<Managed>,
@@ -127,7 +127,7 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 /// How long a path whose announcement failed is looked for in the RIB.
 const ABANDONED_FOR: Duration = Duration::from_secs(60);
 
-impl Upstream {
+impl Bgp {
     /// Starts escalation as configured: nothing for mode off; for mode on, the managed gobgpd
     /// (in `dir`) or a connection to the operator's, whose paths left by an earlier run are
     /// withdrawn first. Must run on a thread that lives as long as the daemon (a managed
@@ -136,11 +136,11 @@ impl Upstream {
         settings: &EscalationSettings,
         dir: &Path,
         metrics: SharedMetrics,
-    ) -> Result<Option<Upstream>> {
+    ) -> Result<Option<Bgp>> {
         if settings.mode == EscalationMode::Off {
             return Ok(None);
         }
-        let mut upstream = Upstream {
+        let mut upstream = Bgp {
             settings: settings.clone(),
             managed: None,
             calls: None,
@@ -395,7 +395,7 @@ impl Upstream {
     }
 }
 
-impl Drop for Upstream {
+impl Drop for Bgp {
     fn drop(&mut self) {
         // The managed gobgpd (if any) is killed by its own Drop; say so.
         if self.managed.is_some() {

@@ -9,7 +9,7 @@ use std::{
 use anyhow::Result;
 use tracing::{info, warn};
 
-use super::{Active, Reply, RuleView, Upstream, Waiter, m_labels};
+use super::{Active, Bgp, Reply, RuleView, Waiter, m_labels};
 use crate::{
     api::Response,
     escalation::{
@@ -31,7 +31,7 @@ pub enum Keep {
     Failed,
 }
 
-impl Upstream {
+impl Bgp {
     /// Keeps rule `id` for at least `ttl` more (quietly: automatic escalation renews its
     /// rules every second while their attack lasts).
     pub fn keep(&mut self, id: u32, ttl: Duration) -> Keep {
@@ -49,7 +49,7 @@ impl Upstream {
     /// with `dry_run` (or in dry-run mode) only checks and logs it. The same rule again
     /// extends its time rather than announcing twice. A new rule is booked and sent to
     /// gobgpd without waiting: its view says `announce_pending` until gobgpd confirms it
-    /// ([`Upstream::answer_when_announced`]).
+    /// ([`Bgp::answer_when_announced`]).
     pub fn announce(
         &mut self,
         rule: Rule,

@@ -52,9 +52,9 @@ pub(super) fn rule_match(rule: &UpstreamRule, packet: &ExplainPacket) -> Option<
     Some(depends)
 }
 
-pub(super) fn upstream(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage {
+pub(super) fn received(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage {
     if rules.is_empty() {
-        return Stage::new("upstream", Say::Passes, "no rules received");
+        return Stage::new("received", Say::Passes, "no rules received");
     }
     // The program takes the first rule that matches. A rule that may match leaves the answer
     // open, but a later rule that surely discards still decides if the earlier ones do not.
@@ -70,7 +70,7 @@ pub(super) fn upstream(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage 
         if depends.is_empty() && discard {
             let text = format!("rule {i} of {} matches: {what}", rules.len());
             if maybe.is_empty() {
-                return Stage::new("upstream", Say::Objects(Reason::UpstreamRule), text);
+                return Stage::new("received", Say::Objects(Reason::UpstreamRule), text);
             }
             maybe.push(text);
             // Which rule it is depends on the details; that it is discarded does not, when
@@ -80,7 +80,7 @@ pub(super) fn upstream(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage 
             } else {
                 Say::Depends(on, Some(Reason::UpstreamRule))
             };
-            return Stage::new("upstream", say, maybe.join("; "));
+            return Stage::new("received", say, maybe.join("; "));
         }
         all_discard &= discard;
         maybe.push(format!("rule {i} of {} may match: {what}", rules.len()));
@@ -95,13 +95,13 @@ pub(super) fn upstream(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage 
     }
     if maybe.is_empty() {
         return Stage::new(
-            "upstream",
+            "received",
             Say::Passes,
             format!("none of {} received rules matches", rules.len()),
         );
     }
     Stage::new(
-        "upstream",
+        "received",
         Say::Depends(on, Some(Reason::UpstreamRule)),
         maybe.join("; "),
     )

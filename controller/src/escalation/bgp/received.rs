@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::anyhow;
 use tracing::info;
 
-use super::{RECONCILE_EVERY, Upstream};
+use super::{Bgp, RECONCILE_EVERY};
 use crate::escalation::{calls::Job, gobgp::api, precedence, received::EnforcedRule};
 
 /// What a read of the received rules came to.
@@ -25,7 +25,7 @@ pub enum ReceivedNews {
 /// How often the received rules are read.
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-impl Upstream {
+impl Bgp {
     /// Asks for the received rules when due and no read is under way.
     pub(super) fn ask_received(&mut self, now: Instant) {
         if !self.settings.accept_flowspec || self.reading_received || now < self.next_poll {

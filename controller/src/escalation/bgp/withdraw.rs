@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use tracing::{error, info};
 
-use super::{Reply, RuleView, Upstream, Waiter, m_labels};
+use super::{Bgp, Reply, RuleView, Waiter, m_labels};
 use crate::{
     api::Response,
     escalation::{gobgp::Lookup, withdrawer::Outcome},
@@ -18,7 +18,7 @@ const CONFIRM_WAIT: Duration = Duration::from_secs(2);
 /// How long a stop waits for the last withdrawals to be confirmed.
 const STOP_WAIT: Duration = Duration::from_secs(8);
 
-impl Upstream {
+impl Bgp {
     /// Withdraws rule `id`, or all of them (`why` is logged and counted); with `dry_run` only
     /// says what would go. Answered once gobgpd confirms every one, within
     /// [`CONFIRM_WAIT`]; otherwise the answer is an error saying which are pending (retried
