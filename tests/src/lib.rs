@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod flood;
 pub mod livegen;
 pub mod netns;
+pub mod segments;
 pub mod sender;
 pub mod storm;
 pub mod traffic;

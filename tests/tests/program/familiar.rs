@@ -10,11 +10,11 @@ use filter_common::{
     config::Rate,
     parse::IPPROTO_UDP,
 };
-use levee_tests::{Harness, XDP_DROP, XDP_PASS};
+use levee_tests::{Harness, XDP_DROP, XDP_PASS, segments::pin_to_this_cpu};
 
 use crate::{
     DST4,
-    strict::{pin_to_this_cpu, rule, strict},
+    strict::{rule, strict},
 };
 
 const PORT: u16 = 5000;

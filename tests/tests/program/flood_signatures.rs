@@ -13,11 +13,11 @@ use filter_common::{
     parse::{IPPROTO_TCP, IPPROTO_UDP, TCP_SYN},
     signature::{Facts, FloodSignature, field},
 };
-use levee_tests::{Harness, XDP_DROP, XDP_PASS, ip};
+use levee_tests::{Harness, XDP_DROP, XDP_PASS, ip, segments::pin_to_this_cpu};
 
 use crate::{
     DST4, net,
-    strict::{pin_to_this_cpu, rule, strict},
+    strict::{rule, strict},
 };
 
 const PORT: u16 = 5004;
