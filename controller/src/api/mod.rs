@@ -63,17 +63,8 @@ pub enum Request {
         n: usize,
     },
     LimitsShow,
-    /// Changes the per-source limits (or the aggregate ceilings) of one class, or of all
-    /// classes when `class` is None. Absent values stay as they are; 0 removes a limit.
-    LimitsSet {
-        #[serde(default, with = "wire::opt_class")]
-        class: Option<Class>,
-        #[serde(default)]
-        aggregate: bool,
-        pps: Option<u64>,
-        bps: Option<u64>,
-        burst: Option<u64>,
-    },
+    /// Changes the per-source limits (or the aggregate ceilings) of one class, or of all.
+    LimitsSet(LimitsChange),
     /// Starts a capture: the answer line, then the packets as a pcapng stream until the
     /// capture ends (served by the control socket itself, see `server::control`).
     Capture {
@@ -112,6 +103,36 @@ pub enum Request {
     Explain {
         packet: ExplainPacket,
     },
+}
+
+/// A change of the per-source limits (or, with `aggregate`, the ceilings) of one class, or of
+/// all classes when `class` is None: the CLI's arguments and the request's fields, written
+/// once. Absent values stay as they are; 0 removes a limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsChange {
+    /// tcp_syn, tcp_other, udp, icmp or other; all classes when absent.
+    #[arg(long, value_parser = class_arg)]
+    #[serde(default, with = "wire::opt_class")]
+    pub class: Option<Class>,
+    /// Set the aggregate ceiling (all sources together) instead of the per-source limit.
+    #[arg(long)]
+    #[serde(default)]
+    pub aggregate: bool,
+    /// Packets per second.
+    #[arg(long)]
+    pub pps: Option<u64>,
+    /// Bits per second.
+    #[arg(long)]
+    pub bps: Option<u64>,
+    /// Packets allowed at once after an idle time.
+    #[arg(long)]
+    pub burst: Option<u64>,
+}
+
+/// A class named on the command line, as the config file names it.
+fn class_arg(s: &str) -> Result<Class, String> {
+    crate::config::values::parse_class(s).map_err(|e| format!("{e:#}"))
 }
 
 /// The packet `levee explain` asks about: its source and what is known of its transport.
@@ -216,7 +237,7 @@ impl Request {
                 | Request::BlockDel { .. }
                 | Request::AllowAdd { .. }
                 | Request::AllowDel { .. }
-                | Request::LimitsSet { .. }
+                | Request::LimitsSet(_)
                 | Request::SignaturePin { .. }
                 | Request::SignatureRefuse { .. }
         )
@@ -355,6 +376,19 @@ mod tests {
                 mode: Some(Mode::Enforce)
             }
         );
+        assert_eq!(
+            serde_json::from_str::<Request>(
+                r#"{"cmd":"limits_set","class":"udp","aggregate":true,"pps":5}"#
+            )
+            .unwrap(),
+            Request::LimitsSet(LimitsChange {
+                class: Some(Class::Udp),
+                aggregate: true,
+                pps: Some(5),
+                bps: None,
+                burst: None,
+            })
+        );
         for (bad, want) in [
             (r#"{"cmd":"explode"}"#, "unknown variant"),
             (r#"{"cmd":"mode","mode":"panic"}"#, "unknown mode"),
@@ -367,6 +401,7 @@ mod tests {
                 r#"{"cmd":"limits_set","class":"sctp","pps":1}"#,
                 "unknown class",
             ),
+            (r#"{"cmd":"limits_set","pps":1,"ppps":2}"#, "unknown field"),
         ] {
             let e = serde_json::from_str::<Request>(bad)
                 .unwrap_err()

@@ -29,15 +29,8 @@ pub enum EscalateCommand {
         /// The attacked host (inside escalation.protected_prefixes).
         #[arg(long, value_parser = host)]
         dst: std::net::IpAddr,
-        /// udp, tcp, icmp, icmpv6 or a protocol number.
-        #[arg(long, value_parser = proto)]
-        proto: Option<u8>,
-        /// Source port (needs --proto tcp or udp).
-        #[arg(long)]
-        sport: Option<u16>,
-        /// Destination port (needs --proto tcp or udp).
-        #[arg(long)]
-        dport: Option<u16>,
+        #[command(flatten)]
+        transport: Transport,
         /// Packet length range, LO-HI (bytes of the IP packet).
         #[arg(long, value_parser = len_range)]
         len: Option<(u16, u16)>,
@@ -84,9 +77,12 @@ pub(super) fn escalate(
         EscalateCommand::Rtbh { dst, ttl, dry_run } => (Rule::Rtbh { dst }, ttl, dry_run),
         EscalateCommand::Flowspec {
             dst,
-            proto,
-            sport,
-            dport,
+            transport:
+                Transport {
+                    proto,
+                    sport,
+                    dport,
+                },
             len,
             action,
             ttl,

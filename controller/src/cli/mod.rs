@@ -23,7 +23,7 @@ use std::{
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use filter_common::abi::{Class, Mode};
+use filter_common::abi::Mode;
 use ipnet::IpNet;
 
 use crate::{
@@ -142,15 +142,8 @@ pub enum Command {
         /// received rules' destinations).
         #[arg(long, value_name = "ADDR", value_parser = address)]
         dst: Option<std::net::IpAddr>,
-        /// udp, tcp, icmp, icmpv6 or a protocol number.
-        #[arg(long, value_parser = proto)]
-        proto: Option<u8>,
-        /// Source port (needs --proto tcp or udp).
-        #[arg(long)]
-        sport: Option<u16>,
-        /// Destination port (needs --proto tcp or udp).
-        #[arg(long)]
-        dport: Option<u16>,
+        #[command(flatten)]
+        transport: Transport,
         /// A TCP SYN (class tcp_syn); without it a TCP segment is tcp_other.
         #[arg(long)]
         syn: bool,
@@ -196,23 +189,7 @@ pub enum LimitsCommand {
         json: bool,
     },
     /// Change a class's per-source limit (or, with --aggregate, its ceiling); 0 removes it.
-    Set {
-        /// tcp_syn, tcp_other, udp, icmp or other; all classes when absent.
-        #[arg(long, value_parser = class)]
-        class: Option<Class>,
-        /// Set the aggregate ceiling (all sources together) instead of the per-source limit.
-        #[arg(long)]
-        aggregate: bool,
-        /// Packets per second.
-        #[arg(long)]
-        pps: Option<u64>,
-        /// Bits per second.
-        #[arg(long)]
-        bps: Option<u64>,
-        /// Packets allowed at once after an idle time.
-        #[arg(long)]
-        burst: Option<u64>,
-    },
+    Set(api::LimitsChange),
 }
 
 #[derive(Subcommand, Debug)]
@@ -268,13 +245,15 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         }
         Ok(())
     }
-    fn done(socket: &Path, request: Request, what: &str, out: &mut impl Write) -> Result<()> {
+    /// A list change, said with the prefix the daemon changed.
+    fn done(
+        socket: &Path,
+        request: Request,
+        say: impl Fn(IpNet) -> String,
+        out: &mut impl Write,
+    ) -> Result<()> {
         let views::Prefix(net) = api::request(socket, &request)?;
-        match what {
-            "removed from the allowlist" => writeln!(out, "removed {net} from the allowlist")?,
-            _ => writeln!(out, "{what} {net}")?,
-        }
-        Ok(())
+        Ok(writeln!(out, "{}", say(net))?)
     }
     match command {
         Command::Run { .. }
@@ -288,21 +267,27 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         }
         Command::Block(BlockCommand::Add { cidr, ttl, reason }) => {
             let request = Request::BlockAdd { cidr, ttl, reason };
-            done(socket, request, "blocked", out)
+            done(socket, request, |n| format!("blocked {n}"), out)
         }
-        Command::Block(BlockCommand::Del { cidr }) => {
-            done(socket, Request::BlockDel { cidr }, "unblocked", out)
-        }
+        Command::Block(BlockCommand::Del { cidr }) => done(
+            socket,
+            Request::BlockDel { cidr },
+            |n| format!("unblocked {n}"),
+            out,
+        ),
         Command::Block(BlockCommand::List { json }) => {
             show::<Vec<views::BlockView>>(socket, Request::BlockList, json, out)
         }
-        Command::Allow(AllowCommand::Add { cidr }) => {
-            done(socket, Request::AllowAdd { cidr }, "allowlisted", out)
-        }
+        Command::Allow(AllowCommand::Add { cidr }) => done(
+            socket,
+            Request::AllowAdd { cidr },
+            |n| format!("allowlisted {n}"),
+            out,
+        ),
         Command::Allow(AllowCommand::Del { cidr }) => done(
             socket,
             Request::AllowDel { cidr },
-            "removed from the allowlist",
+            |n| format!("removed {n} from the allowlist"),
             out,
         ),
         Command::Allow(AllowCommand::List { json }) => {
@@ -324,24 +309,11 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         Command::Limits(LimitsCommand::Show { json }) => {
             show::<views::LimitsView>(socket, Request::LimitsShow, json, out)
         }
-        Command::Limits(LimitsCommand::Set {
-            class,
-            aggregate,
-            pps,
-            bps,
-            burst,
-        }) => {
-            if pps.is_none() && bps.is_none() && burst.is_none() {
+        Command::Limits(LimitsCommand::Set(change)) => {
+            if change.pps.is_none() && change.bps.is_none() && change.burst.is_none() {
                 anyhow::bail!("nothing to set: give --pps, --bps or --burst");
             }
-            let request = Request::LimitsSet {
-                class,
-                aggregate,
-                pps,
-                bps,
-                burst,
-            };
-            show::<views::LimitsView>(socket, request, false, out)
+            show::<views::LimitsView>(socket, Request::LimitsSet(change), false, out)
         }
         Command::Escalate(c) => escalate::escalate(socket, c, out),
         Command::Signatures(c) => signatures::run(socket, c, out),
@@ -349,9 +321,12 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         Command::Explain {
             source,
             dst,
-            proto,
-            sport,
-            dport,
+            transport:
+                Transport {
+                    proto,
+                    sport,
+                    dport,
+                },
             syn,
             json,
         } => {

@@ -1,5 +1,5 @@
-//! The value parsers of the command line: the config file's own parsers, so a typo gets the
-//! same one line naming it on both.
+//! The value parsers of the command line (the config file's own, so a typo gets the same
+//! one line naming it on both) and the argument groups several commands share.
 
 use std::time::Duration;
 
@@ -60,4 +60,18 @@ pub(super) fn action(s: &str) -> Result<filter_common::abi::Action, String> {
 }
 pub(super) fn iface(s: &str) -> Result<String, String> {
     values::parse_iface(s).map_err(|e| format!("{e:#}"))
+}
+
+/// What a packet carries above IP, as `explain` and `escalate flowspec` take it.
+#[derive(clap::Args, Debug)]
+pub struct Transport {
+    /// udp, tcp, icmp, icmpv6 or a protocol number.
+    #[arg(long, value_parser = proto)]
+    pub proto: Option<u8>,
+    /// Source port (needs --proto tcp or udp).
+    #[arg(long)]
+    pub sport: Option<u16>,
+    /// Destination port (needs --proto tcp or udp).
+    #[arg(long)]
+    pub dport: Option<u16>,
 }

@@ -98,9 +98,11 @@ fn bad_values_are_refused_before_the_daemon_is_asked() {
     // Checked before the daemon is asked: a port without TCP or UDP.
     let Command::Explain {
         source,
-        proto,
-        sport,
-        dport,
+        transport: Transport {
+            proto,
+            sport,
+            dport,
+        },
         syn,
         ..
     } = parse(&[

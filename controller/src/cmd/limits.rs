@@ -5,7 +5,10 @@ use filter_common::{abi::Class, config::Rate};
 use tracing::info;
 
 use crate::{
-    api::views::{LimitsView, RateView},
+    api::{
+        LimitsChange,
+        views::{LimitsView, RateView},
+    },
     config::{PerClass, check_rate},
     controller::Controller,
 };
@@ -32,14 +35,14 @@ pub fn show(c: &Controller) -> LimitsView {
 }
 
 /// Changes one class (or every class); absent values stay as they are.
-pub fn set(
-    c: &mut Controller,
-    class: Option<Class>,
-    aggregate: bool,
-    pps: Option<u64>,
-    bps: Option<u64>,
-    burst: Option<u64>,
-) -> Result<LimitsView> {
+pub fn set(c: &mut Controller, change: LimitsChange) -> Result<LimitsView> {
+    let LimitsChange {
+        class,
+        aggregate,
+        pps,
+        bps,
+        burst,
+    } = change;
     if pps.is_none() && bps.is_none() && burst.is_none() {
         anyhow::bail!("nothing to set: give --pps, --bps or --burst");
     }

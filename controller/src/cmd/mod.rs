@@ -32,13 +32,7 @@ pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
         Request::AllowDel { cidr } => json(allow::del(c, cidr)),
         Request::AllowList => json(Ok(allow::list(c))),
         Request::LimitsShow => json(Ok(limits::show(c))),
-        Request::LimitsSet {
-            class,
-            aggregate,
-            pps,
-            bps,
-            burst,
-        } => json(limits::set(c, class, aggregate, pps, bps, burst)),
+        Request::LimitsSet(change) => json(limits::set(c, change)),
         Request::Escalate { rule, ttl, dry_run } => json(escalate::add(c, rule, ttl, dry_run)),
         Request::EscalateList | Request::EscalateWithdraw { .. } => json(escalate::off(c)),
         // Its answer is a stream: the control socket starts it through `Call::Capture`.
