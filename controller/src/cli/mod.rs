@@ -130,8 +130,9 @@ pub enum Command {
     },
     /// The verdict a packet from SOURCE would get now on each interface, and every stage's say.
     ///
-    /// The stages in the program's order (allowlist, lockdown, blocklist, signatures, strict,
-    /// per-source limiter, aggregate ceiling, upstream rules), read from the program's maps,
+    /// The stages in the program's order (BGP session, allowlist, lockdown, blocklist,
+    /// signatures, strict, per-source limiter, aggregate ceiling, received rules), read from
+    /// the program's maps,
     /// with where each list entry came from. The first stage that objects decides; a stage
     /// whose say depends on a detail not given (--proto, --sport...) is marked so.
     Explain {
