@@ -559,13 +559,8 @@ fn pass(reason: Reason, class: Class) -> Verdict {
 /// The action the mode gives a packet the rules object to.
 #[inline(always)]
 fn judge(mode: Mode, reason: Reason, class: Class) -> Verdict {
-    let action = match mode {
-        Mode::Off => Action::Pass,
-        Mode::Monitor => Action::WouldDrop,
-        Mode::Enforce | Mode::Lockdown => Action::Drop,
-    };
     Verdict {
-        action,
+        action: mode.objected(),
         reason,
         class,
     }

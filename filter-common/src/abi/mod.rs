@@ -108,6 +108,30 @@ mod tests {
         }
     }
 
+    /// The one rule of actions: what passes passes in every mode; an objection is passed in
+    /// off, would_drop in monitor and dropped in enforce and lockdown.
+    #[test]
+    fn the_mode_gives_the_action_of_an_objection_only() {
+        for mode in Mode::ALL {
+            for reason in Reason::ALL {
+                let want = match (reason.passes(), mode) {
+                    (true, _) | (false, Mode::Off) => Action::Pass,
+                    (false, Mode::Monitor) => Action::WouldDrop,
+                    (false, Mode::Enforce | Mode::Lockdown) => Action::Drop,
+                };
+                assert_eq!(
+                    action(mode, reason),
+                    want,
+                    "{} {}",
+                    mode.name(),
+                    reason.name()
+                );
+            }
+        }
+        assert!(Reason::Familiar.passes() && Reason::SynNoCookie.passes());
+        assert!(!Reason::SynCookie.passes() && !Reason::PenaltyCookie.passes());
+    }
+
     #[test]
     fn mode_round_trips() {
         for m in Mode::ALL {

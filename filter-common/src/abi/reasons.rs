@@ -44,6 +44,16 @@ named_enum! {
 }
 
 impl Mode {
+    /// The action this mode gives a packet the rules object to.
+    #[inline(always)]
+    pub const fn objected(self) -> Action {
+        match self {
+            Mode::Off => Action::Pass,
+            Mode::Monitor => Action::WouldDrop,
+            Mode::Enforce | Mode::Lockdown => Action::Drop,
+        }
+    }
+
     pub const fn from_u32(v: u32) -> Mode {
         match v {
             0 => Mode::Off,
@@ -166,6 +176,24 @@ named_enum! {
 }
 
 impl Reason {
+    /// The program passes a packet counted under this reason, in every mode: nothing
+    /// objected to it, or a stage vouched for it (every other reason is an objection, whose
+    /// action the mode gives: [`Mode::objected`]).
+    pub const fn passes(self) -> bool {
+        matches!(
+            self,
+            Reason::Clean
+                | Reason::ModeOff
+                | Reason::NonIp
+                | Reason::Allowlisted
+                | Reason::BgpSession
+                | Reason::Flow
+                | Reason::CookieAck
+                | Reason::Familiar
+                | Reason::SynNoCookie
+        )
+    }
+
     /// What the host knows of the packet's source vouches for it: a flow, a familiar
     /// source, the allowlist, a valid cookie. Its traffic is the crowd's, attack or not (the
     /// flood signatures' miner learns what the crowd sends from it).
@@ -235,4 +263,15 @@ pub const COUNTER_ENTRIES: u32 = (Action::COUNT * Reason::COUNT * Class::COUNT) 
 pub struct Counter {
     pub packets: u64,
     pub bytes: u64,
+}
+
+/// The action of a packet counted under `reason` in `mode`: the one rule the program and
+/// `levee explain` share.
+#[inline(always)]
+pub const fn action(mode: Mode, reason: Reason) -> Action {
+    if reason.passes() {
+        Action::Pass
+    } else {
+        mode.objected()
+    }
 }

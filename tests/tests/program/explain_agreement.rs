@@ -41,6 +41,8 @@ const SOURCES: &[&str] = &[
     "198.18.9.9",
     "2001:db8:9::9",
 ];
+/// Familiar under strict (a source seen within its limits while calm).
+const FAMILIAR: &str = "198.18.9.9";
 const NEIGHBOURS: &[&str] = &["198.18.8.8", "198.18.5.200"];
 const SOURCE_PORTS: &[u16] = &[40000, 123, 179, 53];
 const DST_PORTS: &[u16] = &[80, 179, 5000];
@@ -118,6 +120,11 @@ fn packets() -> Vec<Packet> {
         }
     }
     out
+}
+
+/// An IPv4 address as the maps hold it.
+fn abi(addr: &str) -> [u8; 16] {
+    levee::dataplane::abi_address(ip(addr))
 }
 
 /// The one counter slot a run moved.
@@ -228,8 +235,9 @@ fn explain_and_the_program_agree_on_every_packet() {
     assert!(compared >= 3000);
 }
 
-/// Strict engaged, with a UDP service on the protected /24 and a TCP one on any address: the
-/// services, the flows (none: the amplification ports answer no query) and strict's reasons.
+/// Strict engaged, with a UDP service on the protected /24 and a TCP one on any address, the
+/// UDP budget applying and one familiar source: the services, the flows (none: the
+/// amplification ports answer no query), the familiar source and strict's reasons.
 /// Explain leaves open what only the kernel's sockets decide (a SYN cookie needs a listener,
 /// a segment a connection): those are counted, not compared.
 #[test]
@@ -240,10 +248,24 @@ fn explain_and_the_program_agree_under_strict() {
     let packets = packets();
     for mode in [Mode::Monitor, Mode::Enforce] {
         let mut cfg = Config::new(mode);
-        for flag in [flags::STRICT, flags::TRACK_FLOWS] {
+        // The UDP budget applies, and a familiar source passes before it.
+        for flag in [
+            flags::STRICT,
+            flags::TRACK_FLOWS,
+            flags::UDP_BUDGET,
+            flags::FAMILIAR,
+        ] {
             cfg.set_flag(flag, true);
         }
+        cfg.familiar_ttl_ns = 3_600_000_000_000;
         let mut h = Harness::new(cfg);
+        let now = levee::dataplane::monotonic_coarse_ns();
+        let familiar = filter_common::abi::Familiar {
+            first_ns: now - 5_000_000_000,
+            last_ns: now - 1_000_000_000,
+        };
+        let key = filter_common::abi::verified_key(&abi(FAMILIAR), false);
+        h.dp.restore_familiar(&[(key, familiar)]).unwrap();
         h.dp.block(net("198.18.6.0/24"), None).unwrap();
         h.dp.allow(net("198.18.5.0/24")).unwrap();
         let service = |proto, port, dst: &str| ServiceRule {

@@ -42,10 +42,9 @@ fn enforce() -> Harness {
 
 /// What the mode makes of a frame the rules object to.
 fn objected(mode: Mode) -> (u32, Action) {
-    match mode {
-        Mode::Off => (XDP_PASS, Action::Pass),
-        Mode::Monitor => (XDP_PASS, Action::WouldDrop),
-        Mode::Enforce | Mode::Lockdown => (XDP_DROP, Action::Drop),
+    match mode.objected() {
+        Action::Drop => (XDP_DROP, Action::Drop),
+        action => (XDP_PASS, action),
     }
 }
 

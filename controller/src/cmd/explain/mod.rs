@@ -15,9 +15,7 @@ use std::{collections::BTreeMap, net::IpAddr};
 
 use anyhow::Result;
 use filter_common::{
-    abi::{
-        Action, AllowEntry, BlockEntry, Class, Config, Limit, Mode, Reason, UpstreamRule, flags,
-    },
+    abi::{AllowEntry, BlockEntry, Class, Config, Limit, Mode, Reason, UpstreamRule, flags},
     limit::{admit, is_unlimited},
     parse::{IPPROTO_TCP, IPPROTO_UDP},
 };
@@ -145,19 +143,7 @@ pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> Inte
         (_, Some((stage, r))) => (Some(stage), r),
         (_, None) => (None, passes_as),
     };
-    let action = match (reason, mode) {
-        (
-            Reason::Clean
-            | Reason::Flow
-            | Reason::Allowlisted
-            | Reason::BgpSession
-            | Reason::ModeOff,
-            _,
-        )
-        | (_, Mode::Off) => Action::Pass,
-        (_, Mode::Monitor) => Action::WouldDrop,
-        _ => Action::Drop,
-    };
+    let action = filter_common::abi::action(mode, reason);
     InterfaceExplain {
         interface,
         mode,
