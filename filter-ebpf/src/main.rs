@@ -452,8 +452,10 @@ fn parse_handed_over(frame: &XdpFrame) -> Option<&IpPacket> {
     Some(unsafe { out.assume_init_ref() })
 }
 
-/// Runs the stages in order; the first that objects gives the reason. `held`: strict is
-/// engaged by the program's trigger, whatever the controller set.
+/// Runs the stages in order (the order of `filter_common::abi::Stage`, which `levee explain`
+/// walks; the received rules come after, in `judge_packet`); the first that objects gives
+/// the reason. `held`: strict is engaged by the program's trigger, whatever the controller
+/// set.
 #[inline(always)]
 fn check(
     frame: &XdpFrame,

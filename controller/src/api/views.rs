@@ -197,7 +197,8 @@ pub struct InterfaceExplain {
 /// `not_reached` (an earlier stage decided; `say` is what it holds all the same).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageView {
-    /// allowlist, lockdown, blocklist, signatures, strict, per_source, aggregate, upstream.
+    /// The stage's name (`filter_common::abi::Stage`): bgp session, allowlist, lockdown,
+    /// blocklist, signatures, strict, per_source, aggregate, received.
     pub stage: String,
     pub outcome: String,
     /// The reason it objects with (or would, for `depends` and `not_reached`).

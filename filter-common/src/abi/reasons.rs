@@ -43,6 +43,25 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// The program's stages, in the order it runs them (filter-ebpf's `check`, then the
+    /// received rules on what would pass): the order `levee explain` walks them in.
+    pub enum Stage {
+        /// Levee's own BGP sessions, before anything can cut them.
+        BgpSession = "bgp session",
+        Allowlist = "allowlist",
+        Lockdown = "lockdown",
+        Blocklist = "blocklist",
+        /// The static signatures: amplification ports, TCP flags, fragments.
+        Signatures = "signatures",
+        Strict = "strict",
+        PerSource = "per_source",
+        Aggregate = "aggregate",
+        /// The FlowSpec rules received from BGP neighbours.
+        Received = "received",
+    }
+}
+
 impl Mode {
     /// The action this mode gives a packet the rules object to.
     #[inline(always)]

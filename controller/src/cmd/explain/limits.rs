@@ -13,7 +13,7 @@ pub(super) fn tokens(limit: &Limit, tat: u64, now: u64) -> Option<u64> {
 
 pub(super) fn per_source(cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Stage {
     if cfg.flags & flags::SOURCE_LIMITS == 0 {
-        return Stage::new("per_source", Say::Passes, "per-source limits off");
+        return Stage::new(StageName::PerSource, Say::Passes, "per-source limits off");
     }
     let now = p.now_ns;
     let class = packet.class();
@@ -24,7 +24,8 @@ pub(super) fn per_source(cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Sta
             }
             _ => "not tracked (its first packets pass; a heavy source gets an entry)".to_string(),
         };
-        return Stage::new("per_source", Say::Passes, text).with(|v| v.tracked = Some(false));
+        return Stage::new(StageName::PerSource, Say::Passes, text)
+            .with(|v| v.tracked = Some(false));
     };
     let penalties: BTreeMap<String, u64> = Class::ALL
         .iter()
@@ -110,7 +111,12 @@ pub(super) fn per_source(cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Sta
                 .filter(|t| !t.starts_with(&format!("{} ", k.name()))),
         );
     }
-    Stage::new("per_source", say, format!("tracked: {}", parts.join(", "))).with(|v| {
+    Stage::new(
+        StageName::PerSource,
+        say,
+        format!("tracked: {}", parts.join(", ")),
+    )
+    .with(|v| {
         v.tracked = Some(true);
         v.penalty_secs = penalties;
         v.tokens = tokens_left;
@@ -149,13 +155,13 @@ pub(super) fn aggregate(
         };
         return if ceilings.is_empty() {
             Stage::new(
-                "aggregate",
+                StageName::Aggregate,
                 Say::Passes,
                 format!("{attack}; no aggregate ceilings"),
             )
         } else {
             Stage::new(
-                "aggregate",
+                StageName::Aggregate,
                 Say::Depends(vec!["--proto"], Some(Reason::Aggregate)),
                 format!("{attack}; ceilings on {}", ceilings.join(", ")),
             )
@@ -214,7 +220,7 @@ pub(super) fn aggregate(
             }
         }
     };
-    Stage::new("aggregate", say, text).with(|v| {
+    Stage::new(StageName::Aggregate, say, text).with(|v| {
         v.attack = state.map(str::to_string);
         v.attack_secs = age;
         v.ceiling_pps = ceiling;

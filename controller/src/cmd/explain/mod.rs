@@ -15,7 +15,10 @@ use std::{collections::BTreeMap, net::IpAddr};
 
 use anyhow::Result;
 use filter_common::{
-    abi::{AllowEntry, BlockEntry, Class, Config, Limit, Mode, Reason, UpstreamRule, flags},
+    abi::{
+        AllowEntry, BlockEntry, Class, Config, Limit, Mode, Reason, Stage as StageName,
+        UpstreamRule, flags,
+    },
     limit::{admit, is_unlimited},
     parse::{IPPROTO_TCP, IPPROTO_UDP},
 };
@@ -87,11 +90,11 @@ pub(crate) struct Stage {
 }
 
 impl Stage {
-    fn new(stage: &str, say: Say, text: impl Into<String>) -> Stage {
+    fn new(stage: StageName, say: Say, text: impl Into<String>) -> Stage {
         Stage {
             say,
             view: StageView {
-                stage: stage.to_string(),
+                stage: stage.name().to_string(),
                 say: text.into(),
                 ..StageView::default()
             },
@@ -168,38 +171,45 @@ pub fn evaluate(
     Ok(verdict(interface, probe.config.mode(), stages))
 }
 
-/// Every stage in the program's order (filter-ebpf `check`, then the upstream rules).
+/// Every stage's say, in the program's order ([`StageName::ALL`], filter-common's).
 fn stages(
     books: &dyn Books,
     dp: &Dataplane,
     p: &Probe,
     packet: &ExplainPacket,
 ) -> Result<Vec<Stage>> {
-    let mode = p.config.mode();
-    let lockdown = if mode == Mode::Lockdown {
+    StageName::ALL
+        .iter()
+        .map(|stage| {
+            Ok(match stage {
+                StageName::BgpSession => bgp_session(p, packet),
+                StageName::Allowlist => allowlist(books, packet.source, &p.allow),
+                StageName::Lockdown => lockdown(p.config.mode()),
+                StageName::Blocklist => blocklist(books, packet.source, &p.block, p.now_ns),
+                StageName::Signatures => signatures(dp, &p.config, packet)?,
+                StageName::Strict => strict(dp, &p.config, packet)?,
+                StageName::PerSource => per_source(&p.config, p, packet),
+                StageName::Aggregate => aggregate(books, &p.config, p, packet),
+                StageName::Received => received(&p.upstream, packet),
+            })
+        })
+        .collect()
+}
+
+fn lockdown(mode: Mode) -> Stage {
+    if mode == Mode::Lockdown {
         Stage::new(
-            "lockdown",
+            StageName::Lockdown,
             Say::Objects(Reason::Lockdown),
             "mode lockdown: all that is not allowlisted is dropped",
         )
     } else {
         Stage::new(
-            "lockdown",
+            StageName::Lockdown,
             Say::Passes,
             format!("not in lockdown (mode {})", mode.name()),
         )
-    };
-    Ok(vec![
-        bgp_session(p, packet),
-        allowlist(books, packet.source, &p.allow),
-        lockdown,
-        blocklist(books, packet.source, &p.block, p.now_ns),
-        signatures(dp, &p.config, packet)?,
-        strict(dp, &p.config, packet)?,
-        per_source(&p.config, p, packet),
-        aggregate(books, &p.config, p, packet),
-        received(&p.upstream, packet),
-    ])
+    }
 }
 
 fn allowlist(books: &dyn Books, ip: IpAddr, found: &ListLookup<AllowEntry>) -> Stage {
@@ -210,7 +220,12 @@ fn allowlist(books: &dyn Books, ip: IpAddr, found: &ListLookup<AllowEntry>) -> S
                 Some(e) => format!("{} from {}", e.net, e.origins.join(" and ")),
                 None => "an entry the controller does not know of matches".to_string(),
             };
-            Stage::new("allowlist", Say::Objects(Reason::Allowlisted), text).with(|v| {
+            Stage::new(
+                StageName::Allowlist,
+                Say::Objects(Reason::Allowlisted),
+                text,
+            )
+            .with(|v| {
                 if let Some(e) = entry {
                     v.entry = Some(Prefix(e.net));
                     v.origins = e.origins;
@@ -218,11 +233,11 @@ fn allowlist(books: &dyn Books, ip: IpAddr, found: &ListLookup<AllowEntry>) -> S
             })
         }
         ListLookup::SummarySkips { trie_holds: true } => Stage::new(
-            "allowlist",
+            StageName::Allowlist,
             Say::Passes,
             "skipped: the list summary says no entry, yet the trie holds one (a summary hole)",
         ),
-        _ => Stage::new("allowlist", Say::Passes, "no entry"),
+        _ => Stage::new(StageName::Allowlist, Say::Passes, "no entry"),
     }
 }
 
@@ -230,13 +245,17 @@ fn allowlist(books: &dyn Books, ip: IpAddr, found: &ListLookup<AllowEntry>) -> S
 /// holds them: the neighbours the config names, while escalation is on).
 fn bgp_session(p: &Probe, packet: &ExplainPacket) -> Stage {
     if !p.bgp_peer {
-        return Stage::new("bgp session", Say::Passes, "not a BGP neighbour of Levee's");
+        return Stage::new(
+            StageName::BgpSession,
+            Say::Passes,
+            "not a BGP neighbour of Levee's",
+        );
     }
     let port = filter_common::abi::BGP_PORT;
     let ports = [packet.sport, packet.dport];
     match packet.proto {
         Some(IPPROTO_TCP) if ports.contains(&Some(port)) => Stage::new(
-            "bgp session",
+            StageName::BgpSession,
             Say::Objects(Reason::BgpSession),
             format!(
                 "Levee's BGP session with {}: no stage may cut it",
@@ -244,16 +263,20 @@ fn bgp_session(p: &Probe, packet: &ExplainPacket) -> Stage {
             ),
         ),
         Some(IPPROTO_TCP) if ports.iter().all(Option::is_some) => Stage::new(
-            "bgp session",
+            StageName::BgpSession,
             Say::Passes,
             format!("a BGP neighbour, but neither port is {port}"),
         ),
         Some(IPPROTO_TCP) | None => Stage::new(
-            "bgp session",
+            StageName::BgpSession,
             Say::Depends(vec!["--proto tcp", "--sport", "--dport"], None),
             format!("a BGP neighbour: its TCP to or from port {port} passes before every stage"),
         ),
-        Some(_) => Stage::new("bgp session", Say::Passes, "a BGP neighbour, not TCP"),
+        Some(_) => Stage::new(
+            StageName::BgpSession,
+            Say::Passes,
+            "a BGP neighbour, not TCP",
+        ),
     }
 }
 
@@ -262,12 +285,12 @@ fn blocklist(books: &dyn Books, ip: IpAddr, found: &ListLookup<BlockEntry>, now:
         ListLookup::Hit(e) => *e,
         ListLookup::SummarySkips { trie_holds: true } => {
             return Stage::new(
-                "blocklist",
+                StageName::Blocklist,
                 Say::Passes,
                 "skipped: the list summary says no entry, yet the trie holds one (a summary hole)",
             );
         }
-        _ => return Stage::new("blocklist", Say::Passes, "no entry"),
+        _ => return Stage::new(StageName::Blocklist, Say::Passes, "no entry"),
     };
     let known = books.block_entry(ip);
     let mut text = match &known {
@@ -290,7 +313,7 @@ fn blocklist(books: &dyn Books, ip: IpAddr, found: &ListLookup<BlockEntry>, now:
         text.push_str(", expired (the program ignores it; the controller removes it)");
         (Say::Passes, None)
     };
-    Stage::new("blocklist", say, text).with(|v| {
+    Stage::new(StageName::Blocklist, say, text).with(|v| {
         if let Some(e) = known {
             v.entry = Some(Prefix(e.net));
             v.origins = e.origins;
@@ -311,13 +334,13 @@ fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<St
     };
     Ok(match packet.proto {
         None if amp => Stage::new(
-            "signatures",
+            StageName::Signatures,
             Say::Depends(vec!["--proto", "--sport"], Some(Reason::AmpPort)),
             format!("drops UDP from an amplification port (no --proto given){frag}"),
         ),
         Some(IPPROTO_UDP) if amp => match packet.sport {
             None => Stage::new(
-                "signatures",
+                StageName::Signatures,
                 Say::Depends(vec!["--sport"], Some(Reason::AmpPort)),
                 format!("drops UDP from an amplification port (no --sport given){frag}"),
             ),
@@ -325,17 +348,19 @@ fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<St
                 let text = format!("UDP source port {port} is an amplification port");
                 // The program lets an answer to the host's own query through (a live flow).
                 match (f & flags::TRACK_FLOWS != 0, packet.dst, packet.dport) {
-                    (false, _, _) => Stage::new("signatures", Say::Objects(Reason::AmpPort), text),
+                    (false, _, _) => {
+                        Stage::new(StageName::Signatures, Say::Objects(Reason::AmpPort), text)
+                    }
                     (true, Some(dst), Some(dport)) => {
                         if dp.flow_known(cfg, (packet.source, port), (dst, dport), IPPROTO_UDP)? {
                             Stage::new(
-                                "signatures",
+                                StageName::Signatures,
                                 Say::Passes,
                                 format!("{text}, but it answers a query this host sent (a flow)"),
                             )
                         } else {
                             Stage::new(
-                                "signatures",
+                                StageName::Signatures,
                                 Say::Objects(Reason::AmpPort),
                                 format!("{text}, and answers no query this host sent"),
                             )
@@ -343,7 +368,7 @@ fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<St
                     }
                     // Floods are the common case: dropped, and the exception named.
                     (true, _, _) => Stage::new(
-                        "signatures",
+                        StageName::Signatures,
                         Say::Objects(Reason::AmpPort),
                         format!(
                             "{text} (unless it answers a query this host sent: give --dst and --dport to check)"
@@ -352,17 +377,21 @@ fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<St
                 }
             }
             Some(port) => Stage::new(
-                "signatures",
+                StageName::Signatures,
                 Say::Passes,
                 format!("UDP source port {port} is not an amplification port{frag}"),
             ),
         },
         Some(IPPROTO_TCP) if f & flags::SIG_TCP_FLAGS != 0 => Stage::new(
-            "signatures",
+            StageName::Signatures,
             Say::Passes,
             format!("legitimate TCP flags assumed{frag}"),
         ),
-        _ => Stage::new("signatures", Say::Passes, format!("none apply{frag}")),
+        _ => Stage::new(
+            StageName::Signatures,
+            Say::Passes,
+            format!("none apply{frag}"),
+        ),
     })
 }
 

@@ -54,7 +54,7 @@ pub(super) fn rule_match(rule: &UpstreamRule, packet: &ExplainPacket) -> Option<
 
 pub(super) fn received(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage {
     if rules.is_empty() {
-        return Stage::new("received", Say::Passes, "no rules received");
+        return Stage::new(StageName::Received, Say::Passes, "no rules received");
     }
     // The program takes the first rule that matches. A rule that may match leaves the answer
     // open, but a later rule that surely discards still decides if the earlier ones do not.
@@ -70,7 +70,11 @@ pub(super) fn received(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage 
         if depends.is_empty() && discard {
             let text = format!("rule {i} of {} matches: {what}", rules.len());
             if maybe.is_empty() {
-                return Stage::new("received", Say::Objects(Reason::UpstreamRule), text);
+                return Stage::new(
+                    StageName::Received,
+                    Say::Objects(Reason::UpstreamRule),
+                    text,
+                );
             }
             maybe.push(text);
             // Which rule it is depends on the details; that it is discarded does not, when
@@ -80,7 +84,7 @@ pub(super) fn received(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage 
             } else {
                 Say::Depends(on, Some(Reason::UpstreamRule))
             };
-            return Stage::new("received", say, maybe.join("; "));
+            return Stage::new(StageName::Received, say, maybe.join("; "));
         }
         all_discard &= discard;
         maybe.push(format!("rule {i} of {} may match: {what}", rules.len()));
@@ -95,13 +99,13 @@ pub(super) fn received(rules: &[UpstreamRule], packet: &ExplainPacket) -> Stage 
     }
     if maybe.is_empty() {
         return Stage::new(
-            "received",
+            StageName::Received,
             Say::Passes,
             format!("none of {} received rules matches", rules.len()),
         );
     }
     Stage::new(
-        "received",
+        StageName::Received,
         Say::Depends(on, Some(Reason::UpstreamRule)),
         maybe.join("; "),
     )

@@ -8,7 +8,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
     let held = dp.trigger_held(cfg)?;
     let engaged = match (cfg.flags & flags::STRICT != 0, held.cpus) {
         (true, _) => "engaged".to_string(),
-        (false, 0) => return Ok(Stage::new("strict", Say::Passes, "not engaged")),
+        (false, 0) => return Ok(Stage::new(StageName::Strict, Say::Passes, "not engaged")),
         (false, n) => format!(
             "engaged by the program's trigger on {n} of {} CPUs",
             held.of
@@ -18,7 +18,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
     let (proto, name) = match packet.proto {
         None => {
             return Ok(Stage::new(
-                "strict",
+                StageName::Strict,
                 Say::Depends(vec!["--proto"], Some(Reason::NoService)),
                 format!("{engaged}: TCP and UDP pass only to a service or in a flow of the host"),
             ));
@@ -27,7 +27,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
         Some(IPPROTO_UDP) => (IPPROTO_UDP, "udp"),
         Some(_) => {
             return Ok(Stage::new(
-                "strict",
+                StageName::Strict,
                 Say::Passes,
                 format!("{engaged}; applies to TCP and UDP only"),
             ));
@@ -43,7 +43,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
     };
     if flow == Some(true) {
         return Ok(Stage::new(
-            "strict",
+            StageName::Strict,
             Say::PassesAs(Reason::Flow),
             format!("{engaged}: a flow of the host (it started or answered it)"),
         ));
@@ -54,7 +54,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
     };
     if proto == IPPROTO_TCP && !packet.syn {
         return Ok(Stage::new(
-            "strict",
+            StageName::Strict,
             Say::Depends(vec!["a connection of the host"], Some(Reason::NoFlow)),
             format!(
                 "{engaged}: a TCP segment passes only in a flow or connection of the host, or with a valid SYN cookie"
@@ -63,7 +63,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
     }
     let Some(port) = packet.dport else {
         return Ok(Stage::new(
-            "strict",
+            StageName::Strict,
             Say::Depends(vec!["--dport"], Some(Reason::NoService)),
             format!("{engaged}: {name} passes only to a served port; {flow_note}"),
         ));
@@ -73,7 +73,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
         let on: Vec<String> = bound.iter().map(|n| n.to_string()).collect();
         return Ok(match packet.dst {
             None if !bound.is_empty() => Stage::new(
-                "strict",
+                StageName::Strict,
                 Say::Depends(vec!["--dst"], Some(Reason::NoService)),
                 format!(
                     "{engaged}: {name}/{port} is served on {} only",
@@ -81,12 +81,12 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
                 ),
             ),
             None => Stage::new(
-                "strict",
+                StageName::Strict,
                 Say::Objects(Reason::NoService),
                 format!("{engaged}: no service {name}/{port}; {flow_note}"),
             ),
             Some(dst) => Stage::new(
-                "strict",
+                StageName::Strict,
                 Say::Objects(Reason::NoService),
                 format!("{engaged}: no service {name}/{port} on {dst}; {flow_note}"),
             ),
@@ -112,7 +112,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
             Say::Objects(Reason::SynCookie)
         };
         return Ok(Stage::new(
-            "strict",
+            StageName::Strict,
             say,
             format!(
                 "{engaged}: tcp/{port} served; the SYN is answered with a SYN cookie when a socket of the host listens"
@@ -121,7 +121,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
     }
     if cfg.flags & flags::UDP_BUDGET == 0 && !held.udp {
         return Ok(Stage::new(
-            "strict",
+            StageName::Strict,
             Say::Passes,
             format!("{engaged}: udp/{port} served; {flow_note}"),
         ));
@@ -132,7 +132,7 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
             .is_some()
     {
         return Ok(Stage::new(
-            "strict",
+            StageName::Strict,
             Say::PassesAs(Reason::Familiar),
             format!(
                 "{engaged}: udp/{port} served; a familiar source (it sent within its limits while calm) passes before the unknown sources' budget"
@@ -147,18 +147,22 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
     let head = format!("{engaged}: udp/{port} served, {flow_note}; {budget}");
     Ok(if refusing == cpus {
         Stage::new(
-            "strict",
+            StageName::Strict,
             Say::Objects(Reason::UnknownBudget),
             format!("{head}, spent on every CPU"),
         )
     } else if refusing > 0 {
         Stage::new(
-            "strict",
+            StageName::Strict,
             Say::Depends(vec!["the receiving CPU"], Some(Reason::UnknownBudget)),
             format!("{head}, spent on {refusing} of {cpus} CPUs"),
         )
     } else {
-        Stage::new("strict", Say::Passes, format!("{head}, room on every CPU"))
+        Stage::new(
+            StageName::Strict,
+            Say::Passes,
+            format!("{head}, room on every CPU"),
+        )
     })
 }
 
@@ -193,13 +197,13 @@ fn flood_signature(
         let head = format!("{engaged}: flood signature #{} ({text})", sig.id);
         return Ok(Some(if needs.is_empty() {
             Stage::new(
-                "strict",
+                StageName::Strict,
                 Say::Objects(Reason::FloodSignature),
                 format!("{head} drops it"),
             )
         } else {
             Stage::new(
-                "strict",
+                StageName::Strict,
                 Say::Depends(needs, Some(Reason::FloodSignature)),
                 format!("{head} drops its packets that match"),
             )

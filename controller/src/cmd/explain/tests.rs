@@ -1,7 +1,7 @@
 use super::{limits::tokens, received::rule_match, *};
 
-fn stage(name: &str, say: Say) -> Stage {
-    Stage::new(name, say, name)
+fn stage(name: StageName, say: Say) -> Stage {
+    Stage::new(name, say, name.name())
 }
 
 #[test]
@@ -11,13 +11,13 @@ fn the_first_stage_that_objects_decides_and_the_mode_gives_the_action() {
             "eth0".into(),
             mode,
             vec![
-                stage("allowlist", Say::Passes),
+                stage(StageName::Allowlist, Say::Passes),
                 stage(
-                    "signatures",
+                    StageName::Signatures,
                     Say::Depends(vec!["--sport"], Some(Reason::AmpPort)),
                 ),
-                stage("blocklist", Say::Objects(Reason::Blocklisted)),
-                stage("per_source", Say::Objects(Reason::SourcePenalty)),
+                stage(StageName::Blocklist, Say::Objects(Reason::Blocklisted)),
+                stage(StageName::PerSource, Say::Objects(Reason::SourcePenalty)),
             ],
         )
     };
@@ -43,15 +43,19 @@ fn the_first_stage_that_objects_decides_and_the_mode_gives_the_action() {
         "eth0".into(),
         Mode::Lockdown,
         vec![
-            stage("allowlist", Say::Objects(Reason::Allowlisted)),
-            stage("lockdown", Say::Objects(Reason::Lockdown)),
+            stage(StageName::Allowlist, Say::Objects(Reason::Allowlisted)),
+            stage(StageName::Lockdown, Say::Objects(Reason::Lockdown)),
         ],
     );
     assert_eq!(
         (allowed.action.as_str(), allowed.reason.as_str()),
         ("pass", "allowlisted")
     );
-    let clean = verdict("eth0".into(), Mode::Enforce, vec![stage("x", Say::Passes)]);
+    let clean = verdict(
+        "eth0".into(),
+        Mode::Enforce,
+        vec![stage(StageName::Allowlist, Say::Passes)],
+    );
     assert_eq!(
         (clean.action.as_str(), clean.reason.as_str()),
         ("pass", "clean")
