@@ -286,3 +286,77 @@ fn explain_and_the_program_agree_under_strict() {
     eprintln!("under strict: agreed on {compared} packets, explain left {open} open");
     assert!(compared >= 400, "{compared} compared");
 }
+
+/// The per-source limiter: low limits and a penalty, every packet looked up (the sketch gate
+/// at 0, as for a source that keeps sending, which is what explain describes). Each source
+/// sends until it is over its limit and then serves its penalty; explain's say comes from the
+/// source's buckets before each packet.
+#[test]
+fn explain_and_the_program_agree_on_the_limiter() {
+    use filter_common::config::Rate;
+    let mut cfg = Config::new(Mode::Enforce);
+    cfg.set_flag(flags::SOURCE_LIMITS, true);
+    cfg.sketch_threshold = 0;
+    cfg.penalty_ns = Duration::from_secs(60).as_nanos() as u64;
+    let rate = |pps, burst_packets| {
+        Rate {
+            pps,
+            burst_packets,
+            ..Rate::default()
+        }
+        .encode()
+    };
+    cfg.source[Class::Udp as usize] = rate(1, 3);
+    cfg.source[Class::Icmp as usize] = rate(1, 2);
+    cfg.source[Class::TcpSyn as usize] = rate(1, 1);
+    let mut h = Harness::new(cfg);
+    let mut compared = 0;
+    let mut objected = 0;
+    for (m, mode) in [Mode::Monitor, Mode::Enforce].into_iter().enumerate() {
+        h.set_mode(mode);
+        for i in 0..20u8 {
+            let source = if i % 2 == 0 {
+                ip(&format!("198.18.{}.{}", 20 + m, i))
+            } else {
+                ip(&format!("2001:db8:{}:{i}::1", 20 + m))
+            };
+            let dst = ip(if source.is_ipv4() { DST4 } else { DST6 });
+            let kinds = [
+                L4::Udp {
+                    sport: 40000,
+                    dport: 5000,
+                },
+                L4::Icmp,
+                L4::Tcp {
+                    sport: 40000,
+                    dport: 80,
+                    flags: TCP_SYN,
+                },
+            ];
+            let packets: Vec<Packet> = (0..8)
+                .map(|n| Packet {
+                    source,
+                    dst,
+                    l4: kinds[n % kinds.len()],
+                })
+                .collect();
+            let (n, open) = agree(&h, &packets, &format!("the limiter, {}", mode.name()));
+            assert_eq!(open, 0, "every detail given, explain decides");
+            compared += n;
+        }
+        objected += h
+            .counters()
+            .non_zero()
+            .iter()
+            .filter(|(_, r, _, _)| {
+                matches!(
+                    r,
+                    filter_common::abi::Reason::SourceRate
+                        | filter_common::abi::Reason::SourcePenalty
+                )
+            })
+            .count();
+    }
+    eprintln!("the limiter: agreed on {compared} packets");
+    assert!(objected > 0, "sources went over their limits");
+}
