@@ -16,124 +16,14 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use filter_common::{
-    abi::{Class, Mode},
+    abi::Class,
     parse::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP},
 };
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 
-/// A request from the CLI.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
-    Status,
-    /// Reads the mode, or sets it when `mode` is given.
-    Mode {
-        #[serde(default, with = "wire::opt_mode")]
-        mode: Option<Mode>,
-    },
-    BlockAdd {
-        #[serde(with = "wire::cidr")]
-        cidr: IpNet,
-        #[serde(default, rename = "ttl_secs", with = "wire::opt_secs")]
-        ttl: Option<Duration>,
-        #[serde(default)]
-        reason: Option<String>,
-    },
-    BlockDel {
-        #[serde(with = "wire::cidr")]
-        cidr: IpNet,
-    },
-    BlockList,
-    AllowAdd {
-        #[serde(with = "wire::cidr")]
-        cidr: IpNet,
-    },
-    AllowDel {
-        #[serde(with = "wire::cidr")]
-        cidr: IpNet,
-    },
-    AllowList,
-    Stats,
-    /// The services the program knows (strict), with their origin.
-    Services,
-    /// The heaviest sources of the last seconds, from sampled headers.
-    Top {
-        n: usize,
-    },
-    LimitsShow,
-    /// Changes the per-source limits (or the aggregate ceilings) of one class, or of all.
-    LimitsSet(LimitsChange),
-    /// Starts a capture: the answer line, then the packets as a pcapng stream until the
-    /// capture ends (served by the control socket itself, see `server::control`).
-    Capture {
-        spec: crate::capture::CaptureSpec,
-    },
-    /// Announces a rule upstream for `ttl` (escalation.default_ttl when absent); with
-    /// `dry_run`, checks and logs it only.
-    Escalate {
-        rule: crate::escalation::Rule,
-        #[serde(default, rename = "ttl_secs", with = "wire::opt_secs")]
-        ttl: Option<Duration>,
-        #[serde(default)]
-        dry_run: bool,
-    },
-    /// The rules announced, read back from the BGP daemon's RIB.
-    EscalateList,
-    /// Withdraws rule `id`, or every rule when `id` is absent.
-    EscalateWithdraw {
-        #[serde(default)]
-        id: Option<u32>,
-        #[serde(default)]
-        dry_run: bool,
-    },
-    /// The flood signatures in force.
-    Signatures,
-    /// Keeps signature `id` in force until unpinned (`pinned` false), whatever its attack.
-    SignaturePin {
-        id: u32,
-        pinned: bool,
-    },
-    /// Drops signature `id` and never installs its fingerprint again (kept in the state file).
-    SignatureRefuse {
-        id: u32,
-    },
-    /// The verdict a packet would get now on each interface, and every stage's say.
-    Explain {
-        packet: ExplainPacket,
-    },
-}
-
-/// A change of the per-source limits (or, with `aggregate`, the ceilings) of one class, or of
-/// all classes when `class` is None: the CLI's arguments and the request's fields, written
-/// once. Absent values stay as they are; 0 removes a limit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsChange {
-    /// tcp_syn, tcp_other, udp, icmp or other; all classes when absent.
-    #[arg(long, value_parser = class_arg)]
-    #[serde(default, with = "wire::opt_class")]
-    pub class: Option<Class>,
-    /// Set the aggregate ceiling (all sources together) instead of the per-source limit.
-    #[arg(long)]
-    #[serde(default)]
-    pub aggregate: bool,
-    /// Packets per second.
-    #[arg(long)]
-    pub pps: Option<u64>,
-    /// Bits per second.
-    #[arg(long)]
-    pub bps: Option<u64>,
-    /// Packets allowed at once after an idle time.
-    #[arg(long)]
-    pub burst: Option<u64>,
-}
-
-/// A class named on the command line, as the config file names it.
-fn class_arg(s: &str) -> Result<Class, String> {
-    crate::config::values::parse_class(s).map_err(|e| format!("{e:#}"))
-}
+/// A request from the CLI: one command (see [`crate::cmd`]).
+pub use crate::cmd::Request;
 
 /// The packet `levee explain` asks about: its source and what is known of its transport.
 /// Checked when built and again when the daemon reads it.
@@ -224,23 +114,6 @@ impl ExplainPacket {
             IPPROTO_ICMP | IPPROTO_ICMPV6 => Class::Icmp,
             _ => Class::Other,
         })
-    }
-}
-
-impl Request {
-    /// Whether the request changes what the daemon enforces (and so is persisted).
-    pub fn changes(&self) -> bool {
-        matches!(
-            self,
-            Request::Mode { mode: Some(_) }
-                | Request::BlockAdd { .. }
-                | Request::BlockDel { .. }
-                | Request::AllowAdd { .. }
-                | Request::AllowDel { .. }
-                | Request::LimitsSet(_)
-                | Request::SignaturePin { .. }
-                | Request::SignatureRefuse { .. }
-        )
     }
 }
 
@@ -356,14 +229,15 @@ pub fn request<T: DeserializeOwned>(socket: &Path, request: &Request) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::{BlockAdd, Explain, LimitsChange, SetMode, Status};
 
     #[test]
     fn requests_are_tagged_json_with_checked_values() {
-        let r = Request::BlockAdd {
+        let r = Request::BlockAdd(BlockAdd {
             cidr: "192.0.2.0/24".parse().unwrap(),
             ttl: Some(Duration::from_secs(600)),
             reason: None,
-        };
+        });
         let j = serde_json::to_string(&r).unwrap();
         assert_eq!(
             j,
@@ -372,9 +246,9 @@ mod tests {
         assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), r);
         assert_eq!(
             serde_json::from_str::<Request>(r#"{"cmd":"mode","mode":"enforce"}"#).unwrap(),
-            Request::Mode {
-                mode: Some(Mode::Enforce)
-            }
+            Request::Mode(SetMode {
+                mode: Some(filter_common::abi::Mode::Enforce)
+            })
         );
         assert_eq!(
             serde_json::from_str::<Request>(
@@ -416,7 +290,7 @@ mod tests {
             r#"{"cmd":"explain","packet":{"source":"192.0.2.7","proto":17,"sport":123}}"#,
         )
         .unwrap();
-        let Request::Explain { packet } = r else {
+        let Request::Explain(Explain { packet, .. }) = r else {
             panic!("{r:?}");
         };
         assert_eq!(packet.class(), Some(Class::Udp));
@@ -460,7 +334,11 @@ mod tests {
 
     #[test]
     fn missing_daemon_is_one_clear_line() {
-        let e = call(Path::new("/nonexistent/levee.sock"), &Request::Status).unwrap_err();
+        let e = call(
+            Path::new("/nonexistent/levee.sock"),
+            &Status { json: false }.into(),
+        )
+        .unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.starts_with("levee is not running"), "{msg}");
         assert!(!msg.contains('\n'));

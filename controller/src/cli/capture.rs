@@ -88,7 +88,8 @@ pub fn capture(socket: &Path, args: CaptureArgs) -> Result<()> {
         e
     };
     let (response, stream) =
-        api::call_then_read(socket, &Request::Capture { spec }).map_err(refused)?;
+        api::call_then_read(socket, &Request::Capture(crate::cmd::Capture { spec }))
+            .map_err(refused)?;
     if !response.ok {
         return Err(refused(anyhow!(
             "{}",

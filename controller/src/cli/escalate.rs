@@ -1,12 +1,11 @@
 //! `levee escalate`: its arguments, the rule they make, and the daemon's answer printed.
 
-use std::{io::Write, path::Path, time::Duration};
+use std::time::Duration;
 
-use anyhow::Result;
 use clap::Subcommand;
 
 use super::parsers::*;
-use crate::api::{self, Request};
+use crate::{api::Request, cmd};
 
 #[derive(Subcommand, Debug)]
 pub enum EscalateCommand {
@@ -65,14 +64,9 @@ pub enum EscalateCommand {
     },
 }
 
-/// `levee escalate ...`: the rule from the arguments, the daemon's answer printed.
-pub(super) fn escalate(
-    socket: &Path,
-    command: EscalateCommand,
-    out: &mut impl Write,
-) -> Result<()> {
-    use super::print::Print;
-    use crate::escalation::{FlowRule, Rule, bgp::RuleView};
+/// The request of a `levee escalate ...` command: the rule from the arguments.
+pub(super) fn request(command: EscalateCommand) -> Request {
+    use crate::escalation::{FlowRule, Rule};
     let (rule, ttl, dry_run) = match command {
         EscalateCommand::Rtbh { dst, ttl, dry_run } => (Rule::Rtbh { dst }, ttl, dry_run),
         EscalateCommand::Flowspec {
@@ -99,53 +93,13 @@ pub(super) fn escalate(
             (Rule::FlowSpec(rule), ttl, dry_run)
         }
         EscalateCommand::List { received, json } => {
-            let view: crate::escalation::bgp::EscalationsView =
-                api::request(socket, &Request::EscalateList)?;
-            match (json, received) {
-                (true, false) => serde_json::to_writer_pretty(&mut *out, &view)?,
-                (true, true) => serde_json::to_writer_pretty(&mut *out, &view.received)?,
-                (false, false) => view.print(out)?,
-                (false, true) => view.received.print(out)?,
-            }
-            if json {
-                writeln!(out)?;
-            }
-            return Ok(());
+            return cmd::EscalateList { received, json }.into();
         }
         EscalateCommand::Withdraw {
             id,
             all: _,
             dry_run,
-        } => {
-            let gone: Vec<RuleView> =
-                api::request(socket, &Request::EscalateWithdraw { id, dry_run })?;
-            for r in &gone {
-                let verb = if r.dry_run {
-                    "would withdraw"
-                } else {
-                    "withdrew"
-                };
-                writeln!(out, "{verb} #{} {}", r.id, r.rule)?;
-            }
-            if gone.is_empty() {
-                writeln!(out, "no rules to withdraw")?;
-            }
-            return Ok(());
-        }
+        } => return cmd::EscalateWithdraw { id, dry_run }.into(),
     };
-    let r: RuleView = api::request(socket, &Request::Escalate { rule, ttl, dry_run })?;
-    if r.dry_run {
-        writeln!(
-            out,
-            "dry-run: would announce {} for {}s (nothing sent)",
-            r.rule, r.ttl_left_secs
-        )?;
-    } else {
-        writeln!(
-            out,
-            "announced #{} {} for {}s",
-            r.id, r.rule, r.ttl_left_secs
-        )?;
-    }
-    Ok(())
+    cmd::Escalate { rule, ttl, dry_run }.into()
 }

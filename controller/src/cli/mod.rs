@@ -6,8 +6,8 @@
 mod admin;
 mod capture;
 mod escalate;
-mod parsers;
-mod print;
+pub(crate) mod parsers;
+pub(crate) mod print;
 mod signatures;
 
 pub use admin::{check_config, completions, man_pages, run_settings};
@@ -21,13 +21,12 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use clap::{Parser, Subcommand};
-use filter_common::abi::Mode;
-use ipnet::IpNet;
 
 use crate::{
     api::{self, Request, views},
+    cmd,
     config::DEFAULT_SOCKET,
 };
 
@@ -63,15 +62,9 @@ pub enum Command {
         metrics: Option<MetricsAddr>,
     },
     /// Mode, interfaces, list sizes, packets and the top drop reasons.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status(cmd::Status),
     /// Show the mitigation mode, or switch it: off, monitor, enforce, lockdown.
-    Mode {
-        #[arg(value_parser = mode)]
-        mode: Option<Mode>,
-    },
+    Mode(cmd::SetMode),
     /// Blocked prefixes.
     #[command(subcommand)]
     Block(BlockCommand),
@@ -86,27 +79,12 @@ pub enum Command {
     Signatures(signatures::SignaturesCommand),
     /// The heaviest sources of the last 10 seconds, estimated from sampled headers; on a
     /// terminal refreshed in place every second until Ctrl-C.
-    Top {
-        /// How many sources.
-        #[arg(long, default_value_t = 20)]
-        n: usize,
-        /// Print once and exit (always the case with --json or when not on a terminal).
-        #[arg(long)]
-        once: bool,
-        #[arg(long)]
-        json: bool,
-    },
+    Top(cmd::Top),
     /// Packet counters by action and reason.
-    Stats {
-        #[arg(long)]
-        json: bool,
-    },
+    Stats(cmd::Stats),
     /// What the host serves, as strict mode knows it: configured services and the host's
     /// listening sockets.
-    Services {
-        #[arg(long)]
-        json: bool,
-    },
+    Services(cmd::Services),
     /// Write the first bytes of the packets the filter judges to a pcapng file (-w FILE) or
     /// to standard output (-w -, for `| tcpdump -r -` or Wireshark), each with its verdict as
     /// a comment. The kernel copies at most --budget packets a second per CPU.
@@ -160,56 +138,29 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum BlockCommand {
     /// Block a prefix (a bare address blocks that address).
-    Add {
-        #[arg(value_parser = cidr)]
-        cidr: IpNet,
-        /// Remove the block after this long (30s, 10m, 2h); without it the block stays.
-        #[arg(long, value_parser = ttl)]
-        ttl: Option<Duration>,
-        /// A note shown by `block list`.
-        #[arg(long)]
-        reason: Option<String>,
-    },
+    Add(cmd::BlockAdd),
     /// Remove a blocked prefix.
-    Del {
-        #[arg(value_parser = cidr)]
-        cidr: IpNet,
-    },
+    Del(cmd::BlockDel),
     /// List blocked prefixes with their time left.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List(cmd::BlockList),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum LimitsCommand {
     /// Show the limits (0: no limit).
-    Show {
-        #[arg(long)]
-        json: bool,
-    },
+    Show(cmd::LimitsShow),
     /// Change a class's per-source limit (or, with --aggregate, its ceiling); 0 removes it.
-    Set(api::LimitsChange),
+    Set(cmd::LimitsChange),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AllowCommand {
     /// Allowlist a prefix.
-    Add {
-        #[arg(value_parser = cidr)]
-        cidr: IpNet,
-    },
+    Add(cmd::AllowAdd),
     /// Remove an allowlisted prefix.
-    Del {
-        #[arg(value_parser = cidr)]
-        cidr: IpNet,
-    },
+    Del(cmd::AllowDel),
     /// List allowlisted prefixes.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List(cmd::AllowList),
 }
 
 /// Runs a client command: sends it, prints the answer. A closed stdout (`levee block list |
@@ -228,97 +179,53 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-/// Asks the daemon and prints its typed answer, as a table or as JSON.
+/// Sends one command to the daemon and prints its answer as the command says.
+pub(crate) fn send(socket: &Path, request: Request, out: &mut dyn Write) -> Result<()> {
+    request.check()?;
+    let response = api::call(socket, &request)?;
+    if !response.ok {
+        return Err(anyhow!(
+            "{}",
+            response
+                .error
+                .unwrap_or_else(|| "the daemon refused".into())
+        ));
+    }
+    if let Some(w) = &response.warning {
+        eprintln!("warning: {w}");
+    }
+    request.print(&response.data, out)
+}
+
+/// Asks the daemon and prints its answer, as a table or as JSON.
 fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
-    use print::Print;
-    fn show<T: serde::de::DeserializeOwned + serde::Serialize + Print>(
-        socket: &Path,
-        request: Request,
-        json: bool,
-        out: &mut impl Write,
-    ) -> Result<()> {
-        let view: T = api::request(socket, &request)?;
-        if json {
-            serde_json::to_writer_pretty(&mut *out, &view)?;
-            writeln!(out)?;
-        } else {
-            view.print(out)?;
-        }
-        Ok(())
-    }
-    /// A list change, said with the prefix the daemon changed.
-    fn done(
-        socket: &Path,
-        request: Request,
-        say: impl Fn(IpNet) -> String,
-        out: &mut impl Write,
-    ) -> Result<()> {
-        let views::Prefix(net) = api::request(socket, &request)?;
-        Ok(writeln!(out, "{}", say(net))?)
-    }
-    match command {
+    let request: Request = match command {
         Command::Run { .. }
         | Command::CheckConfig { .. }
         | Command::Completions { .. }
         | Command::Man { .. } => unreachable!("not a client command"),
-        Command::Status { json } => show::<views::StatusView>(socket, Request::Status, json, out),
-        Command::Mode { mode } => {
-            let views::ModeName(m) = api::request(socket, &Request::Mode { mode })?;
-            Ok(writeln!(out, "{}", m.name())?)
-        }
-        Command::Block(BlockCommand::Add { cidr, ttl, reason }) => {
-            let request = Request::BlockAdd { cidr, ttl, reason };
-            done(socket, request, |n| format!("blocked {n}"), out)
-        }
-        Command::Block(BlockCommand::Del { cidr }) => done(
-            socket,
-            Request::BlockDel { cidr },
-            |n| format!("unblocked {n}"),
-            out,
-        ),
-        Command::Block(BlockCommand::List { json }) => {
-            show::<Vec<views::BlockView>>(socket, Request::BlockList, json, out)
-        }
-        Command::Allow(AllowCommand::Add { cidr }) => done(
-            socket,
-            Request::AllowAdd { cidr },
-            |n| format!("allowlisted {n}"),
-            out,
-        ),
-        Command::Allow(AllowCommand::Del { cidr }) => done(
-            socket,
-            Request::AllowDel { cidr },
-            |n| format!("removed {n} from the allowlist"),
-            out,
-        ),
-        Command::Allow(AllowCommand::List { json }) => {
-            show::<Vec<views::Prefix>>(socket, Request::AllowList, json, out)
-        }
-        Command::Services { json } => {
-            show::<Vec<crate::services::ServiceView>>(socket, Request::Services, json, out)
-        }
-        Command::Stats { json } => {
-            show::<Vec<views::CounterView>>(socket, Request::Stats, json, out)
-        }
-        Command::Top { n, once, json } => {
+        Command::Status(c) => c.into(),
+        Command::Mode(c) => c.into(),
+        Command::Block(BlockCommand::Add(c)) => c.into(),
+        Command::Block(BlockCommand::Del(c)) => c.into(),
+        Command::Block(BlockCommand::List(c)) => c.into(),
+        Command::Allow(AllowCommand::Add(c)) => c.into(),
+        Command::Allow(AllowCommand::Del(c)) => c.into(),
+        Command::Allow(AllowCommand::List(c)) => c.into(),
+        Command::Services(c) => c.into(),
+        Command::Stats(c) => c.into(),
+        Command::Top(c) => {
             use std::io::IsTerminal as _;
-            if !once && !json && io::stdout().is_terminal() {
-                return top_live(socket, n, out);
+            if !c.once && !c.json && io::stdout().is_terminal() {
+                return top_live(socket, c, out);
             }
-            show::<Vec<views::TalkerView>>(socket, Request::Top { n }, json, out)
+            c.into()
         }
-        Command::Limits(LimitsCommand::Show { json }) => {
-            show::<views::LimitsView>(socket, Request::LimitsShow, json, out)
-        }
-        Command::Limits(LimitsCommand::Set(change)) => {
-            if change.pps.is_none() && change.bps.is_none() && change.burst.is_none() {
-                anyhow::bail!("nothing to set: give --pps, --bps or --burst");
-            }
-            show::<views::LimitsView>(socket, Request::LimitsSet(change), false, out)
-        }
-        Command::Escalate(c) => escalate::escalate(socket, c, out),
-        Command::Signatures(c) => signatures::run(socket, c, out),
-        Command::Capture(args) => capture::capture(socket, args),
+        Command::Limits(LimitsCommand::Show(c)) => c.into(),
+        Command::Limits(LimitsCommand::Set(c)) => c.into(),
+        Command::Escalate(c) => escalate::request(c),
+        Command::Signatures(c) => signatures::request(c),
+        Command::Capture(args) => return capture::capture(socket, args),
         Command::Explain {
             source,
             dst,
@@ -332,16 +239,18 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
             json,
         } => {
             let packet = api::ExplainPacket::new(source, proto, sport, dport, syn)?.to(dst)?;
-            show::<views::ExplainView>(socket, Request::Explain { packet }, json, out)
+            cmd::Explain { packet, json }.into()
         }
-    }
+    };
+    send(socket, request, out)
 }
 
 /// `levee top` on a terminal: the table redrawn in place every second.
-fn top_live(socket: &Path, n: usize, out: &mut impl Write) -> Result<()> {
+fn top_live(socket: &Path, top: cmd::Top, out: &mut impl Write) -> Result<()> {
     use print::Print;
+    let request: Request = top.into();
     loop {
-        let top: Vec<views::TalkerView> = api::request(socket, &Request::Top { n })?;
+        let top: Vec<views::TalkerView> = api::request(socket, &request)?;
         // Home the cursor and clear the screen, then draw.
         write!(out, "\x1b[H\x1b[2J")?;
         writeln!(

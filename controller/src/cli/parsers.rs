@@ -8,57 +8,57 @@ use ipnet::IpNet;
 
 use crate::config::values;
 
-pub(super) fn cidr(s: &str) -> Result<IpNet, String> {
+pub(crate) fn cidr(s: &str) -> Result<IpNet, String> {
     values::parse_cidr(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn mode(s: &str) -> Result<Mode, String> {
+pub(crate) fn mode(s: &str) -> Result<Mode, String> {
     values::parse_mode(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn class(s: &str) -> Result<Class, String> {
+pub(crate) fn class(s: &str) -> Result<Class, String> {
     values::parse_class(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn ttl(s: &str) -> Result<Duration, String> {
+pub(crate) fn ttl(s: &str) -> Result<Duration, String> {
     values::parse_ttl(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn xdp_mode(s: &str) -> Result<crate::dataplane::AttachMode, String> {
+pub(crate) fn xdp_mode(s: &str) -> Result<crate::dataplane::AttachMode, String> {
     values::parse_xdp_mode(s).map_err(|e| format!("{e:#}"))
 }
 /// `--metrics`: an address, or `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetricsAddr(pub Option<std::net::SocketAddr>);
 
-pub(super) fn metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+pub(crate) fn metrics_addr(s: &str) -> Result<MetricsAddr, String> {
     values::parse_metrics_addr(s)
         .map(MetricsAddr)
         .map_err(|e| format!("{e:#}"))
 }
-pub(super) fn address(s: &str) -> Result<std::net::IpAddr, String> {
+pub(crate) fn address(s: &str) -> Result<std::net::IpAddr, String> {
     s.parse()
         .map_err(|_| format!("{s:?} is not an IP address (explain asks about one source)"))
 }
-pub(super) fn host(s: &str) -> Result<std::net::IpAddr, String> {
+pub(crate) fn host(s: &str) -> Result<std::net::IpAddr, String> {
     s.parse()
         .map_err(|_| format!("{s:?} is not an IP address (a rule is for one host)"))
 }
-pub(super) fn proto(s: &str) -> Result<u8, String> {
+pub(crate) fn proto(s: &str) -> Result<u8, String> {
     crate::escalation::parse_proto(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn len_range(s: &str) -> Result<(u16, u16), String> {
+pub(crate) fn len_range(s: &str) -> Result<(u16, u16), String> {
     crate::escalation::parse_len_range(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn flow_action(s: &str) -> Result<crate::escalation::FlowAction, String> {
+pub(crate) fn flow_action(s: &str) -> Result<crate::escalation::FlowAction, String> {
     crate::escalation::parse_flow_action(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     values::parse_duration(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn reason(s: &str) -> Result<filter_common::abi::Reason, String> {
+pub(crate) fn reason(s: &str) -> Result<filter_common::abi::Reason, String> {
     crate::capture::parse_reason(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn action(s: &str) -> Result<filter_common::abi::Action, String> {
+pub(crate) fn action(s: &str) -> Result<filter_common::abi::Action, String> {
     crate::capture::parse_action(s).map_err(|e| format!("{e:#}"))
 }
-pub(super) fn iface(s: &str) -> Result<String, String> {
+pub(crate) fn iface(s: &str) -> Result<String, String> {
     values::parse_iface(s).map_err(|e| format!("{e:#}"))
 }
 

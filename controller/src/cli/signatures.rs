@@ -1,14 +1,8 @@
 //! `levee signatures`: list the flood signatures in force, pin, unpin or refuse one.
 
-use std::{io::Write, path::Path};
-
-use anyhow::Result;
 use clap::Subcommand;
 
-use crate::{
-    api::{self, Request},
-    signatures::SignatureView,
-};
+use crate::{api::Request, cmd};
 
 #[derive(Subcommand, Debug)]
 pub enum SignaturesCommand {
@@ -25,24 +19,12 @@ pub enum SignaturesCommand {
     Refuse { id: u32 },
 }
 
-pub fn run(socket: &Path, command: SignaturesCommand, out: &mut impl Write) -> Result<()> {
-    let (request, json) = match command {
-        SignaturesCommand::List { json } => (Request::Signatures, json),
-        SignaturesCommand::Pin { id } => (Request::SignaturePin { id, pinned: true }, false),
-        SignaturesCommand::Unpin { id } => (Request::SignaturePin { id, pinned: false }, false),
-        SignaturesCommand::Refuse { id } => (Request::SignatureRefuse { id }, false),
-    };
-    let view: Vec<SignatureView> = api::request(socket, &request)?;
-    if json {
-        serde_json::to_writer_pretty(&mut *out, &view)?;
-        writeln!(out)?;
-        return Ok(());
+/// The request of a `levee signatures ...` command.
+pub fn request(command: SignaturesCommand) -> Request {
+    match command {
+        SignaturesCommand::List { json } => cmd::Signatures { json }.into(),
+        SignaturesCommand::Pin { id } => cmd::SignaturePin { id, pinned: true }.into(),
+        SignaturesCommand::Unpin { id } => cmd::SignaturePin { id, pinned: false }.into(),
+        SignaturesCommand::Refuse { id } => cmd::SignatureRefuse { id }.into(),
     }
-    if view.is_empty() {
-        writeln!(out, "no flood signature in force")?;
-    }
-    for s in &view {
-        writeln!(out, "{}", super::print::signature_line(s))?;
-    }
-    Ok(())
 }

@@ -29,9 +29,9 @@ fn contract_parses() {
     );
     assert!(matches!(
         parse(&["mode", "enforce"]).command,
-        Command::Mode {
-            mode: Some(Mode::Enforce)
-        }
+        Command::Mode(cmd::SetMode {
+            mode: Some(filter_common::abi::Mode::Enforce)
+        })
     ));
     assert!(matches!(
         parse(&[
@@ -46,11 +46,11 @@ fn contract_parses() {
             "x"
         ])
         .command,
-        Command::Block(BlockCommand::Add { ttl: Some(t), .. }) if t == Duration::from_secs(600)
+        Command::Block(BlockCommand::Add(cmd::BlockAdd { ttl: Some(t), .. })) if t == Duration::from_secs(600)
     ));
     assert!(matches!(
         parse(&["allow", "list", "--json"]).command,
-        Command::Allow(AllowCommand::List { json: true })
+        Command::Allow(AllowCommand::List(cmd::AllowList { json: true }))
     ));
     assert!(Cli::try_parse_from(["levee", "block", "frobnicate"]).is_err());
 }
@@ -121,7 +121,7 @@ fn bad_values_are_refused_before_the_daemon_is_asked() {
     assert_eq!(e.to_string(), "--sport: a port needs --proto tcp or udp");
     let e = format!(
         "{:#}",
-        client(nowhere, Command::Stats { json: false }).unwrap_err()
+        client(nowhere, Command::Stats(cmd::Stats { json: false })).unwrap_err()
     );
     assert!(e.starts_with("levee is not running"), "{e}");
 }

@@ -1,6 +1,8 @@
-//! The control commands, one file per family: the request is already typed and checked; each
-//! handler changes the controller all-or-nothing and returns its view. Adding a command is
-//! its handler plus one line here.
+//! The control commands. Each is one type, in its family's file: the clap arguments of its
+//! CLI command (where the CLI takes them as they are), the request on the wire (serde, tagged
+//! by `cmd`), and what [`Command::apply`] takes; beside it, whether it changes saved state and
+//! how its answer prints. Adding a command is its type with its `impl Command`, one line in
+//! [`commands!`] below, and its place in the CLI tree (`cli::Command`).
 
 mod allow;
 mod block;
@@ -11,39 +13,131 @@ mod mode;
 mod show;
 mod signatures;
 
+use std::io::Write;
+
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 
-use crate::{api::Request, controller::Controller};
+use crate::controller::Controller;
 
-/// Runs one request against the controller; the answer's data as JSON.
-pub fn dispatch(c: &mut Controller, request: Request) -> Result<Box<RawValue>> {
-    match request {
-        Request::Status => json(show::status(c)),
-        Request::Stats => json(show::stats(c)),
-        Request::Services => json(Ok(show::services(c))),
-        Request::Top { n } => json(show::top(c, n)),
-        Request::Mode { mode } => json(mode::mode(c, mode)),
-        Request::BlockAdd { cidr, ttl, reason } => json(block::add(c, cidr, ttl, reason)),
-        Request::BlockDel { cidr } => json(block::del(c, cidr)),
-        Request::BlockList => json(Ok(block::list(c))),
-        Request::AllowAdd { cidr } => json(allow::add(c, cidr)),
-        Request::AllowDel { cidr } => json(allow::del(c, cidr)),
-        Request::AllowList => json(Ok(allow::list(c))),
-        Request::LimitsShow => json(Ok(limits::show(c))),
-        Request::LimitsSet(change) => json(limits::set(c, change)),
-        Request::Escalate { rule, ttl, dry_run } => json(escalate::add(c, rule, ttl, dry_run)),
-        Request::EscalateList | Request::EscalateWithdraw { .. } => json(escalate::off(c)),
-        // Its answer is a stream: the control socket starts it through `Call::Capture`.
-        Request::Capture { .. } => Err(anyhow::anyhow!("a capture is served as a stream")),
-        Request::Explain { packet } => json(explain::explain(c, packet)),
-        Request::Signatures => json(Ok(signatures::list(c))),
-        Request::SignaturePin { id, pinned } => json(signatures::pin(c, id, pinned)),
-        Request::SignatureRefuse { id } => json(signatures::refuse(c, id)),
+pub use self::{
+    allow::{AllowAdd, AllowDel, AllowList},
+    block::{BlockAdd, BlockDel, BlockList},
+    escalate::{Escalate, EscalateList, EscalateWithdraw},
+    explain::Explain,
+    limits::{LimitsChange, LimitsShow},
+    mode::SetMode,
+    show::{Capture, Services, Stats, Status, Top},
+    signatures::{SignaturePin, SignatureRefuse, Signatures},
+};
+
+/// One command: applied by the daemon, its answer printed by the CLI.
+pub trait Command {
+    /// Applying it changes what the state file keeps: the file is written (once per batch)
+    /// before the answer leaves, so a restart keeps the change.
+    fn changes(&self) -> bool {
+        false
     }
+    /// The answer's data.
+    type View: Serialize + DeserializeOwned;
+    /// Changes the controller all-or-nothing and returns the answer.
+    fn apply(self, c: &mut Controller) -> Result<Self::View>;
+    /// The answer as the CLI prints it (without `--json`).
+    fn print(&self, view: &Self::View, out: &mut dyn Write) -> Result<()>;
+    /// `--json`: the CLI prints the answer's data as JSON instead.
+    fn json(&self) -> bool {
+        false
+    }
+    /// What the CLI checks before asking the daemon (which checks it again).
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The command list: each command's wire name (the variant, in snake_case) and its type.
+macro_rules! commands {
+    ($($variant:ident($ty:ty),)+) => {
+        /// A request from the CLI: one command, tagged by its name (`{"cmd":"block_add",...}`).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "cmd", rename_all = "snake_case")]
+        pub enum Request {
+            $($variant($ty),)+
+        }
+
+        impl Request {
+            /// Whether applying it changes what the state file keeps.
+            pub fn changes(&self) -> bool {
+                match self {
+                    $(Request::$variant(cmd) => cmd.changes(),)+
+                }
+            }
+
+            /// Applies it; the answer's data as JSON.
+            pub fn apply(self, c: &mut Controller) -> Result<Box<RawValue>> {
+                match self {
+                    $(Request::$variant(cmd) => json(cmd.apply(c)),)+
+                }
+            }
+
+            /// Prints the daemon's answer `data` to it, as the CLI shows it.
+            pub fn print(&self, data: &RawValue, out: &mut dyn Write) -> Result<()> {
+                match self {
+                    $(Request::$variant(cmd) => print(cmd, data, out),)+
+                }
+            }
+
+            /// What the CLI checks before asking.
+            pub fn check(&self) -> Result<()> {
+                match self {
+                    $(Request::$variant(cmd) => cmd.check(),)+
+                }
+            }
+        }
+
+        $(impl From<$ty> for Request {
+            fn from(cmd: $ty) -> Request {
+                Request::$variant(cmd)
+            }
+        })+
+    };
+}
+
+commands! {
+    Status(Status),
+    Mode(SetMode),
+    BlockAdd(BlockAdd),
+    BlockDel(BlockDel),
+    BlockList(BlockList),
+    AllowAdd(AllowAdd),
+    AllowDel(AllowDel),
+    AllowList(AllowList),
+    Stats(Stats),
+    Services(Services),
+    Top(Top),
+    LimitsShow(LimitsShow),
+    LimitsSet(LimitsChange),
+    Capture(Capture),
+    Escalate(Escalate),
+    EscalateList(EscalateList),
+    EscalateWithdraw(EscalateWithdraw),
+    Signatures(Signatures),
+    SignaturePin(SignaturePin),
+    SignatureRefuse(SignatureRefuse),
+    Explain(Explain),
 }
 
 fn json<T: Serialize>(view: Result<T>) -> Result<Box<RawValue>> {
     Ok(serde_json::value::to_raw_value(&view?)?)
+}
+
+fn print<C: Command>(cmd: &C, data: &RawValue, out: &mut dyn Write) -> Result<()> {
+    let view: C::View = serde_json::from_str(data.get())
+        .map_err(|e| anyhow::anyhow!("unexpected answer from the daemon: {e}"))?;
+    if cmd.json() {
+        serde_json::to_writer_pretty(&mut *out, &view)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    cmd.print(&view, out)
 }

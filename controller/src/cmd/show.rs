@@ -1,15 +1,108 @@
 //! `levee status`, `levee stats`, `levee top`: views of what the controller keeps. None of
 //! them walks a list or a table, so they answer at once whatever the list sizes.
 
+use std::io::Write;
+
 use anyhow::{Result, bail};
 use filter_common::abi::{Action, Class, Reason};
+use serde::{Deserialize, Serialize};
 
+use super::Command;
 use crate::{
     api::views::{CounterView, InterfaceView, SourcesView, StatusView, StrictView, TalkerView},
+    cli::print::Print as _,
     controller::Controller,
+    services::ServiceView,
 };
 
-pub fn status(c: &Controller) -> Result<StatusView> {
+/// A command that only reads a view, printed as a table or, with `--json`, as JSON.
+macro_rules! view_command {
+    ($(#[$meta:meta])* $name:ident => $view:ty, $apply:expr) => {
+        $(#[$meta])*
+        #[derive(clap::Args, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            #[arg(long)]
+            #[serde(skip)]
+            pub json: bool,
+        }
+
+        impl Command for $name {
+            type View = $view;
+            fn apply(self, c: &mut Controller) -> Result<$view> {
+                $apply(c)
+            }
+            fn print(&self, view: &$view, out: &mut dyn Write) -> Result<()> {
+                Ok(view.print(out)?)
+            }
+            fn json(&self) -> bool {
+                self.json
+            }
+        }
+    };
+}
+
+view_command!(
+    /// `levee status`.
+    Status => StatusView, |c: &mut Controller| status(c)
+);
+view_command!(
+    /// `levee stats`.
+    Stats => Vec<CounterView>, |c: &mut Controller| stats(c)
+);
+view_command!(
+    /// `levee services`.
+    Services => Vec<ServiceView>, |c: &mut Controller| Ok(services(c))
+);
+
+/// `levee top`: the heaviest sources of the last seconds, from sampled headers.
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Top {
+    /// How many sources.
+    #[arg(long, default_value_t = 20)]
+    pub n: usize,
+    /// Print once and exit (always the case with --json or when not on a terminal).
+    #[arg(long)]
+    #[serde(skip)]
+    pub once: bool,
+    #[arg(long)]
+    #[serde(skip)]
+    pub json: bool,
+}
+
+impl Command for Top {
+    type View = Vec<TalkerView>;
+    fn apply(self, c: &mut Controller) -> Result<Vec<TalkerView>> {
+        top(c, self.n)
+    }
+    fn print(&self, view: &Vec<TalkerView>, out: &mut dyn Write) -> Result<()> {
+        Ok(view.print(out)?)
+    }
+    fn json(&self) -> bool {
+        self.json
+    }
+}
+
+/// Starts a capture: the answer line, then the packets as a pcapng stream until the capture
+/// ends, served by the control socket itself (`server::control`), never through `apply`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    pub spec: crate::capture::CaptureSpec,
+}
+
+impl Command for Capture {
+    type View = ();
+    fn apply(self, _: &mut Controller) -> Result<()> {
+        bail!("a capture is served as a stream")
+    }
+    fn print(&self, _: &(), _: &mut dyn Write) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn status(c: &Controller) -> Result<StatusView> {
     let stats = stats(c)?;
     let packets = stats.iter().map(|s| s.packets).sum();
     let dropped = stats
@@ -91,7 +184,7 @@ pub fn status(c: &Controller) -> Result<StatusView> {
 }
 
 /// Counters by (action, reason), summed over interfaces and classes, largest first.
-pub fn stats(c: &Controller) -> Result<Vec<CounterView>> {
+fn stats(c: &Controller) -> Result<Vec<CounterView>> {
     let mut sums = vec![(0u64, 0u64); Action::COUNT * Reason::COUNT];
     for (_, counters) in c.fleet.counters()? {
         for (action, reason, _, v) in counters.non_zero() {
@@ -115,7 +208,7 @@ pub fn stats(c: &Controller) -> Result<Vec<CounterView>> {
     Ok(out)
 }
 
-pub fn top(c: &Controller, n: usize) -> Result<Vec<TalkerView>> {
+fn top(c: &Controller, n: usize) -> Result<Vec<TalkerView>> {
     let every = c.settings.events.sample_every;
     if every == 0 {
         bail!("sampling is off (events.sample_every = 0): top has nothing to rank");
@@ -124,6 +217,6 @@ pub fn top(c: &Controller, n: usize) -> Result<Vec<TalkerView>> {
 }
 
 /// The services the program knows, with their origin.
-pub fn services(c: &Controller) -> Vec<crate::services::ServiceView> {
+fn services(c: &Controller) -> Vec<ServiceView> {
     crate::services::view(&c.strict.services)
 }

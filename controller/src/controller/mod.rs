@@ -113,7 +113,7 @@ impl Controller {
                 continue;
             };
             let changes = request.changes();
-            answers.push(match crate::cmd::dispatch(self, request) {
+            answers.push(match request.apply(self) {
                 Ok(data) => (reply, Response::ok_raw(data), changes),
                 Err(e) => (reply, Response::error(&e), false),
             });

@@ -90,7 +90,9 @@ async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> Result<()> {
         .await
         .map_err(|_| anyhow!("client sent no request within 5 s"))??;
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(Request::Capture { spec }) => return stream_capture(spec, calls, reader, write).await,
+        Ok(Request::Capture(crate::cmd::Capture { spec })) => {
+            return stream_capture(spec, calls, reader, write).await;
+        }
         Ok(request) => {
             let changes = request.changes().then(|| line.trim_end().to_string());
             let (reply, answer) = oneshot::channel();

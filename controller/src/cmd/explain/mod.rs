@@ -37,7 +37,31 @@ const NS: u64 = 1_000_000_000;
 /// A frame of the smallest size, for the byte buckets.
 const MIN_FRAME: u64 = 64;
 
-pub fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
+/// `levee explain SOURCE ...`: the verdict a packet would get now on each interface, and
+/// every stage's say. The CLI builds the packet from its arguments (`cli::Command::Explain`),
+/// checked there and again here.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Explain {
+    pub packet: ExplainPacket,
+    #[serde(skip)]
+    pub json: bool,
+}
+
+impl super::Command for Explain {
+    type View = ExplainView;
+    fn apply(self, c: &mut Controller) -> Result<ExplainView> {
+        explain(c, self.packet)
+    }
+    fn print(&self, view: &ExplainView, out: &mut dyn std::io::Write) -> Result<()> {
+        Ok(crate::cli::print::Print::print(view, out)?)
+    }
+    fn json(&self) -> bool {
+        self.json
+    }
+}
+
+fn explain(c: &Controller, packet: ExplainPacket) -> Result<ExplainView> {
     let verification = c.verification(packet.source);
     let mut interfaces = Vec::new();
     for i in &c.fleet.interfaces {
