@@ -297,7 +297,9 @@ impl Dataplane {
         let flows: HashMap<&MapData, FlowKey, FlowEntry> =
             HashMap::try_from(self.map(map::FLOWS)?)?;
         match flows.get(&key, 0) {
-            Ok(f) => Ok(monotonic_coarse_ns().wrapping_sub(f.seen_ns) < config.flow_timeout_ns),
+            // The program stamps flows with its own clock, which may run a jiffy ahead of
+            // this one: a flow stamped "in the future" was just seen, never long ago.
+            Ok(f) => Ok(monotonic_coarse_ns().saturating_sub(f.seen_ns) < config.flow_timeout_ns),
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(e).context("failed to read FLOWS"),
         }

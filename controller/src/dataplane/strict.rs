@@ -74,7 +74,8 @@ impl Dataplane {
             HashMap::try_from(self.map(map::FAMILIAR)?)?;
         let now = monotonic_coarse_ns();
         match table.get(&verified_key(&abi_address(addr), addr.is_ipv6()), 0) {
-            Ok(f) if f.is_familiar(now, ttl_ns) => {
+            // The program's clock may run a jiffy ahead of this one (as for flows).
+            Ok(f) if f.is_familiar(now.max(f.last_ns), ttl_ns) => {
                 Ok(Some(Duration::from_nanos(now.saturating_sub(f.last_ns))))
             }
             Ok(_) => Ok(None),
