@@ -61,10 +61,8 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
         metrics: Option<MetricsAddr>,
     },
-    /// Mode, interfaces, list sizes, packets and the top drop reasons.
-    Status(cmd::Status),
-    /// Show the mitigation mode, or switch it: off, monitor, enforce, lockdown.
-    Mode(cmd::SetMode),
+    #[command(flatten)]
+    Client(cmd::TopLevel),
     /// Blocked prefixes.
     #[command(subcommand)]
     Block(BlockCommand),
@@ -77,14 +75,6 @@ pub enum Command {
     /// Flood signatures: list them, pin, unpin or refuse one.
     #[command(subcommand)]
     Signatures(signatures::SignaturesCommand),
-    /// The heaviest sources of the last 10 seconds, estimated from sampled headers; on a
-    /// terminal refreshed in place every second until Ctrl-C.
-    Top(cmd::Top),
-    /// Packet counters by action and reason.
-    Stats(cmd::Stats),
-    /// What the host serves, as strict mode knows it: configured services and the host's
-    /// listening sockets.
-    Services(cmd::Services),
     /// Write the first bytes of the packets the filter judges to a pcapng file (-w FILE) or
     /// to standard output (-w -, for `| tcpdump -r -` or Wireshark), each with its verdict as
     /// a comment. The kernel copies at most --budget packets a second per CPU.
@@ -204,23 +194,14 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         | Command::CheckConfig { .. }
         | Command::Completions { .. }
         | Command::Man { .. } => unreachable!("not a client command"),
-        Command::Status(c) => c.into(),
-        Command::Mode(c) => c.into(),
+        Command::Client(cmd::TopLevel::Top(c)) if live(&c) => return top_live(socket, c, out),
+        Command::Client(c) => c.into(),
         Command::Block(BlockCommand::Add(c)) => c.into(),
         Command::Block(BlockCommand::Del(c)) => c.into(),
         Command::Block(BlockCommand::List(c)) => c.into(),
         Command::Allow(AllowCommand::Add(c)) => c.into(),
         Command::Allow(AllowCommand::Del(c)) => c.into(),
         Command::Allow(AllowCommand::List(c)) => c.into(),
-        Command::Services(c) => c.into(),
-        Command::Stats(c) => c.into(),
-        Command::Top(c) => {
-            use std::io::IsTerminal as _;
-            if !c.once && !c.json && io::stdout().is_terminal() {
-                return top_live(socket, c, out);
-            }
-            c.into()
-        }
         Command::Limits(LimitsCommand::Show(c)) => c.into(),
         Command::Limits(LimitsCommand::Set(c)) => c.into(),
         Command::Escalate(c) => escalate::request(c),
@@ -243,6 +224,12 @@ fn ask(socket: &Path, command: Command, out: &mut impl Write) -> Result<()> {
         }
     };
     send(socket, request, out)
+}
+
+/// `levee top` redraws its table in place every second on a terminal, unless told otherwise.
+fn live(top: &cmd::Top) -> bool {
+    use std::io::IsTerminal as _;
+    !top.once && !top.json && io::stdout().is_terminal()
 }
 
 /// `levee top` on a terminal: the table redrawn in place every second.

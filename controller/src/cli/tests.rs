@@ -29,9 +29,9 @@ fn contract_parses() {
     );
     assert!(matches!(
         parse(&["mode", "enforce"]).command,
-        Command::Mode(cmd::SetMode {
+        Command::Client(cmd::TopLevel::Mode(cmd::SetMode {
             mode: Some(filter_common::abi::Mode::Enforce)
-        })
+        }))
     ));
     assert!(matches!(
         parse(&[
@@ -121,7 +121,11 @@ fn bad_values_are_refused_before_the_daemon_is_asked() {
     assert_eq!(e.to_string(), "--sport: a port needs --proto tcp or udp");
     let e = format!(
         "{:#}",
-        client(nowhere, Command::Stats(cmd::Stats { json: false })).unwrap_err()
+        client(
+            nowhere,
+            Command::Client(cmd::TopLevel::Stats(cmd::Stats { json: false }))
+        )
+        .unwrap_err()
     );
     assert!(e.starts_with("levee is not running"), "{e}");
 }
