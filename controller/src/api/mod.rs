@@ -209,8 +209,9 @@ pub fn call_then_read(
     Ok((response, reader))
 }
 
-/// Sends a request and returns its data as `T`, or the daemon's refusal as the error.
-pub fn request<T: DeserializeOwned>(socket: &Path, request: &Request) -> Result<T> {
+/// Sends a request and returns its answer's data, or the daemon's refusal as the error (a
+/// warning is printed on stderr).
+pub fn request_raw(socket: &Path, request: &Request) -> Result<Box<RawValue>> {
     let response = call(socket, request)?;
     if !response.ok {
         return Err(anyhow!(
@@ -223,7 +224,13 @@ pub fn request<T: DeserializeOwned>(socket: &Path, request: &Request) -> Result<
     if let Some(w) = &response.warning {
         eprintln!("warning: {w}");
     }
-    serde_json::from_str(response.data.get()).context("unexpected answer from the daemon")
+    Ok(response.data)
+}
+
+/// [`request_raw`], the data as `T`.
+pub fn request<T: DeserializeOwned>(socket: &Path, request: &Request) -> Result<T> {
+    let data = request_raw(socket, request)?;
+    serde_json::from_str(data.get()).context("unexpected answer from the daemon")
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::{
@@ -172,19 +172,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Sends one command to the daemon and prints its answer as the command says.
 pub(crate) fn send(socket: &Path, request: Request, out: &mut dyn Write) -> Result<()> {
     request.check()?;
-    let response = api::call(socket, &request)?;
-    if !response.ok {
-        return Err(anyhow!(
-            "{}",
-            response
-                .error
-                .unwrap_or_else(|| "the daemon refused".into())
-        ));
-    }
-    if let Some(w) = &response.warning {
-        eprintln!("warning: {w}");
-    }
-    request.print(&response.data, out)
+    let data = api::request_raw(socket, &request)?;
+    request.print(&data, out)
 }
 
 /// Asks the daemon and prints its answer, as a table or as JSON.
