@@ -8,6 +8,7 @@
 //! - [`parse`]: Ethernet/VLAN/IPv4/IPv6/TCP/UDP/ICMP parsing over any [`parse::Frame`].
 //! - [`limit`]: token-bucket arithmetic (GCRA form) and the count-min sketch cells.
 //! - [`signature`]: flood signatures, what they match.
+//! - [`stage`]: each stage's decision, called by the program and by `levee explain`.
 //! - [`synack`]: the SYN-ACK of a SYN cookie, built byte for byte with its checksums.
 //! - `frames` (host only): a builder of test frames, good and malformed.
 //! - [`config`]: turning human rates (pps, bit/s, burst) into the encoded [`abi::Config`].
@@ -23,4 +24,5 @@ pub mod frames;
 pub mod limit;
 pub mod parse;
 pub mod signature;
+pub mod stage;
 pub mod synack;

@@ -18,6 +18,7 @@ use filter_common::{
         sketch_slots,
     },
     parse::IpPacket,
+    stage::source,
 };
 
 use crate::{
@@ -103,15 +104,13 @@ pub fn source(
     if let Some(state) = SOURCES.get_ptr_mut(&key) {
         // SAFETY: a live LRU value; concurrent CPUs may race on it, which only blurs a count.
         let state = unsafe { &mut *state };
-        if now < *state.blocked_until.get(c)? {
-            return Some(Reason::SourcePenalty);
-        }
+        let blocked_until = *state.blocked_until.get(c)?;
         let (pkt_tat, byte_tat) = (state.pkt_tat.get_mut(c)?, state.byte_tat.get_mut(c)?);
-        if admit(pkt_tat, byte_tat, limit, len, now) {
-            return None;
+        let verdict = source::judge(blocked_until, pkt_tat, byte_tat, limit, len, now);
+        if verdict == Some(Reason::SourceRate) {
+            offend(cfg, state, pkt, len, now);
         }
-        offend(cfg, state, pkt, len, now);
-        return Some(Reason::SourceRate);
+        return verdict;
     }
     if is_unlimited(limit) || !new_source_allowed(cfg, cpu, now) {
         return None;

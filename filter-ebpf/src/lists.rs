@@ -4,11 +4,12 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use filter_common::{
-    abi::{BGP_PORT, flags, summary, verified_key},
+    abi::{BGP_PORT, Config, flags, summary, verified_key},
     parse::{Fragment, IPPROTO_TCP, IpPacket},
+    stage::signatures::SignatureMaps,
 };
 
-use crate::{limiter::Clock, maps};
+use crate::{limiter::Clock, maps, strict};
 
 #[inline(always)]
 fn v4(pkt: &IpPacket) -> [u8; 4] {
@@ -73,6 +74,24 @@ pub fn blocklisted(f: u32, pkt: &IpPacket, bit: u32, clock: &mut Clock) -> bool 
     match entry {
         Some(e) => e.expires_ns == 0 || clock.now() < e.expires_ns,
         None => false,
+    }
+}
+
+/// What the static signatures read (`filter_common::stage::signatures`).
+pub struct SignatureReads<'a> {
+    pub cfg: &'a Config,
+    pub pkt: &'a IpPacket,
+    pub clock: &'a mut Clock,
+}
+
+impl SignatureMaps for SignatureReads<'_> {
+    #[inline(always)]
+    fn amp_port(&mut self, port: u16) -> bool {
+        amp_port(port)
+    }
+    #[inline(always)]
+    fn answers_the_host(&mut self) -> bool {
+        strict::answers_the_host(self.cfg, self.pkt, self.clock)
     }
 }
 

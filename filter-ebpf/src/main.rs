@@ -38,7 +38,8 @@ use aya_ebpf::{
 };
 use filter_common::{
     abi::{Action, Class, Config, Mode, Reason, flags},
-    parse::{Fragment, IPPROTO_TCP, IPPROTO_UDP, IpPacket, Parsed, impossible_tcp_flags, parse},
+    parse::{IPPROTO_TCP, IpPacket, Parsed, parse},
+    stage::{signatures, source},
 };
 
 use crate::{frame::XdpFrame, limiter::Clock, strict::Strict};
@@ -379,19 +380,17 @@ fn judge_packet(
     // A SYN over its source's limit is answered with a cookie rather than dropped (strict
     // configured, so the kernel's cookie settings are Levee's): a spoofer cannot deny the
     // address it borrows a connection.
-    let verdict = if verdict.class == Class::TcpSyn
-        && verdict.action == Action::Drop
-        && matches!(verdict.reason, Reason::SourceRate | Reason::SourcePenalty)
-        && cfg.flags & flags::TRACK_FLOWS != 0
-        && strict::penalty_cookie(pkt, verdict.reason)
-    {
-        Verdict {
-            reason: Reason::PenaltyCookie,
-            ..verdict
-        }
-    } else {
-        verdict
-    };
+    let verdict =
+        if source::answered_with_cookie(cfg.flags, verdict.class, verdict.action, verdict.reason)
+            && strict::penalty_cookie(pkt, verdict.reason)
+        {
+            Verdict {
+                reason: Reason::PenaltyCookie,
+                ..verdict
+            }
+        } else {
+            verdict
+        };
     // Calm (strict not engaged): a source the per-source stage sighted, whose UDP passed,
     // is seen for `familiar`.
     if !held
@@ -480,11 +479,16 @@ fn check(
     if lists::blocklisted(cfg.flags, pkt, bit, &mut clock) {
         return Reason::Blocklisted;
     }
-    if let Some(reason) = signature(cfg.flags, pkt) {
-        // A reply to the host's own DNS or NTP query comes from an amplification port.
-        if reason != Reason::AmpPort || !strict::answers_the_host(cfg, pkt, &mut clock) {
-            return reason;
-        }
+    if let Some(reason) = signatures::judge(
+        cfg.flags,
+        pkt,
+        &mut lists::SignatureReads {
+            cfg,
+            pkt,
+            clock: &mut clock,
+        },
+    ) {
+        return reason;
     }
     let mut clean = Reason::Clean;
     let mut budget = None;
@@ -515,27 +519,6 @@ fn check(
         return Reason::UnknownBudget;
     }
     clean
-}
-
-/// Static rules for floods no legitimate client sends.
-#[inline(always)]
-fn signature(f: u32, pkt: &IpPacket) -> Option<Reason> {
-    if pkt.fragment != Fragment::No && f & flags::SIG_FRAGMENTS != 0 {
-        return Some(Reason::Fragment);
-    }
-    if pkt.fragment == Fragment::Later {
-        return None;
-    }
-    if pkt.proto == IPPROTO_TCP
-        && f & flags::SIG_TCP_FLAGS != 0
-        && impossible_tcp_flags(pkt.tcp_flags)
-    {
-        return Some(Reason::TcpFlags);
-    }
-    if pkt.proto == IPPROTO_UDP && f & flags::SIG_AMP_PORTS != 0 && lists::amp_port(pkt.src_port) {
-        return Some(Reason::AmpPort);
-    }
-    None
 }
 
 /// Counts the verdict and gives its XDP action (a pass or would-drop passes).

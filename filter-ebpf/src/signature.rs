@@ -14,6 +14,7 @@ use crate::{
     Verdict,
     frame::XdpFrame,
     judge as judge_with, later_stages,
+    limiter::Clock,
     maps::{SIGNATURE_HITS, SIGNATURES},
     parse_handed_over, pass,
     strict::{self, Strict},
@@ -73,13 +74,12 @@ pub fn judge(frame: &XdpFrame, cfg: &Config, len: u64) -> Verdict {
     let mode = trigger::mode(cfg, held);
     let verdict = if matching(frame, pkt) {
         judge_with(mode, Reason::FloodSignature, pkt.class)
-    } else if pkt.proto == IPPROTO_TCP {
-        match strict::syn(frame, mode, pkt) {
+    } else {
+        match strict::no_signature(frame, cfg, pkt, &mut Clock::new(cfg)) {
             Strict::Refuse(reason) => judge_with(mode, reason, pkt.class),
+            Strict::Budget(slot) => later_stages(cfg, mode, pkt, len, Reason::Clean, Some(slot)),
             _ => later_stages(cfg, mode, pkt, len, Reason::Clean, None),
         }
-    } else {
-        later_stages(cfg, mode, pkt, len, Reason::Clean, strict::service(pkt))
     };
     // What strict refuses keeps the trigger's hold alive while the flood lasts.
     if held

@@ -1,28 +1,17 @@
-//! Strict: while engaged, TCP and UDP pass only if something of this host asked for them.
-//!
-//! - A packet of a flow the host started or answered (FLOWS, written by the egress program)
-//!   is known.
-//! - A SYN to a served port is answered here with a SYN cookie; the listener never sees it.
-//! - Another TCP segment needs a socket (an accepted connection the egress program has not
-//!   seen yet) or a valid cookie in its ACK; anything else is dropped, so no RST is ever sent
-//!   to a spoofed source.
-//! - UDP to a served port passes; an unknown source shares the service's budget while the
-//!   UDP class is under attack (after the per-source limiter, so a heavy source is
-//!   penalised and leaves the budget to the crowd).
-//! - TCP or UDP to a port no service and no flow accounts for is dropped.
+//! Strict's reads of the maps and the host's sockets; the rules themselves are
+//! `filter_common::stage::strict`, which `levee explain` calls too.
 
 use aya_ebpf::{
     bindings::{BPF_F_CURRENT_NETNS, bpf_sock, bpf_sock_tuple},
     helpers::{bpf_sk_release, bpf_skc_lookup_tcp},
     maps::lpm_trie::Key,
 };
+pub use filter_common::stage::strict::Strict;
 use filter_common::{
-    abi::{
-        Class, Config, FlowKey, Mode, Reason, SERVICE_KEY_BITS, flags, service_key_v4,
-        service_key_v6,
-    },
+    abi::{Class, Config, FlowKey, Mode, Reason, SERVICE_KEY_BITS, service_key_v4, service_key_v6},
     limit::admit,
-    parse::{Fragment, IPPROTO_TCP, IPPROTO_UDP, IpPacket, TCP_ACK, TCP_SYN},
+    parse::{IPPROTO_UDP, IpPacket, TCP_ACK, TCP_SYN},
+    stage::strict::{self as rules, Socket, StrictMaps, plain_headers},
 };
 
 use crate::{
@@ -36,65 +25,73 @@ use crate::{
 /// `state` of a listening socket (the kernel's TCP_LISTEN).
 pub const TCP_LISTEN: u32 = 10;
 
-/// What strict says of a packet.
-pub enum Strict {
-    /// Nothing of the host accounts for it, nor objects: the later stages decide.
-    Unknown,
-    /// Known (a flow, a valid cookie): it goes on to the limiter with this pass reason.
-    Known(Reason),
-    /// Refused with this reason (for [`Reason::SynCookie`] the frame is now our SYN-ACK).
-    Refuse(Reason),
-    /// UDP from an unknown source to a service whose budget applies (UDP under attack): the
-    /// limiter judges it first, so a heavy source is penalised rather than eating the
-    /// crowd's budget, then it takes a token of budget `slot` ([`within_budget`]).
-    Budget(u32),
+/// What strict reads for one packet: the program's maps and the host's sockets.
+pub struct Reads<'a> {
+    pub frame: &'a XdpFrame,
+    pub cfg: &'a Config,
+    pub pkt: &'a IpPacket,
+    pub clock: &'a mut Clock,
 }
 
-/// A function of its own (a BPF-to-BPF call), so its lookups' buffers get their own frame.
+impl StrictMaps for Reads<'_> {
+    #[inline(always)]
+    fn flow_known(&mut self) -> bool {
+        flow_known(self.cfg, self.pkt, self.clock)
+    }
+    #[inline(always)]
+    fn service(&mut self) -> Option<u32> {
+        service(self.pkt)
+    }
+    #[inline(always)]
+    fn familiar(&mut self) -> bool {
+        familiar::known(self.cfg, self.pkt, self.clock.now())
+    }
+    #[inline(always)]
+    fn trigger_holds_udp(&mut self) -> bool {
+        trigger::holds(self.cfg, Class::Udp, self.clock)
+    }
+    #[inline(always)]
+    fn syn_mode(&mut self) -> Mode {
+        trigger::mode(self.cfg, trigger::held_any())
+    }
+    #[inline(always)]
+    fn hand_to_cookie(&mut self) -> bool {
+        listening(self.frame, self.pkt) && hand_over(self.pkt, 0)
+    }
+    #[inline(always)]
+    fn socket(&mut self) -> Socket {
+        segment(self.frame, self.pkt)
+    }
+}
+
+/// Strict's say (`filter_common::stage::strict`). A function of its own (a BPF-to-BPF
+/// call), so its lookups' buffers get their own frame.
 #[inline(never)]
 pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> Strict {
-    let tcp = pkt.proto == IPPROTO_TCP;
-    if !tcp && pkt.proto != IPPROTO_UDP {
-        return Strict::Unknown;
-    }
-    // Fragments have a program of their own (`fragment`), which the entry hands them to on
-    // this reason: a first one judged as its whole datagram, a later one by its first.
-    if pkt.fragment != Fragment::No {
-        return Strict::Refuse(Reason::Fragment);
-    }
-    if flow_known(cfg, pkt, clock) {
-        return Strict::Known(Reason::Flow);
-    }
-    if tcp {
-        return if pkt.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
-            // With SYN flood signatures in force, the signature program judges it first,
-            // unless its source is familiar (a signature never matches a familiar source).
-            if cfg.flags & flags::SIGNATURES_SYN != 0 && !familiar::known(cfg, pkt, clock.now()) {
-                return Strict::Refuse(Reason::FloodSignature);
-            }
-            syn(frame, trigger::mode(cfg, trigger::held_any()), pkt)
-        } else {
-            segment(frame, pkt)
-        };
-    }
-    let Some(slot) = service(pkt) else {
-        return Strict::Refuse(Reason::NoService);
-    };
-    // The controller engages the budget for a spread UDP flood; the program's trigger for
-    // one it saw first.
-    if cfg.flags & flags::UDP_BUDGET != 0 || trigger::holds(cfg, Class::Udp, clock) {
-        // A source that sent within its limits while calm passes before the budget.
-        if familiar::known(cfg, pkt, clock.now()) {
-            return Strict::Known(Reason::Familiar);
-        }
-        // With flood signatures in force, the signature program judges it (a flood's
-        // fingerprint is dropped before it spends the budget the crowd's newcomers need).
-        if cfg.flags & flags::SIGNATURES != 0 {
-            return Strict::Refuse(Reason::FloodSignature);
-        }
-        return Strict::Budget(slot);
-    }
-    Strict::Unknown
+    rules::judge(
+        cfg.flags,
+        pkt,
+        &mut Reads {
+            frame,
+            cfg,
+            pkt,
+            clock,
+        },
+    )
+}
+
+/// Strict's say of a packet the signature program found no signature for.
+#[inline(always)]
+pub fn no_signature(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> Strict {
+    rules::no_signature(
+        pkt,
+        &mut Reads {
+            frame,
+            cfg,
+            pkt,
+            clock,
+        },
+    )
 }
 
 /// Whether a UDP packet from an amplification port (DNS, NTP...) answers a query the host
@@ -103,9 +100,7 @@ pub fn check(frame: &XdpFrame, cfg: &Config, pkt: &IpPacket, clock: &mut Clock) 
 /// does not grow by a map lookup.
 #[inline(never)]
 pub fn answers_the_host(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
-    cfg.flags & flags::TRACK_FLOWS != 0
-        && pkt.fragment == Fragment::No
-        && flow_known(cfg, pkt, clock)
+    flow_known(cfg, pkt, clock)
 }
 
 /// The FLOWS key of an arriving packet: its source is the remote end. UDP flows are kept per
@@ -188,10 +183,16 @@ pub fn within_budget(cfg: &Config, pkt: &IpPacket, slot: u32, clock: &mut Clock)
 /// A function of its own, so the main program's walk grows by a call, not by its checks.
 #[inline(never)]
 pub fn penalty_cookie(pkt: &IpPacket, reason: Reason) -> bool {
-    let ip_len = if pkt.v6 { 40 } else { 20 };
-    if pkt.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN || pkt.l4 != pkt.l3 + ip_len {
+    if pkt.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN || !plain_headers(pkt) {
         return false;
     }
+    hand_over(pkt, reason as u32)
+}
+
+/// Leaves the cookie program what it needs of the SYN (`penalty`: the limiter's reason, or
+/// 0); false if the scratch slot cannot be had.
+#[inline(always)]
+fn hand_over(pkt: &IpPacket, penalty: u32) -> bool {
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
         return false;
     };
@@ -200,42 +201,10 @@ pub fn penalty_cookie(pkt: &IpPacket, reason: Reason) -> bool {
         (*scratch).handover = cookie::Handover {
             l3: u32::from(pkt.l3),
             v6: u32::from(pkt.v6),
-            penalty: reason as u32,
+            penalty,
         };
     }
     true
-}
-
-/// A connection attempt: refused if nothing serves the port, else handed to the cookie
-/// program (by the entry, through [`Reason::SynCookie`]).
-#[inline(always)]
-pub fn syn(frame: &XdpFrame, mode: Mode, pkt: &IpPacket) -> Strict {
-    if service(pkt).is_none() {
-        return Strict::Refuse(Reason::NoService);
-    }
-    // Monitor counts what it would do and leaves the SYN to the kernel.
-    if mode != Mode::Enforce {
-        return Strict::Refuse(Reason::SynCookie);
-    }
-    let ip_len = if pkt.v6 { 40 } else { 20 };
-    // Plain headers only (the cookie program's SYN-ACK is built for them), and a local
-    // listener; else (a service behind this host) the limiter decides.
-    if pkt.l4 != pkt.l3 + ip_len || !listening(frame, pkt) {
-        return Strict::Unknown;
-    }
-    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
-        return Strict::Unknown;
-    };
-    // SAFETY: per-CPU scratch, only this CPU touches it while the program runs.
-    unsafe {
-        (*scratch).handover = cookie::Handover {
-            l3: u32::from(pkt.l3),
-            v6: u32::from(pkt.v6),
-            penalty: 0,
-        };
-    }
-    // The entry hands the frame to the cookie program.
-    Strict::Refuse(Reason::SynCookie)
 }
 
 /// Whether a local socket listens for the SYN. A function of its own, so its socket tuple
@@ -263,10 +232,10 @@ fn listening(frame: &XdpFrame, pkt: &IpPacket) -> bool {
     state == TCP_LISTEN
 }
 
-/// A segment outside any recorded flow: it needs a socket or a valid cookie. A function of
-/// its own, so its socket tuple gets a stack frame apart from the stages'.
+/// What the host's sockets say of a segment outside any recorded flow. A function of its
+/// own, so its socket tuple gets a stack frame apart from the stages'.
 #[inline(never)]
-fn segment(frame: &XdpFrame, pkt: &IpPacket) -> Strict {
+fn segment(frame: &XdpFrame, pkt: &IpPacket) -> Socket {
     let mut tuple = tuple_of(pkt);
     let size = tuple_size(pkt);
     // SAFETY: ctx is the program's context; the tuple lives on the stack for the call.
@@ -280,21 +249,20 @@ fn segment(frame: &XdpFrame, pkt: &IpPacket) -> Strict {
         )
     };
     if sk.is_null() {
-        return Strict::Refuse(Reason::NoFlow);
+        return Socket::Nothing;
     }
     // SAFETY: a socket the lookup returned, released below on every path.
     let state = unsafe { (*(sk as *const bpf_sock)).state };
-    let verdict = if state != TCP_LISTEN {
-        // A connection the kernel holds (accepted, or closing): the host asked for it.
-        Strict::Known(Reason::Flow)
+    let say = if state != TCP_LISTEN {
+        Socket::Connection
     } else if pkt.tcp_flags & TCP_ACK != 0 && cookie::check_ack(frame, pkt, sk) {
-        Strict::Known(Reason::CookieAck)
+        Socket::CookieAck
     } else {
-        Strict::Refuse(Reason::NoFlow)
+        Socket::Nothing
     };
     // SAFETY: sk came from bpf_skc_lookup_tcp and is released once.
     unsafe { bpf_sk_release(sk.cast()) };
-    verdict
+    say
 }
 
 /// The socket-lookup tuple of an arriving packet (source = remote, destination = local).

@@ -39,7 +39,7 @@ pub use capture::CaptureSkipped;
 pub use counters::Counters;
 pub use explain::{ListLookup, Probe, abi_address};
 pub use lists::{Edit, Expiry, List, ListFds, expiry_after};
-pub use strict::ServiceRule;
+pub use strict::{ServiceRule, TriggerHeld};
 
 /// The compiled XDP program, built by build.rs.
 pub static LEVEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/levee"));

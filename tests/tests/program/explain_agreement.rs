@@ -14,6 +14,7 @@ use filter_common::{
     abi::{Action, Class, Config, Mode, flags},
     frames::{FrameSpec, L4},
     parse::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN},
+    signature::{Facts, FloodSignature, field},
 };
 use levee::{
     api::ExplainPacket,
@@ -235,28 +236,29 @@ fn explain_and_the_program_agree_on_every_packet() {
     assert!(compared >= 3000);
 }
 
-/// Strict engaged, with a UDP service on the protected /24 and a TCP one on any address, the
-/// UDP budget applying and one familiar source: the services, the flows (none: the
-/// amplification ports answer no query), the familiar source and strict's reasons.
-/// Explain leaves open what only the kernel's sockets decide (a SYN cookie needs a listener,
-/// a segment a connection): those are counted, not compared.
+/// Strict engaged, with a UDP service on the protected /24 and a TCP one on any address, one
+/// familiar source, the UDP budget applying or not, and flood signatures in force or not
+/// (one of UDP to the service from port 40000, one of SYNs to port 80 from port 123): the
+/// services, the flows (none: the amplification ports answer no query), the familiar
+/// source, the signatures and strict's reasons. Explain leaves open what only the kernel's
+/// sockets decide (a SYN cookie needs a listener, a segment a connection): those are
+/// counted, not compared.
 #[test]
 fn explain_and_the_program_agree_under_strict() {
     use levee::dataplane::ServiceRule;
     let mut compared = 0;
     let mut open = 0;
     let packets = packets();
-    for mode in [Mode::Monitor, Mode::Enforce] {
+    for (mode, budget) in [Mode::Monitor, Mode::Enforce]
+        .into_iter()
+        .flat_map(|m| [(m, true), (m, false)])
+    {
         let mut cfg = Config::new(mode);
-        // The UDP budget applies, and a familiar source passes before it.
-        for flag in [
-            flags::STRICT,
-            flags::TRACK_FLOWS,
-            flags::UDP_BUDGET,
-            flags::FAMILIAR,
-        ] {
+        // A familiar source passes before the UDP budget, while it applies.
+        for flag in [flags::STRICT, flags::TRACK_FLOWS, flags::FAMILIAR] {
             cfg.set_flag(flag, true);
         }
+        cfg.set_flag(flags::UDP_BUDGET, budget);
         cfg.familiar_ttl_ns = 3_600_000_000_000;
         let mut h = Harness::new(cfg);
         let now = levee::dataplane::monotonic_coarse_ns();
@@ -279,12 +281,43 @@ fn explain_and_the_program_agree_under_strict() {
             service(IPPROTO_TCP, 80, "::/0"),
         ])
         .unwrap();
-        let (n, o) = agree(&h, &packets, &format!("strict, {}", mode.name()));
-        compared += n;
-        open += o;
+        for signatures in [false, true] {
+            let table = if signatures {
+                flood_signatures().to_vec()
+            } else {
+                Vec::new()
+            };
+            h.dp.set_signatures(&table, &[]).unwrap();
+            let state = format!(
+                "strict, {}, UDP budget {budget}, flood signatures {signatures}",
+                mode.name()
+            );
+            let (n, o) = agree(&h, &packets, &state);
+            compared += n;
+            open += o;
+        }
     }
     eprintln!("under strict: agreed on {compared} packets, explain left {open} open");
-    assert!(compared >= 400, "{compared} compared");
+    assert!(compared >= 1600, "{compared} compared");
+}
+
+/// Flood signatures explain can match from the details it is given: ports.
+fn flood_signatures() -> [FloodSignature; 2] {
+    let sig = |id, proto, dst_port, src_port| FloodSignature {
+        fields: field::DST_PORT | field::SRC_PORT,
+        id,
+        facts: Facts {
+            dst_port,
+            src_port,
+            proto,
+            ..Facts::default()
+        },
+        payload_mask: [0; 8],
+    };
+    [
+        sig(1, IPPROTO_UDP, 5000, 40000),
+        sig(2, IPPROTO_TCP, 80, 123),
+    ]
 }
 
 /// The per-source limiter: low limits and a penalty, every packet looked up (the sketch gate

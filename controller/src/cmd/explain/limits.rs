@@ -1,5 +1,7 @@
 //! The limiters' say: the source's buckets and penalties, and the class's ceiling.
 
+use filter_common::stage::source;
+
 use super::{books::Attack, *};
 
 /// Packets left in a packet bucket of `limit` whose TAT is `tat`, at `now`.
@@ -61,7 +63,8 @@ pub(super) fn per_source(cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Sta
             let limit = &cfg.source[c];
             let (mut pt, mut bt) = (s.pkt_tat[c], s.byte_tat[c]);
             let left = tokens(limit, s.pkt_tat[c], now);
-            if s.blocked_until[c] > now {
+            let said = source::judge(s.blocked_until[c], &mut pt, &mut bt, limit, MIN_FRAME, now);
+            if said == Some(Reason::SourcePenalty) {
                 (
                     Say::Objects(Reason::SourcePenalty),
                     penalty_text(Some(k)),
@@ -69,7 +72,7 @@ pub(super) fn per_source(cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Sta
                 )
             } else if is_unlimited(limit) {
                 (Say::Passes, vec![format!("no {} limit", k.name())], None)
-            } else if !admit(&mut pt, &mut bt, limit, MIN_FRAME, now) {
+            } else if said == Some(Reason::SourceRate) {
                 (
                     Say::Objects(Reason::SourceRate),
                     vec![format!("over its {} limit", k.name())],
@@ -89,11 +92,9 @@ pub(super) fn per_source(cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Sta
     // In enforce, with strict configured, a SYN the penalty refuses is answered with a
     // cookie instead (the program's PenaltyCookie), so a real client behind the address
     // still connects.
-    let say = match say {
-        Say::Objects(Reason::SourcePenalty | Reason::SourceRate)
-            if class == Some(Class::TcpSyn)
-                && cfg.mode() == Mode::Enforce
-                && cfg.flags & flags::TRACK_FLOWS != 0 =>
+    let say = match (say, class) {
+        (Say::Objects(reason), Some(class))
+            if source::answered_with_cookie(cfg.flags, class, cfg.mode().objected(), reason) =>
         {
             parts.push(
                 "a SYN is answered with a cookie, not dropped, where a local socket listens"
@@ -101,7 +102,7 @@ pub(super) fn per_source(cfg: &Config, p: &Probe, packet: &ExplainPacket) -> Sta
             );
             Say::Objects(Reason::PenaltyCookie)
         }
-        say => say,
+        (say, _) => say,
     };
     if let Some(k) = class {
         // Penalties in other classes leave this packet alone, but they are the source's state.

@@ -19,7 +19,7 @@ use filter_common::{
         AllowEntry, BlockEntry, Class, Config, Limit, Mode, Reason, Stage as StageName,
         UpstreamRule, flags,
     },
-    limit::{admit, is_unlimited},
+    limit::is_unlimited,
     parse::{IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -106,6 +106,19 @@ pub(crate) enum Say {
     /// Its say depends on details not given; it objects with the reason, if any, when they
     /// turn out so.
     Depends(Vec<&'static str>, Option<Reason>),
+}
+
+impl Say {
+    /// The say of a shared stage decision (`filter_common::stage`) that objected with
+    /// `reason`, or passed, when the details in `assumed` were answered as the packet
+    /// would be refused: a refusal depends on them; a pass passes whatever they are.
+    fn of(reason: Option<Reason>, assumed: &[&'static str]) -> Say {
+        match reason {
+            None => Say::Passes,
+            Some(r) if assumed.is_empty() => Say::Objects(r),
+            Some(r) => Say::Depends(assumed.to_vec(), Some(r)),
+        }
+    }
 }
 
 pub(crate) struct Stage {
@@ -347,87 +360,18 @@ fn blocklist(books: &dyn Books, ip: IpAddr, found: &ListLookup<BlockEntry>, now:
     })
 }
 
-fn signatures(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage> {
-    let f = cfg.flags;
-    let amp = f & flags::SIG_AMP_PORTS != 0;
-    let whole = "a whole datagram assumed (fragments: signature on)";
-    let frag = if f & flags::SIG_FRAGMENTS != 0 {
-        format!("; {whole}")
-    } else {
-        String::new()
-    };
-    Ok(match packet.proto {
-        None if amp => Stage::new(
-            StageName::Signatures,
-            Say::Depends(vec!["--proto", "--sport"], Some(Reason::AmpPort)),
-            format!("drops UDP from an amplification port (no --proto given){frag}"),
-        ),
-        Some(IPPROTO_UDP) if amp => match packet.sport {
-            None => Stage::new(
-                StageName::Signatures,
-                Say::Depends(vec!["--sport"], Some(Reason::AmpPort)),
-                format!("drops UDP from an amplification port (no --sport given){frag}"),
-            ),
-            Some(port) if dp.amp_port(port)? => {
-                let text = format!("UDP source port {port} is an amplification port");
-                // The program lets an answer to the host's own query through (a live flow).
-                match (f & flags::TRACK_FLOWS != 0, packet.dst, packet.dport) {
-                    (false, _, _) => {
-                        Stage::new(StageName::Signatures, Say::Objects(Reason::AmpPort), text)
-                    }
-                    (true, Some(dst), Some(dport)) => {
-                        if dp.flow_known(cfg, (packet.source, port), (dst, dport), IPPROTO_UDP)? {
-                            Stage::new(
-                                StageName::Signatures,
-                                Say::Passes,
-                                format!("{text}, but it answers a query this host sent (a flow)"),
-                            )
-                        } else {
-                            Stage::new(
-                                StageName::Signatures,
-                                Say::Objects(Reason::AmpPort),
-                                format!("{text}, and answers no query this host sent"),
-                            )
-                        }
-                    }
-                    // Floods are the common case: dropped, and the exception named.
-                    (true, _, _) => Stage::new(
-                        StageName::Signatures,
-                        Say::Objects(Reason::AmpPort),
-                        format!(
-                            "{text} (unless it answers a query this host sent: give --dst and --dport to check)"
-                        ),
-                    ),
-                }
-            }
-            Some(port) => Stage::new(
-                StageName::Signatures,
-                Say::Passes,
-                format!("UDP source port {port} is not an amplification port{frag}"),
-            ),
-        },
-        Some(IPPROTO_TCP) if f & flags::SIG_TCP_FLAGS != 0 => Stage::new(
-            StageName::Signatures,
-            Say::Passes,
-            format!("legitimate TCP flags assumed{frag}"),
-        ),
-        _ => Stage::new(
-            StageName::Signatures,
-            Say::Passes,
-            format!("none apply{frag}"),
-        ),
-    })
-}
-
 mod books;
 mod limits;
+mod reads;
 mod received;
+mod signatures;
 mod strict;
 
 pub use self::books::{Books, NoBooks};
 use self::{
     limits::{aggregate, ceiling_pps, per_source},
     received::received,
+    signatures::signatures,
     strict::strict,
 };
 

@@ -1,11 +1,15 @@
-//! Strict's say: services, flows, sockets and the budget of unknown sources.
+//! Strict's say: services, flows, sockets and the budget of unknown sources
+//! (`filter_common::stage::strict` decides).
 
-use super::*;
+use filter_common::stage::strict::{self as rules, Strict};
+
+use super::{reads::Reads, *};
 
 pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Result<Stage> {
+    let mut reads = Reads::new(dp, cfg, packet)?;
     // The program's trigger may hold strict on some CPUs while the controller has not
     // engaged it (a spread flood's first second).
-    let held = dp.trigger_held(cfg)?;
+    let held = reads.held;
     let engaged = match (cfg.flags & flags::STRICT != 0, held.cpus) {
         (true, _) => "engaged".to_string(),
         (false, 0) => return Ok(Stage::new(StageName::Strict, Say::Passes, "not engaged")),
@@ -14,18 +18,17 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
             held.of
         ),
     };
-    let v6 = packet.source.is_ipv6();
-    let (proto, name) = match packet.proto {
-        None => {
-            return Ok(Stage::new(
-                StageName::Strict,
-                Say::Depends(vec!["--proto"], Some(Reason::NoService)),
-                format!("{engaged}: TCP and UDP pass only to a service or in a flow of the host"),
-            ));
-        }
-        Some(IPPROTO_TCP) => (IPPROTO_TCP, "tcp"),
-        Some(IPPROTO_UDP) => (IPPROTO_UDP, "udp"),
-        Some(_) => {
+    let Some(pkt) = reads::facts(packet) else {
+        return Ok(Stage::new(
+            StageName::Strict,
+            Say::Depends(vec!["--proto"], Some(Reason::NoService)),
+            format!("{engaged}: TCP and UDP pass only to a service or in a flow of the host"),
+        ));
+    };
+    let name = match pkt.proto {
+        IPPROTO_TCP => "tcp",
+        IPPROTO_UDP => "udp",
+        _ => {
             return Ok(Stage::new(
                 StageName::Strict,
                 Say::Passes,
@@ -33,112 +36,91 @@ pub(super) fn strict(dp: &Dataplane, cfg: &Config, packet: &ExplainPacket) -> Re
             ));
         }
     };
-    // A flow of the host passes first, as in the program.
-    let flow = match (packet.dst, packet.dport, packet.sport) {
-        (Some(dst), Some(dport), sport) if proto == IPPROTO_UDP || sport.is_some() => {
-            let src = (packet.source, sport.unwrap_or(0));
-            Some(dp.flow_known(cfg, src, (dst, dport), proto)?)
+    let mut said = rules::judge(cfg.flags, &pkt, &mut reads);
+    if said == Strict::Refuse(Reason::FloodSignature) {
+        // The signature program's part: a flood signature of this service drops the
+        // packet; if none matches, strict goes on as the signature program does.
+        if let Some(stage) = flood_signature(dp, packet, pkt.proto, &engaged)? {
+            return Ok(stage);
         }
-        _ => None,
-    };
-    if flow == Some(true) {
-        return Ok(Stage::new(
-            StageName::Strict,
-            Say::PassesAs(Reason::Flow),
-            format!("{engaged}: a flow of the host (it started or answered it)"),
-        ));
+        said = rules::no_signature(&pkt, &mut reads);
     }
-    let flow_note = match flow {
-        Some(_) => "no flow of the host",
-        None => "a flow of the host would let it pass (give --dst and the ports to check)",
+    reads.finish()?;
+    let flow_note = match (reads.flow, reads.flow_unknown) {
+        (Some(_), _) => "no flow of the host",
+        _ => "a flow of the host would let it pass (give --dst and the ports to check)",
     };
-    if proto == IPPROTO_TCP && !packet.syn {
-        return Ok(Stage::new(
-            StageName::Strict,
-            Say::Depends(vec!["a connection of the host"], Some(Reason::NoFlow)),
+    let port = packet.dport.unwrap_or(0);
+    let assumed = reads.assumed.clone();
+    let (reason, text) = match said {
+        Strict::Known(Reason::Flow) => {
+            return Ok(Stage::new(
+                StageName::Strict,
+                Say::PassesAs(Reason::Flow),
+                format!("{engaged}: a flow of the host (it started or answered it)"),
+            ));
+        }
+        Strict::Known(reason) => {
+            return Ok(Stage::new(
+                StageName::Strict,
+                Say::PassesAs(reason),
+                format!(
+                    "{engaged}: udp/{port} served; a familiar source (it sent within its limits while calm) passes before the unknown sources' budget"
+                ),
+            ));
+        }
+        Strict::Refuse(Reason::NoFlow) => (
+            Some(Reason::NoFlow),
             format!(
                 "{engaged}: a TCP segment passes only in a flow or connection of the host, or with a valid SYN cookie"
             ),
-        ));
-    }
-    let Some(port) = packet.dport else {
-        return Ok(Stage::new(
-            StageName::Strict,
-            Say::Depends(vec!["--dport"], Some(Reason::NoService)),
-            format!("{engaged}: {name} passes only to a served port; {flow_note}"),
-        ));
-    };
-    let Some(slot) = dp.service_slot(v6, proto, port, packet.dst)? else {
-        let bound = dp.service_prefixes(v6, proto, port)?;
-        let on: Vec<String> = bound.iter().map(|n| n.to_string()).collect();
-        return Ok(match packet.dst {
-            None if !bound.is_empty() => Stage::new(
-                StageName::Strict,
-                Say::Depends(vec!["--dst"], Some(Reason::NoService)),
+        ),
+        Strict::Refuse(Reason::NoService) => {
+            let text = if packet.dport.is_none() {
+                format!("{engaged}: {name} passes only to a served port; {flow_note}")
+            } else if !reads.served_on.is_empty() {
+                let on: Vec<String> = reads.served_on.iter().map(|n| n.to_string()).collect();
                 format!(
                     "{engaged}: {name}/{port} is served on {} only",
                     on.join(", ")
-                ),
-            ),
-            None => Stage::new(
-                StageName::Strict,
-                Say::Objects(Reason::NoService),
-                format!("{engaged}: no service {name}/{port}; {flow_note}"),
-            ),
-            Some(dst) => Stage::new(
-                StageName::Strict,
-                Say::Objects(Reason::NoService),
-                format!("{engaged}: no service {name}/{port} on {dst}; {flow_note}"),
-            ),
-        });
-    };
-    // A flood signature of this service drops an unknown source's packet before its
-    // cookie or the budget (a familiar source passes before it).
-    let familiar = cfg.flags & flags::FAMILIAR != 0
-        && dp
-            .familiar_ago(packet.source, cfg.familiar_ttl_ns)?
-            .is_some();
-    if !familiar && let Some(stage) = flood_signature(dp, packet, proto, port, &engaged)? {
-        return Ok(stage);
-    }
-    if proto == IPPROTO_TCP {
-        // In enforce the program answers only for a listening socket of the host (and a SYN
-        // without IP options); else the later stages decide.
-        let trigger_enforces =
-            held.cpus > 0 && cfg.mode() == Mode::Monitor && cfg.flags & flags::AUTO_ENFORCE != 0;
-        let say = if cfg.mode() == Mode::Enforce || trigger_enforces {
-            Say::Depends(vec!["a listening socket"], Some(Reason::SynCookie))
-        } else {
-            Say::Objects(Reason::SynCookie)
-        };
-        return Ok(Stage::new(
-            StageName::Strict,
-            say,
+                )
+            } else if let Some(dst) = packet.dst {
+                format!("{engaged}: no service {name}/{port} on {dst}; {flow_note}")
+            } else {
+                format!("{engaged}: no service {name}/{port}; {flow_note}")
+            };
+            (Some(Reason::NoService), text)
+        }
+        Strict::Refuse(Reason::SynCookie) => (
+            Some(Reason::SynCookie),
             format!(
                 "{engaged}: tcp/{port} served; the SYN is answered with a SYN cookie when a socket of the host listens"
             ),
-        ));
-    }
-    if cfg.flags & flags::UDP_BUDGET == 0 && !held.udp {
-        return Ok(Stage::new(
-            StageName::Strict,
-            Say::Passes,
-            format!("{engaged}: udp/{port} served; {flow_note}"),
-        ));
-    }
-    if cfg.flags & flags::FAMILIAR != 0
-        && dp
-            .familiar_ago(packet.source, cfg.familiar_ttl_ns)?
-            .is_some()
-    {
-        return Ok(Stage::new(
-            StageName::Strict,
-            Say::PassesAs(Reason::Familiar),
-            format!(
-                "{engaged}: udp/{port} served; a familiar source (it sent within its limits while calm) passes before the unknown sources' budget"
-            ),
-        ));
-    }
+        ),
+        Strict::Refuse(reason) => (Some(reason), format!("{engaged}: {}", reason.name())),
+        Strict::Budget(slot) => return budget(dp, cfg, slot, &engaged, port, flow_note),
+        Strict::Unknown => (
+            None,
+            format!("{engaged}: {name}/{port} served; {flow_note}"),
+        ),
+    };
+    Ok(Stage::new(
+        StageName::Strict,
+        Say::of(reason, &assumed),
+        text,
+    ))
+}
+
+/// The say of the budget unknown sources share: the packet takes a token of it, on the CPU
+/// it lands on.
+fn budget(
+    dp: &Dataplane,
+    cfg: &Config,
+    slot: u32,
+    engaged: &str,
+    port: u16,
+    flow_note: &str,
+) -> Result<Stage> {
     let (refusing, cpus) = dp.budget_refusing(cfg, slot)?;
     let budget = match ceiling_pps(&cfg.unknown_budget, cpus) {
         Some(pps) => format!("unknown sources share its budget of {pps} pps"),
@@ -173,16 +155,22 @@ fn flood_signature(
     dp: &Dataplane,
     packet: &ExplainPacket,
     proto: u8,
-    port: u16,
     engaged: &str,
 ) -> Result<Option<Stage>> {
     use filter_common::signature::field;
     for sig in dp.signatures()? {
         let f = &sig.facts;
-        if f.proto != proto || (sig.fields & field::DST_PORT != 0 && f.dst_port != port) {
+        if f.proto != proto {
             continue;
         }
         let mut needs = Vec::new();
+        if sig.fields & field::DST_PORT != 0 {
+            match packet.dport {
+                Some(p) if p != f.dst_port => continue,
+                Some(_) => {}
+                None => needs.push("--dport"),
+            }
+        }
         if sig.fields & field::SRC_PORT != 0 {
             match packet.sport {
                 Some(p) if p != f.src_port => continue,
