@@ -180,10 +180,12 @@ pub struct InterfaceExplain {
     #[serde(with = "wire::mode")]
     pub mode: filter_common::abi::Mode,
     /// pass, drop or would_drop (monitor mode).
-    pub action: String,
+    #[serde(with = "wire::named")]
+    pub action: filter_common::abi::Action,
     /// The counter's reason: clean when nothing objects.
-    pub reason: String,
-    /// The stage that decides; null when none objects.
+    #[serde(with = "wire::named")]
+    pub reason: filter_common::abi::Reason,
+    /// The stage that decides (or `mode`, for mode off); null when none objects.
     pub decided_by: Option<String>,
     /// Stages before the decision whose say depends on a detail not given: the verdict holds
     /// unless one of them objects first.
@@ -192,18 +194,47 @@ pub struct InterfaceExplain {
     pub stages: Vec<StageView>,
 }
 
-/// One stage's say. `outcome` is `decides` (it gives the verdict), `passes` (it lets the
-/// packet on), `depends` (its say depends on `depends_on`, details not given) or
-/// `not_reached` (an earlier stage decided; `say` is what it holds all the same).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// What one stage's say comes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It gives the verdict.
+    Decides,
+    /// It lets the packet on.
+    Passes,
+    /// Its say depends on `depends_on`, details not given.
+    Depends,
+    /// An earlier stage decided; `say` is what it holds all the same.
+    NotReached,
+}
+
+impl Outcome {
+    /// As JSON shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Decides => "decides",
+            Outcome::Passes => "passes",
+            Outcome::Depends => "depends",
+            Outcome::NotReached => "not_reached",
+        }
+    }
+}
+
+/// One stage's say.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StageView {
-    /// The stage's name (`filter_common::abi::Stage`): bgp session, allowlist, lockdown,
-    /// blocklist, signatures, strict, per_source, aggregate, received.
-    pub stage: String,
-    pub outcome: String,
+    /// The stage (`filter_common::abi::Stage`): bgp session, allowlist, lockdown, blocklist,
+    /// signatures, strict, per_source, aggregate, received.
+    #[serde(with = "wire::named")]
+    pub stage: filter_common::abi::Stage,
+    pub outcome: Outcome,
     /// The reason it objects with (or would, for `depends` and `not_reached`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    #[serde(
+        default,
+        with = "wire::opt_named",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reason: Option<filter_common::abi::Reason>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
     pub say: String,
@@ -239,4 +270,28 @@ pub struct StageView {
     /// Aggregate: the class's ceiling, all CPUs; null for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ceiling_pps: Option<u64>,
+}
+
+impl StageView {
+    /// A stage's say, with nothing else known yet.
+    pub fn new(stage: filter_common::abi::Stage, say: String) -> StageView {
+        StageView {
+            stage,
+            outcome: Outcome::Passes,
+            reason: None,
+            depends_on: Vec::new(),
+            say,
+            entry: None,
+            origins: Vec::new(),
+            note: None,
+            ttl_secs: None,
+            tracked: None,
+            penalty_secs: BTreeMap::new(),
+            tokens: None,
+            offences: None,
+            attack: None,
+            attack_secs: None,
+            ceiling_pps: None,
+        }
+    }
 }

@@ -18,6 +18,40 @@ pub mod mode {
     }
 }
 
+/// A shared enum ([`Named`](filter_common::abi::Named): a stage, an action, a reason) by
+/// its name.
+pub mod named {
+    use super::*;
+    use filter_common::abi::Named;
+
+    pub fn serialize<S: Serializer, T: Named>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Named>(d: D) -> Result<T, D::Error> {
+        let s = String::deserialize(d)?;
+        T::from_name(&s).ok_or_else(|| D::Error::custom(format!("unknown name {s:?}")))
+    }
+}
+
+/// An optional shared enum by its name.
+pub mod opt_named {
+    use super::*;
+    use filter_common::abi::Named;
+
+    pub fn serialize<S: Serializer, T: Named>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        serialize_name(v.map(T::name), s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Named>(d: D) -> Result<Option<T>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| {
+                T::from_name(&s).ok_or_else(|| D::Error::custom(format!("unknown name {s:?}")))
+            })
+            .transpose()
+    }
+}
+
 /// An optional value by name, given its name and its parser (shared by the modules below).
 fn serialize_name<S: Serializer>(name: Option<&str>, s: S) -> Result<S::Ok, S::Error> {
     match name {

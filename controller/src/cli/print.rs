@@ -4,7 +4,9 @@ use std::io::{Result, Write};
 
 use filter_common::abi::Class;
 
-use crate::api::views::{BlockView, CounterView, LimitsView, Prefix, StatusView, TalkerView};
+use crate::api::views::{
+    BlockView, CounterView, LimitsView, Outcome, Prefix, StatusView, TalkerView,
+};
 
 pub trait Print {
     fn print(&self, out: &mut dyn Write) -> Result<()>;
@@ -365,16 +367,20 @@ impl Print for crate::api::views::ExplainView {
             writeln!(
                 out,
                 "{}: {} ({}){undecided}",
-                i.interface, i.action, i.reason
+                i.interface,
+                i.action.name(),
+                i.reason.name()
             )?;
             for s in &i.stages {
-                let say = match s.outcome.as_str() {
-                    "decides" => format!("{}  <- decides", s.say),
-                    "not_reached" => format!("(not reached) {}", s.say),
-                    "depends" => format!("(depends on {}) {}", s.depends_on.join(", "), s.say),
-                    _ => s.say.clone(),
+                let say = match s.outcome {
+                    Outcome::Decides => format!("{}  <- decides", s.say),
+                    Outcome::NotReached => format!("(not reached) {}", s.say),
+                    Outcome::Depends => {
+                        format!("(depends on {}) {}", s.depends_on.join(", "), s.say)
+                    }
+                    Outcome::Passes => s.say.clone(),
                 };
-                writeln!(out, "  {:<11} {say}", s.stage)?;
+                writeln!(out, "  {:<11} {say}", s.stage.name())?;
             }
         }
         Ok(())

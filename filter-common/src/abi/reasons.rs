@@ -26,7 +26,23 @@ macro_rules! named_enum {
                 }
             }
         }
+
+        impl Named for $name {
+            fn name(self) -> &'static str {
+                $name::name(self)
+            }
+            fn from_name(text: &str) -> Option<Self> {
+                $name::ALL.into_iter().find(|v| v.name() == text)
+            }
+        }
     };
+}
+
+/// A shared enum known by its name (how metrics, the CLI and JSON show it).
+pub trait Named: Sized + Copy {
+    fn name(self) -> &'static str;
+    /// The variant of this name, if any.
+    fn from_name(text: &str) -> Option<Self>;
 }
 
 named_enum! {

@@ -8,8 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use filter_common::abi::Mode;
-use levee::api::views::{ExplainView, InterfaceExplain, StageView};
+use filter_common::abi::{Action, Mode, Reason};
+use levee::api::views::{ExplainView, InterfaceExplain, Outcome, StageView};
 use levee_tests::{
     daemon::DaemonLab,
     flood::{FLOODER, FloodLab},
@@ -34,7 +34,7 @@ fn explain(d: &DaemonLab, args: &[&str]) -> InterfaceExplain {
 fn stage<'a>(v: &'a InterfaceExplain, name: &str) -> &'a StageView {
     v.stages
         .iter()
-        .find(|s| s.stage == name)
+        .find(|s| s.stage.name() == name)
         .unwrap_or_else(|| panic!("no stage {name}: {v:?}"))
 }
 
@@ -71,8 +71,11 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
         "{out}"
     );
     let v = explain(&d, &[clean, "--proto", "udp", "--sport", "40000"]);
-    assert_eq!((v.action.as_str(), v.reason.as_str()), ("pass", "clean"));
-    assert!(v.stages.iter().all(|s| s.outcome == "passes"), "{v:?}");
+    assert_eq!((v.action.name(), v.reason.name()), ("pass", "clean"));
+    assert!(
+        v.stages.iter().all(|s| s.outcome == Outcome::Passes),
+        "{v:?}"
+    );
     assert_eq!(
         stage(&v, "aggregate").attack.as_deref(),
         Some("normal"),
@@ -82,7 +85,7 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
     // An IPv6 source, through the IPv6 tries and its /64 key.
     let v = explain(&d, &[CLIENT_V6[0], "--proto", "udp", "--sport", "40000"]);
     assert_eq!(
-        (v.action.as_str(), v.reason.as_str()),
+        (v.action.name(), v.reason.name()),
         ("pass", "clean"),
         "{v:?}"
     );
@@ -103,7 +106,7 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
     let ceiling = a.ceiling_pps.expect("a ceiling");
     assert!((10_000..=10_100).contains(&ceiling), "{a:?}");
     assert!(a.say.contains("room on every CPU"), "{a:?}");
-    assert_eq!(a.outcome, "passes");
+    assert_eq!(a.outcome, Outcome::Passes);
 
     // Allowlisted by the config, and by the CLI.
     let out = d.cli_ok(&["explain", allowed]);
@@ -123,7 +126,7 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
     let v = explain(&d, &["192.0.2.9"]);
     let a = stage(&v, "allowlist");
     assert_eq!(
-        (a.outcome.as_str(), a.origins.clone()),
+        (a.outcome.name(), a.origins.clone()),
         ("decides", vec!["cli".to_string()])
     );
     assert_eq!(
@@ -163,7 +166,7 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
     d.cli_ok(&["mode", "monitor"]);
     let v = explain(&d, &[blocked, "--proto", "udp"]);
     assert_eq!(
-        (v.action.as_str(), v.reason.as_str()),
+        (v.action.name(), v.reason.name()),
         ("would_drop", "blocklisted")
     );
     d.cli_ok(&["mode", "enforce"]);
@@ -180,7 +183,7 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
     );
     // Without the port, the signature's say depends on it.
     let v = explain(&d, &[clean, "--proto", "udp"]);
-    assert_eq!(stage(&v, "signatures").outcome, "depends");
+    assert_eq!(stage(&v, "signatures").outcome, Outcome::Depends);
     assert_eq!(v.unless, ["signatures (--sport)"]);
 
     // A source over its UDP limit serves its penalty; its other traffic is left alone.
@@ -201,7 +204,7 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
     let v = explain(&d, &[flooder, "--proto", "udp", "--sport", "40000"]);
     let s = stage(&v, "per_source");
     assert_eq!(
-        (s.outcome.as_str(), s.tracked),
+        (s.outcome.name(), s.tracked),
         ("decides", Some(true)),
         "{v:?}"
     );
@@ -213,7 +216,7 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
     assert!(s.offences.unwrap_or(0) >= 1, "{s:?}");
     let tcp = explain(&d, &[flooder, "--proto", "tcp", "--dport", "80"]);
     assert_eq!(
-        (tcp.action.as_str(), tcp.reason.as_str()),
+        (tcp.action.name(), tcp.reason.name()),
         ("pass", "clean"),
         "{tcp:?}"
     );
@@ -235,7 +238,7 @@ fn explain_gives_each_stages_answer_from_the_live_maps() {
         "{out}"
     );
     let v = explain(&d, &[flooder]);
-    assert_eq!(v.action, "pass");
+    assert_eq!(v.action, Action::Pass);
     assert!(
         v.unless.contains(&"per_source (--proto)".to_string())
             && v.unless
@@ -311,7 +314,7 @@ fn explain_names_detections_block_and_the_attack() {
     let d = &lab.daemon;
     let before = explain(d, &[FLOODER, "--proto", "udp", "--sport", "40000"]);
     assert_eq!(
-        (before.action.as_str(), before.reason.as_str()),
+        (before.action.name(), before.reason.name()),
         ("pass", "clean")
     );
     assert_eq!(
@@ -322,7 +325,7 @@ fn explain_names_detections_block_and_the_attack() {
         let start = Instant::now();
         loop {
             let v = explain(d, &[FLOODER, "--proto", "udp", "--sport", "40000"]);
-            if v.reason == "blocklisted" && stage(&v, "aggregate").attack_secs.is_some() {
+            if v.reason == Reason::Blocklisted && stage(&v, "aggregate").attack_secs.is_some() {
                 return v;
             }
             assert!(
@@ -334,7 +337,7 @@ fn explain_names_detections_block_and_the_attack() {
         }
     });
     assert_eq!(during.mode, Mode::Enforce, "detection raised the mode");
-    assert_eq!(during.action, "drop");
+    assert_eq!(during.action, Action::Drop);
     let b = stage(&during, "blocklist");
     assert_eq!(b.origins, ["detection"], "{b:?}");
     assert!(
@@ -395,14 +398,14 @@ fn explain_follows_strict_to_the_destination_and_the_hosts_flows() {
     // Without --dst, a service bound to one address depends on it.
     let v = udp(stranger, "9000", None);
     let s = stage(&v, "strict");
-    assert_eq!(s.outcome, "depends", "{s:?}");
+    assert_eq!(s.outcome, Outcome::Depends, "{s:?}");
     assert_eq!(s.depends_on, ["--dst"], "{s:?}");
     assert!(s.say.contains("served on 198.18.0.1/32 only"), "{s:?}");
     assert_eq!(v.unless, ["strict (--dst)"], "{v:?}");
     // With it, the service is found: the packet passes.
     let v = udp(stranger, "9000", Some(PROTECTED_V4));
     assert_eq!(
-        (v.action.as_str(), v.reason.as_str()),
+        (v.action.name(), v.reason.name()),
         ("pass", "clean"),
         "{v:?}"
     );
@@ -414,7 +417,7 @@ fn explain_follows_strict_to_the_destination_and_the_hosts_flows() {
     // A port nothing serves: no_service, and the program drops it so.
     let v = udp(stranger, "9999", Some(PROTECTED_V4));
     assert_eq!(
-        (v.action.as_str(), v.reason.as_str()),
+        (v.action.name(), v.reason.name()),
         ("drop", "no_service"),
         "{v:?}"
     );
@@ -453,7 +456,7 @@ fn explain_follows_strict_to_the_destination_and_the_hosts_flows() {
     assert!(!s.say.contains("no flow"), "{s:?}");
     // Counted as the program counts it.
     assert_eq!(
-        (v.action.as_str(), v.reason.as_str()),
+        (v.action.name(), v.reason.name()),
         ("pass", "flow"),
         "{v:?}"
     );
@@ -486,11 +489,11 @@ fn explain_follows_strict_to_the_destination_and_the_hosts_flows() {
         )
     };
     let s = stage(&answer(client), "signatures").clone();
-    assert_eq!(s.outcome, "passes", "{s:?}");
+    assert_eq!(s.outcome, Outcome::Passes, "{s:?}");
     assert!(s.say.contains("answers a query this host sent"), "{s:?}");
     let v = answer(stranger);
     assert_eq!(
-        (v.action.as_str(), v.reason.as_str()),
+        (v.action.name(), v.reason.name()),
         ("drop", "amp_port"),
         "{v:?}"
     );

@@ -127,7 +127,7 @@ fn syns_spoofed_from_a_bystander_get_it_blocked_nowhere() {
     assert_eq!(view.verification, "unverified", "{view:?}");
     let i = &view.interfaces[0];
     assert_eq!(
-        (i.action.as_str(), i.reason.as_str()),
+        (i.action.name(), i.reason.name()),
         ("drop", "penalty_cookie"),
         "its SYNs meet cookies while the penalty lasts: {view:?}"
     );

@@ -175,12 +175,12 @@ fn agree(h: &Harness, packets: &[Packet], state: &str) -> (usize, usize) {
         }
         let explained_class = p.asked().class().map(Class::name);
         assert_eq!(
-            (said.action.as_str(), said.reason.as_str(), explained_class),
+            (said.action.name(), said.reason.name(), explained_class),
             (action.name(), reason.name(), Some(class.name())),
             "{what}: explain (left) and the program (right) disagree; explain's stages: {:#?}",
             said.stages
                 .iter()
-                .map(|s| format!("{} {}: {}", s.stage, s.outcome, s.say))
+                .map(|s| format!("{} {}: {}", s.stage.name(), s.outcome.name(), s.say))
                 .collect::<Vec<_>>()
         );
         let want = if action == Action::Drop {

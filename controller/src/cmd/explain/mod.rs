@@ -26,7 +26,7 @@ use filter_common::{
 use crate::{
     api::{
         ExplainPacket,
-        views::{ExplainView, InterfaceExplain, Prefix, StageView},
+        views::{ExplainView, InterfaceExplain, Outcome, Prefix, StageView},
     },
     controller::Controller,
     dataplane::{Dataplane, ListLookup, Probe, abi_address},
@@ -130,11 +130,7 @@ impl Stage {
     fn new(stage: StageName, say: Say, text: impl Into<String>) -> Stage {
         Stage {
             say,
-            view: StageView {
-                stage: stage.name().to_string(),
-                say: text.into(),
-                ..StageView::default()
-            },
+            view: StageView::new(stage, text.into()),
         }
     }
 
@@ -146,7 +142,7 @@ impl Stage {
 
 /// The verdict: the first stage that objects decides, in the mode of the interface's CONFIG.
 pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> InterfaceExplain {
-    let mut decided: Option<(String, Reason)> = None;
+    let mut decided: Option<(StageName, Reason)> = None;
     let mut passes_as = Reason::Clean;
     let mut unless = Vec::new();
     let mut views = Vec::with_capacity(stages.len());
@@ -157,38 +153,37 @@ pub(crate) fn verdict(interface: String, mode: Mode, stages: Vec<Stage>) -> Inte
                     Say::Objects(r) | Say::Depends(_, Some(r)) => Some(r),
                     _ => None,
                 };
-                ("not_reached", reason)
+                (Outcome::NotReached, reason)
             }
-            (None, Say::Passes, _) => ("passes", None),
+            (None, Say::Passes, _) => (Outcome::Passes, None),
             (None, Say::PassesAs(r), _) => {
                 passes_as = r;
-                ("passes", None)
+                (Outcome::Passes, None)
             }
             (None, Say::Objects(r), _) => {
-                decided = Some((view.stage.clone(), r));
-                ("decides", Some(r))
+                decided = Some((view.stage, r));
+                (Outcome::Decides, Some(r))
             }
             (None, Say::Depends(on, r), _) => {
-                unless.push(format!("{} ({})", view.stage, on.join(", ")));
+                unless.push(format!("{} ({})", view.stage.name(), on.join(", ")));
                 view.depends_on = on.iter().map(|s| s.to_string()).collect();
-                ("depends", r)
+                (Outcome::Depends, r)
             }
         };
-        view.outcome = outcome.to_string();
-        view.reason = reason.map(|r| r.name().to_string());
+        view.outcome = outcome;
+        view.reason = reason;
         views.push(view);
     }
     let (decided_by, reason) = match (mode, decided) {
         (Mode::Off, _) => (Some("mode".to_string()), Reason::ModeOff),
-        (_, Some((stage, r))) => (Some(stage), r),
+        (_, Some((stage, r))) => (Some(stage.name().to_string()), r),
         (_, None) => (None, passes_as),
     };
-    let action = filter_common::abi::action(mode, reason);
     InterfaceExplain {
         interface,
         mode,
-        action: action.name().to_string(),
-        reason: reason.name().to_string(),
+        action: filter_common::abi::action(mode, reason),
+        reason,
         decided_by,
         unless,
         stages: views,

@@ -1,3 +1,5 @@
+use filter_common::abi::Action;
+
 use super::{limits::tokens, received::rule_match, *};
 
 fn stage(name: StageName, say: Say) -> Stage {
@@ -22,22 +24,17 @@ fn the_first_stage_that_objects_decides_and_the_mode_gives_the_action() {
         )
     };
     let v = run(Mode::Enforce);
-    assert_eq!(
-        (v.action.as_str(), v.reason.as_str()),
-        ("drop", "blocklisted")
-    );
+    assert_eq!((v.action, v.reason), (Action::Drop, Reason::Blocklisted));
     assert_eq!(v.decided_by.as_deref(), Some("blocklist"));
     assert_eq!(v.unless, ["signatures (--sport)"]);
-    let outcomes: Vec<_> = v.stages.iter().map(|s| s.outcome.as_str()).collect();
-    assert_eq!(outcomes, ["passes", "depends", "decides", "not_reached"]);
-    assert_eq!(v.stages[3].reason.as_deref(), Some("source_penalty"));
-    assert_eq!(run(Mode::Monitor).action, "would_drop");
+    let outcomes: Vec<_> = v.stages.iter().map(|s| s.outcome).collect();
+    use Outcome::*;
+    assert_eq!(outcomes, [Passes, Depends, Decides, NotReached]);
+    assert_eq!(v.stages[3].reason, Some(Reason::SourcePenalty));
+    assert_eq!(run(Mode::Monitor).action, Action::WouldDrop);
     let off = run(Mode::Off);
-    assert_eq!(
-        (off.action.as_str(), off.reason.as_str()),
-        ("pass", "mode_off")
-    );
-    assert!(off.stages.iter().all(|s| s.outcome == "not_reached"));
+    assert_eq!((off.action, off.reason), (Action::Pass, Reason::ModeOff));
+    assert!(off.stages.iter().all(|s| s.outcome == NotReached));
 
     let allowed = verdict(
         "eth0".into(),
@@ -48,18 +45,15 @@ fn the_first_stage_that_objects_decides_and_the_mode_gives_the_action() {
         ],
     );
     assert_eq!(
-        (allowed.action.as_str(), allowed.reason.as_str()),
-        ("pass", "allowlisted")
+        (allowed.action, allowed.reason),
+        (Action::Pass, Reason::Allowlisted)
     );
     let clean = verdict(
         "eth0".into(),
         Mode::Enforce,
         vec![stage(StageName::Allowlist, Say::Passes)],
     );
-    assert_eq!(
-        (clean.action.as_str(), clean.reason.as_str()),
-        ("pass", "clean")
-    );
+    assert_eq!((clean.action, clean.reason), (Action::Pass, Reason::Clean));
     assert_eq!(clean.decided_by, None);
 }
 
