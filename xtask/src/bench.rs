@@ -18,6 +18,10 @@ pub struct Options {
     /// Only the control socket under 200 concurrent CLI clients.
     #[arg(long)]
     pub control_only: bool,
+    /// Only the per-packet figures: the paths, strict's paths, the stages and the peers
+    /// (what `target/bench/latest.md` holds), not the floods, line rate and daemon figures.
+    #[arg(long)]
+    pub paths_only: bool,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -32,6 +36,9 @@ pub fn run(opts: &Options) -> Result<()> {
     ];
     if opts.control_only {
         args.push("--control-only".into());
+    }
+    if opts.paths_only {
+        args.push("--paths-only".into());
     }
     run_lab_bin("bench", &args)
 }

@@ -19,8 +19,8 @@ mod strict;
 
 use daemon::{big_lists, detection};
 use line_rate::{line_rate, spoofed_flood};
-use paths::{paths, stages};
-use peers::peers;
+use paths::{PEER_COLUMN, Peer, paths, stages};
+use peers::{XdpFilter, peers};
 use report::Report;
 use strict::{strict_floods, strict_paths};
 
@@ -117,9 +117,9 @@ fn run(args: &Args) -> Result<()> {
         eprintln!("note: --repeat below 10 million; figures are less stable");
     }
     let mut report = Report::new(args)?;
-    let floor_ns = paths(args, &mut report)?;
+    let (floor_ns, peer) = paths(args, &mut report)?;
     report.line("");
-    strict_paths(args, floor_ns, &mut report)?;
+    strict_paths(args, floor_ns, peer, &mut report)?;
     report.line("");
     stages(args, &mut report)?;
     report.line("");

@@ -3,8 +3,37 @@
 
 use super::*;
 
-/// The floor and paths (a)-(e) on the program of a running `levee run`; returns the floor.
-pub(super) fn paths(args: &Args, report: &mut Report) -> Result<f64> {
+/// xdp-filter with one source rule, timed in the same rounds as Levee's paths: its legit
+/// (passed) and listed (dropped) path, each as a ratio to the floor of those rounds. The
+/// peer ratio of a Levee path is its floor ratio over xdp-filter's of the same fate, so
+/// both ratios come from the same rounds, whatever the machine's floor costs.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Peer {
+    pub passed: f64,
+    pub dropped: f64,
+}
+
+impl Peer {
+    /// The peer ratio of a path whose ratio to the floor is `x_floor` and whose packet
+    /// meets XDP action `action`.
+    pub(super) fn ratio(&self, x_floor: f64, action: u32) -> f64 {
+        if action == XDP_DROP {
+            x_floor / self.dropped
+        } else {
+            x_floor / self.passed
+        }
+    }
+}
+
+/// The column header of the peer ratio, and what it means.
+pub(super) const PEER_COLUMN: &str = "x peer";
+pub(super) const PEER_NOTE: &str = "x peer: the path's ratio to the floor over xdp-filter's \
+     (1 source rule, timed in the same rounds) for a packet of the same fate: passed (its \
+     legit UDP) or dropped (its listed source)";
+
+/// The floor and paths (a)-(e) on the program of a running `levee run`, xdp-filter's two
+/// paths in the same rounds; returns the floor and the peer.
+pub(super) fn paths(args: &Args, report: &mut Report) -> Result<(f64, Peer)> {
     use levee_tests::daemon::DaemonLab;
     report.line(&format!(
         "Per-packet cost through BPF_PROG_TEST_RUN, repeat {}, median of {} runs, on the \
@@ -23,6 +52,11 @@ pub(super) fn paths(args: &Args, report: &mut Report) -> Result<f64> {
     d.write_config(BENCH_CONFIG);
     d.start();
     let prog = attached_program(&d)?;
+    // The peer, on a lab of its own.
+    let peer_lab = Lab::new();
+    let filter = XdpFilter::load(&peer_lab)?;
+    filter.run(&["ip", BLOCKED4, "--mode", "src"])?;
+    let peer_prog = attached_xdp(&peer_lab, "xdpfilt")?;
     let run = |frame: &[u8], repeat: u32| -> Result<u32> {
         Ok(prog
             .test_run(TestRunOptions {
@@ -45,7 +79,7 @@ pub(super) fn paths(args: &Args, report: &mut Report) -> Result<f64> {
     ] {
         run(f, 1000)?;
     }
-    let paths: [(&str, &Xdp, Vec<u8>, u32); 7] = [
+    let paths: [(&str, &Xdp, Vec<u8>, u32); 9] = [
         (
             "floor: XDP_DROP and nothing else",
             floor_prog,
@@ -88,6 +122,18 @@ pub(super) fn paths(args: &Args, report: &mut Report) -> Result<f64> {
             udp(LEGIT6, DST6, 40000, 443),
             XDP_PASS,
         ),
+        (
+            "xdp-filter, 1 source rule: (a) legit UDP",
+            &peer_prog,
+            frame64.clone(),
+            XDP_PASS,
+        ),
+        (
+            "xdp-filter, 1 source rule: listed source",
+            &peer_prog,
+            udp(BLOCKED4, DST4, 40000, 443),
+            XDP_DROP,
+        ),
     ];
     // One discarded warm-up round, then rounds that visit every path in turn, so a slow
     // moment of the machine spreads over all paths instead of skewing one.
@@ -109,12 +155,27 @@ pub(super) fn paths(args: &Args, report: &mut Report) -> Result<f64> {
         bail!("path (c) did not serve a penalty: {}", d.cli_ok(&["stats"]));
     }
     d.stop();
+    drop(filter);
     let medians: Vec<f64> = samples.iter_mut().map(|v| median(v)).collect();
-    report.line(&format!("{:<50} {:>9} {:>9}", "path", "ns/pkt", "x floor"));
-    for ((name, ..), ns) in paths.iter().zip(&medians) {
-        report.line(&format!("{name:<50} {ns:>9.1} {:>9.2}", ns / medians[0]));
+    let floor = medians[0];
+    let peer = Peer {
+        passed: medians[7] / floor,
+        dropped: medians[8] / floor,
+    };
+    report.line(PEER_NOTE);
+    report.line(&format!(
+        "{:<50} {:>9} {:>9} {:>9}",
+        "path", "ns/pkt", "x floor", PEER_COLUMN
+    ));
+    for (i, ((name, _, _, action), ns)) in paths.iter().zip(&medians).enumerate() {
+        let x = ns / floor;
+        let vs = match i {
+            0 | 7 | 8 => String::new(),
+            _ => format!("{:.2}", peer.ratio(x, *action)),
+        };
+        report.line(&format!("{name:<50} {ns:>9.1} {x:>9.2} {vs:>9}"));
     }
-    Ok(medians[0])
+    Ok((floor, peer))
 }
 
 /// Where the nanoseconds go: path (a) (and (b) once the blocklist is on) on the bench's own

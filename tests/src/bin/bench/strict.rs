@@ -9,7 +9,12 @@ use super::*;
 /// answered with a cookie. The last rewrites its frame, which BPF_PROG_TEST_RUN would feed
 /// back to the next repetition: it is timed one run at a time from the kernel's own clock,
 /// beside the floor timed the same way.
-pub(super) fn strict_paths(args: &Args, floor_ns: f64, report: &mut Report) -> Result<()> {
+pub(super) fn strict_paths(
+    args: &Args,
+    floor_ns: f64,
+    peer: Peer,
+    report: &mut Report,
+) -> Result<()> {
     use levee::dataplane::ServiceRule;
     use levee_tests::netns::Netns;
     let ns = Netns::new("bench-strict");
@@ -51,13 +56,20 @@ pub(super) fn strict_paths(args: &Args, floor_ns: f64, report: &mut Report) -> R
             ("(s3) strict: ACK, no flow, no cookie", &ack, XDP_DROP),
         ];
         report.line("Strict mode's paths (the bench's own loader, strict engaged), same floor");
-        report.line(&format!("{:<50} {:>9} {:>9}", "path", "ns/pkt", "x floor"));
+        report.line(&format!(
+            "{:<50} {:>9} {:>9} {:>9}",
+            "path", "ns/pkt", "x floor", PEER_COLUMN
+        ));
         for (name, frame, expect) in timed {
             let mut v: Vec<f64> = (0..args.runs.max(1))
                 .map(|_| time_test_run(prog, frame, args.repeat, expect))
                 .collect::<Result<_>>()?;
             let ns = median(&mut v);
-            report.line(&format!("{name:<50} {ns:>9.1} {:>9.2}", ns / floor_ns));
+            let x = ns / floor_ns;
+            report.line(&format!(
+                "{name:<50} {ns:>9.1} {x:>9.2} {:>9.2}",
+                peer.ratio(x, expect)
+            ));
         }
         // One run at a time: the kernel's clock around a single run carries its own
         // overhead, so the floor is timed the same way for the ratio.
@@ -73,13 +85,15 @@ pub(super) fn strict_paths(args: &Args, floor_ns: f64, report: &mut Report) -> R
         };
         let floor1 = one_by_one(floor_prog, &syn, XDP_DROP)?;
         let cookie = one_by_one(prog, &syn, 3)?;
+        // xdp-filter has no such path: no peer ratio.
         report.line(&format!(
-            "{:<50} {:>9.1} {:>9.2}   (one run at a time; floor so timed: {floor1:.1} ns)",
+            "{:<50} {:>9.1} {:>9.2} {:>9}   (one run at a time; floor so timed: {floor1:.1} ns)",
             "(s4) strict: SYN answered with a cookie",
             cookie,
-            cookie / floor1
+            cookie / floor1,
+            ""
         ));
-        signature_paths(args, &mut dp, floor_ns, report)
+        signature_paths(args, &mut dp, floor_ns, peer, report)
     })
 }
 
@@ -90,6 +104,7 @@ pub(super) fn signature_paths(
     args: &Args,
     dp: &mut Dataplane,
     floor_ns: f64,
+    peer: Peer,
     report: &mut Report,
 ) -> Result<()> {
     use filter_common::signature::{Facts, FloodSignature, field};
@@ -126,7 +141,11 @@ pub(super) fn signature_paths(
             .map(|_| time_test_run(prog, frame, args.repeat, XDP_DROP))
             .collect::<Result<_>>()?;
         let ns = median(&mut v);
-        report.line(&format!("{name:<50} {ns:>9.1} {:>9.2}", ns / floor_ns));
+        let x = ns / floor_ns;
+        report.line(&format!(
+            "{name:<50} {ns:>9.1} {x:>9.2} {:>9.2}",
+            peer.ratio(x, XDP_DROP)
+        ));
     }
     Ok(())
 }
