@@ -63,6 +63,17 @@ pub fn record(ctx: &TcContext) -> i32 {
     }
     // Leaving the host, the destination is the remote end.
     let key = flow_key(&pkt.dst, &pkt.src, pkt.dst_port, pkt.src_port, &pkt);
+    // The slot first: the XDP program looks there before FLOWS. Rewritten when it holds
+    // another flow (the last recorded wins) or has aged a little. A reader racing this write
+    // may see the new key with the old time or the reverse: both are flows of the host.
+    if let Some(c) = maps::FLOW_CACHE.get_ptr_mut(key.cache_slot()) {
+        // SAFETY: an array slot; racing writers only leave one of two real flows.
+        let c = unsafe { &mut *c };
+        if !c.key.same(&key) || now.wrapping_sub(c.seen_ns) > cfg.flow_timeout_ns / 8 {
+            c.key = key;
+            c.seen_ns = now;
+        }
+    }
     // Rewrite an entry only when it has aged a little, not on every packet of a stream.
     if let Some(f) = maps::FLOWS.get_ptr_mut(&key) {
         // SAFETY: a live map value; a racing writer only blurs the time.

@@ -7,9 +7,10 @@ use aya_ebpf::{
 use filter_common::abi::{
     AMP_PORT_WORDS, AllowEntry, BlockEntry, Budget, CAPTURE_BYTES, COUNTER_ENTRIES, CaptureBudget,
     CaptureFilter, Config, Counter, CpuState, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES,
-    FLOW_ENTRIES, FlowEntry, FlowKey, LIST_ENTRIES, MAX_BGP_PEERS, MAX_UPSTREAM_RULES,
-    OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
-    SourceKey, SourceState, TriggerState, UpstreamBucket, UpstreamRule, summary,
+    FLOW_CACHE_SLOTS, FLOW_ENTRIES, FlowCacheEntry, FlowEntry, FlowKey, LIST_ENTRIES,
+    MAX_BGP_PEERS, MAX_UPSTREAM_RULES, OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES,
+    ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey, SourceState, TriggerState, UpstreamBucket,
+    UpstreamRule, summary,
 };
 use filter_common::signature::{Facts, FloodSignature, SIGNATURE_SLOTS};
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
@@ -76,6 +77,10 @@ pub static EVENTS_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 /// Flows the host started or answered, written by the egress program.
 #[map]
 pub static FLOWS: LruHashMap<FlowKey, FlowEntry> = LruHashMap::with_max_entries(FLOW_ENTRIES, 0);
+
+/// The flow the egress program last recorded in each slot, to find a flow without a call.
+#[map]
+pub static FLOW_CACHE: Array<FlowCacheEntry> = Array::with_max_entries(FLOW_CACHE_SLOTS, 0);
 
 /// Remote addresses the host held a TCP connection with, to when (see `egress`).
 #[map]

@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, lpm_trie::Key};
 use filter_common::{
     abi::{
-        AllowEntry, BlockEntry, Budget, Class, Config, CpuState, FlowEntry, FlowKey,
-        MAX_UPSTREAM_RULES, SERVICE_KEY_BITS, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
+        AllowEntry, BlockEntry, Budget, Class, Config, CpuState, FlowCacheEntry, FlowEntry,
+        FlowKey, MAX_UPSTREAM_RULES, SERVICE_KEY_BITS, ServiceEntry, ServiceKeyV4, ServiceKeyV6,
         SourceState, UpstreamRule, flags, map, service_key_v4, service_key_v6, summary,
         verified_key,
     },
@@ -294,12 +294,22 @@ impl Dataplane {
             family: if src.is_ipv6() { 6 } else { 4 },
             _pad: [0; 2],
         };
+        // The program stamps flows with its own clock, which may run a jiffy ahead of this
+        // one: a flow stamped "in the future" was just seen, never long ago.
+        let fresh =
+            |seen_ns: u64| monotonic_coarse_ns().saturating_sub(seen_ns) < config.flow_timeout_ns;
+        // FLOW_CACHE first, then FLOWS, as the program looks.
+        let cache: Array<&MapData, FlowCacheEntry> = Array::try_from(self.map(map::FLOW_CACHE)?)?;
+        let slot = cache
+            .get(&key.cache_slot(), 0)
+            .context("failed to read FLOW_CACHE")?;
+        if slot.key.same(&key) && fresh(slot.seen_ns) {
+            return Ok(true);
+        }
         let flows: HashMap<&MapData, FlowKey, FlowEntry> =
             HashMap::try_from(self.map(map::FLOWS)?)?;
         match flows.get(&key, 0) {
-            // The program stamps flows with its own clock, which may run a jiffy ahead of
-            // this one: a flow stamped "in the future" was just seen, never long ago.
-            Ok(f) => Ok(monotonic_coarse_ns().saturating_sub(f.seen_ns) < config.flow_timeout_ns),
+            Ok(f) => Ok(fresh(f.seen_ns)),
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(e).context("failed to read FLOWS"),
         }

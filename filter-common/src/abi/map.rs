@@ -25,6 +25,8 @@ pub const CLOCK: &str = "CLOCK";
 pub const SOURCES_ADDED: &str = "SOURCES_ADDED";
 /// Flows the host started or answered, recorded by the egress program (LRU).
 pub const FLOWS: &str = "FLOWS";
+/// Per slot, the flow the egress program last recorded there ([`super::FlowCacheEntry`]).
+pub const FLOW_CACHE: &str = "FLOW_CACHE";
 /// Remote addresses the host has held a TCP connection with (a segment past the
 /// handshake seen leaving the host), to when it was last seen; written by the egress
 /// program (LRU). Detection blocklists an offender only if it is here.

@@ -2,7 +2,7 @@
 //! counter indices and event records. Every type is `#[repr(C)]` with explicit padding so both
 //! sides agree byte for byte.
 
-use core::mem::size_of;
+use core::mem::{align_of, size_of};
 
 pub mod flags;
 pub mod map;
@@ -19,7 +19,8 @@ const _: () = assert!(
 );
 const _: () = assert!(size_of::<TriggerState>() == 4 * Class::COUNT * 8 + 8);
 const _: () = assert!(size_of::<SourceState>() == 128);
-const _: () = assert!(size_of::<FlowKey>() == 40);
+const _: () = assert!(size_of::<FlowKey>() == 40 && align_of::<FlowKey>() == 8);
+const _: () = assert!(size_of::<FlowCacheEntry>() == 48);
 const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 72);
 const _: () = assert!(size_of::<Sample>() == 96);
@@ -47,6 +48,7 @@ mod pod {
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FragKey {}
     unsafe impl aya::Pod for FlowEntry {}
+    unsafe impl aya::Pod for FlowCacheEntry {}
     unsafe impl aya::Pod for ServiceEntry {}
     unsafe impl aya::Pod for Budget {}
     unsafe impl aya::Pod for UpstreamRule {}

@@ -275,7 +275,7 @@ pub struct AllowEntry {
 /// Key of FLOWS, seen from the host: the remote end, the local end, the protocol. The egress
 /// program writes it from a packet's destination and source, the XDP program looks it up from
 /// a packet's source and destination.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     /// IPv4 in the first 4 bytes (the rest zero), or IPv6.
@@ -295,6 +295,46 @@ pub struct FlowKey {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowEntry {
     /// Coarse monotonic ns of the flow's last recorded egress packet.
+    pub seen_ns: u64,
+}
+
+impl FlowKey {
+    /// The key as five words, to compare without a byte loop.
+    #[inline(always)]
+    pub fn words(&self) -> [u64; 5] {
+        // SAFETY: 40 bytes of plain data, 8-aligned (asserted in `abi`).
+        unsafe { core::mem::transmute::<FlowKey, [u64; 5]>(*self) }
+    }
+
+    /// The same flow: every word equal. Without a branch per word (the verifier walks
+    /// each branch of the program's flow lookup) and without a memcmp call.
+    #[inline(always)]
+    pub fn same(&self, other: &FlowKey) -> bool {
+        let (a, b) = (self.words(), other.words());
+        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+    }
+
+    /// Its FLOW_CACHE slot: a multiplicative hash of its words. Tuples chosen to collide
+    /// only send their lookups on to FLOWS.
+    #[inline(always)]
+    pub fn cache_slot(&self) -> u32 {
+        let w = self.words();
+        let mixed =
+            w[0] ^ w[1].rotate_left(13) ^ w[2].rotate_left(29) ^ w[3].rotate_left(43) ^ w[4];
+        (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as u32 & (FLOW_CACHE_SLOTS - 1)
+    }
+}
+
+/// Slots of FLOW_CACHE (a power of two).
+pub const FLOW_CACHE_SLOTS: u32 = 1 << 16;
+
+/// Value of FLOW_CACHE: the flow the egress program last recorded in this slot, and when.
+/// The XDP program finds a flow here with an array lookup the verifier inlines, and looks
+/// in FLOWS (a call into the kernel) only when the slot holds another flow or an old time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCacheEntry {
+    pub key: FlowKey,
     pub seen_ns: u64,
 }
 

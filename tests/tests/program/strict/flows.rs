@@ -250,3 +250,66 @@ fn established_socket_is_a_flow() {
         drop(client);
     });
 }
+
+/// Two flows of the host whose FLOW_CACHE slot is the same (found by search): the second
+/// recorded takes the slot, and the first is still found in FLOWS. An old time in a slot
+/// is not a flow.
+#[test]
+fn flows_that_share_a_cache_slot_are_both_known() {
+    use filter_common::abi::FlowKey;
+    let key = |remote: [u8; 4], port: u16| {
+        let mut k = FlowKey {
+            local_port: port,
+            proto: filter_common::parse::IPPROTO_UDP,
+            family: 4,
+            ..FlowKey::default()
+        };
+        k.remote[..4].copy_from_slice(&remote);
+        k.local[..4].copy_from_slice(&HOST4.parse::<std::net::Ipv4Addr>().unwrap().octets());
+        k
+    };
+    let first = key([198, 51, 100, 53], 40000);
+    let (remote, port) = (1..=254u8)
+        .flat_map(|b| (40001..41000u16).map(move |p| ([198, 51, 100, b], p)))
+        .find(|(r, p)| key(*r, *p).cache_slot() == first.cache_slot())
+        .expect("a tuple sharing the first's slot");
+    let second = std::net::Ipv4Addr::from(remote).to_string();
+    let host = Host::new();
+    host.run(|| {
+        let mut cfg = strict(Mode::Enforce);
+        cfg.set_flag(flags::SIG_AMP_PORTS, false);
+        let mut h = Harness::new(cfg);
+        for out in [
+            udp(HOST4, RESOLVER4, 40000, 53),
+            udp(HOST4, &second, port, 53),
+        ] {
+            assert_eq!(h.dp.test_run_egress(&out).unwrap(), TCX_NEXT);
+        }
+        h.expect_all(&[
+            passed(
+                "the first flow, its slot taken by the second",
+                udp(RESOLVER4, HOST4, 53, 40000),
+                Reason::Flow,
+                Class::Udp,
+            ),
+            passed(
+                "the second flow, in the slot",
+                udp(&second, HOST4, 53, port),
+                Reason::Flow,
+                Class::Udp,
+            ),
+        ]);
+        let mut aged = cfg;
+        aged.flow_timeout_ns = 1;
+        h.dp.set_config(aged).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        h.expect(
+            "the slot's flow, older than the timeout",
+            &udp(&second, HOST4, 53, port),
+            XDP_DROP,
+            Action::Drop,
+            Reason::NoService,
+            Class::Udp,
+        );
+    });
+}
