@@ -72,6 +72,7 @@ impl Report {
     }
 
     pub(super) fn line(&mut self, text: &str) {
+        let text = text.trim_end();
         println!("{text}");
         self.lines.push(text.to_string());
     }
