@@ -2,16 +2,21 @@
 //!
 //! Every source is counted in a fixed-memory per-CPU count-min sketch; only a source whose
 //! estimate reaches `sketch_threshold` packets in one window (or saturated the previous one)
-//! is looked up in, or given an exact entry in, the SOURCES LRU. One-packet spoofed sources
-//! therefore do not churn the LRU, and heavy sources keep their buckets through a
-//! random-source flood. The controller shortens the sketch's window as the rate per CPU
-//! rises (`controller::gate`), and new entries come from a per-CPU bucket, so even the
-//! sources that slip through the gate before the controller reacts cannot turn the LRU over. A tracked source over its limit is dropped and serves
-//! a penalty held in its own entry; the offence goes to user space as an event.
+//! is looked up in, or given an exact entry in, the per-source tables: its slot of
+//! SOURCE_SLOTS (an array the verifier inlines) or, when another source holds that slot,
+//! the SOURCES LRU. One-packet spoofed sources therefore do not churn the tables, and heavy
+//! sources keep their buckets through a random-source flood. The controller shortens the
+//! sketch's window as the rate per CPU rises (`controller::gate`), and new entries come from
+//! a per-CPU bucket, so even the sources that slip through the gate before the controller
+//! reacts cannot turn the LRU over. A tracked source over its limit is dropped and serves a
+//! penalty held in its own entry; the offence goes to user space as an event.
 
-use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
+use aya_ebpf::{
+    helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns},
+    maps::PerCpuArray,
+};
 use filter_common::{
-    abi::{Class, Config, CpuState, Reason, SKETCH_WIDTH, SourceState},
+    abi::{Class, Config, CpuState, Reason, SKETCH_WIDTH, SourceSlot, SourceState, source_slot},
     config::{source_key_v4, source_key_v6},
     limit::{
         admit, gcra, is_unlimited, sketch_bump, sketch_cell_first, sketch_cell_hot, sketch_epoch,
@@ -23,7 +28,7 @@ use filter_common::{
 
 use crate::{
     events, familiar,
-    maps::{SOURCES, SOURCES_ADDED},
+    maps::{FRESH_SOURCE, SLOTS_GIVEN, SOURCE_SLOTS, SOURCES, SOURCES_ADDED},
     trigger,
 };
 
@@ -73,10 +78,10 @@ fn class_index(class: Class) -> usize {
 
 /// Applies the source's limit for the packet's class; `Some(reason)` if it must be refused.
 ///
-/// The sketch comes first: it is small and stays in cache, while the LRU table is large, so a
-/// spoofed one-packet source costs a few cached cell updates and never touches the table.
-/// A function of its own (a BPF-to-BPF call): a new source's state is built in its own stack
-/// frame, apart from the strict stage's.
+/// The sketch comes first: it is small and stays in cache, while the tables are large, so a
+/// spoofed one-packet source costs a few cached cell updates and never touches them. A
+/// tracked source's state is charged where it lives (its slot or its SOURCES entry), through
+/// one path whichever table holds it.
 #[inline(never)]
 pub fn source(
     cfg: &Config,
@@ -101,41 +106,85 @@ pub fn source(
         trigger::note(cfg, c as u32, now);
         return None;
     }
-    if let Some(state) = SOURCES.get_ptr_mut(&key) {
-        // SAFETY: a live LRU value; concurrent CPUs may race on it, which only blurs a count.
-        let state = unsafe { &mut *state };
-        let blocked_until = *state.blocked_until.get(c)?;
-        let (pkt_tat, byte_tat) = (state.pkt_tat.get_mut(c)?, state.byte_tat.get_mut(c)?);
-        let verdict = source::judge(blocked_until, pkt_tat, byte_tat, limit, len, now);
-        if verdict == Some(Reason::SourceRate) {
-            offend(cfg, state, pkt, len, now);
-        }
-        return verdict;
-    }
-    if is_unlimited(limit) || !new_source_allowed(cfg, cpu, now) {
-        return None;
-    }
-    // Zeroing compiles to a memset call (a byte loop), paid only when a heavy source is
-    // first tracked; hand-written zeroing made the verifier's walk explode.
-    let mut state = SourceState::default();
-    let admitted = match (state.pkt_tat.get_mut(c), state.byte_tat.get_mut(c)) {
-        (Some(p), Some(b)) => admit(p, b, limit, len, now),
-        _ => true,
+    // Its slot first (an array lookup, inlined), SOURCES (a call) only if another holds it.
+    let slot = SOURCE_SLOTS.get_ptr_mut(source_slot(key));
+    let state = match slot {
+        // SAFETY: a live array value.
+        Some(s) if key != 0 && unsafe { (*s).key } == key => unsafe { &raw mut (*s).state },
+        _ => match SOURCES.get_ptr_mut(&key) {
+            Some(state) => state,
+            None => {
+                if is_unlimited(limit) || !new_source_allowed(cfg, cpu, now) {
+                    return None;
+                }
+                match claim(slot, key, now).or_else(|| track(key)) {
+                    Some(state) => state,
+                    None => return None,
+                }
+            }
+        },
     };
-    if !admitted {
-        offend(cfg, &mut state, pkt, len, now);
+    // SAFETY: a live map value; concurrent CPUs may race on it, which only blurs a count.
+    let state = unsafe { &mut *state };
+    let blocked_until = *state.blocked_until.get(c)?;
+    let (pkt_tat, byte_tat) = (state.pkt_tat.get_mut(c)?, state.byte_tat.get_mut(c)?);
+    let verdict = source::judge(blocked_until, pkt_tat, byte_tat, limit, len, now);
+    if verdict == Some(Reason::SourceRate) {
+        offend(cfg, state, pkt, len, now);
     }
-    // A full LRU evicts its least recently used entry; failure only means we stay untracked.
-    if SOURCES.insert(&key, &state, 0).is_ok()
-        && let Some(added) = SOURCES_ADDED.get_ptr_mut(0)
-    {
+    verdict
+}
+
+/// Gives a new source its slot if the slot is free or its source at rest: the state left
+/// there then decides as a fresh one would, so only the offence count starts again (no
+/// copy of a whole state, whose byte loop the verifier would walk). Two CPUs giving one
+/// slot to two sources at once leave both on one state: a blurred count, as in any race
+/// on an entry.
+#[inline(always)]
+fn claim(slot: Option<*mut SourceSlot>, key: u64, now: u64) -> Option<*mut SourceState> {
+    let s = slot?;
+    // SAFETY: a live array value.
+    let free = unsafe {
+        if key == 0 || !(*s).state.at_rest(now) {
+            return None;
+        }
+        let free = (*s).key == 0;
+        (*s).key = key;
+        (*s).state.offences = 0;
+        free
+    };
+    count_added();
+    count(&SLOTS_GIVEN, 0);
+    if free {
+        count(&SLOTS_GIVEN, 1);
+    }
+    // SAFETY: as above.
+    Some(unsafe { &raw mut (*s).state })
+}
+
+/// Gives a new source whose slot another holds a fresh entry in SOURCES, copied from
+/// FRESH_SOURCE (a map value: no state built on the stack, no zeroing loop), and returns it
+/// to be charged as any entry. A full LRU evicts its least recently used entry; failure
+/// only means the source stays untracked.
+#[inline(always)]
+fn track(key: u64) -> Option<*mut SourceState> {
+    let fresh = FRESH_SOURCE.get(0)?;
+    SOURCES.insert(&key, fresh, 0).ok()?;
+    count_added();
+    SOURCES.get_ptr_mut(&key)
+}
+
+/// Counts a source given a slot or an entry.
+#[inline(always)]
+fn count_added() {
+    count(&SOURCES_ADDED, 0);
+}
+
+#[inline(always)]
+fn count(counts: &PerCpuArray<u64>, index: u32) {
+    if let Some(n) = counts.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
-        unsafe { *added += 1 };
-    }
-    if admitted {
-        None
-    } else {
-        Some(Reason::SourceRate)
+        unsafe { *n += 1 };
     }
 }
 
@@ -155,10 +204,7 @@ fn new_source_allowed(cfg: &Config, cpu: &mut CpuState, now: u64) -> bool {
         cpu.new_source_tat = tat;
         return true;
     }
-    if let Some(refused) = SOURCES_ADDED.get_ptr_mut(1) {
-        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
-        unsafe { *refused += 1 };
-    }
+    count(&SOURCES_ADDED, 1);
     false
 }
 

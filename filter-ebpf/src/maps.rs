@@ -9,8 +9,8 @@ use filter_common::abi::{
     CaptureFilter, Config, Counter, CpuState, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES,
     FLOW_CACHE_SLOTS, FLOW_ENTRIES, FlowCacheEntry, FlowEntry, FlowKey, LIST_ENTRIES,
     MAX_BGP_PEERS, MAX_UPSTREAM_RULES, OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES,
-    ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey, SourceState, TriggerState, UpstreamBucket,
-    UpstreamRule, summary,
+    SOURCE_SLOT_COUNT, ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey, SourceSlot,
+    SourceState, TriggerState, UpstreamBucket, UpstreamRule, summary,
 };
 use filter_common::signature::{Facts, FloodSignature, SIGNATURE_SLOTS};
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
@@ -35,6 +35,19 @@ pub static LIST_SUMMARY: Array<u64> = Array::with_max_entries(summary::WORDS, 0)
 /// Bitmap of UDP source ports dropped by the amplification signature.
 #[map]
 pub static AMP_PORTS: Array<u64> = Array::with_max_entries(AMP_PORT_WORDS, 0);
+
+/// Tracked sources in their slots (`filter_common::abi::SourceSlot`), looked up before SOURCES.
+#[map]
+pub static SOURCE_SLOTS: Array<SourceSlot> = Array::with_max_entries(SOURCE_SLOT_COUNT, 0);
+
+/// Slots given to a new source, and of them free ones, per CPU (see
+/// `filter_common::abi::map::SLOTS_GIVEN`).
+#[map]
+pub static SLOTS_GIVEN: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+/// One zeroed source state, never written: what a new SOURCES entry starts from.
+#[map]
+pub static FRESH_SOURCE: Array<SourceState> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static SOURCES: LruHashMap<SourceKey, SourceState> =

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
-use filter_common::abi::{Action, Class, Mode};
+use filter_common::abi::{Action, Class, Mode, SOURCE_SLOT_COUNT};
 
 use super::Controller;
 
@@ -214,15 +214,16 @@ impl Controller {
             .lock()
             .map_err(|_| anyhow!("metrics lock poisoned"))?;
         m.flood_signatures.set(self.flood.book.active.len() as i64);
-        let capacity = self.settings.filter.sources.max_tracked;
-        m.tracked_sources_capacity.set(i64::from(capacity));
+        let max_tracked = self.settings.filter.sources.max_tracked;
+        m.tracked_sources_capacity
+            .set(i64::from(max_tracked) + i64::from(SOURCE_SLOT_COUNT));
         for iface in &self.fleet.interfaces {
-            let added = iface.dp.sources_added()?;
+            let tracked = iface.dp.tracked_sources_kept(max_tracked)?;
             m.tracked_sources
                 .get_or_create(&InterfaceLabels {
                     interface: iface.name.clone(),
                 })
-                .set(added.min(u64::from(capacity)) as i64);
+                .set(tracked as i64);
         }
         for (name, c) in counters {
             for (action, reason, class, v) in c.non_zero() {

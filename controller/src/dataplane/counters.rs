@@ -2,10 +2,13 @@
 
 use std::net::IpAddr;
 
-use anyhow::Result;
-use aya::maps::{HashMap, MapData, PerCpuArray};
+use anyhow::{Context, Result};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray};
 use filter_common::{
-    abi::{Action, COUNTER_ENTRIES, Class, Counter, Reason, SourceState, counter_index, map},
+    abi::{
+        Action, COUNTER_ENTRIES, Class, Counter, Reason, SOURCE_SLOT_COUNT, SourceKey, SourceSlot,
+        SourceState, counter_index, map, source_slot,
+    },
     config::{source_key_v4, source_key_v6},
 };
 
@@ -80,42 +83,86 @@ impl Dataplane {
 
     /// The exact state of a tracked source, if it has an entry.
     pub fn source(&self, addr: IpAddr) -> Result<Option<SourceState>> {
+        self.source_entry(self.source_key(addr))
+    }
+
+    /// The key the program gives `addr`'s state, under the loaded masks.
+    fn source_key(&self, addr: IpAddr) -> SourceKey {
         let config = self.config();
-        let key = match addr {
+        match addr {
             IpAddr::V4(a) => source_key_v4(a.octets(), config.source_mask_v4),
             IpAddr::V6(a) => source_key_v6(&a.octets(), config.source_mask_v6),
-        };
+        }
+    }
+
+    /// Whether a tracked source's state lives in its slot of SOURCE_SLOTS (else in SOURCES,
+    /// or nowhere): for tests and benchmarks.
+    pub fn source_in_slot(&self, addr: IpAddr) -> Result<bool> {
+        let key = self.source_key(addr);
+        let slots: Array<&MapData, SourceSlot> = Array::try_from(self.map(map::SOURCE_SLOTS)?)?;
+        Ok(key != 0 && slots.get(&source_slot(key), 0)?.key == key)
+    }
+
+    /// The state under a SOURCES key, where the program looks: its slot, then SOURCES.
+    pub(super) fn source_entry(&self, key: SourceKey) -> Result<Option<SourceState>> {
+        let slots: Array<&MapData, SourceSlot> = Array::try_from(self.map(map::SOURCE_SLOTS)?)?;
+        let slot = slots
+            .get(&source_slot(key), 0)
+            .context("failed to read SOURCE_SLOTS")?;
+        if key != 0 && slot.key == key {
+            return Ok(Some(slot.state));
+        }
         let sources: HashMap<&MapData, u64, SourceState> =
             HashMap::try_from(self.map(map::SOURCES)?)?;
         match sources.get(&key, 0) {
             Ok(s) => Ok(Some(s)),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e).context("failed to read SOURCES"),
         }
     }
 
-    /// Entries the program has added to the per-source table, all CPUs. The table only
-    /// loses entries to eviction when full, so min(this, capacity) is its size, kept rather
-    /// than counted (near full, the LRU's per-CPU free lists may make it a few hundred high).
+    /// Sources the program has given a slot or a SOURCES entry, all CPUs.
     pub fn sources_added(&self) -> Result<u64> {
-        let array: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(self.map(map::SOURCES_ADDED)?)?;
-        Ok(array.get(&0, 0)?.iter().sum())
+        self.per_cpu_sum(map::SOURCES_ADDED, 0)
+    }
+
+    /// Sources with a state, kept rather than counted: the slots held (a slot is never
+    /// freed, only given on to a new source when its own is at rest) and SOURCES' entries,
+    /// which only leave by eviction when full, so min(entries added, `max_tracked`) (near
+    /// full, the LRU's per-CPU free lists may make it a few hundred high).
+    pub fn tracked_sources_kept(&self, max_tracked: u32) -> Result<u64> {
+        let added = self.per_cpu_sum(map::SOURCES_ADDED, 0)?;
+        let (given, free) = (
+            self.per_cpu_sum(map::SLOTS_GIVEN, 0)?,
+            self.per_cpu_sum(map::SLOTS_GIVEN, 1)?,
+        );
+        let entries = added.saturating_sub(given).min(u64::from(max_tracked));
+        Ok(entries + free.min(u64::from(SOURCE_SLOT_COUNT)))
+    }
+
+    fn per_cpu_sum(&self, name: &str, index: u32) -> Result<u64> {
+        let array: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(self.map(name)?)?;
+        Ok(array.get(&index, 0)?.iter().sum())
     }
 
     /// Sources the gate let through that stayed untracked because their CPU's bucket of new
     /// entries was empty, all CPUs.
     pub fn sources_refused(&self) -> Result<u64> {
-        let array: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(self.map(map::SOURCES_ADDED)?)?;
-        Ok(array.get(&1, 0)?.iter().sum())
+        self.per_cpu_sum(map::SOURCES_ADDED, 1)
     }
 
-    /// Number of tracked sources. It walks the table, one syscall per entry: for tests and
-    /// benchmarks, never for the daemon's loop.
+    /// Number of tracked sources, in their slots and in SOURCES. It walks both tables, one
+    /// syscall per entry: for tests and benchmarks, never for the daemon's loop.
     pub fn tracked_sources(&self) -> Result<usize> {
+        let slots: Array<&MapData, SourceSlot> = Array::try_from(self.map(map::SOURCE_SLOTS)?)?;
+        let mut held = 0;
+        for slot in slots.iter() {
+            if slot?.key != 0 {
+                held += 1;
+            }
+        }
         let sources: HashMap<&MapData, u64, SourceState> =
             HashMap::try_from(self.map(map::SOURCES)?)?;
-        Ok(sources.keys().count())
+        Ok(held + sources.keys().count())
     }
 }

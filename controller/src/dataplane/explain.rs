@@ -1,6 +1,6 @@
 //! What the program's maps hold for one source, read the way the program reads them, for
 //! `levee explain`: the live CONFIG, the list lookups behind their flags and summary bits, the
-//! amplification-port bit, the source's SOURCES entry, the class's aggregate buckets on every
+//! amplification-port bit, the source's entry (its slot or SOURCES), the class's aggregate buckets on every
 //! CPU, the services trie and the received upstream rules. Reads only.
 
 use std::net::IpAddr;
@@ -68,13 +68,7 @@ impl Dataplane {
             IpAddr::V4(a) => source_key_v4(a.octets(), config.source_mask_v4),
             IpAddr::V6(a) => source_key_v6(&a.octets(), config.source_mask_v6),
         };
-        let sources: HashMap<&MapData, u64, SourceState> =
-            HashMap::try_from(self.map(map::SOURCES)?)?;
-        let source = match sources.get(&key, 0) {
-            Ok(s) => Some(s),
-            Err(e) if is_not_found(&e) => None,
-            Err(e) => return Err(e).context("failed to read SOURCES"),
-        };
+        let source = self.source_entry(key)?;
         let aggregate_refusing = match class {
             Some(c) => self.aggregate_refusing(&config, c, now_ns)?,
             None => None,

@@ -196,12 +196,12 @@ impl Metrics {
             .set(i64::from(filter_common::abi::LIST_ENTRIES));
         registry.register(
             "tracked_sources",
-            "Sources with exact per-source state (the LRU table), per interface: entries added, capped at the capacity",
+            "Sources with exact per-source state, per interface: slots held plus LRU entries added, capped at its size",
             m.tracked_sources.clone(),
         );
         registry.register(
             "tracked_sources_capacity",
-            "Entries the per-source table holds",
+            "Sources the per-source tables hold: sources.max_tracked in the LRU plus the slots",
             m.tracked_sources_capacity.clone(),
         );
         registry.register(

@@ -6,7 +6,14 @@ pub const ALLOW_V6: &str = "ALLOW_V6";
 pub const BLOCK_V4: &str = "BLOCK_V4";
 pub const BLOCK_V6: &str = "BLOCK_V6";
 pub const AMP_PORTS: &str = "AMP_PORTS";
+/// Sources whose slot of SOURCE_SLOTS another source holds (LRU, sized by
+/// `sources.max_tracked`).
 pub const SOURCES: &str = "SOURCES";
+/// Per slot, a tracked source and its state ([`super::SourceSlot`]); looked up first.
+pub const SOURCE_SLOTS: &str = "SOURCE_SLOTS";
+/// Per CPU: [slots given to a new source, of them slots that were free]. Slots are never
+/// freed, only given on, so the second summed is how many are held.
+pub const SLOTS_GIVEN: &str = "SLOTS_GIVEN";
 pub const CPU_STATE: &str = "CPU_STATE";
 pub const COUNTERS: &str = "COUNTERS";
 /// Sampled headers for `levee top` (sized by `events.ring_bytes`).
@@ -19,9 +26,9 @@ pub const EVENTS_LOST: &str = "EVENTS_LOST";
 pub const SAMPLE_COUNTDOWN: &str = "SAMPLE_COUNTDOWN";
 /// Written by the clock-calibration program: [jiffies, CLOCK_MONOTONIC_COARSE ns].
 pub const CLOCK: &str = "CLOCK";
-/// Per CPU: [entries the program added to SOURCES, sources left untracked because the
-/// bucket of new entries was empty]. The kernel keeps no count of an LRU table and it
-/// only loses entries to eviction, so min(added, capacity) is its size.
+/// Per CPU: [sources the program gave a slot or a SOURCES entry, sources left untracked
+/// because the bucket of new entries was empty]. The kernel keeps no count of an LRU table
+/// and it only loses entries to eviction, so min(added - slots given, capacity) is its size.
 pub const SOURCES_ADDED: &str = "SOURCES_ADDED";
 /// Flows the host started or answered, recorded by the egress program (LRU).
 pub const FLOWS: &str = "FLOWS";
@@ -81,7 +88,7 @@ pub const TRIGGER: &str = "TRIGGER";
 pub const SIGNATURES: &str = "SIGNATURES";
 pub const SIGNATURE_HITS: &str = "SIGNATURE_HITS";
 /// Every map, for pinning and listing.
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 23] = [
     CONFIG,
     ALLOW_V4,
     ALLOW_V6,
@@ -89,6 +96,8 @@ pub const ALL: [&str; 21] = [
     BLOCK_V6,
     AMP_PORTS,
     SOURCES,
+    SOURCE_SLOTS,
+    SLOTS_GIVEN,
     CPU_STATE,
     COUNTERS,
     EVENTS,

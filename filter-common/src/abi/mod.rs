@@ -19,6 +19,7 @@ const _: () = assert!(
 );
 const _: () = assert!(size_of::<TriggerState>() == 4 * Class::COUNT * 8 + 8);
 const _: () = assert!(size_of::<SourceState>() == 128);
+const _: () = assert!(size_of::<SourceSlot>() == 136);
 const _: () = assert!(size_of::<FlowKey>() == 40 && align_of::<FlowKey>() == 8);
 const _: () = assert!(size_of::<FlowCacheEntry>() == 48);
 const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
@@ -39,6 +40,7 @@ mod pod {
     unsafe impl aya::Pod for BlockEntry {}
     unsafe impl aya::Pod for AllowEntry {}
     unsafe impl aya::Pod for SourceState {}
+    unsafe impl aya::Pod for SourceSlot {}
     unsafe impl aya::Pod for CpuState {}
     unsafe impl aya::Pod for TriggerState {}
     unsafe impl aya::Pod for Familiar {}
@@ -88,6 +90,36 @@ mod tests {
         for (i, a) in Action::ALL.iter().enumerate() {
             assert_eq!(*a as usize, i, "{}", a.name());
         }
+    }
+
+    /// Neighbouring sources spread over the slots (a hash that kept the key's low bits put
+    /// an IPv4 network's sources in a few dozen), and a slot at rest is what a fresh state is.
+    #[test]
+    fn sources_spread_over_their_slots() {
+        use crate::config::{source_key_v4, source_key_v6};
+        let spread = |keys: &mut dyn Iterator<Item = u64>| {
+            let mut slots: std::vec::Vec<u32> = keys.map(source_slot).collect();
+            slots.sort_unstable();
+            slots.dedup();
+            slots.len()
+        };
+        let v4 =
+            spread(&mut (0u32..4096).map(|i| source_key_v4((0x0a00_0000 + i).to_be_bytes(), !0)));
+        let v6 = spread(&mut (0u16..4096).map(|i| {
+            let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+            a[6..8].copy_from_slice(&i.to_be_bytes());
+            source_key_v6(&a, !0)
+        }));
+        // 4096 keys thrown at 16384 slots at random land in about 3,600 of them.
+        assert!(
+            v4 > 3_400 && v6 > 3_400,
+            "IPv4 {v4}, IPv6 {v6} slots of 4096 sources"
+        );
+        let mut busy = SourceState::default();
+        assert!(busy.at_rest(1_000));
+        busy.byte_tat[Class::COUNT - 1] = 1_001;
+        assert!(!busy.at_rest(1_000));
+        assert!(busy.at_rest(1_001));
     }
 
     /// Every reason, said to be malformed or not. The match has no wildcard: a new reason does

@@ -408,6 +408,47 @@ pub struct SourceState {
     pub _pad: u32,
 }
 
+/// Slots of SOURCE_SLOTS: 2^SOURCE_SLOT_BITS.
+pub const SOURCE_SLOT_BITS: u32 = 14;
+pub const SOURCE_SLOT_COUNT: u32 = 1 << SOURCE_SLOT_BITS;
+
+/// Value of SOURCE_SLOTS: a tracked source (`key`, 0 when the slot is free) and its state.
+/// A source is found in its slot with an array lookup the verifier inlines; only a source
+/// whose slot another holds lives in SOURCES (a call into the kernel). A slot whose source
+/// is at rest ([`SourceState::at_rest`]) may be given to a new source: its state then
+/// decides nothing a fresh one would not.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceSlot {
+    pub key: SourceKey,
+    pub state: SourceState,
+}
+
+/// The SOURCE_SLOTS slot of a source: a multiplicative hash of its key, its top bits (the
+/// only ones every bit of the key reaches: an IPv4 key's address is its top half). Sources
+/// chosen to collide only send their lookups on to SOURCES, as before the slots.
+#[inline(always)]
+pub fn source_slot(key: SourceKey) -> u32 {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SOURCE_SLOT_BITS)) as u32
+}
+
+impl SourceState {
+    /// No penalty running and every bucket full at `now`: the state decides as a fresh one
+    /// would (a bucket whose arrival time has passed starts from `now`, as an empty one).
+    #[inline(always)]
+    pub fn at_rest(&self, now: u64) -> bool {
+        // Without a branch per word (the verifier would walk each): the sign of now - t is
+        // set when t is later (times are far below 2^63).
+        let mut later = 0;
+        for c in 0..Class::COUNT {
+            later |= now.wrapping_sub(self.blocked_until[c])
+                | now.wrapping_sub(self.pkt_tat[c])
+                | now.wrapping_sub(self.byte_tat[c]);
+        }
+        later >> 63 == 0
+    }
+}
+
 /// Counters in the sketch: rows and width (a power of two).
 pub const SKETCH_ROWS: usize = 2;
 pub const SKETCH_WIDTH: usize = 8192;

@@ -49,7 +49,10 @@ fn metrics_endpoint_serves_counters_mode_lists_and_health() {
     assert_eq!(value("levee_under_attack{class=\"udp\"}"), 0.0);
     assert!(value("levee_controller_ticks_total") >= 1.0);
     assert!(value("levee_tracked_sources{interface=\"lv0\"}") >= 0.0);
-    assert_eq!(value("levee_tracked_sources_capacity"), 1_048_576.0);
+    assert_eq!(
+        value("levee_tracked_sources_capacity"),
+        1_048_576.0 + 16_384.0
+    );
     assert_eq!(value("levee_blocklist_capacity"), 1_048_576.0);
     assert!(value("levee_controller_last_tick_timestamp_seconds") > 1.7e9);
     assert_eq!(

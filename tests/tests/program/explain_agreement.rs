@@ -347,11 +347,14 @@ fn explain_and_the_program_agree_on_the_limiter() {
     let mut objected = 0;
     for (m, mode) in [Mode::Monitor, Mode::Enforce].into_iter().enumerate() {
         h.set_mode(mode);
-        for i in 0..20u8 {
-            let source = if i % 2 == 0 {
-                ip(&format!("198.18.{}.{}", 20 + m, i))
-            } else {
-                ip(&format!("2001:db8:{}:{i}::1", 20 + m))
+        // Two of them share the first's slot: their state lives in SOURCES.
+        let first = format!("198.18.{}.0", 20 + m);
+        let mates = crate::source_slots::slot_mates(&first, 2);
+        for i in 0..22u8 {
+            let source = match i {
+                20 | 21 => ip(&mates[usize::from(i - 20)]),
+                _ if i % 2 == 0 => ip(&format!("198.18.{}.{}", 20 + m, i)),
+                _ => ip(&format!("2001:db8:{}:{i}::1", 20 + m)),
             };
             let dst = ip(if source.is_ipv4() { DST4 } else { DST6 });
             let kinds = [

@@ -19,6 +19,7 @@ mod no_cookie;
 mod penalty;
 mod received;
 mod signatures;
+mod source_slots;
 mod strict;
 mod trigger;
 mod verifier;
