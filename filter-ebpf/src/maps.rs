@@ -5,12 +5,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use filter_common::abi::{
-    AMP_PORT_WORDS, AllowEntry, BlockEntry, Budget, CAPTURE_BYTES, COUNTER_ENTRIES, CaptureBudget,
-    CaptureFilter, Config, Counter, CpuState, DEFAULT_EVENT_BYTES, DEFAULT_MAX_SOURCES,
-    FLOW_CACHE_SLOTS, FLOW_ENTRIES, FlowCacheEntry, FlowEntry, FlowKey, LIST_ENTRIES,
-    MAX_BGP_PEERS, MAX_UPSTREAM_RULES, OFFENCE_BYTES, SERVICE_BUDGETS, SERVICE_ENTRIES,
-    SOURCE_SLOT_COUNT, ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey, SourceSlot,
-    SourceState, TriggerState, UpstreamBucket, UpstreamRule, summary,
+    AMP_PORT_WORDS, AllowEntry, BLOCKED_V4_BITS, BlockEntry, BlockedV4, Budget, CAPTURE_BYTES,
+    COUNTER_ENTRIES, CaptureBudget, CaptureFilter, Config, Counter, CpuState, DEFAULT_EVENT_BYTES,
+    DEFAULT_MAX_SOURCES, FLOW_CACHE_SLOTS, FLOW_ENTRIES, FlowCacheEntry, FlowEntry, FlowKey,
+    LIST_ENTRIES, MAX_BGP_PEERS, MAX_UPSTREAM_RULES, OFFENCE_BYTES, SERVICE_BUDGETS,
+    SERVICE_ENTRIES, SOURCE_SLOT_COUNT, ServiceEntry, ServiceKeyV4, ServiceKeyV6, SourceKey,
+    SourceSlot, SourceState, TriggerState, UpstreamBucket, UpstreamRule, summary,
 };
 use filter_common::signature::{Facts, FloodSignature, SIGNATURE_SLOTS};
 use filter_common::synack::{OptionsBuf, OptionsFound, SynAckBuf};
@@ -31,6 +31,15 @@ pub static BLOCK_V6: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::with_max_entries(L
 /// Which address blocks may hold a list entry (`filter_common::abi::summary`).
 #[map]
 pub static LIST_SUMMARY: Array<u64> = Array::with_max_entries(summary::WORDS, 0);
+
+/// What BLOCK_V4 answered for IPv4 sources, per CPU (`filter_common::abi::BlockedV4`).
+#[map]
+pub static BLOCKED_V4: PerCpuArray<BlockedV4> =
+    PerCpuArray::with_max_entries(1 << BLOCKED_V4_BITS, 0);
+
+/// The lists' generation (`filter_common::abi::map::LIST_GENERATION`).
+#[map]
+pub static LIST_GENERATION: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Bitmap of UDP source ports dropped by the amplification signature.
 #[map]

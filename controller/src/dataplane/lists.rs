@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use aya::maps::{LpmTrie, MapData, lpm_trie::Key};
+use aya::maps::{Array, LpmTrie, MapData, lpm_trie::Key};
 use filter_common::abi::{AllowEntry, BlockEntry, flags, map};
 use ipnet::IpNet;
 use tracing::error;
@@ -125,13 +125,13 @@ impl Dataplane {
                     "undoing a failed list change also failed, the list is partly changed: {undo_err:#}"
                 );
             }
-            self.refresh_list_flags()?;
+            self.lists_changed()?;
             return Err(e);
         }
         if edits.iter().any(|e| e.new.is_none()) {
             self.after_removal();
         }
-        self.refresh_list_flags()
+        self.lists_changed()
     }
 
     /// The edits up to the first failure; on failure how many were made, and the error.
@@ -187,7 +187,7 @@ impl Dataplane {
         if removed {
             self.after_removal();
         }
-        self.refresh_list_flags()?;
+        self.lists_changed()?;
         Ok(removed)
     }
 
@@ -226,6 +226,19 @@ impl Dataplane {
     fn trie_has_entries<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<bool> {
         let trie: LpmTrie<&MapData, K, V> = LpmTrie::try_from(self.map(name)?)?;
         Ok(trie.keys().next().is_some())
+    }
+
+    /// After any change to a list, made or undone: a new generation of the lists, which
+    /// makes every blocked source the program remembers (BLOCKED_V4) stale, so none
+    /// outlives the entry it came from; then the HAS_* flags.
+    fn lists_changed(&mut self) -> Result<()> {
+        let mut generation: Array<&mut MapData, u64> =
+            Array::try_from(self.map_mut(map::LIST_GENERATION)?)?;
+        let next = generation.get(&0, 0)?.wrapping_add(1);
+        generation
+            .set(0, next, 0)
+            .context("failed to start a new generation of the lists")?;
+        self.refresh_list_flags()
     }
 
     /// Sets the HAS_* flags so the program skips lookups in empty lists.

@@ -63,6 +63,12 @@ pub const FRAGMENTS: &str = "FRAGMENTS";
 /// Which address blocks may hold a list entry (see [`super::summary`]); made exact from
 /// the lists at every load that reuses them.
 pub const LIST_SUMMARY: &str = "LIST_SUMMARY";
+/// Per CPU: what BLOCK_V4 answered for IPv4 sources, by slot ([`super::BlockedV4`]); never
+/// pinned.
+pub const BLOCKED_V4: &str = "BLOCKED_V4";
+/// The lists' generation: the controller adds one after every change to a list, which
+/// makes every BLOCKED_V4 record stale; never pinned.
+pub const LIST_GENERATION: &str = "LIST_GENERATION";
 /// FlowSpec rules received from BGP neighbours ([`super::UpstreamRule`]), and per CPU
 /// the token buckets of the rate-limiting ones. Never pinned: each run fills them from
 /// its BGP daemon.

@@ -20,6 +20,7 @@ const _: () = assert!(
 const _: () = assert!(size_of::<TriggerState>() == 4 * Class::COUNT * 8 + 8);
 const _: () = assert!(size_of::<SourceState>() == 128);
 const _: () = assert!(size_of::<SourceSlot>() == 136);
+const _: () = assert!(size_of::<BlockedV4>() == 24);
 const _: () = assert!(size_of::<FlowKey>() == 40 && align_of::<FlowKey>() == 8);
 const _: () = assert!(size_of::<FlowCacheEntry>() == 48);
 const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
@@ -41,6 +42,7 @@ mod pod {
     unsafe impl aya::Pod for AllowEntry {}
     unsafe impl aya::Pod for SourceState {}
     unsafe impl aya::Pod for SourceSlot {}
+    unsafe impl aya::Pod for BlockedV4 {}
     unsafe impl aya::Pod for CpuState {}
     unsafe impl aya::Pod for TriggerState {}
     unsafe impl aya::Pod for Familiar {}

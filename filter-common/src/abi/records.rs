@@ -265,6 +265,45 @@ pub struct BlockEntry {
     pub expires_ns: u64,
 }
 
+/// Slots of BLOCKED_V4 (per CPU): 2^BLOCKED_V4_BITS.
+pub const BLOCKED_V4_BITS: u32 = 12;
+
+/// Value of BLOCKED_V4: what BLOCK_V4 answered for an IPv4 source, as of one generation of
+/// the lists ([`blocked_v4_tag`]): its entry's expiry, [`BLOCKED_V4_NONE`] for no entry, or
+/// [`BLOCKED_V4_PENDING`] while the question is being asked. The program finds the answer
+/// here with an array lookup the verifier inlines, and asks BLOCK_V4 (a call into the
+/// kernel) only on a miss; any change to a list starts a new generation, so no answer
+/// outlives the list it came from.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockedV4 {
+    pub tag: u64,
+    pub expires_ns: u64,
+    pub addr: u32,
+    pub _pad: u32,
+}
+
+/// BLOCKED_V4's expiry while the trie has not answered (an entry that expires at u64::MAX,
+/// which no clock reaches, is only never remembered).
+pub const BLOCKED_V4_PENDING: u64 = u64::MAX;
+/// BLOCKED_V4's expiry for a source BLOCK_V4 does not hold (an entry that expires then, in
+/// 584 years of uptime, would read as none).
+pub const BLOCKED_V4_NONE: u64 = u64::MAX - 1;
+
+/// The tag of a BLOCKED_V4 record written under list generation `generation`: never 0,
+/// which an empty slot holds.
+#[inline(always)]
+pub fn blocked_v4_tag(generation: u64) -> u64 {
+    generation << 1 | 1
+}
+
+/// The BLOCKED_V4 slot of an IPv4 source (in memory order): the top bits of a
+/// multiplicative hash.
+#[inline(always)]
+pub fn blocked_v4_slot(addr: u32) -> u32 {
+    (u64::from(addr).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - BLOCKED_V4_BITS)) as u32
+}
+
 /// Value of ALLOW_V4 / ALLOW_V6 (presence is what counts).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! The blocklist and allowlist: longest-prefix matches on IPv4 and IPv6 sources, an entry's
-//! expiry enforced by the program itself, and the allowlist above every other rule.
+//! expiry enforced by the program itself (and by what it remembers of blocked sources), and
+//! the allowlist above every other rule.
 
 use std::{thread::sleep, time::Duration};
 
@@ -98,6 +99,44 @@ fn blocklist_entry_expires_in_the_data_plane() {
         clean("v4 after expiry", udp(SRC4, DST4, 1, 2), Class::Udp),
         clean("v6 after expiry", udp(SRC6, DST6, 1, 2), Class::Udp),
     ]);
+}
+
+/// The program remembers what the IPv4 blocklist answered for a source (BLOCKED_V4): an
+/// entry's expiry, or none. Any change to a list makes what it remembers stale, so a new
+/// entry and a new TTL apply at once.
+#[test]
+fn what_the_program_remembers_of_the_blocklist_follows_every_change() {
+    let mut h = enforce();
+    let blocked = |what: &str| Case {
+        what: what.into(),
+        frame: udp(SRC4, DST4, 1, 2),
+        xdp: XDP_DROP,
+        action: Action::Drop,
+        reason: Reason::Blocklisted,
+        class: Class::Udp,
+    };
+    let passed = |what: &str| clean(what, udp(SRC4, DST4, 1, 2), Class::Udp);
+    // A neighbour listed: the source's block is looked at, and found not listed.
+    h.dp.block(net("198.18.1.99/32"), None).unwrap();
+    // Several runs, to leave answers on both CPUs, whichever the runs land on.
+    for _ in 0..4 {
+        h.expect_all(&[passed("not listed")]);
+        sleep(Duration::from_millis(5));
+    }
+    h.dp.block(net("198.18.1.10/32"), Some(Duration::from_secs(3600)))
+        .unwrap();
+    for _ in 0..4 {
+        h.expect_all(&[blocked("blocked for an hour")]);
+        sleep(Duration::from_millis(5));
+    }
+    h.dp.block(net("198.18.1.10/32"), Some(Duration::from_millis(300)))
+        .unwrap();
+    h.expect_all(&[blocked("blocked for 300 ms now")]);
+    sleep(Duration::from_millis(400));
+    for _ in 0..4 {
+        h.expect_all(&[passed("its new TTL is over")]);
+        sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
