@@ -140,9 +140,8 @@ pub fn flow_known(cfg: &Config, pkt: &IpPacket, clock: &mut Clock) -> bool {
     }
 }
 
-/// Whether FLOW_CACHE holds the flow, seen within `timeout` of `now`. A function of its
-/// own, so its branches do not multiply the verifier's walk of every caller.
-#[inline(never)]
+/// Whether FLOW_CACHE holds the flow, seen within `timeout` of `now`.
+#[inline(always)]
 fn cached_flow(key: &FlowKey, timeout: u64, now: u64) -> bool {
     match FLOW_CACHE.get(key.cache_slot()) {
         Some(c) => c.key.same(key) && now.wrapping_sub(c.seen_ns) < timeout,
