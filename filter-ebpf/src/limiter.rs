@@ -110,7 +110,7 @@ pub fn source(
     let slot = SOURCE_SLOTS.get_ptr_mut(source_slot(key));
     let state = match slot {
         // SAFETY: a live array value.
-        Some(s) if key != 0 && unsafe { (*s).key } == key => unsafe { &raw mut (*s).state },
+        Some(s) if unsafe { (*s).holds(key) } => unsafe { &raw mut (*s).state },
         _ => match SOURCES.get_ptr_mut(&key) {
             Some(state) => state,
             None => {

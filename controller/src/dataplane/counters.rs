@@ -100,7 +100,7 @@ impl Dataplane {
     pub fn source_in_slot(&self, addr: IpAddr) -> Result<bool> {
         let key = self.source_key(addr);
         let slots: Array<&MapData, SourceSlot> = Array::try_from(self.map(map::SOURCE_SLOTS)?)?;
-        Ok(key != 0 && slots.get(&source_slot(key), 0)?.key == key)
+        Ok(slots.get(&source_slot(key), 0)?.holds(key))
     }
 
     /// The state under a SOURCES key, where the program looks: its slot, then SOURCES.
@@ -109,7 +109,7 @@ impl Dataplane {
         let slot = slots
             .get(&source_slot(key), 0)
             .context("failed to read SOURCE_SLOTS")?;
-        if key != 0 && slot.key == key {
+        if slot.holds(key) {
             return Ok(Some(slot.state));
         }
         let sources: HashMap<&MapData, u64, SourceState> =

@@ -463,6 +463,15 @@ pub struct SourceSlot {
     pub state: SourceState,
 }
 
+impl SourceSlot {
+    /// Whether the slot holds the source of `key` (a key of 0, which a free slot holds too,
+    /// is never held: such a source lives in SOURCES).
+    #[inline(always)]
+    pub fn holds(&self, key: SourceKey) -> bool {
+        key != 0 && self.key == key
+    }
+}
+
 /// The SOURCE_SLOTS slot of a source: a multiplicative hash of its key, its top bits (the
 /// only ones every bit of the key reaches: an IPv4 key's address is its top half). Sources
 /// chosen to collide only send their lookups on to SOURCES, as before the slots.
