@@ -22,6 +22,9 @@ pub struct Options {
     /// (what `target/bench/latest.md` holds), not the floods, line rate and daemon figures.
     #[arg(long)]
     pub paths_only: bool,
+    /// Only the random-source flood against one source ((f) and (a'), real frames).
+    #[arg(long)]
+    pub spread_only: bool,
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -39,6 +42,9 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     if opts.paths_only {
         args.push("--paths-only".into());
+    }
+    if opts.spread_only {
+        args.push("--spread-only".into());
     }
     run_lab_bin("bench", &args)
 }

@@ -35,7 +35,7 @@ use filter_common::{
     frames::l3_offset,
     parse::TCP_SYN,
 };
-use levee::dataplane::{AttachMode, Dataplane, LoadOptions};
+use levee::dataplane::{Dataplane, LoadOptions};
 use levee_tests::{
     XDP_DROP, XDP_PASS, icmp,
     livegen::{Method, RECEIVER_CPU},
@@ -70,6 +70,9 @@ struct Args {
     /// Only the control socket under 200 clients.
     #[arg(long)]
     control_only: bool,
+    /// Only the random-source flood against one source ((f) and (a')).
+    #[arg(long)]
+    spread_only: bool,
     /// Frames per run in the spoofed-flood comparison.
     #[arg(long, default_value_t = 1_000_000)]
     frames: usize,
@@ -104,6 +107,9 @@ fn run(args: &Args) -> Result<()> {
     }
     if args.line_rate_only {
         return line_rate(args);
+    }
+    if args.spread_only {
+        return spoofed_flood(args);
     }
     if args.control_only {
         println!("{}", Report::provenance(args)?.join("\n"));
