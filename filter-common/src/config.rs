@@ -158,6 +158,8 @@ impl Config {
             trigger_burst_ns: [0; Class::COUNT],
             trigger_hold_ns: 0,
             familiar_ttl_ns: 0,
+            familiar_new_cost_ns: 0,
+            familiar_new_burst_ns: 0,
             synack_mss_v4: 1460,
             synack_mss_v6: 1440,
             synack_wscale: 7,

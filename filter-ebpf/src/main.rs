@@ -399,7 +399,7 @@ fn judge_packet(
         && cfg.flags & (flags::FAMILIAR | flags::STRICT) == flags::FAMILIAR
         && familiar::take_sighted()
     {
-        familiar::record(pkt, Clock::new(cfg).now());
+        familiar::record(cfg, pkt, Clock::new(cfg).now());
     }
     // What strict refuses of unknown sources keeps the trigger's hold alive while the flood
     // lasts (a SYN answered with a cookie never reaches the limiter's count).

@@ -67,6 +67,11 @@ pub static SOURCES: LruHashMap<SourceKey, SourceState> =
 #[map]
 pub static SOURCES_ADDED: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
+/// New FAMILIAR entries and sightings left unrecorded, per CPU (see
+/// `filter_common::abi::map::FAMILIAR_ADDED`).
+#[map]
+pub static FAMILIAR_ADDED: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
 #[map]
 pub static CPU_STATE: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
 

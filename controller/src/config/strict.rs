@@ -85,7 +85,15 @@ pub struct StrictSettings {
     /// A source stays familiar this long after it last sent UDP within its limits while
     /// calm; a familiar source passes before the unknown budget.
     pub familiar_ttl: Duration,
+    /// New familiar sources (and networks) the program records a second, all CPUs together:
+    /// a spread flood while calm pays for at most this many table inserts, and evicts at most
+    /// this many of the crowd's entries.
+    pub familiar_max_new_per_sec: u64,
 }
+
+/// New familiar entries a second by default: a live event's crowd joining a host seldom
+/// comes faster, and one over it is recorded at its next sighting.
+pub const DEFAULT_FAMILIAR_MAX_NEW_PER_SEC: u64 = 20_000;
 
 /// Familiar sources are remembered for a day by default: a live event's crowd often came
 /// earlier the same day.
@@ -105,6 +113,7 @@ impl Default for StrictSettings {
             services: Vec::new(),
             service_owners: ServiceOwners::System,
             familiar_ttl: DEFAULT_FAMILIAR_TTL,
+            familiar_max_new_per_sec: DEFAULT_FAMILIAR_MAX_NEW_PER_SEC,
         }
     }
 }
@@ -120,6 +129,7 @@ pub struct StrictFile {
     /// "system", "root", or a list of uids.
     pub service_owners: Option<OwnersFile>,
     pub familiar_ttl: Option<String>,
+    pub familiar_max_new_per_sec: Option<u64>,
 }
 
 /// `strict.service_owners` as written.
@@ -186,6 +196,14 @@ pub(super) fn apply(
                 bail!("field strict.familiar_ttl: must be between 1m and 30d, got {t:?}");
             }
             out.familiar_ttl = d;
+        }
+        if let Some(n) = f.familiar_max_new_per_sec {
+            if !(100..=100_000_000).contains(&n) {
+                bail!(
+                    "field strict.familiar_max_new_per_sec: must be between 100 and 100000000, got {n}"
+                );
+            }
+            out.familiar_max_new_per_sec = n;
         }
         match f.service_owners {
             None => {}

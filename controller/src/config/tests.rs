@@ -70,6 +70,10 @@ fn bad_values_name_the_field_and_reason() {
             "field sources.max_new_per_sec: must be between 100 and 100000000, got 0",
         ),
         (
+            "[strict]\nfamiliar_max_new_per_sec = 50",
+            "field strict.familiar_max_new_per_sec: must be between 100 and 100000000, got 50",
+        ),
+        (
             "[lists]\nblock = [\"192.0.2.0/24\", \"300.1.1.1\"]",
             "field lists.block[1]: malformed CIDR \"300.1.1.1\"",
         ),

@@ -105,6 +105,10 @@ impl Controller {
         c.flow_timeout_ns = s.flow_timeout.as_nanos() as u64;
         c.set_flag(flags::FAMILIAR, s.mode != StrictMode::Off);
         c.familiar_ttl_ns = s.familiar_ttl.as_nanos() as u64;
+        // Each CPU's share, with a burst of a thousand entries.
+        c.familiar_new_cost_ns =
+            1_000_000_000 * u64::from(self.cpus.max(1)) / s.familiar_max_new_per_sec;
+        c.familiar_new_burst_ns = c.familiar_new_cost_ns * 1000;
         c.unknown_budget = s.unknown_budget.encode_per_cpu(self.cpus);
         if let Some(wscale) = self.strict.wscale {
             c.synack_wscale = wscale;

@@ -272,6 +272,7 @@ impl Controller {
             let (offences, samples) = iface.dp.events_lost()?;
             m.observe_lost(&iface.name, offences, samples);
             m.observe_refused(&iface.name, iface.dp.sources_refused()?);
+            m.observe_familiar_unrecorded(&iface.name, iface.dp.familiar_unrecorded()?);
         }
         m.gate_window.set(self.gate.window_secs());
         m.gate_threshold.set(i64::from(self.gate.threshold));

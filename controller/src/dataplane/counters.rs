@@ -151,6 +151,17 @@ impl Dataplane {
         self.per_cpu_sum(map::SOURCES_ADDED, 1)
     }
 
+    /// Entries the program added to FAMILIAR (sources and their networks), all CPUs.
+    pub fn familiar_added(&self) -> Result<u64> {
+        self.per_cpu_sum(map::FAMILIAR_ADDED, 0)
+    }
+
+    /// Sightings of new sources the program left unrecorded as familiar because their CPU's
+    /// bucket of new FAMILIAR entries was empty, all CPUs.
+    pub fn familiar_unrecorded(&self) -> Result<u64> {
+        self.per_cpu_sum(map::FAMILIAR_ADDED, 1)
+    }
+
     /// Number of tracked sources, in their slots and in SOURCES. It walks both tables, one
     /// syscall per entry: for tests and benchmarks, never for the daemon's loop.
     pub fn tracked_sources(&self) -> Result<usize> {

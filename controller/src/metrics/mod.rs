@@ -41,6 +41,7 @@ pub struct Metrics {
     pub state_write_errors: Counter,
     pub events_lost: Family<LostLabels, Counter>,
     pub sources_refused: Family<InterfaceLabels, Counter>,
+    pub familiar_unrecorded: Family<InterfaceLabels, Counter>,
     pub gate_window: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub gate_threshold: Gauge,
     pub strict_engaged: Gauge,
@@ -58,6 +59,7 @@ pub struct Metrics {
     pub flood_signatures: Gauge,
     pub flood_signatures_found: Counter,
     seen_refused: HashMap<String, u64>,
+    seen_unrecorded: HashMap<String, u64>,
     /// Last absolute counter values read from the data plane, to turn them into increments.
     seen: HashMap<PacketLabels, (u64, u64)>,
     seen_lost: HashMap<LostLabels, u64>,
@@ -89,6 +91,7 @@ impl Metrics {
             state_write_errors: Counter::default(),
             events_lost: Family::default(),
             sources_refused: Family::default(),
+            familiar_unrecorded: Family::default(),
             gate_window: Gauge::default(),
             gate_threshold: Gauge::default(),
             strict_engaged: Gauge::default(),
@@ -106,6 +109,7 @@ impl Metrics {
             flood_signatures: Gauge::default(),
             flood_signatures_found: Counter::default(),
             seen_refused: HashMap::new(),
+            seen_unrecorded: HashMap::new(),
             seen_lost: HashMap::new(),
             seen: HashMap::new(),
             registry: Registry::default(),
@@ -235,6 +239,11 @@ impl Metrics {
             m.sources_refused.clone(),
         );
         registry.register(
+            "familiar_sightings_unrecorded",
+            "Sightings of new sources while calm left unrecorded as familiar: the budget of new familiar entries was spent (strict.familiar_max_new_per_sec); each is recorded at a later sighting",
+            m.familiar_unrecorded.clone(),
+        );
+        registry.register(
             "sketch_gate_window_seconds",
             "Window of the sketch gate in force; shorter than the config's while one CPU sees a high packet rate",
             m.gate_window.clone(),
@@ -329,14 +338,23 @@ impl Metrics {
 
     /// Records an interface's absolute count of sources left untracked as an increment.
     pub fn observe_refused(&mut self, interface: &str, now: u64) {
-        let before = self.seen_refused.get(interface).copied().unwrap_or(0);
-        let delta = if now < before { now } else { now - before };
-        self.sources_refused
-            .get_or_create(&InterfaceLabels {
-                interface: interface.to_string(),
-            })
-            .inc_by(delta);
-        self.seen_refused.insert(interface.to_string(), now);
+        increment(
+            &self.sources_refused,
+            &mut self.seen_refused,
+            interface,
+            now,
+        );
+    }
+
+    /// Records an interface's absolute count of familiar sightings left unrecorded as an
+    /// increment.
+    pub fn observe_familiar_unrecorded(&mut self, interface: &str, now: u64) {
+        increment(
+            &self.familiar_unrecorded,
+            &mut self.seen_unrecorded,
+            interface,
+            now,
+        );
     }
 
     /// Marks one loop of the controller done.
@@ -361,6 +379,24 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Adds to an interface's counter what its absolute count in the data plane grew by since
+/// it was last seen (all of it after a reset, as after a reload of the program).
+fn increment(
+    family: &Family<InterfaceLabels, Counter>,
+    seen: &mut HashMap<String, u64>,
+    interface: &str,
+    now: u64,
+) {
+    let before = seen.get(interface).copied().unwrap_or(0);
+    let delta = if now < before { now } else { now - before };
+    family
+        .get_or_create(&InterfaceLabels {
+            interface: interface.to_string(),
+        })
+        .inc_by(delta);
+    seen.insert(interface.to_string(), now);
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub const CLOCK: &str = "CLOCK";
 /// because the bucket of new entries was empty]. The kernel keeps no count of an LRU table
 /// and it only loses entries to eviction, so min(added - slots given, capacity) is its size.
 pub const SOURCES_ADDED: &str = "SOURCES_ADDED";
+/// Per CPU: [sources the program added to FAMILIAR, sightings it left unrecorded because
+/// the bucket of new entries was empty (`strict.familiar_max_new_per_sec`)].
+pub const FAMILIAR_ADDED: &str = "FAMILIAR_ADDED";
 /// Flows the host started or answered, recorded by the egress program (LRU).
 pub const FLOWS: &str = "FLOWS";
 /// Per slot, the flow the egress program last recorded there ([`super::FlowCacheEntry`]).
@@ -94,7 +97,7 @@ pub const TRIGGER: &str = "TRIGGER";
 pub const SIGNATURES: &str = "SIGNATURES";
 pub const SIGNATURE_HITS: &str = "SIGNATURE_HITS";
 /// Every map, for pinning and listing.
-pub const ALL: [&str; 23] = [
+pub const ALL: [&str; 24] = [
     CONFIG,
     ALLOW_V4,
     ALLOW_V6,
@@ -114,6 +117,7 @@ pub const ALL: [&str; 23] = [
     FLOWS,
     VERIFIED,
     FAMILIAR,
+    FAMILIAR_ADDED,
     SERVICES_V4,
     SERVICES_V6,
     SVC_BUDGET,

@@ -15,7 +15,8 @@ pub use records::*;
 const _: () = assert!(size_of::<Counter>() == 16);
 const _: () = assert!(size_of::<Limit>() == 32);
 const _: () = assert!(
-    size_of::<Config>() == 64 + 2 * Class::COUNT * 32 + 8 + 32 + 16 + Class::COUNT * 16 + 8 + 8 + 8
+    size_of::<Config>()
+        == 64 + 2 * Class::COUNT * 32 + 8 + 32 + 16 + Class::COUNT * 16 + 8 + 8 + 16 + 8
 );
 const _: () = assert!(size_of::<TriggerState>() == 4 * Class::COUNT * 8 + 8);
 const _: () = assert!(size_of::<SourceState>() == 128);
@@ -23,7 +24,7 @@ const _: () = assert!(size_of::<SourceSlot>() == 136);
 const _: () = assert!(size_of::<BlockedV4>() == 24);
 const _: () = assert!(size_of::<FlowKey>() == 40 && align_of::<FlowKey>() == 8);
 const _: () = assert!(size_of::<FlowCacheEntry>() == 48);
-const _: () = assert!(size_of::<CpuState>() == 88 + SKETCH_ROWS * SKETCH_WIDTH);
+const _: () = assert!(size_of::<CpuState>() == 96 + SKETCH_ROWS * SKETCH_WIDTH);
 const _: () = assert!(size_of::<Event>() == 72);
 const _: () = assert!(size_of::<Sample>() == 96);
 const _: () = assert!(size_of::<UpstreamRule>() == 64 + 20 + 4 + 32);

@@ -232,6 +232,11 @@ pub struct Config {
     pub trigger_hold_ns: u64,
     /// A source stays familiar this long after it last sent while calm (see FAMILIAR).
     pub familiar_ttl_ns: u64,
+    /// Cost in ns of one new FAMILIAR entry in a CPU's bucket of them (the host's
+    /// `strict.familiar_max_new_per_sec`, shared among the CPUs); zero: unbounded.
+    pub familiar_new_cost_ns: u64,
+    /// Depth of that bucket in ns.
+    pub familiar_new_burst_ns: u64,
     /// What the program's SYN-ACK offers: MSS for IPv4 and IPv6, the window scale the kernel
     /// will use for the connection it makes from the cookie, and the TTL / hop limit.
     pub synack_mss_v4: u16,
@@ -510,6 +515,9 @@ pub struct CpuState {
     /// Theoretical arrival time of the bucket of new SOURCES entries
     /// ([`Config::new_source_cost_ns`]).
     pub new_source_tat: u64,
+    /// Theoretical arrival time of the bucket of new FAMILIAR entries
+    /// ([`Config::familiar_new_cost_ns`]).
+    pub familiar_new_tat: u64,
     /// Count-min sketch cells, see [`crate::limit::sketch_bump`].
     pub sketch: [[u8; SKETCH_WIDTH]; SKETCH_ROWS],
 }

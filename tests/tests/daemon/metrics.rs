@@ -67,6 +67,10 @@ fn metrics_endpoint_serves_counters_mode_lists_and_health() {
         value("levee_sources_untracked_by_budget_total{interface=\"lv0\"}"),
         0.0
     );
+    assert_eq!(
+        value("levee_familiar_sightings_unrecorded_total{interface=\"lv0\"}"),
+        0.0
+    );
     assert_eq!(value("levee_strict_engaged"), 0.0);
 
     // A bad --metrics value is named in one line before anything is attached.

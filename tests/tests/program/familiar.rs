@@ -1,9 +1,14 @@
 //! Issue 22: familiar sources. While calm (strict not engaged), a source whose UDP the
 //! per-source stage admits is seen; seen in two moments a second apart, it is familiar, and
 //! while strict's UDP budget applies it passes before the budget (`familiar`). A source seen
-//! once, or never, meets the budget.
+//! once, or never, meets the budget. New entries come from a per-CPU bucket: a spread flood
+//! while calm records at most its budget, and the crowd already familiar stays so.
 
-use std::{thread::sleep, time::Duration};
+use std::{
+    net::Ipv4Addr,
+    thread::sleep,
+    time::{Duration, Instant},
+};
 
 use filter_common::{
     abi::{Action, Class, Config, Mode, Reason, flags},
@@ -152,6 +157,93 @@ fn a_source_seen_while_calm_passes_before_the_budget() {
                     .unwrap()
                     .is_none()
             );
+        });
+    });
+}
+
+fn familiar(h: &Harness, cfg: &Config, src: Ipv4Addr) -> bool {
+    h.dp.familiar_ago(src.into(), cfg.familiar_ttl_ns)
+        .unwrap()
+        .is_some()
+}
+
+/// 1,000 new entries a second on this CPU, a burst of 100.
+const NEW_COST_NS: u64 = 1_000_000;
+const NEW_BURST: u64 = 100;
+
+#[test]
+fn a_spread_flood_while_calm_records_only_its_budget_and_the_crowd_stays() {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin_to_this_cpu();
+            let mut calm = Config::new(Mode::Enforce);
+            calm.set_flag(flags::TRACK_FLOWS, true);
+            calm.set_flag(flags::SOURCE_LIMITS, true);
+            calm.set_flag(flags::FAMILIAR, true);
+            calm.familiar_ttl_ns = 3_600_000_000_000;
+            calm.familiar_new_cost_ns = NEW_COST_NS;
+            calm.familiar_new_burst_ns = NEW_COST_NS * NEW_BURST;
+            let h = Harness::new(calm);
+            // A crowd of 40 (two entries each: source and /24) sighted twice a second apart.
+            let crowd: Vec<Ipv4Addr> = (0..40).map(|i| Ipv4Addr::new(198, 18, 40 + i, 9)).collect();
+            // (Twice in the second round, a sketch window apart: as in the test above, a
+            // window 1.1 s on may share the first one's epoch.)
+            for round in [0, 1, 2] {
+                if round > 0 {
+                    sleep(Duration::from_millis(if round == 1 { 1100 } else { 20 }));
+                }
+                for src in &crowd {
+                    assert_eq!(h.run(&udp(&src.to_string())), XDP_PASS);
+                }
+            }
+            assert!(
+                crowd.iter().all(|&m| familiar(&h, &calm, m)),
+                "the crowd is familiar"
+            );
+            sleep(Duration::from_millis(150)); // the bucket refills
+
+            // A random-source flood while calm: every datagram a new source, a sighting.
+            let added = h.dp.familiar_added().unwrap();
+            let unrecorded = h.dp.familiar_unrecorded().unwrap();
+            let started = Instant::now();
+            let flood = 20_000u32;
+            for i in 0..flood {
+                let a = Ipv4Addr::from(i.wrapping_mul(2_654_435_761).wrapping_add(0x0a00_0001));
+                assert_eq!(h.run(&udp(&a.to_string())), XDP_PASS, "calm: passed");
+            }
+            let took = started.elapsed();
+            let added = h.dp.familiar_added().unwrap() - added;
+            let unrecorded = h.dp.familiar_unrecorded().unwrap() - unrecorded;
+            // The program's coarse clock may run a tick (4 ms) ahead of the test's.
+            let budget = NEW_BURST + (took.as_nanos() as u64 + 10_000_000) / NEW_COST_NS;
+            eprintln!(
+                "{flood} spoofed sources in {took:?}: {added} recorded (budget {budget}), \
+                 {unrecorded} sightings left unrecorded"
+            );
+            assert!(
+                added <= budget,
+                "{added} new entries, over the budget of {budget}"
+            );
+            assert!(added >= NEW_BURST / 2, "the burst was spent: {added}");
+            assert!(
+                unrecorded >= u64::from(flood) / 2,
+                "the flood's sightings were left unrecorded: {unrecorded}"
+            );
+            assert!(
+                crowd.iter().all(|&m| familiar(&h, &calm, m)),
+                "the crowd is still familiar"
+            );
+
+            // The bucket refills: a newcomer after the flood is recorded at once.
+            sleep(Duration::from_millis(150));
+            let newcomer: Ipv4Addr = "198.18.99.1".parse().unwrap();
+            assert_eq!(h.run(&udp(&newcomer.to_string())), XDP_PASS);
+            sleep(Duration::from_millis(1100));
+            for _ in 0..2 {
+                assert_eq!(h.run(&udp(&newcomer.to_string())), XDP_PASS);
+                sleep(Duration::from_millis(20));
+            }
+            assert!(familiar(&h, &calm, newcomer), "recorded after the flood");
         });
     });
 }
