@@ -28,6 +28,8 @@ pub struct Bird {
     child: Child,
     socket: PathBuf,
     netns: String,
+    config: PathBuf,
+    hold_secs: Option<u32>,
 }
 
 impl Bird {
@@ -45,42 +47,8 @@ impl Bird {
     /// [`Bird::with_flows`] with the session's hold time set to `hold_secs` (BGP takes the
     /// smaller of the two ends', so Levee's side keeps it too; keepalives every third).
     pub fn configured(ns: &Netns, dir: &Path, flows: &[&str], hold_secs: Option<u32>) -> Bird {
-        let timers = hold_secs.map_or(String::new(), |h| {
-            format!("hold time {h};\n keepalive time {};\n", (h / 3).max(1))
-        });
         let config = dir.join("bird.conf");
-        let mut statics = String::new();
-        if !flows.is_empty() {
-            statics += "protocol static flows {\n  flow4 { table flowtab4; };\n";
-            for f in flows {
-                statics += &format!(
-                    "  route flow4 {{ {f} }} {{ bgp_ext_community.add((generic, 0x80060000, 0x0)); }};\n"
-                );
-            }
-            statics += "}\n";
-            // And a unicast route, as a route server's table would carry.
-            statics +=
-                "protocol static unicast4 {\n  ipv4;\n  route 203.0.113.0/24 blackhole;\n}\n";
-        }
-        let export = if flows.is_empty() { "none" } else { "all" };
-        std::fs::write(
-            &config,
-            format!(
-                "router id {UPSTREAM};\n\
-                 protocol device {{}}\n\
-                 flow4 table flowtab4;\n\
-                 {statics}\
-                 protocol bgp levee {{\n\
-                   local {UPSTREAM} as 65000;\n\
-                   neighbor {LEVEE_SIDE} as 64512;\n\
-                   passive on;\n\
-                   {timers}\
-                   ipv4 {{ import all; export {export}; }};\n\
-                   flow4 {{ table flowtab4; import all; export {export}; }};\n\
-                 }}\n"
-            ),
-        )
-        .unwrap();
+        write_bird_config(&config, flows, hold_secs);
         let socket = dir.join("bird.ctl");
         let child = ns
             .command("bird")
@@ -95,6 +63,8 @@ impl Bird {
             child,
             socket,
             netns: ns.name.clone(),
+            config,
+            hold_secs,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !bird.socket.exists() {
@@ -102,6 +72,16 @@ impl Bird {
             sleep(Duration::from_millis(50));
         }
         bird
+    }
+
+    /// Announces `flows` instead of what bird announced (it must have announced some: the
+    /// session exports FlowSpec only then), as a route reflector does when a node's rule
+    /// arrives or goes: `birdc configure`, the session untouched.
+    pub fn set_flows(&self, flows: &[&str]) {
+        assert!(!flows.is_empty(), "bird keeps exporting only with flows");
+        write_bird_config(&self.config, flows, self.hold_secs);
+        let out = self.birdc(&["configure"]);
+        assert!(out.contains("Reconfigured"), "birdc configure: {out}");
     }
 
     fn birdc(&self, args: &[&str]) -> String {
@@ -159,6 +139,44 @@ impl Bird {
     pub fn wait_route(&self, prefix: &str, secs: u64, check: impl Fn(&str) -> bool) -> String {
         wait(secs, || self.show_route(prefix), check)
     }
+}
+
+/// bird's configuration: the session with Levee, and `flows` as static FlowSpec routes.
+fn write_bird_config(config: &Path, flows: &[&str], hold_secs: Option<u32>) {
+    let timers = hold_secs.map_or(String::new(), |h| {
+        format!("hold time {h};\n keepalive time {};\n", (h / 3).max(1))
+    });
+    let mut statics = String::new();
+    if !flows.is_empty() {
+        statics += "protocol static flows {\n  flow4 { table flowtab4; };\n";
+        for f in flows {
+            statics += &format!(
+                "  route flow4 {{ {f} }} {{ bgp_ext_community.add((generic, 0x80060000, 0x0)); }};\n"
+            );
+        }
+        statics += "}\n";
+        // And a unicast route, as a route server's table would carry.
+        statics += "protocol static unicast4 {\n  ipv4;\n  route 203.0.113.0/24 blackhole;\n}\n";
+    }
+    let export = if flows.is_empty() { "none" } else { "all" };
+    std::fs::write(
+        config,
+        format!(
+            "router id {UPSTREAM};\n\
+             protocol device {{}}\n\
+             flow4 table flowtab4;\n\
+             {statics}\
+             protocol bgp levee {{\n\
+               local {UPSTREAM} as 65000;\n\
+               neighbor {LEVEE_SIDE} as 64512;\n\
+               passive on;\n\
+               {timers}\
+               ipv4 {{ import all; export {export}; }};\n\
+               flow4 {{ table flowtab4; import all; export {export}; }};\n\
+             }}\n"
+        ),
+    )
+    .unwrap();
 }
 
 /// Polls `read` every 100 ms until `check` holds of it or `secs` pass; returns the last read.

@@ -138,6 +138,7 @@ impl Controller {
             return;
         };
         u.collect();
+        u.follow_received();
         match u.received_news() {
             None => {}
             Some(ReceivedNews::Changed { now: rules, before }) => {

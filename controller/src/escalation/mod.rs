@@ -11,6 +11,7 @@ pub mod precedence;
 pub mod received;
 pub mod shape;
 pub mod views;
+pub mod watch;
 pub mod withdrawer;
 
 use std::{fmt, net::IpAddr};

@@ -2,7 +2,8 @@
 //! the /24 Levee's own session address lives in drops everyone else's traffic there but never
 //! the BGP session (its packets pass before every stage); a rule over a /16 is refused; and
 //! once `levee run` is killed, the rules it enforced stop by themselves within their lease,
-//! the program still attached.
+//! the program still attached. Issue 26: a rule the neighbour adds or withdraws is followed
+//! through gobgpd's watch, within a second.
 
 use std::{
     thread::sleep,
@@ -82,15 +83,7 @@ fn a_received_rule_over_levees_own_address_cannot_cut_its_session() {
         "the RTBH reached bird: {route}"
     );
 
-    // Three hold times pass; the session never drops (the same "since" throughout). Bird
-    // shows "since" as wall time computed from its monotonic clock, so it may move by a
-    // millisecond between reads; a session that dropped and came back would move it by seconds.
-    let since_ms = |line: &str| -> i64 {
-        let at = line.split_whitespace().nth(4).unwrap_or_default();
-        let parts: Vec<f64> = at.split(':').filter_map(|p| p.parse().ok()).collect();
-        assert_eq!(parts.len(), 3, "a time of day in bird's line: {line}");
-        ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1000.0).round() as i64
-    };
+    // Three hold times pass; the session never drops (the same "since" throughout).
     let first = since_ms(&session);
     let end = Instant::now() + Duration::from_secs(u64::from(3 * HOLD_SECS) + 1);
     while Instant::now() < end {
@@ -158,5 +151,98 @@ fn a_neighbour_over_its_max_prefix_loses_its_session() {
             .as_array()
             .is_some_and(|r| r.iter().all(|r| r["state"] != "enforced")),
         "nothing from a session over its limit is enforced: {received}"
+    );
+}
+
+/// When bird's session line says it came up, in ms of the day. Bird shows it as wall time
+/// computed from its monotonic clock, so it may move by a millisecond between reads; a
+/// session that dropped and came back would move it by seconds.
+fn since_ms(line: &str) -> i64 {
+    let at = line.split_whitespace().nth(4).unwrap_or_default();
+    let parts: Vec<f64> = at.split(':').filter_map(|p| p.parse().ok()).collect();
+    assert_eq!(parts.len(), 3, "a time of day in bird's line: {line}");
+    ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1000.0).round() as i64
+}
+
+/// The state Levee shows for the received rule whose text holds `dst`, if it shows one.
+fn received_state(d: &DaemonLab, dst: &str) -> Option<String> {
+    let shown = d.cli_ok(&["escalate", "list", "--received", "--json"]);
+    let received: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    received
+        .as_array()?
+        .iter()
+        .find(|r| r["rule"].as_str().unwrap_or_default().contains(dst))
+        .map(|r| r["state"].as_str().unwrap_or_default().to_string())
+}
+
+/// Polls `check` every 20 ms for up to 5 s; how long it took to hold.
+fn time_until(check: impl Fn() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        if check() {
+            return Some(started.elapsed());
+        }
+        sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// What a route reflector passes on from another node, Levee enforces within a second, and
+/// stops within a second of its withdrawal: gobgpd's watch tells Levee, no poll waits.
+#[test]
+fn a_rule_the_neighbour_adds_or_withdraws_is_followed_within_a_second() {
+    let mut d = DaemonLab::new();
+    const ELSEWHERE: &str = "dst 198.18.0.10/32; proto = 17; dport = 7777;";
+    const HERE: &str = "dst 198.18.0.1/32; proto = 17; dport = 9000;";
+    let bird = Bird::with_flows(&d.lab.client, &d.dir, &[ELSEWHERE]);
+    d.write_config(&format!(
+        "mode = \"enforce\"\n{ESCALATION}accept_flowspec = true\n"
+    ));
+    d.start();
+    let first = wait(
+        60,
+        || format!("{:?}", received_state(&d, "198.18.0.10/32")),
+        |s| s == "Some(\"enforced\")",
+    );
+    assert_eq!(first, "Some(\"enforced\")", "the first rule enforced");
+    let session = bird.session();
+    let rx = udp_receiver(&d.lab.protected, PROTECTED_V4, 9000);
+    assert!(
+        one_datagram(&d, &rx, CLIENT_V4[1]),
+        "passes before the rule"
+    );
+
+    bird.set_flows(&[ELSEWHERE, HERE]);
+    let took_in = time_until(|| received_state(&d, "198.18.0.1/32").as_deref() == Some("enforced"))
+        .expect("the new rule enforced within 5 s");
+    let dropped = packets(&d.stats(), Action::Drop, Some(Reason::UpstreamRule));
+    assert!(
+        !one_datagram(&d, &rx, CLIENT_V4[1]),
+        "dropped by the new rule"
+    );
+    assert!(
+        packets(&d.stats(), Action::Drop, Some(Reason::UpstreamRule)) > dropped,
+        "counted as upstream_rule"
+    );
+
+    bird.set_flows(&[ELSEWHERE]);
+    let took_out = time_until(|| received_state(&d, "198.18.0.1/32").is_none())
+        .expect("the withdrawn rule gone within 5 s");
+    assert!(one_datagram(&d, &rx, CLIENT_V4[1]), "passes again");
+    eprintln!(
+        "a rule the neighbour added was enforced in {took_in:?}, one it withdrew stopped in {took_out:?}"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("following the received FlowSpec rules through gobgpd's watch"),
+        "told by the watch, not found by a poll: {log}"
+    );
+    assert!(took_in < Duration::from_secs(1), "enforced in {took_in:?}");
+    assert!(took_out < Duration::from_secs(1), "stopped in {took_out:?}");
+    let now = bird.session();
+    assert!(now.contains("Established"), "the session is up: {now}");
+    assert!(
+        (since_ms(&now) - since_ms(&session)).abs() <= 50,
+        "the session never dropped, nor did the reconfiguration reset it: {session} -> {now}"
     );
 }

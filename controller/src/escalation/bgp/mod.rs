@@ -29,6 +29,7 @@ use super::{
     calls::{CALL_TIMEOUT, Calls, Done, Job},
     gobgp::{Gobgp, Managed},
     received::EnforcedRule,
+    watch::Watch,
     withdrawer::Withdrawer,
 };
 use crate::{
@@ -93,6 +94,8 @@ pub struct Bgp {
     calls: Option<Calls>,
     /// Withdraws on a thread of its own.
     withdrawer: Option<Withdrawer>,
+    /// Tells when the received rules changed (escalation.accept_flowspec).
+    watch: Option<Watch>,
     /// Where a managed gobgpd keeps its config and API socket.
     dir: PathBuf,
     rules: BTreeMap<u32, Active>,
@@ -145,6 +148,7 @@ impl Bgp {
             managed: None,
             calls: None,
             withdrawer: None,
+            watch: None,
             dir: dir.to_path_buf(),
             rules: BTreeMap::new(),
             next_id: 1,
@@ -177,6 +181,9 @@ impl Bgp {
                 warn!(paths = stale, "withdrew paths an earlier run of Levee left");
             }
             upstream.calls = Some(Calls::start(api.clone(), settings)?);
+            if settings.accept_flowspec {
+                upstream.watch = Some(Watch::start(api.clone(), settings.asn)?);
+            }
             upstream.withdrawer = Some(Withdrawer::start(api, settings.asn)?);
         }
         info!(

@@ -1,6 +1,7 @@
-//! The FlowSpec rules the neighbours sent (escalation.accept_flowspec): read every second by
-//! [`crate::escalation::calls::Calls`], chosen by precedence, and handed to the controller
-//! when what the program must enforce changed.
+//! The FlowSpec rules the neighbours sent (escalation.accept_flowspec): read by
+//! [`crate::escalation::calls::Calls`] as soon as gobgpd's watch tells of a change (and every
+//! 10 s all the same; every second while the watch is down), chosen by precedence, and handed
+//! to the controller when what the program must enforce changed.
 
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use anyhow::anyhow;
 use tracing::info;
 
 use super::{Bgp, RECONCILE_EVERY};
-use crate::escalation::{calls::Job, gobgp::api, precedence, received::EnforcedRule};
+use crate::escalation::{calls::Job, gobgp::api, precedence, received::EnforcedRule, watch::Watch};
 
 /// What a read of the received rules came to.
 pub enum ReceivedNews {
@@ -22,10 +23,20 @@ pub enum ReceivedNews {
     Failed(anyhow::Error),
 }
 
-/// How often the received rules are read.
+/// How often the received rules are read while gobgpd's watch is down.
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Bgp {
+    /// Asks for the received rules at once when the watch told of a change (a read under
+    /// way may predate it: the next one starts as soon as it is back). Called every 100 ms.
+    pub fn follow_received(&mut self) {
+        let now = Instant::now();
+        if self.watch.as_ref().is_some_and(Watch::take_change) {
+            self.next_poll = now;
+        }
+        self.ask_received(now);
+    }
+
     /// Asks for the received rules when due and no read is under way.
     pub(super) fn ask_received(&mut self, now: Instant) {
         if !self.settings.accept_flowspec || self.reading_received || now < self.next_poll {
@@ -33,7 +44,8 @@ impl Bgp {
         }
         if let Some(calls) = &self.calls {
             self.reading_received = true;
-            self.next_poll = now + POLL_EVERY;
+            let watched = self.watch.as_ref().is_some_and(Watch::watching);
+            self.next_poll = now + if watched { RECONCILE_EVERY } else { POLL_EVERY };
             calls.send(Job::ReadReceived, now + POLL_EVERY);
         }
     }
