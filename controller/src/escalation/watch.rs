@@ -86,18 +86,18 @@ fn run(api: &BgpApi, asn: u32, state: &State) {
     };
     let mut failing = false;
     while !state.stop.load(Ordering::SeqCst) {
-        match runtime.block_on(follow(api, asn, state)) {
-            Ok(()) => failing = false,
-            Err(e) => {
-                if !failing {
-                    warn!(
-                        "the watch of received FlowSpec rules stopped ({e:#}); polling until it is back"
-                    );
-                }
-                failing = true;
+        let result = runtime.block_on(follow(api, asn, state));
+        let was_up = state.up.swap(false, Ordering::SeqCst);
+        if let Err(e) = result {
+            // Once a streak: a stream that was open and broke is news, one more failed
+            // connection is not.
+            if was_up || !failing {
+                warn!(
+                    "the watch of received FlowSpec rules stopped ({e:#}); polling until it is back"
+                );
             }
+            failing = true;
         }
-        state.up.store(false, Ordering::SeqCst);
         std::thread::sleep(RETRY_AFTER);
     }
 }
