@@ -32,17 +32,23 @@ fn udp(src: &str) -> Vec<u8> {
     levee_tests::udp(src, DST4, 40_000, PORT)
 }
 
+/// Calm: flows recorded, per-source limits on, familiar sources recorded for an hour.
+fn calm() -> Config {
+    let mut calm = Config::new(Mode::Enforce);
+    calm.set_flag(flags::TRACK_FLOWS, true);
+    calm.set_flag(flags::SOURCE_LIMITS, true);
+    calm.set_flag(flags::FAMILIAR, true);
+    calm.familiar_ttl_ns = 3_600_000_000_000;
+    calm
+}
+
 #[test]
 fn a_source_seen_while_calm_passes_before_the_budget() {
     std::thread::scope(|s| {
         s.spawn(|| {
             // The budget's buckets and the sightings are per CPU.
             pin_to_this_cpu();
-            let mut calm = Config::new(Mode::Enforce);
-            calm.set_flag(flags::TRACK_FLOWS, true);
-            calm.set_flag(flags::SOURCE_LIMITS, true);
-            calm.set_flag(flags::FAMILIAR, true);
-            calm.familiar_ttl_ns = 3_600_000_000_000;
+            let calm = calm();
             let mut h = Harness::new(calm);
             h.dp.set_services(&[rule(IPPROTO_UDP, PORT, "0.0.0.0/0")])
                 .unwrap();
@@ -192,11 +198,7 @@ fn a_spread_flood_while_calm_records_only_its_budget_and_the_crowd_stays() {
     std::thread::scope(|s| {
         s.spawn(|| {
             pin_to_this_cpu();
-            let mut calm = Config::new(Mode::Enforce);
-            calm.set_flag(flags::TRACK_FLOWS, true);
-            calm.set_flag(flags::SOURCE_LIMITS, true);
-            calm.set_flag(flags::FAMILIAR, true);
-            calm.familiar_ttl_ns = 3_600_000_000_000;
+            let mut calm = calm();
             calm.familiar_new_cost_ns = NEW_COST_NS;
             calm.familiar_new_burst_ns = NEW_COST_NS * NEW_BURST;
             let h = Harness::new(calm);
