@@ -4,10 +4,10 @@
 use levee::{
     config::{
         EscalationMode, EscalationSettings,
-        escalation::{Community, Neighbor},
+        escalation::{Community, Neighbor, Role},
     },
     escalation::{
-        FlowAction, FlowRule,
+        Audience, FlowAction, FlowRule,
         gobgp::{Gobgp, Managed},
     },
 };
@@ -22,6 +22,7 @@ fn settings() -> EscalationSettings {
         asn: 64512,
         router_id: Some(LEVEE_SIDE.parse().unwrap()),
         neighbors: vec![Neighbor {
+            role: Role::Upstream,
             address: UPSTREAM.parse().unwrap(),
             asn: 65000,
             password: None,
@@ -75,6 +76,7 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
             // A FlowSpec rule for the flood's shape: NTP reflection to the attacked host.
             api.add_flowspec(
                 2,
+                Audience::Upstream,
                 &FlowRule {
                     dst: ATTACKED.parse().unwrap(),
                     proto: Some(17),
@@ -135,6 +137,7 @@ fn an_earlier_runs_paths_are_withdrawn_and_nothing_else() {
                 earlier
                     .add_flowspec(
                         2,
+                        Audience::Upstream,
                         &FlowRule {
                             dst: ATTACKED.parse().unwrap(),
                             proto: Some(17),
@@ -216,6 +219,19 @@ async fn operator_route(api: &mut Gobgp, addr: &str) {
                 }
                 .encode_to_vec(),
             ),
+            // The group mark the managed gobgpd's export policy asks for, without Levee's
+            // rule mark: the operator's route still goes out, and is not Levee's.
+            any(
+                "LargeCommunitiesAttribute",
+                api::LargeCommunitiesAttribute {
+                    communities: vec![api::LargeCommunity {
+                        global_admin: 64512,
+                        local_data1: levee::escalation::gobgp::TO_UPSTREAM,
+                        local_data2: 0,
+                    }],
+                }
+                .encode_to_vec(),
+            ),
         ],
         family: Some(family),
         ..Default::default()
@@ -239,7 +255,12 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Announces the blackhole route for the attacked address; returns gobgpd's id of it.
 async fn blackhole_attacked(api: &mut Gobgp) -> Vec<u8> {
-    api.add_rtbh(1, ATTACKED.parse().unwrap(), &[Community::BLACKHOLE])
-        .await
-        .unwrap()
+    api.add_rtbh(
+        1,
+        Audience::Upstream,
+        ATTACKED.parse().unwrap(),
+        &[Community::BLACKHOLE],
+    )
+    .await
+    .unwrap()
 }

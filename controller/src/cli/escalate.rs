@@ -18,6 +18,9 @@ pub enum EscalateCommand {
         /// Withdrawn after this long (default escalation.default_ttl, at most max_ttl).
         #[arg(long, value_parser = ttl)]
         ttl: Option<Duration>,
+        /// The neighbour group it goes to: upstream, fleet or both (escalation.neighbors[].role).
+        #[arg(long, value_parser = audience, default_value = "upstream")]
+        to: crate::escalation::Audience,
         /// Check and log the rule; announce nothing.
         #[arg(long)]
         dry_run: bool,
@@ -36,6 +39,25 @@ pub enum EscalateCommand {
         /// discard, or rate:BYTES (bytes a second).
         #[arg(long, value_parser = flow_action, default_value = "discard")]
         action: crate::escalation::FlowAction,
+        /// Withdrawn after this long (default escalation.default_ttl, at most max_ttl).
+        #[arg(long, value_parser = ttl)]
+        ttl: Option<Duration>,
+        /// The neighbour group it goes to: upstream, fleet or both (escalation.neighbors[].role).
+        #[arg(long, value_parser = audience, default_value = "upstream")]
+        to: crate::escalation::Audience,
+        /// Check and log the rule; announce nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Share a block with the fleet: every node discards what SRC sends toward DST (FlowSpec
+    /// with a source component; never sent upstream).
+    Block {
+        /// The source prefix (no wider than escalation.received_min_prefix_v4/v6).
+        #[arg(long, value_parser = cidr)]
+        src: ipnet::IpNet,
+        /// The protected prefix it may not reach (inside escalation.protected_prefixes).
+        #[arg(long, value_parser = cidr)]
+        dst: ipnet::IpNet,
         /// Withdrawn after this long (default escalation.default_ttl, at most max_ttl).
         #[arg(long, value_parser = ttl)]
         ttl: Option<Duration>,
@@ -67,8 +89,24 @@ pub enum EscalateCommand {
 /// The request of a `levee escalate ...` command: the rule from the arguments.
 pub(super) fn request(command: EscalateCommand) -> Request {
     use crate::escalation::{FlowRule, Rule};
-    let (rule, ttl, dry_run) = match command {
-        EscalateCommand::Rtbh { dst, ttl, dry_run } => (Rule::Rtbh { dst }, ttl, dry_run),
+    let (rule, to, ttl, dry_run) = match command {
+        EscalateCommand::Rtbh {
+            dst,
+            ttl,
+            to,
+            dry_run,
+        } => (Rule::Rtbh { dst }, to, ttl, dry_run),
+        EscalateCommand::Block {
+            src,
+            dst,
+            ttl,
+            dry_run,
+        } => (
+            Rule::SourceBlock { src, dst },
+            crate::escalation::Audience::Fleet,
+            ttl,
+            dry_run,
+        ),
         EscalateCommand::Flowspec {
             dst,
             transport:
@@ -80,6 +118,7 @@ pub(super) fn request(command: EscalateCommand) -> Request {
             len,
             action,
             ttl,
+            to,
             dry_run,
         } => {
             let rule = FlowRule {
@@ -90,7 +129,7 @@ pub(super) fn request(command: EscalateCommand) -> Request {
                 len,
                 action,
             };
-            (Rule::FlowSpec(rule), ttl, dry_run)
+            (Rule::FlowSpec(rule), to, ttl, dry_run)
         }
         EscalateCommand::List { received, json } => {
             return cmd::EscalateList { received, json }.into();
@@ -101,5 +140,11 @@ pub(super) fn request(command: EscalateCommand) -> Request {
             dry_run,
         } => return cmd::EscalateWithdraw { id, dry_run }.into(),
     };
-    cmd::Escalate { rule, ttl, dry_run }.into()
+    cmd::Escalate {
+        rule,
+        to,
+        ttl,
+        dry_run,
+    }
+    .into()
 }

@@ -46,6 +46,10 @@ pub(crate) fn proto(s: &str) -> Result<u8, String> {
 pub(crate) fn len_range(s: &str) -> Result<(u16, u16), String> {
     crate::escalation::parse_len_range(s).map_err(|e| format!("{e:#}"))
 }
+pub(crate) fn audience(s: &str) -> Result<crate::escalation::Audience, String> {
+    crate::escalation::parse_audience(s).map_err(|e| format!("{e:#}"))
+}
+
 pub(crate) fn flow_action(s: &str) -> Result<crate::escalation::FlowAction, String> {
     crate::escalation::parse_flow_action(s).map_err(|e| format!("{e:#}"))
 }

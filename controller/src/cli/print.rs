@@ -253,8 +253,8 @@ impl Print for crate::escalation::bgp::EscalationsView {
         writeln!(out, "escalation {}, through {}", self.mode, self.speaker)?;
         writeln!(
             out,
-            "{:>4} {:<10} {:>8}  {:<9} RULE",
-            "ID", "BY", "TTL", "IN RIB"
+            "{:>4} {:<10} {:<8} {:>8}  {:<9} RULE",
+            "ID", "BY", "TO", "TTL", "IN RIB"
         )?;
         if let Some(e) = &self.rib_error {
             writeln!(out, "{e}: the rules as Levee holds them")?;
@@ -272,9 +272,10 @@ impl Print for crate::escalation::bgp::EscalationsView {
             };
             writeln!(
                 out,
-                "{:>4} {:<10} {:>7}s  {:<9} {}{pending}",
+                "{:>4} {:<10} {:<8} {:>7}s  {:<9} {}{pending}",
                 r.id,
                 r.by.name(),
+                r.to.name(),
                 r.ttl_left_secs,
                 in_rib,
                 r.rule

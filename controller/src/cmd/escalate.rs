@@ -12,7 +12,7 @@ use crate::{
     cli::print::Print as _,
     controller::Controller,
     escalation::{
-        Rule,
+        Audience, Rule,
         bgp::{Bgp, EscalationsView, Origin, Reply, RuleView},
     },
 };
@@ -23,6 +23,9 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct Escalate {
     pub rule: Rule,
+    /// The neighbour group(s) it goes to.
+    #[serde(default)]
+    pub to: Audience,
     #[serde(default, rename = "ttl_secs", with = "wire::opt_secs")]
     pub ttl: Option<Duration>,
     #[serde(default)]
@@ -33,23 +36,37 @@ impl Command for Escalate {
     type View = RuleView;
     /// Without gobgpd's answer: a dry run, or escalation off (see [`answer_later`]).
     fn apply(self, c: &mut Controller) -> Result<RuleView> {
-        add(c, self.rule, self.ttl, self.dry_run)
+        add(c, self.rule, self.to, self.ttl, self.dry_run)
     }
     fn print(&self, r: &RuleView, out: &mut dyn Write) -> Result<()> {
         if r.dry_run {
             writeln!(
                 out,
-                "dry-run: would announce {} for {}s (nothing sent)",
-                r.rule, r.ttl_left_secs
+                "dry-run: would announce {}{} for {}s (nothing sent)",
+                r.rule,
+                to_whom(r),
+                r.ttl_left_secs
             )?;
         } else {
             writeln!(
                 out,
-                "announced #{} {} for {}s",
-                r.id, r.rule, r.ttl_left_secs
+                "announced #{} {}{} for {}s",
+                r.id,
+                r.rule,
+                to_whom(r),
+                r.ttl_left_secs
             )?;
         }
         Ok(())
+    }
+}
+
+/// " to the fleet" for a rule that goes there; nothing for the upstream's (escalation's first
+/// and usual audience).
+fn to_whom(r: &RuleView) -> String {
+    match r.to {
+        Audience::Upstream => String::new(),
+        to => format!(" {}", to.towards()),
     }
 }
 
@@ -129,10 +146,17 @@ fn off<T>(c: &mut Controller) -> Result<T> {
 }
 
 /// `escalate rtbh|flowspec --dry-run`, or any while escalation is off.
-fn add(c: &mut Controller, rule: Rule, ttl: Option<Duration>, dry_run: bool) -> Result<RuleView> {
+fn add(
+    c: &mut Controller,
+    rule: Rule,
+    to: Audience,
+    ttl: Option<Duration>,
+    dry_run: bool,
+) -> Result<RuleView> {
     let lists = &c.lists;
     upstream(&mut c.bgp)?.announce(
         rule,
+        to,
         ttl,
         Origin::Operator,
         |ip| lists.allows_address(ip),
@@ -150,12 +174,14 @@ pub fn answer_later(c: &mut Controller, request: &Request, reply: Reply) -> Resu
     match request {
         Request::Escalate(Escalate {
             rule,
+            to,
             ttl,
             dry_run: false,
         }) => {
             let lists = &c.lists;
             let announced = u.announce(
                 rule.clone(),
+                *to,
                 *ttl,
                 Origin::Operator,
                 |ip| lists.allows_address(ip),

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use super::values::{parse_cidr, parse_duration};
 
+pub mod fleet;
+pub use fleet::{FleetSettings, Role};
+
 /// Whether announcements are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EscalationMode {
@@ -43,11 +46,13 @@ pub enum BgpApi {
     Tcp(String),
 }
 
-/// A BGP neighbour (the upstream router or route server).
+/// A BGP neighbour (the upstream router, or a route reflector of the fleet).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Neighbor {
     pub address: std::net::IpAddr,
     pub asn: u32,
+    /// Which group it is in: it is sent that group's rules only.
+    pub role: Role,
     /// TCP MD5 password, if the session uses one.
     pub password: Option<String>,
     /// Prefixes the neighbour may send in each family: one more and the managed gobgpd
@@ -128,6 +133,8 @@ pub struct EscalationSettings {
     pub received_min_prefix_v6: u8,
     /// The user the managed gobgpd runs as: never root, no capability.
     pub bgp_user: String,
+    /// The fleet's group: what is shared with the other nodes.
+    pub fleet: FleetSettings,
 }
 
 impl Default for EscalationSettings {
@@ -154,6 +161,7 @@ impl Default for EscalationSettings {
             received_min_prefix_v4: 24,
             received_min_prefix_v6: 48,
             bgp_user: "levee-bgp".into(),
+            fleet: FleetSettings::default(),
         }
     }
 }
@@ -182,6 +190,7 @@ pub struct EscalationFile {
     pub received_min_prefix_v4: Option<u8>,
     pub received_min_prefix_v6: Option<u8>,
     pub bgp_user: Option<String>,
+    pub fleet: Option<fleet::FleetFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +198,7 @@ pub struct EscalationFile {
 pub struct NeighborFile {
     pub address: String,
     pub asn: u32,
+    pub role: Option<String>,
     pub password: Option<String>,
     pub max_prefixes: Option<u32>,
 }
@@ -258,9 +268,15 @@ pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> 
         if max_prefixes == 0 {
             bail!("field escalation.neighbors[{i}].max_prefixes: must be at least 1");
         }
+        let role = match n.role {
+            Some(r) => fleet::parse_role(&r)
+                .map_err(|e| anyhow!("field escalation.neighbors[{i}].role: {e:#}"))?,
+            None => Role::Upstream,
+        };
         out.neighbors.push(Neighbor {
             address,
             asn: n.asn,
+            role,
             password: n.password,
             max_prefixes,
         });
@@ -330,6 +346,8 @@ pub(super) fn apply(f: Option<EscalationFile>, out: &mut EscalationSettings) -> 
         }
         out.bgp_user = u;
     }
+    let has_fleet = out.neighbors.iter().any(|n| n.role == Role::Fleet);
+    fleet::apply(f.fleet, has_fleet, &mut out.fleet)?;
     check(out)
 }
 

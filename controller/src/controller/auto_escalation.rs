@@ -13,7 +13,7 @@ use super::lists::ListBook;
 use crate::{
     engine::{AttackState, Engine},
     escalation::{
-        Rule,
+        Audience, Rule,
         bgp::{Bgp, Keep, Origin},
         shape::Shapes,
     },
@@ -129,7 +129,14 @@ impl AutoEscalation {
         let mut dry_run = false;
         for rule in rules {
             let allowed = |ip| inputs.lists.allows_address(ip);
-            match u.announce(rule, None, Origin::Detection, allowed, false) {
+            match u.announce(
+                rule,
+                Audience::Upstream,
+                None,
+                Origin::Detection,
+                allowed,
+                false,
+            ) {
                 Ok(view) if view.dry_run => dry_run = true,
                 Ok(view) => ids.push(view.id),
                 Err(e) => warn!(

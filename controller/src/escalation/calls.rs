@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Result, anyhow};
 
 use super::{
-    Rule,
+    Audience, Rule,
     gobgp::{Gobgp, Lookup, Owned, api},
 };
 use crate::config::{EscalationSettings, escalation::BgpApi};
@@ -23,7 +23,12 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the controller asks of gobgpd.
 pub enum Job {
     /// Announce `rule` as Levee's rule `id` (again, after gobgpd lost it, with `again`).
-    Announce { id: u32, rule: Rule, again: bool },
+    Announce {
+        id: u32,
+        rule: Rule,
+        to: Audience,
+        again: bool,
+    },
     /// Read Levee's paths where `lookup` says; `token` names the read.
     ReadRib { token: u64, lookup: Lookup },
     /// Withdraw a path of Levee's that no rule holds.
@@ -150,7 +155,12 @@ fn perform(
 ) -> Done {
     let asn = settings.asn;
     match job {
-        Job::Announce { id, rule, again } => {
+        Job::Announce {
+            id,
+            rule,
+            to,
+            again,
+        } => {
             let communities = settings.communities.clone();
             let uuid = call(
                 runtime,
@@ -158,7 +168,7 @@ fn perform(
                 asn,
                 client,
                 Box::new(move |c| {
-                    Box::pin(async move { announce(c, id, &rule, &communities).await })
+                    Box::pin(async move { announce(c, id, &rule, to, &communities).await })
                 }),
             );
             Done::Announced { id, again, uuid }
@@ -200,11 +210,13 @@ pub async fn announce(
     api: &mut Gobgp,
     id: u32,
     rule: &Rule,
+    to: Audience,
     communities: &[crate::config::escalation::Community],
 ) -> Result<Vec<u8>> {
     match rule {
-        Rule::Rtbh { dst } => api.add_rtbh(id, *dst, communities).await,
-        Rule::FlowSpec(f) => api.add_flowspec(id, f).await,
+        Rule::Rtbh { dst } => api.add_rtbh(id, to, *dst, communities).await,
+        Rule::FlowSpec(f) => api.add_flowspec(id, to, f).await,
+        Rule::SourceBlock { src, dst } => api.add_source_block(id, to, *src, *dst).await,
     }
 }
 

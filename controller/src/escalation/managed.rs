@@ -10,8 +10,13 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::gobgp::Gobgp;
-use crate::config::{EscalationSettings, escalation::BgpApi};
+use ipnet::IpNet;
+
+use super::gobgp::{Gobgp, TO_FLEET, TO_UPSTREAM};
+use crate::config::{
+    EscalationSettings,
+    escalation::{BgpApi, Role},
+};
 
 /// A gobgpd that Levee started: it dies with Levee.
 pub struct Managed {
@@ -177,19 +182,20 @@ pub fn config_toml(s: &EscalationSettings) -> Result<String> {
         "[global.config]\n  as = {}\n  router-id = \"{router_id}\"\n  port = -1\n",
         s.asn
     );
-    // Only Levee's own paths go out: a route learned from one neighbour is never passed to
-    // another (no route leak between two upstreams). Only FlowSpec comes in, and only when
+    // Only Levee's own paths go out, each to the group its mark names: a route learned from
+    // one neighbour is never passed to another (no route leak between two upstreams, and a
+    // node never re-announces the fleet's rules). Only FlowSpec comes in, and only when
     // Levee enforces it: no full table to hold or to list.
     // (The global import policy also sees the paths Levee adds: those are "local".)
     let import = if s.accept_flowspec {
-        "\"levee-local\", \"levee-flowspec\""
+        "\"levee-import-local\", \"levee-flowspec\""
     } else {
-        "\"levee-local\""
+        "\"levee-import-local\""
     };
     out += &format!(
         "[global.apply-policy.config]\n  export-policy-list = [\"levee-local\"]\n  default-export-policy = \"reject-route\"\n  import-policy-list = [{import}]\n  default-import-policy = \"reject-route\"\n"
     );
-    out += "\n[[policy-definitions]]\n  name = \"levee-local\"\n  [[policy-definitions.statements]]\n    name = \"local-paths\"\n    [policy-definitions.statements.conditions.bgp-conditions]\n      route-type = \"local\"\n    [policy-definitions.statements.actions]\n      route-disposition = \"accept-route\"\n";
+    out += &export_policy(s);
     out += "\n[[policy-definitions]]\n  name = \"levee-flowspec\"\n  [[policy-definitions.statements]]\n    name = \"flowspec\"\n    [policy-definitions.statements.conditions.bgp-conditions]\n      afi-safi-in-list = [\"ipv4-flowspec\", \"ipv6-flowspec\"]\n    [policy-definitions.statements.actions]\n      route-disposition = \"accept-route\"\n";
     for n in &s.neighbors {
         out += &format!(
@@ -214,7 +220,104 @@ pub fn config_toml(s: &EscalationSettings) -> Result<String> {
     Ok(out)
 }
 
+/// The policy `levee-local`: Levee's own paths go to each neighbour group by the mark they
+/// carry ([`TO_UPSTREAM`], [`TO_FLEET`]), the fleet's with its communities added; a group
+/// with no neighbour gets no statement (an empty neighbour set would match every neighbour).
+/// The import side accepts only local paths and, with accept_flowspec, FlowSpec.
+fn export_policy(s: &EscalationSettings) -> String {
+    let mut sets = String::new();
+    let mut statements = String::new();
+    for (role, mark) in [(Role::Upstream, TO_UPSTREAM), (Role::Fleet, TO_FLEET)] {
+        let members: Vec<String> = s
+            .neighbors
+            .iter()
+            .filter(|n| n.role == role)
+            .map(|n| format!("\"{}\"", IpNet::from(n.address)))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let name = role.name();
+        sets += &format!(
+            "[[defined-sets.neighbor-sets]]\n  neighbor-set-name = \"levee-{name}\"\n  neighbor-info-list = [{}]\n",
+            members.join(", ")
+        );
+        sets += &format!(
+            "[[defined-sets.bgp-defined-sets.large-community-sets]]\n  large-community-set-name = \"levee-to-{name}\"\n  large-community-list = [\"^{}:{mark}:0$\"]\n",
+            s.asn
+        );
+        statements += &format!(
+            "  [[policy-definitions.statements]]\n    name = \"to-{name}\"\n    [policy-definitions.statements.conditions.match-neighbor-set]\n      neighbor-set = \"levee-{name}\"\n    [policy-definitions.statements.conditions.bgp-conditions]\n      route-type = \"local\"\n    [policy-definitions.statements.conditions.bgp-conditions.match-large-community-set]\n      large-community-set = \"levee-to-{name}\"\n      match-set-options = \"any\"\n"
+        );
+        let communities = if role == Role::Fleet {
+            &s.fleet.communities
+        } else {
+            &Vec::new()
+        };
+        if !communities.is_empty() {
+            let list: Vec<String> = communities.iter().map(|c| format!("\"{c}\"")).collect();
+            statements += &format!(
+                "    [policy-definitions.statements.actions.bgp-actions.set-community]\n      options = \"add\"\n      [policy-definitions.statements.actions.bgp-actions.set-community.set-community-method]\n        communities-list = [{}]\n",
+                list.join(", ")
+            );
+        }
+        statements += "    [policy-definitions.statements.actions]\n      route-disposition = \"accept-route\"\n";
+    }
+    // Paths of Levee's come back through the global import policy too: accepted as local.
+    let import_local = "  [[policy-definitions.statements]]\n    name = \"local-paths\"\n    [policy-definitions.statements.conditions.bgp-conditions]\n      route-type = \"local\"\n    [policy-definitions.statements.actions]\n      route-disposition = \"accept-route\"\n";
+    format!(
+        "\n{sets}\n[[policy-definitions]]\n  name = \"levee-local\"\n{statements}\n[[policy-definitions]]\n  name = \"levee-import-local\"\n{import_local}"
+    )
+}
+
 /// A TOML string literal (quotes and escapes) for a value from the operator.
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::escalation::{Community, Neighbor};
+
+    #[test]
+    fn each_group_is_sent_only_its_own_marked_paths() {
+        let neighbor = |address: &str, role| Neighbor {
+            address: address.parse().unwrap(),
+            asn: 64512,
+            role,
+            password: None,
+            max_prefixes: 100,
+        };
+        let mut s = EscalationSettings {
+            asn: 64512,
+            router_id: Some("192.0.2.1".parse().unwrap()),
+            neighbors: vec![
+                neighbor("10.0.0.1", Role::Upstream),
+                neighbor("10.0.0.9", Role::Fleet),
+            ],
+            ..EscalationSettings::default()
+        };
+        s.fleet.communities = vec![Community(64512, 4040)];
+        let text = config_toml(&s).unwrap();
+        if let Ok(path) = std::env::var("LEVEE_WRITE_GOBGPD_TOML") {
+            std::fs::write(path, &text).unwrap();
+        }
+        let v: toml::Value = toml::from_str(&text).expect("valid TOML");
+        let sets = v["defined-sets"]["neighbor-sets"].as_array().unwrap();
+        assert_eq!(sets.len(), 2, "{text}");
+        assert_eq!(
+            sets[1]["neighbor-info-list"].as_array().unwrap()[0].as_str(),
+            Some("10.0.0.9/32")
+        );
+        assert!(text.contains("\"^64512:1280722246:0$\""), "{text}");
+        assert!(
+            text.contains("communities-list = [\"64512:4040\"]"),
+            "{text}"
+        );
+        // Without a fleet neighbour there is no fleet statement (an empty set matches all).
+        s.neighbors.pop();
+        let text = config_toml(&s).unwrap();
+        assert!(!text.contains("levee-fleet"), "{text}");
+    }
 }

@@ -1,6 +1,7 @@
-//! Escalation upstream: the rules Levee may ask its BGP neighbours to apply when a flood is
-//! larger than the link (RTBH, RFC 7999, and FlowSpec, RFC 8955/8956), and the checks every
-//! rule passes before anything is sent ([`policy`]).
+//! Escalation through BGP: the rules Levee may ask its upstream neighbours to apply when a
+//! flood is larger than the link (RTBH, RFC 7999, and FlowSpec, RFC 8955/8956), the rules it
+//! shares with the rest of its fleet through a route reflector, and the checks every rule
+//! passes before anything is sent ([`policy`]).
 
 pub mod bgp;
 pub mod calls;
@@ -16,7 +17,62 @@ pub mod withdrawer;
 
 use std::{fmt, net::IpAddr};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+/// Which neighbour group a rule is sent to (escalation.neighbors[].role): the upstream
+/// providers, the fleet's route reflectors, or both. gobgpd's export policy sends a path only
+/// to the group its mark names ([`gobgp::TO_UPSTREAM`], [`gobgp::TO_FLEET`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    #[default]
+    Upstream,
+    Fleet,
+    Both,
+}
+
+impl Audience {
+    pub fn name(self) -> &'static str {
+        match self {
+            Audience::Upstream => "upstream",
+            Audience::Fleet => "fleet",
+            Audience::Both => "both",
+        }
+    }
+
+    /// Where the rule goes, for a log line: "upstream", "to the fleet", ...
+    pub fn towards(self) -> &'static str {
+        match self {
+            Audience::Upstream => "upstream",
+            Audience::Fleet => "to the fleet",
+            Audience::Both => "upstream and to the fleet",
+        }
+    }
+
+    pub fn upstream(self) -> bool {
+        self != Audience::Fleet
+    }
+
+    pub fn fleet(self) -> bool {
+        self != Audience::Upstream
+    }
+
+    /// Both groups' rule, when one of them already had it.
+    pub fn and(self, other: Audience) -> Audience {
+        if self == other { self } else { Audience::Both }
+    }
+}
+
+/// `upstream`, `fleet` or `both`.
+pub fn parse_audience(s: &str) -> anyhow::Result<Audience> {
+    Ok(match s {
+        "upstream" => Audience::Upstream,
+        "fleet" => Audience::Fleet,
+        "both" => Audience::Both,
+        _ => anyhow::bail!("{s:?}: expected upstream, fleet or both"),
+    })
+}
 
 /// What a FlowSpec rule asks the upstream to do with matching traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +107,12 @@ pub enum Rule {
         dst: IpAddr,
     },
     FlowSpec(FlowRule),
+    /// Discard everything from one source prefix toward one protected prefix (FlowSpec with
+    /// a source component): a verified offender's block, shared with the fleet only.
+    SourceBlock {
+        src: IpNet,
+        dst: IpNet,
+    },
 }
 
 impl Rule {
@@ -58,6 +120,7 @@ impl Rule {
         match self {
             Rule::Rtbh { .. } => "rtbh",
             Rule::FlowSpec(_) => "flowspec",
+            Rule::SourceBlock { .. } => "source_block",
         }
     }
 
@@ -66,6 +129,7 @@ impl Rule {
         match self {
             Rule::Rtbh { dst } => *dst,
             Rule::FlowSpec(f) => f.dst,
+            Rule::SourceBlock { dst, .. } => dst.addr(),
         }
     }
 }
@@ -74,6 +138,7 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rule::Rtbh { dst } => write!(f, "rtbh {dst}"),
+            Rule::SourceBlock { src, dst } => write!(f, "flowspec src {src} dst {dst} discard"),
             Rule::FlowSpec(r) => {
                 write!(f, "flowspec dst {}", r.dst)?;
                 if let Some(p) = r.proto {

@@ -8,15 +8,21 @@ use std::{net::IpAddr, time::Duration};
 use anyhow::{Result, bail};
 use ipnet::IpNet;
 
-use super::{FlowAction, Rule};
-use crate::config::EscalationSettings;
+use super::{Audience, FlowAction, Rule};
+use crate::config::{
+    EscalationMode, EscalationSettings,
+    escalation::{BgpApi, Role},
+};
 
-/// What the daemon holds when a rule is asked for.
+/// What the daemon holds when a rule is asked for, in each neighbour group.
 pub struct Held {
-    /// Rules announced now.
+    /// Upstream rules announced now.
     pub active: usize,
-    /// Rules announced in the last minute.
+    /// Upstream rules announced in the last minute.
     pub last_minute: usize,
+    /// The fleet's, likewise.
+    pub fleet_active: usize,
+    pub fleet_last_minute: usize,
 }
 
 impl Held {
@@ -25,6 +31,8 @@ impl Held {
         Held {
             active: 0,
             last_minute: 0,
+            fleet_active: 0,
+            fleet_last_minute: 0,
         }
     }
 }
@@ -32,19 +40,27 @@ impl Held {
 /// A traffic-rate above this (bytes a second, about 8 Tbit/s) is not a limit but a typo.
 pub const MAX_RATE_BYTES: u64 = 1_000_000_000_000;
 
-/// Refuses `rule` with one line if it may not be announced for `ttl`.
+/// Refuses `rule` with one line if it may not be announced to `to` for `ttl`.
 pub fn check(
     rule: &Rule,
+    to: Audience,
     ttl: Option<Duration>,
     settings: &EscalationSettings,
     allowlisted: impl Fn(IpAddr) -> bool,
     held: &Held,
 ) -> Result<()> {
+    check_group(to, settings)?;
+    if let Rule::SourceBlock { src, dst } = rule {
+        check_source_block(*src, *dst, to, settings, &allowlisted)?;
+    }
     let dst = rule.dst();
     if dst.is_unspecified() || dst.is_multicast() || dst.is_loopback() {
         bail!("{dst} is not a host that can be attacked; nothing announced");
     }
-    let host = IpNet::from(dst);
+    let host = match rule {
+        Rule::SourceBlock { dst, .. } => *dst,
+        _ => IpNet::from(dst),
+    };
     if !settings
         .protected_prefixes
         .iter()
@@ -64,6 +80,23 @@ pub fn check(
             ttl.as_secs(),
             settings.max_ttl.as_secs()
         );
+    }
+    if to.fleet() && held.fleet_active >= settings.fleet.max_active as usize {
+        bail!(
+            "{} rules are shared with the fleet, escalation.fleet.max_active is {}; nothing announced",
+            held.fleet_active,
+            settings.fleet.max_active
+        );
+    }
+    if to.fleet() && held.fleet_last_minute >= settings.fleet.max_per_minute as usize {
+        bail!(
+            "{} rules shared with the fleet in the last minute, escalation.fleet.max_per_minute is {}; nothing announced",
+            held.fleet_last_minute,
+            settings.fleet.max_per_minute
+        );
+    }
+    if !to.upstream() {
+        return Ok(());
     }
     if held.active >= settings.max_active as usize {
         bail!(
@@ -104,17 +137,83 @@ pub fn check(
     Ok(())
 }
 
+/// A group nobody would carry the rule to is refused (with the managed gobgpd, whose
+/// neighbours Levee knows; an operator's own gobgpd sends by its own policy).
+fn check_group(to: Audience, s: &EscalationSettings) -> Result<()> {
+    if s.api != BgpApi::Managed || s.mode != EscalationMode::On {
+        return Ok(());
+    }
+    for (wanted, role) in [(to.upstream(), Role::Upstream), (to.fleet(), Role::Fleet)] {
+        if wanted && !s.neighbors.iter().any(|n| n.role == role) {
+            bail!(
+                "no neighbour has role {:?} (escalation.neighbors): nothing would carry it; nothing announced",
+                role.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A source block goes to the fleet only (the upstream is sent the flood's shape, never its
+/// sources), from a source that covers no protected prefix and is not allowlisted, no wider than
+/// the fleet enforces (escalation.received_min_prefix_v4/v6), toward a protected prefix.
+fn check_source_block(
+    src: IpNet,
+    dst: IpNet,
+    to: Audience,
+    s: &EscalationSettings,
+    allowlisted: impl Fn(IpAddr) -> bool,
+) -> Result<()> {
+    if to.upstream() {
+        bail!("a source block goes to the fleet only, never upstream; nothing announced");
+    }
+    if src.addr().is_ipv4() != dst.addr().is_ipv4() {
+        bail!("source {src} and destination {dst} are of different families; nothing announced");
+    }
+    let min = if src.addr().is_ipv4() {
+        s.received_min_prefix_v4
+    } else {
+        s.received_min_prefix_v6
+    };
+    if src.prefix_len() < min {
+        bail!(
+            "source {src} is wider than /{min} (escalation.received_min_prefix_v4/v6); nothing announced"
+        );
+    }
+    if s.protected_prefixes.iter().any(|p| src.contains(p)) {
+        bail!(
+            "source {src} covers a protected prefix (escalation.protected_prefixes); nothing announced"
+        );
+    }
+    if allowlisted(src.addr()) {
+        bail!("source {src} is allowlisted; nothing announced");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
+        config::escalation::Neighbor,
         config::{EscalationMode, EscalationSettings},
         escalation::FlowRule,
     };
 
+    fn neighbor(address: &str, role: Role) -> Neighbor {
+        Neighbor {
+            address: address.parse().unwrap(),
+            asn: 65000,
+            role,
+            password: None,
+            max_prefixes: 100,
+        }
+    }
+
     fn settings() -> EscalationSettings {
         EscalationSettings {
             mode: EscalationMode::On,
+            neighbors: vec![neighbor("192.0.2.1", Role::Upstream)],
             protected_prefixes: vec![
                 "192.0.2.0/24".parse().unwrap(),
                 "2001:db8::/32".parse().unwrap(),
@@ -137,12 +236,15 @@ mod tests {
     const IDLE: Held = Held {
         active: 0,
         last_minute: 0,
+        fleet_active: 0,
+        fleet_last_minute: 0,
     };
     const TTL: Option<Duration> = Some(Duration::from_secs(600));
 
     fn refused(rule: Rule, ttl: Option<Duration>, held: &Held) -> String {
         let e = check(
             &rule,
+            Audience::Upstream,
             ttl,
             &settings(),
             |a| a.to_string() == "192.0.2.53",
@@ -160,13 +262,23 @@ mod tests {
             &Rule::Rtbh {
                 dst: "192.0.2.10".parse().unwrap(),
             },
+            Audience::Upstream,
             TTL,
             &s,
             none,
             &IDLE,
         )
         .unwrap();
-        check(&Rule::FlowSpec(flow("2001:db8::10")), TTL, &s, none, &IDLE).unwrap();
+        let up = Audience::Upstream;
+        check(
+            &Rule::FlowSpec(flow("2001:db8::10")),
+            up,
+            TTL,
+            &s,
+            none,
+            &IDLE,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -180,20 +292,13 @@ mod tests {
             refused(rtbh("192.0.2.53"), TTL, &IDLE),
             refused(rtbh("192.0.2.10"), None, &IDLE),
             refused(rtbh("192.0.2.10"), Some(Duration::from_secs(7200)), &IDLE),
+            refused(rtbh("192.0.2.10"), TTL, &Held { active: 16, ..IDLE }),
             refused(
                 rtbh("192.0.2.10"),
                 TTL,
                 &Held {
-                    active: 16,
-                    last_minute: 0,
-                },
-            ),
-            refused(
-                rtbh("192.0.2.10"),
-                TTL,
-                &Held {
-                    active: 0,
                     last_minute: 10,
+                    ..IDLE
                 },
             ),
             refused(
@@ -256,5 +361,98 @@ mod tests {
         for (e, want) in cases.iter().zip(expected) {
             assert!(e.contains(want) && !e.contains('\n'), "{want}: {e}");
         }
+    }
+
+    #[test]
+    fn source_blocks_go_to_the_fleet_only_and_stay_narrow() {
+        let mut s = settings();
+        let none = |_: IpAddr| false;
+        let block = |src: &str, dst: &str| Rule::SourceBlock {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+        };
+        let ok = block("203.0.113.7/32", "192.0.2.0/24");
+        let e = check(&ok, Audience::Fleet, TTL, &s, none, &IDLE).expect_err("no fleet");
+        assert!(
+            format!("{e:#}").contains("no neighbour has role \"fleet\""),
+            "{e:#}"
+        );
+        s.neighbors.push(neighbor("192.0.2.2", Role::Fleet));
+        check(&ok, Audience::Fleet, TTL, &s, none, &IDLE).unwrap();
+        let refused = |rule: &Rule, to: Audience, held: &Held| {
+            format!(
+                "{:#}",
+                check(rule, to, TTL, &s, |a| a.to_string() == "203.0.113.9", held)
+                    .expect_err("refused")
+            )
+        };
+        let cases = [
+            (refused(&ok, Audience::Both, &IDLE), "never upstream"),
+            (
+                refused(
+                    &block("203.0.113.0/16", "192.0.2.0/24"),
+                    Audience::Fleet,
+                    &IDLE,
+                ),
+                "wider than /24",
+            ),
+            (
+                refused(
+                    &block("192.0.2.0/24", "192.0.2.0/24"),
+                    Audience::Fleet,
+                    &IDLE,
+                ),
+                "covers a protected prefix",
+            ),
+            (
+                refused(
+                    &block("203.0.113.9/32", "192.0.2.0/24"),
+                    Audience::Fleet,
+                    &IDLE,
+                ),
+                "allowlisted",
+            ),
+            (
+                refused(
+                    &block("203.0.113.7/32", "198.51.100.0/24"),
+                    Audience::Fleet,
+                    &IDLE,
+                ),
+                "outside",
+            ),
+            (
+                refused(
+                    &ok,
+                    Audience::Fleet,
+                    &Held {
+                        fleet_active: 256,
+                        ..IDLE
+                    },
+                ),
+                "fleet.max_active",
+            ),
+            (
+                refused(
+                    &ok,
+                    Audience::Fleet,
+                    &Held {
+                        fleet_last_minute: 120,
+                        ..IDLE
+                    },
+                ),
+                "fleet.max_per_minute",
+            ),
+        ];
+        for (line, says) in cases {
+            assert!(line.contains(says), "{line:?} should say {says:?}");
+            assert!(!line.contains('\n'), "{line:?}");
+        }
+        // The upstream's limits do not hold back the fleet's rules.
+        let full = Held {
+            active: 16,
+            last_minute: 10,
+            ..IDLE
+        };
+        check(&ok, Audience::Fleet, TTL, &s, none, &full).unwrap();
     }
 }

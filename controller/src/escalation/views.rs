@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Rule;
+use super::{Audience, Rule};
 
 /// Who asked for a rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,9 @@ pub struct RuleView {
     /// 0 for a dry run (nothing is held).
     pub id: u32,
     pub rule: Rule,
+    /// The neighbour group(s) it goes to.
+    #[serde(default)]
+    pub to: Audience,
     pub by: Origin,
     pub ttl_left_secs: u64,
     /// The rule as gobgpd's RIB holds it, read back; None when it is not there.

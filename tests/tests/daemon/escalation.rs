@@ -446,6 +446,7 @@ fn a_restart_withdraws_what_a_killed_levee_left_in_the_operators_gobgpd() {
         asn: 64512,
         router_id: Some(levee_tests::bgp::LEVEE_SIDE.parse().unwrap()),
         neighbors: vec![levee::config::escalation::Neighbor {
+            role: levee::config::escalation::Role::Upstream,
             address: levee_tests::bgp::UPSTREAM.parse().unwrap(),
             asn: 65000,
             password: None,

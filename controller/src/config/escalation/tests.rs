@@ -89,3 +89,47 @@ fn an_operators_own_daemon_needs_no_session_settings() {
         BgpApi::Tcp("127.0.0.1:50051".into())
     );
 }
+
+#[test]
+fn a_fleet_neighbour_turns_sharing_on_and_its_group_is_checked() {
+    let fleet = r#"
+    mode = "on"
+    asn = 64512
+    router_id = "192.0.2.1"
+    neighbors = [{ address = "10.0.0.1", asn = 65000 }, { address = "10.0.0.9", asn = 64512, role = "fleet" }]
+    protected_prefixes = ["192.0.2.0/24"]
+"#;
+    let s = parsed(fleet).unwrap();
+    assert_eq!(
+        s.neighbors.iter().map(|n| n.role).collect::<Vec<_>>(),
+        [Role::Upstream, Role::Fleet]
+    );
+    assert!(s.fleet.share, "a fleet neighbour shares by default");
+    assert!(
+        !parsed(ON).unwrap().fleet.share,
+        "no fleet neighbour: nothing shared"
+    );
+    let s = parsed(&format!(
+        "{fleet}\n[fleet]\nshare = false\ncommunities = [\"64512:4040\"]\nmax_active = 9"
+    ))
+    .unwrap();
+    assert!(!s.fleet.share);
+    assert_eq!(s.fleet.communities, vec![Community(64512, 4040)]);
+    assert_eq!(s.fleet.max_active, 9);
+    for (extra, field) in [
+        ("[fleet]\ncommunities = [\"4040\"]", "fleet.communities[0]"),
+        (
+            "[fleet]\nmax_per_minute = 0",
+            "fleet.max_active and max_per_minute",
+        ),
+        ("[fleet]\nshared = true", "unknown field"),
+    ] {
+        let e = format!("{:#}", parsed(&format!("{fleet}\n{extra}")).unwrap_err());
+        assert!(e.contains(field), "{extra}: {e}");
+    }
+    let e = parsed(&fleet.replace("\"fleet\"", "\"reflector\"")).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("field escalation.neighbors[1].role"),
+        "{e:#}"
+    );
+}

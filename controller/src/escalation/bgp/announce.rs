@@ -13,7 +13,7 @@ use super::{Active, Bgp, Reply, RuleView, Waiter, m_labels};
 use crate::{
     api::Response,
     escalation::{
-        Rule,
+        Audience, Rule,
         calls::{CALL_TIMEOUT, Calls, Job},
         policy::{self, Held},
         views::Origin,
@@ -45,14 +45,16 @@ impl Bgp {
         Keep::Held
     }
 
-    /// Announces `rule` for `ttl` (escalation.default_ttl when None) if the policy allows it;
-    /// with `dry_run` (or in dry-run mode) only checks and logs it. The same rule again
-    /// extends its time rather than announcing twice. A new rule is booked and sent to
-    /// gobgpd without waiting: its view says `announce_pending` until gobgpd confirms it
-    /// ([`Bgp::answer_when_announced`]).
+    /// Announces `rule` to the neighbour group(s) `to` for `ttl` (escalation.default_ttl when
+    /// None) if the policy allows it; with `dry_run` (or in dry-run mode) only checks and logs
+    /// it. The same rule again extends its time rather than announcing twice (and, asked for
+    /// another group, goes to both: gobgpd holds one path per rule). A new rule is booked and
+    /// sent to gobgpd without waiting: its view says `announce_pending` until gobgpd confirms
+    /// it ([`Bgp::answer_when_announced`]).
     pub fn announce(
         &mut self,
         rule: Rule,
+        to: Audience,
         ttl: Option<Duration>,
         by: Origin,
         allowlisted: impl Fn(IpAddr) -> bool,
@@ -62,41 +64,53 @@ impl Bgp {
         while self
             .recent
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60))
         {
             self.recent.pop_front();
         }
         let ttl = ttl.unwrap_or(self.settings.default_ttl);
-        if let Some((&id, _)) = self
+        if let Some((&id, held_to)) = self
             .rules
             .iter()
             .find(|(_, a)| a.rule == rule && a.withdrawing.is_none())
+            .map(|(id, a)| (id, a.to))
         {
-            // Checked as a new rule would be, without counting itself against the limits.
-            policy::check(
-                &rule,
-                Some(ttl),
-                &self.settings,
-                &allowlisted,
-                &Held::none(),
-            )
-            .inspect_err(|_| self.count_refused())?;
+            // Checked as a new rule would be; it counts against a group's limits only when
+            // that group is new to it.
+            let newly = match (held_to, held_to.and(to)) {
+                (before, after) if before == after => None,
+                (Audience::Upstream, _) => Some(Audience::Fleet),
+                _ => Some(Audience::Upstream),
+            };
+            let mut held = self.held();
+            if held_to.upstream() {
+                (held.active, held.last_minute) = (0, 0);
+            }
+            if held_to.fleet() {
+                (held.fleet_active, held.fleet_last_minute) = (0, 0);
+            }
+            policy::check(&rule, to, Some(ttl), &self.settings, &allowlisted, &held)
+                .inspect_err(|_| self.count_refused())?;
             if dry_run {
-                return Ok(self.dry_run(rule, ttl, by));
+                return Ok(self.dry_run(rule, to, ttl, by));
             }
             let active = self.rules.get_mut(&id).expect("found");
             active.expires = active.expires.max(now + ttl);
-            info!(id, rule = %rule, ttl_secs = ttl.as_secs(), "already announced; time extended");
+            if let (Some(group), Some(calls)) = (newly, self.calls.as_ref()) {
+                active.to = Audience::Both;
+                self.recent.push_back((now, group));
+                info!(id, rule = %rule, added = group.name(), "already announced; now sent to both groups");
+                Bgp::announce_again(calls, id, &rule, Audience::Both);
+            } else {
+                info!(id, rule = %rule, ttl_secs = ttl.as_secs(), "already announced; time extended");
+            }
             return Ok(self.view(id, None));
         }
-        let held = Held {
-            active: self.rules.len(),
-            last_minute: self.recent.len(),
-        };
-        policy::check(&rule, Some(ttl), &self.settings, &allowlisted, &held)
+        let held = self.held();
+        policy::check(&rule, to, Some(ttl), &self.settings, &allowlisted, &held)
             .inspect_err(|_| self.count_refused())?;
         let Some(calls) = self.calls.as_ref().filter(|_| !dry_run) else {
-            return Ok(self.dry_run(rule, ttl, by));
+            return Ok(self.dry_run(rule, to, ttl, by));
         };
         // Taken before the call: a call that timed out may still have added the path, and
         // its id must not name the next rule (the RIB is searched for it and it is withdrawn).
@@ -106,15 +120,17 @@ impl Bgp {
             Job::Announce {
                 id,
                 rule: rule.clone(),
+                to,
                 again: false,
             },
             now + CALL_TIMEOUT,
         );
-        self.recent.push_back(now);
+        self.recent.push_back((now, to));
         self.rules.insert(
             id,
             Active {
                 rule,
+                to,
                 by,
                 expires: now + ttl,
                 ttl,
@@ -144,7 +160,7 @@ impl Bgp {
                     // The time counts from the announcement, however long gobgpd took.
                     a.expires = a.expires.max(Instant::now() + a.ttl);
                     let (rule, by) = (a.rule.clone(), a.by);
-                    info!(id, rule = %rule, ttl_secs = a.ttl.as_secs(), by = by.name(), "announced upstream");
+                    info!(id, rule = %rule, ttl_secs = a.ttl.as_secs(), by = by.name(), "announced {}", a.to.towards());
                     self.with_metrics(|m| {
                         m.escalation_announcements
                             .get_or_create(&m_labels(&rule, by.name()))
@@ -199,23 +215,43 @@ impl Bgp {
         }
     }
 
-    /// Sends rules gobgpd lost to it again.
-    pub(super) fn announce_again(calls: &Calls, id: u32, rule: &Rule) {
+    /// What each group holds now: rules active and announced in the last minute.
+    fn held(&self) -> Held {
+        let count = |group: fn(Audience) -> bool| {
+            (
+                self.rules.values().filter(|a| group(a.to)).count(),
+                self.recent.iter().filter(|(_, t)| group(*t)).count(),
+            )
+        };
+        let (active, last_minute) = count(Audience::upstream);
+        let (fleet_active, fleet_last_minute) = count(Audience::fleet);
+        Held {
+            active,
+            last_minute,
+            fleet_active,
+            fleet_last_minute,
+        }
+    }
+
+    /// Sends a held rule to gobgpd again: one it lost, or one that goes to another group now.
+    pub(super) fn announce_again(calls: &Calls, id: u32, rule: &Rule, to: Audience) {
         calls.send(
             Job::Announce {
                 id,
                 rule: rule.clone(),
+                to,
                 again: true,
             },
             Instant::now() + CALL_TIMEOUT,
         );
     }
 
-    fn dry_run(&self, rule: Rule, ttl: Duration, by: Origin) -> RuleView {
-        info!(rule = %rule, ttl_secs = ttl.as_secs(), by = by.name(), "dry-run: would announce upstream");
+    fn dry_run(&self, rule: Rule, to: Audience, ttl: Duration, by: Origin) -> RuleView {
+        info!(rule = %rule, ttl_secs = ttl.as_secs(), by = by.name(), "dry-run: would announce {}", to.towards());
         RuleView {
             id: 0,
             rule,
+            to,
             by,
             ttl_left_secs: ttl.as_secs(),
             in_rib: None,
@@ -230,6 +266,7 @@ impl Bgp {
         RuleView {
             id,
             rule: a.rule.clone(),
+            to: a.to,
             by: a.by,
             // Rounded up: a rule just announced for 600 s shows 600.
             ttl_left_secs: a

@@ -25,7 +25,7 @@ use tracing::{error, info, warn};
 
 pub use super::views::{EscalationsView, Origin, ReceivedView, RuleView};
 use super::{
-    Rule,
+    Audience, Rule,
     calls::{CALL_TIMEOUT, Calls, Done, Job},
     gobgp::{Gobgp, Managed},
     received::EnforcedRule,
@@ -53,6 +53,8 @@ pub type Reply = tokio::sync::oneshot::Sender<Response>;
 #[derive(Clone, Debug)]
 pub struct Active {
     pub rule: Rule,
+    /// The neighbour group(s) it goes to.
+    pub to: Audience,
     pub by: Origin,
     pub expires: Instant,
     /// How long it was asked for: its time counts from gobgpd's confirmation.
@@ -100,8 +102,9 @@ pub struct Bgp {
     dir: PathBuf,
     rules: BTreeMap<u32, Active>,
     next_id: u32,
-    /// When the rules of the last minute were announced (escalation.max_per_minute).
-    recent: VecDeque<Instant>,
+    /// When the rules of the last minute were announced, and to whom (escalation.max_per_minute,
+    /// escalation.fleet.max_per_minute).
+    recent: VecDeque<(Instant, Audience)>,
     metrics: SharedMetrics,
     waiters: Vec<Waiter>,
     /// Rules whose announcement failed or timed out, and since when: gobgpd may hold their

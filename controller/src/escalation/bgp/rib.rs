@@ -122,7 +122,7 @@ impl Bgp {
                 continue;
             }
             warn!(id, rule = %a.rule, "missing in gobgpd's RIB: announced again");
-            Bgp::announce_again(calls, *id, &a.rule);
+            Bgp::announce_again(calls, *id, &a.rule, a.to);
         }
     }
 

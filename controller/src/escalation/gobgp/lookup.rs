@@ -26,7 +26,7 @@ impl Lookup {
                 .into_iter()
                 .filter_map(|r| match r {
                     Rule::Rtbh { dst } => Some(IpNet::from(*dst)),
-                    Rule::FlowSpec(_) => None,
+                    Rule::FlowSpec(_) | Rule::SourceBlock { .. } => None,
                 })
                 .collect(),
         )

@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use ipnet::IpNet;
 use prost::Message as _;
 
+use super::Audience;
 use crate::config::escalation::BgpApi;
 
 pub use super::managed::{Managed, config_toml};
@@ -44,6 +45,10 @@ pub struct Gobgp {
 /// announces, so a restarted Levee finds and withdraws what an earlier run left in an
 /// operator's own gobgpd, and touches nothing else there.
 pub const TAG: u32 = 0x4c56_4545;
+/// `ASN:0x4c564555:0` ("LVEU"): the path goes to the upstream group.
+pub const TO_UPSTREAM: u32 = 0x4c56_4555;
+/// `ASN:0x4c564546:0` ("LVEF"): the path goes to the fleet's group.
+pub const TO_FLEET: u32 = 0x4c56_4546;
 
 /// The unicast and FlowSpec families Levee announces in.
 fn families() -> [Family; 4] {
@@ -113,18 +118,24 @@ impl Gobgp {
         &mut self.client
     }
 
-    /// Levee's mark, with the rule's id as its last part: the RIB read back says which rule
-    /// each path is.
-    pub(super) fn tag(&self, id: u32) -> prost_types::Any {
+    /// Levee's mark, with the rule's id as its last part (the RIB read back says which rule
+    /// each path is), and the groups the path goes to.
+    pub(super) fn tag(&self, id: u32, to: Audience) -> prost_types::Any {
+        let mark = |local_data1, local_data2| api::LargeCommunity {
+            global_admin: self.asn,
+            local_data1,
+            local_data2,
+        };
+        let mut communities = vec![mark(TAG, id)];
+        if to.upstream() {
+            communities.push(mark(TO_UPSTREAM, 0));
+        }
+        if to.fleet() {
+            communities.push(mark(TO_FLEET, 0));
+        }
         any(
             "LargeCommunitiesAttribute",
-            &api::LargeCommunitiesAttribute {
-                communities: vec![api::LargeCommunity {
-                    global_admin: self.asn,
-                    local_data1: TAG,
-                    local_data2: id,
-                }],
-            },
+            &api::LargeCommunitiesAttribute { communities },
         )
     }
 

@@ -4,11 +4,12 @@
 use std::net::IpAddr;
 
 use anyhow::Result;
+use ipnet::IpNet;
 
 use super::{Gobgp, any, api, family, unicast, unspecified};
 use crate::{
     config::escalation::Community,
-    escalation::{FlowAction, FlowRule, Rule},
+    escalation::{Audience, FlowAction, FlowRule, Rule},
 };
 use api::Family;
 
@@ -20,6 +21,7 @@ impl Gobgp {
     pub async fn add_rtbh(
         &mut self,
         id: u32,
+        to: Audience,
         dst: IpAddr,
         communities: &[Community],
     ) -> Result<Vec<u8>> {
@@ -41,7 +43,7 @@ impl Gobgp {
                 "CommunitiesAttribute",
                 &api::CommunitiesAttribute { communities: all },
             ),
-            self.tag(id),
+            self.tag(id, to),
         ];
         let next_hop = unspecified(v6);
         if v6 {
@@ -74,8 +76,54 @@ impl Gobgp {
     /// Announces a FlowSpec rule (RFC 8955/8956): the destination host, the protocol, ports
     /// and length range given, and traffic-rate 0 (discard) or N bytes a second. Returns
     /// gobgpd's id of the path. The rule must have passed [`super::policy::check`].
-    pub async fn add_flowspec(&mut self, id: u32, rule: &FlowRule) -> Result<Vec<u8>> {
-        let v6 = rule.dst.is_ipv6();
+    pub async fn add_flowspec(
+        &mut self,
+        id: u32,
+        to: Audience,
+        rule: &FlowRule,
+    ) -> Result<Vec<u8>> {
+        let flow = Flow {
+            dst: IpNet::from(rule.dst),
+            src: None,
+            proto: rule.proto,
+            src_port: rule.src_port,
+            dst_port: rule.dst_port,
+            len: rule.len,
+            action: rule.action,
+        };
+        self.add_flow(id, to, &flow, &Rule::FlowSpec(rule.clone()))
+            .await
+    }
+
+    /// Announces a source block: a discard of everything from `src` toward `dst`.
+    pub async fn add_source_block(
+        &mut self,
+        id: u32,
+        to: Audience,
+        src: IpNet,
+        dst: IpNet,
+    ) -> Result<Vec<u8>> {
+        let flow = Flow {
+            dst,
+            src: Some(src),
+            proto: None,
+            src_port: None,
+            dst_port: None,
+            len: None,
+            action: FlowAction::Discard,
+        };
+        self.add_flow(id, to, &flow, &Rule::SourceBlock { src, dst })
+            .await
+    }
+
+    async fn add_flow(
+        &mut self,
+        id: u32,
+        to: Audience,
+        flow: &Flow,
+        rule: &Rule,
+    ) -> Result<Vec<u8>> {
+        let v6 = flow.dst.addr().is_ipv6();
         let family = Family {
             afi: if v6 {
                 family::Afi::Ip6
@@ -95,25 +143,31 @@ impl Gobgp {
                 },
             )
         };
-        let mut rules = vec![any(
-            "FlowSpecIPPrefix",
-            &api::FlowSpecIpPrefix {
-                r#type: 1,
-                prefix_len: if v6 { 128 } else { 32 },
-                prefix: rule.dst.to_string(),
-                offset: 0,
-            },
-        )];
-        if let Some(p) = rule.proto {
+        let prefix = |t: u32, net: &IpNet| {
+            any(
+                "FlowSpecIPPrefix",
+                &api::FlowSpecIpPrefix {
+                    r#type: t,
+                    prefix_len: u32::from(net.prefix_len()),
+                    prefix: net.network().to_string(),
+                    offset: 0,
+                },
+            )
+        };
+        let mut rules = vec![prefix(1, &flow.dst)];
+        if let Some(src) = &flow.src {
+            rules.push(prefix(2, src));
+        }
+        if let Some(p) = flow.proto {
             rules.push(eq(3, u64::from(p)));
         }
-        if let Some(p) = rule.dst_port {
+        if let Some(p) = flow.dst_port {
             rules.push(eq(5, u64::from(p)));
         }
-        if let Some(p) = rule.src_port {
+        if let Some(p) = flow.src_port {
             rules.push(eq(6, u64::from(p)));
         }
-        if let Some((lo, hi)) = rule.len {
+        if let Some((lo, hi)) = flow.len {
             rules.push(any(
                 "FlowSpecComponent",
                 &api::FlowSpecComponent {
@@ -132,13 +186,13 @@ impl Gobgp {
             ));
         }
         let nlri = any("FlowSpecNLRI", &api::FlowSpecNlri { rules });
-        let rate = match rule.action {
+        let rate = match flow.action {
             FlowAction::Discard => 0.0,
             FlowAction::RateBytes(n) => n as f32,
         };
         let pattrs = vec![
             any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
-            self.tag(id),
+            self.tag(id, to),
             any(
                 "MpReachNLRIAttribute",
                 &api::MpReachNlriAttribute {
@@ -163,9 +217,18 @@ impl Gobgp {
             family: Some(family),
             ..Default::default()
         };
-        self.announce(path, || {
-            format!("the FlowSpec rule {}", Rule::FlowSpec(rule.clone()))
-        })
-        .await
+        self.announce(path, || format!("the FlowSpec rule {rule}"))
+            .await
     }
+}
+
+/// A FlowSpec rule's components, as announced.
+struct Flow {
+    dst: IpNet,
+    src: Option<IpNet>,
+    proto: Option<u8>,
+    src_port: Option<u16>,
+    dst_port: Option<u16>,
+    len: Option<(u16, u16)>,
+    action: FlowAction,
 }
