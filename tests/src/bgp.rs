@@ -49,6 +49,17 @@ impl Bird {
     pub fn configured(ns: &Netns, dir: &Path, flows: &[&str], hold_secs: Option<u32>) -> Bird {
         let config = dir.join("bird.conf");
         write_bird_config(&config, flows, hold_secs);
+        Bird::launch(ns, dir, config, hold_secs)
+    }
+
+    /// bird2 with `text` as its whole configuration (the fleet's route reflector, say).
+    pub fn with_config(ns: &Netns, dir: &Path, text: &str) -> Bird {
+        let config = dir.join("bird.conf");
+        std::fs::write(&config, text).unwrap();
+        Bird::launch(ns, dir, config, None)
+    }
+
+    fn launch(ns: &Netns, dir: &Path, config: PathBuf, hold_secs: Option<u32>) -> Bird {
         let socket = dir.join("bird.ctl");
         let child = ns
             .command("bird")
@@ -84,7 +95,7 @@ impl Bird {
         assert!(out.contains("Reconfigured"), "birdc configure: {out}");
     }
 
-    fn birdc(&self, args: &[&str]) -> String {
+    pub fn birdc(&self, args: &[&str]) -> String {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.netns, "birdc", "-s"])
             .arg(&self.socket)
@@ -101,9 +112,14 @@ impl Bird {
 
     /// The session's line of `birdc show protocols`: its state and since when.
     pub fn session(&self) -> String {
-        self.birdc(&["show", "protocols", "levee"])
+        self.session_of("levee")
+    }
+
+    /// The line of `birdc show protocols` for the session named `protocol`.
+    pub fn session_of(&self, protocol: &str) -> String {
+        self.birdc(&["show", "protocols", protocol])
             .lines()
-            .find(|l| l.starts_with("levee"))
+            .find(|l| l.starts_with(protocol))
             .unwrap_or_default()
             .to_string()
     }
@@ -177,6 +193,16 @@ fn write_bird_config(config: &Path, flows: &[&str], hold_secs: Option<u32>) {
         ),
     )
     .unwrap();
+}
+
+/// When bird's session line says it came up, in ms of the day. Bird shows it as wall time
+/// computed from its monotonic clock, so it may move by a millisecond between reads; a
+/// session that dropped and came back would move it by seconds.
+pub fn since_ms(line: &str) -> i64 {
+    let at = line.split_whitespace().nth(4).unwrap_or_default();
+    let parts: Vec<f64> = at.split(':').filter_map(|p| p.parse().ok()).collect();
+    assert_eq!(parts.len(), 3, "a time of day in bird's line: {line}");
+    ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1000.0).round() as i64
 }
 
 /// Polls `read` every 100 ms until `check` holds of it or `secs` pass; returns the last read.

@@ -5,6 +5,7 @@
 
 pub mod bgp;
 pub mod daemon;
+pub mod fleet;
 pub mod flood;
 pub mod livegen;
 pub mod netns;

@@ -215,7 +215,7 @@ impl Default for Lab {
 /// A veth pair with one end, `a`, in namespace `ns_a` and the other, `b`, in `ns_b`, each
 /// with `queues` queues. (Made under a unique temporary name, since the root namespace sees
 /// it first.)
-fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: usize) {
+pub fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: usize) {
     let tmp = format!("lvp{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let q = queues.to_string();
     let queues = ["numtxqueues", &q, "numrxqueues", &q];

@@ -3,6 +3,7 @@
 //! part has its own room:
 //!
 //! - `auto_escalation`: rules upstream when an attack fills the link (escalation.auto);
+//! - `sharing`: detection's rules and blocks sent to the fleet (escalation.fleet.share);
 //! - `capture`: `levee capture`, one at a time, never waiting on its client;
 //! - `claim`: one daemon per interface;
 //! - `events`: offences and samples drained from the program's rings;
@@ -32,6 +33,7 @@ pub mod lists;
 pub mod mode;
 pub mod persist;
 pub mod response;
+mod sharing;
 mod signatures;
 mod start;
 mod stop;
@@ -91,6 +93,8 @@ pub struct Controller {
     /// escalation.mode is off).
     pub(crate) bgp: Option<crate::escalation::bgp::Bgp>,
     pub(crate) auto_escalation: auto_escalation::AutoEscalation,
+    /// What detection shares with the fleet (escalation.fleet.share).
+    pub(crate) sharing: sharing::Sharing,
     /// Reading the received FlowSpec rules failed at the last tick (logged once a streak).
     received_failing: bool,
     /// The `levee capture` running, if one is.
@@ -262,6 +266,8 @@ impl Controller {
                 received_bps: rates.pass_bps + rates.drop_bps,
             };
             self.auto_escalation.step(u, &inputs, now);
+            let shapes = &self.telemetry.shapes;
+            self.sharing.step(u, &self.engine, shapes, &self.lists, now);
         }
         // The received rules' lease: the program stops them by itself once the controller
         // stops renewing it (a crash).

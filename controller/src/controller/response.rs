@@ -112,5 +112,8 @@ impl Controller {
         }
         info!(cidr = %net, ttl_secs = ttl.as_secs(), offences, "detection blocked an offender");
         self.save_state_soon();
+        if let Some(u) = &mut self.bgp {
+            self.sharing.share_block(u, net, ttl, &self.lists);
+        }
     }
 }

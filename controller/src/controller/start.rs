@@ -74,6 +74,7 @@ impl Controller {
             gate_pps: 0.0,
             bgp: None,
             auto_escalation: Default::default(),
+            sharing: Default::default(),
             received_failing: false,
             capture: None,
             flood: Default::default(),

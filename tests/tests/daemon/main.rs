@@ -12,6 +12,7 @@ mod escalation;
 mod explain;
 mod failure;
 mod faults;
+mod fleet;
 mod fragments;
 mod gate;
 mod interfaces;

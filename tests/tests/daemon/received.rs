@@ -12,7 +12,7 @@ use std::{
 
 use filter_common::abi::{Action, Reason, UPSTREAM_LEASE_NS};
 use levee_tests::{
-    bgp::{ATTACKED, Bird, ESCALATION, wait},
+    bgp::{ATTACKED, Bird, ESCALATION, since_ms, wait},
     daemon::{DaemonLab, packets},
     netns::{CLIENT_V4, PROTECTED_V4},
     traffic::{addr, drain, udp_receiver},
@@ -152,16 +152,6 @@ fn a_neighbour_over_its_max_prefix_loses_its_session() {
             .is_some_and(|r| r.iter().all(|r| r["state"] != "enforced")),
         "nothing from a session over its limit is enforced: {received}"
     );
-}
-
-/// When bird's session line says it came up, in ms of the day. Bird shows it as wall time
-/// computed from its monotonic clock, so it may move by a millisecond between reads; a
-/// session that dropped and came back would move it by seconds.
-fn since_ms(line: &str) -> i64 {
-    let at = line.split_whitespace().nth(4).unwrap_or_default();
-    let parts: Vec<f64> = at.split(':').filter_map(|p| p.parse().ok()).collect();
-    assert_eq!(parts.len(), 3, "a time of day in bird's line: {line}");
-    ((parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]) * 1000.0).round() as i64
 }
 
 /// The state Levee shows for the received rule whose text holds `dst`, if it shows one.
