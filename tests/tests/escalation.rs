@@ -7,7 +7,7 @@ use levee::{
         escalation::{Community, Neighbor, Role},
     },
     escalation::{
-        Audience, FlowAction, FlowRule,
+        Audience, FlowAction, FlowRule, Marks,
         gobgp::{Gobgp, Managed},
     },
 };
@@ -76,7 +76,7 @@ fn rtbh_and_flowspec_reach_the_upstream_and_leave_with_gobgpd() {
             // A FlowSpec rule for the flood's shape: NTP reflection to the attacked host.
             api.add_flowspec(
                 2,
-                Audience::Upstream,
+                Marks::for_time(Audience::Upstream, std::time::Duration::from_secs(600)),
                 &FlowRule {
                     dst: ATTACKED.parse().unwrap(),
                     proto: Some(17),
@@ -137,7 +137,7 @@ fn an_earlier_runs_paths_are_withdrawn_and_nothing_else() {
                 earlier
                     .add_flowspec(
                         2,
-                        Audience::Upstream,
+                        Marks::for_time(Audience::Upstream, std::time::Duration::from_secs(600)),
                         &FlowRule {
                             dst: ATTACKED.parse().unwrap(),
                             proto: Some(17),
@@ -257,7 +257,7 @@ fn runtime() -> tokio::runtime::Runtime {
 async fn blackhole_attacked(api: &mut Gobgp) -> Vec<u8> {
     api.add_rtbh(
         1,
-        Audience::Upstream,
+        Marks::for_time(Audience::Upstream, std::time::Duration::from_secs(600)),
         ATTACKED.parse().unwrap(),
         &[Community::BLACKHOLE],
     )

@@ -94,6 +94,9 @@ pub struct StatusView {
     pub top_reasons: Vec<CounterView>,
     pub strict: StrictView,
     pub sources: SourcesView,
+    /// The BGP neighbours (escalation), with the rules each group is sent and each sent.
+    #[serde(default)]
+    pub neighbors: Vec<crate::escalation::views::NeighborView>,
 }
 
 /// The per-source stage in `levee status`: the sketch gate in force and the table.

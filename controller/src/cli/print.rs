@@ -244,6 +244,21 @@ impl Print for StatusView {
         for c in &self.top_reasons {
             writeln!(out, "  {:<10} {:<20} {:>14}", c.action, c.reason, c.packets)?;
         }
+        for n in &self.neighbors {
+            let ends = n
+                .ends_in_secs
+                .map_or(String::new(), |(lo, hi)| format!(", ending in {lo}-{hi} s"));
+            let role = if n.role.is_empty() {
+                "neighbour"
+            } else {
+                &n.role
+            };
+            writeln!(
+                out,
+                "bgp         {} ({role}): Levee sends it {} rules; it sent {}, {} enforced{ends}",
+                n.address, n.sent, n.received, n.enforced
+            )?;
+        }
         Ok(())
     }
 }
@@ -295,13 +310,16 @@ impl Print for Vec<crate::escalation::bgp::ReceivedView> {
     fn print(&self, out: &mut dyn Write) -> Result<()> {
         writeln!(
             out,
-            "{:<9} {:<16} RULE (as gobgpd prints it): WHAT LEVEE DOES",
-            "STATE", "FROM"
+            "{:<9} {:<16} {:>8}  RULE (as gobgpd prints it): WHAT LEVEE DOES",
+            "STATE", "FROM", "TTL"
         )?;
         for r in self {
+            let ttl = r
+                .ttl_left_secs
+                .map_or_else(|| "-".to_string(), |t| format!("{t}s"));
             writeln!(
                 out,
-                "{:<9} {:<16} {}: {}",
+                "{:<9} {:<16} {ttl:>8}  {}: {}",
                 r.state, r.neighbor, r.rule, r.detail
             )?;
         }

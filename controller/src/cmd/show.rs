@@ -180,6 +180,11 @@ fn status(c: &Controller) -> Result<StatusView> {
             .filter(|s| s.action != Action::Pass.name())
             .take(5)
             .collect(),
+        neighbors: c
+            .bgp
+            .as_ref()
+            .map(|u| u.neighbors_view())
+            .unwrap_or_default(),
     })
 }
 

@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Result, anyhow};
 
 use super::{
-    Audience, Rule,
+    Marks, Rule,
     gobgp::{Gobgp, Lookup, Owned, api},
 };
 use crate::config::{EscalationSettings, escalation::BgpApi};
@@ -26,7 +26,7 @@ pub enum Job {
     Announce {
         id: u32,
         rule: Rule,
-        to: Audience,
+        marks: Marks,
         again: bool,
     },
     /// Read Levee's paths where `lookup` says; `token` names the read.
@@ -158,7 +158,7 @@ fn perform(
         Job::Announce {
             id,
             rule,
-            to,
+            marks,
             again,
         } => {
             let communities = settings.communities.clone();
@@ -168,7 +168,7 @@ fn perform(
                 asn,
                 client,
                 Box::new(move |c| {
-                    Box::pin(async move { announce(c, id, &rule, to, &communities).await })
+                    Box::pin(async move { announce(c, id, &rule, marks, &communities).await })
                 }),
             );
             Done::Announced { id, again, uuid }
@@ -210,13 +210,13 @@ pub async fn announce(
     api: &mut Gobgp,
     id: u32,
     rule: &Rule,
-    to: Audience,
+    marks: Marks,
     communities: &[crate::config::escalation::Community],
 ) -> Result<Vec<u8>> {
     match rule {
-        Rule::Rtbh { dst } => api.add_rtbh(id, to, *dst, communities).await,
-        Rule::FlowSpec(f) => api.add_flowspec(id, to, f).await,
-        Rule::SourceBlock { src, dst } => api.add_source_block(id, to, *src, *dst).await,
+        Rule::Rtbh { dst } => api.add_rtbh(id, marks, *dst, communities).await,
+        Rule::FlowSpec(f) => api.add_flowspec(id, marks, f).await,
+        Rule::SourceBlock { src, dst } => api.add_source_block(id, marks, *src, *dst).await,
     }
 }
 

@@ -64,6 +64,30 @@ impl Audience {
     }
 }
 
+/// What Levee's marks on a path say besides whose rule it is: the group(s) it goes to and
+/// until when its sender holds it (a receiver stops enforcing it then, whatever becomes of
+/// the session).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marks {
+    pub to: Audience,
+    /// Unix time, seconds.
+    pub until_unix: u32,
+}
+
+impl Marks {
+    /// Marks for a path held `left` from now.
+    pub fn for_time(to: Audience, left: std::time::Duration) -> Marks {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let until = (now + left).as_secs();
+        Marks {
+            to,
+            until_unix: u32::try_from(until).unwrap_or(u32::MAX),
+        }
+    }
+}
+
 /// `upstream`, `fleet` or `both`.
 pub fn parse_audience(s: &str) -> anyhow::Result<Audience> {
     Ok(match s {

@@ -22,10 +22,19 @@ pub fn choose(
     s: &EscalationSettings,
 ) -> (Vec<ReceivedView>, Vec<EnforcedRule>) {
     let min_prefix = (s.received_min_prefix_v4, s.received_min_prefix_v6);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let mut views = Vec::new();
     let mut candidates = Vec::new();
     for (rule, neighbor, path) in paths {
+        let until = received::held_until(path);
         let (state, detail) = match received::compile(path, &s.protected_prefixes, min_prefix) {
+            Outcome::Enforced(_) if until.is_some_and(|t| t <= now) => (
+                "expired",
+                "its sender's time for it ran out (a sender that stopped renewing it)".into(),
+            ),
             Outcome::Enforced(r) => {
                 candidates.push((views.len(), r));
                 ("enforced", String::new())
@@ -39,6 +48,7 @@ pub fn choose(
             neighbor: neighbor.clone(),
             state: state.into(),
             detail,
+            ttl_left_secs: until.map(|t| t.saturating_sub(now)),
         });
     }
     candidates.sort_by(|a, b| cmp(&a.1, &b.1));

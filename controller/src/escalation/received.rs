@@ -126,6 +126,18 @@ impl fmt::Display for EnforcedRule {
     }
 }
 
+/// Until when the sender holds the rule (unix seconds), if it is a Levee that says so (its
+/// `UNTIL` mark, whatever its AS: a mark can only end a rule sooner).
+pub fn held_until(path: &api::Path) -> Option<u64> {
+    path.pattrs
+        .iter()
+        .filter(|a| a.type_url.ends_with(".LargeCommunitiesAttribute"))
+        .filter_map(|a| api::LargeCommunitiesAttribute::decode(a.value.as_slice()).ok())
+        .flat_map(|a| a.communities)
+        .find(|c| c.local_data1 == super::gobgp::UNTIL)
+        .map(|c| u64::from(c.local_data2))
+}
+
 /// RFC 8955 numeric operator bits (the end-of-list and length bits are ignored).
 const AND: u32 = 0x40;
 const LT: u32 = 0x04;

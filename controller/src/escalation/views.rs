@@ -70,9 +70,32 @@ pub struct ReceivedView {
     pub rule: String,
     pub neighbor: String,
     /// enforced, skipped (a component or action Levee cannot enforce exactly, or no room
-    /// left in the program's table), ignored (outside escalation.protected_prefixes) or
-    /// refused (wider than escalation.received_min_prefix_v4/v6).
+    /// left in the program's table), ignored (outside escalation.protected_prefixes),
+    /// refused (wider than escalation.received_min_prefix_v4/v6) or expired (its sender's
+    /// time for it ran out).
     pub state: String,
     /// What the program enforces, or why not.
     pub detail: String,
+    /// How long its sender still holds it, when the sender is a Levee (which says so);
+    /// the rule is expired, not enforced, once this is 0.
+    #[serde(default)]
+    pub ttl_left_secs: Option<u64>,
+}
+
+/// One BGP neighbour in `levee status`: its group, what Levee sends that group, and the rules
+/// it sent with how long their senders still hold them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighborView {
+    pub address: String,
+    /// upstream or fleet; empty for a neighbour of the operator's own gobgpd (not in the
+    /// config: seen only by the rules it sent).
+    pub role: String,
+    /// Levee's own rules its group is sent now.
+    pub sent: usize,
+    /// The rules it sent, and how many of them the program enforces.
+    pub received: usize,
+    pub enforced: usize,
+    /// The soonest and the latest end of those rules, seconds from now, as their senders
+    /// said (Levee nodes say; other routers do not).
+    pub ends_in_secs: Option<(u64, u64)>,
 }

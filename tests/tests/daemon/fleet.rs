@@ -152,6 +152,20 @@ fn what_one_node_learns_every_node_enforces_within_a_second() {
             .first()
             .unwrap_or_else(|| panic!("A shared no block: {log}"));
         check_others_enforce(others, shared_at, blocked_at);
+        // B's status: the reflector sent A's two rules, held by A for its TTL (600 s).
+        let status = others[0].daemon.cli_json(&["status"]);
+        let rr = &status["neighbors"][0];
+        assert_eq!(
+            (rr["role"].as_str(), rr["received"].as_u64()),
+            (Some("fleet"), Some(2)),
+            "{status}"
+        );
+        assert_eq!(rr["enforced"], 2, "{status}");
+        let ends = rr["ends_in_secs"].as_array().expect("A says how long");
+        assert!(
+            ends[0].as_u64().unwrap() > 500 && ends[1].as_u64().unwrap() <= 600,
+            "{status}"
+        );
         // Only A announced them: B and C never send back what they received.
         let flows = reflector.flows();
         assert!(flows.contains("[node1"), "{flows}");
@@ -227,7 +241,7 @@ fn what_one_node_learns_every_node_enforces_within_a_second() {
 
 /// bird2 as the upstream (AS 65000, at 198.18.0.2) and as the fleet's reflector (iBGP, at
 /// 198.18.1.2 behind the lab's second link), each with its own FlowSpec table; the reflector
-/// also sends one rule of another node's.
+/// also sends two rules of other nodes', one of them past the time its sender gave it.
 fn two_groups(d: &DaemonLab, second: &SecondLink) -> (Bird, Bird) {
     let dir = |name: &str| {
         let dir = d.dir.join(name);
@@ -246,7 +260,9 @@ fn two_groups(d: &DaemonLab, second: &SecondLink) -> (Bird, Bird) {
         &dir("reflector"),
         "router id 198.18.1.2;\nprotocol device {}\nflow4 table flowtab4;\n\
          protocol static others {\n  flow4 { table flowtab4; };\n  route flow4 { dst 198.18.0.20/32; proto 17; } \
-         { bgp_ext_community.add((generic, 0x80060000, 0x0)); };\n}\n\
+         { bgp_ext_community.add((generic, 0x80060000, 0x0)); };\n\
+         \x20 route flow4 { dst 198.18.0.21/32; proto 17; } { bgp_ext_community.add((generic, 0x80060000, 0x0)); \
+         bgp_large_community.add((64512, 1280722260, 1000)); };\n}\n\
          protocol bgp fleet {\n  local 198.18.1.2 as 64512;\n  neighbor 198.18.1.1 as 64512;\n  passive on;\n\
          \x20 rr client;\n  flow4 { table flowtab4; import all; export all; };\n}\n",
     );

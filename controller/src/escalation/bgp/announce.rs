@@ -13,8 +13,8 @@ use super::{Active, Bgp, Reply, RuleView, Waiter, m_labels};
 use crate::{
     api::Response,
     escalation::{
-        Audience, Rule,
-        calls::{CALL_TIMEOUT, Calls, Job},
+        Audience, Marks, Rule,
+        calls::{CALL_TIMEOUT, Job},
         policy::{self, Held},
         views::Origin,
     },
@@ -96,11 +96,11 @@ impl Bgp {
             }
             let active = self.rules.get_mut(&id).expect("found");
             active.expires = active.expires.max(now + ttl);
-            if let (Some(group), Some(calls)) = (newly, self.calls.as_ref()) {
+            if let (Some(group), Some(_)) = (newly, self.calls.as_ref()) {
                 active.to = Audience::Both;
                 self.recent.push_back((now, group));
                 info!(id, rule = %rule, added = group.name(), "already announced; now sent to both groups");
-                Bgp::announce_again(calls, id, &rule, Audience::Both);
+                self.announce_again(id);
             } else {
                 info!(id, rule = %rule, ttl_secs = ttl.as_secs(), "already announced; time extended");
             }
@@ -120,7 +120,7 @@ impl Bgp {
             Job::Announce {
                 id,
                 rule: rule.clone(),
-                to,
+                marks: Marks::for_time(to, ttl),
                 again: false,
             },
             now + CALL_TIMEOUT,
@@ -133,6 +133,7 @@ impl Bgp {
                 to,
                 by,
                 expires: now + ttl,
+                sent_until: now + ttl,
                 ttl,
                 uuid: None,
                 visible_from_read: u64::MAX,
@@ -233,17 +234,39 @@ impl Bgp {
         }
     }
 
-    /// Sends a held rule to gobgpd again: one it lost, or one that goes to another group now.
-    pub(super) fn announce_again(calls: &Calls, id: u32, rule: &Rule, to: Audience) {
+    /// Sends held rule `id` to gobgpd again, with its groups and time as they are now: one
+    /// gobgpd lost, one that goes to another group now, one whose time moved on.
+    pub(super) fn announce_again(&mut self, id: u32) {
+        let (Some(calls), Some(a)) = (&self.calls, self.rules.get_mut(&id)) else {
+            return;
+        };
+        let now = Instant::now();
+        a.sent_until = a.expires;
         calls.send(
             Job::Announce {
                 id,
-                rule: rule.clone(),
-                to,
+                rule: a.rule.clone(),
+                marks: Marks::for_time(a.to, a.expires.saturating_duration_since(now)),
                 again: true,
             },
-            Instant::now() + CALL_TIMEOUT,
+            now + CALL_TIMEOUT,
         );
+    }
+
+    /// Sends again the rules whose time was extended by half of it or more since it was
+    /// sent, so receivers see how long each is held (a renewal every half TTL at most).
+    pub(super) fn announce_renewed(&mut self) {
+        let renewed: Vec<u32> = self
+            .rules
+            .iter()
+            .filter(|(_, a)| {
+                a.uuid.is_some() && a.withdrawing.is_none() && a.expires >= a.sent_until + a.ttl / 2
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in renewed {
+            self.announce_again(id);
+        }
     }
 
     fn dry_run(&self, rule: Rule, to: Audience, ttl: Duration, by: Origin) -> RuleView {

@@ -57,6 +57,8 @@ pub struct Active {
     pub to: Audience,
     pub by: Origin,
     pub expires: Instant,
+    /// Until when its path last told receivers it is held (its `UNTIL` mark).
+    sent_until: Instant,
     /// How long it was asked for: its time counts from gobgpd's confirmation.
     ttl: Duration,
     /// gobgpd's id of the path; None until gobgpd confirmed the announcement.
@@ -249,6 +251,7 @@ impl Bgp {
         for id in due {
             self.begin_withdraw(id, "ttl");
         }
+        self.announce_renewed();
         self.abandoned
             .retain(|_, (_, since)| now.duration_since(*since) < ABANDONED_FOR);
         if now >= self.next_reconcile && self.reconciling.is_none() {

@@ -9,7 +9,13 @@ use anyhow::anyhow;
 use tracing::info;
 
 use super::{Bgp, RECONCILE_EVERY};
-use crate::escalation::{calls::Job, gobgp::api, precedence, received::EnforcedRule, watch::Watch};
+use crate::{
+    config::escalation::Role,
+    escalation::{
+        calls::Job, gobgp::api, precedence, received::EnforcedRule, views::NeighborView,
+        watch::Watch,
+    },
+};
 
 /// What a read of the received rules came to.
 pub enum ReceivedNews {
@@ -74,7 +80,7 @@ impl Bgp {
         }
         self.received = views;
         self.with_metrics(|m| {
-            for state in ["enforced", "skipped", "ignored", "refused"] {
+            for state in ["enforced", "skipped", "ignored", "refused", "expired"] {
                 let n = self.received.iter().filter(|v| v.state == state).count();
                 m.upstream_rules
                     .get_or_create(&crate::metrics::StateOnlyLabels {
@@ -122,5 +128,58 @@ impl Bgp {
     /// `before`, and the next read tries again.
     pub fn enforcing_failed(&mut self, before: Vec<EnforcedRule>) {
         self.enforced = before;
+    }
+}
+
+impl Bgp {
+    /// Each neighbour: the configured ones, then any other that sent rules (through the
+    /// operator's own gobgpd), with what Levee sends its group and what it sent.
+    pub fn neighbors_view(&self) -> Vec<NeighborView> {
+        let mut out: Vec<NeighborView> = self
+            .settings
+            .neighbors
+            .iter()
+            .map(|n| NeighborView {
+                address: n.address.to_string(),
+                role: n.role.name().into(),
+                sent: self
+                    .rules
+                    .values()
+                    .filter(|a| match n.role {
+                        Role::Upstream => a.to.upstream(),
+                        Role::Fleet => a.to.fleet(),
+                    })
+                    .count(),
+                received: 0,
+                enforced: 0,
+                ends_in_secs: None,
+            })
+            .collect();
+        for r in &self.received {
+            let i = match out.iter().position(|n| n.address == r.neighbor) {
+                Some(i) => i,
+                None => {
+                    out.push(NeighborView {
+                        address: r.neighbor.clone(),
+                        role: String::new(),
+                        sent: 0,
+                        received: 0,
+                        enforced: 0,
+                        ends_in_secs: None,
+                    });
+                    out.len() - 1
+                }
+            };
+            let n = &mut out[i];
+            n.received += 1;
+            n.enforced += usize::from(r.state == "enforced");
+            if let Some(t) = r.ttl_left_secs {
+                n.ends_in_secs = Some(
+                    n.ends_in_secs
+                        .map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))),
+                );
+            }
+        }
+        out
     }
 }

@@ -110,19 +110,23 @@ impl Bgp {
             );
         }
         let now = Instant::now();
-        for (id, a) in &self.rules {
+        let missing: Vec<u32> = self
+            .rules
+            .iter()
             // Expired, being withdrawn, not yet confirmed or confirmed after the read was
             // sent: never announced again.
-            if a.expires <= now
-                || a.withdrawing.is_some()
-                || a.uuid.is_none()
-                || a.visible_from_read > token
-                || owned.iter().any(|o| o.id == *id)
-            {
-                continue;
-            }
-            warn!(id, rule = %a.rule, "missing in gobgpd's RIB: announced again");
-            Bgp::announce_again(calls, *id, &a.rule, a.to);
+            .filter(|(id, a)| {
+                a.expires > now
+                    && a.withdrawing.is_none()
+                    && a.uuid.is_some()
+                    && a.visible_from_read <= token
+                    && !owned.iter().any(|o| o.id == **id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in missing {
+            warn!(id, rule = %self.rules[&id].rule, "missing in gobgpd's RIB: announced again");
+            self.announce_again(id);
         }
     }
 

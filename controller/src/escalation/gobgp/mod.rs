@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use ipnet::IpNet;
 use prost::Message as _;
 
-use super::Audience;
+use super::Marks;
 use crate::config::escalation::BgpApi;
 
 pub use super::managed::{Managed, config_toml};
@@ -49,6 +49,8 @@ pub const TAG: u32 = 0x4c56_4545;
 pub const TO_UPSTREAM: u32 = 0x4c56_4555;
 /// `ASN:0x4c564546:0` ("LVEF"): the path goes to the fleet's group.
 pub const TO_FLEET: u32 = 0x4c56_4546;
+/// `ASN:0x4c564554:UNIX_TIME` ("LVET"): until when the sender holds the rule.
+pub const UNTIL: u32 = 0x4c56_4554;
 
 /// The unicast and FlowSpec families Levee announces in.
 fn families() -> [Family; 4] {
@@ -119,8 +121,9 @@ impl Gobgp {
     }
 
     /// Levee's mark, with the rule's id as its last part (the RIB read back says which rule
-    /// each path is), and the groups the path goes to.
-    pub(super) fn tag(&self, id: u32, to: Audience) -> prost_types::Any {
+    /// each path is), the groups the path goes to, and until when it is held.
+    pub(super) fn tag(&self, id: u32, marks: Marks) -> prost_types::Any {
+        let to = marks.to;
         let mark = |local_data1, local_data2| api::LargeCommunity {
             global_admin: self.asn,
             local_data1,
@@ -133,6 +136,7 @@ impl Gobgp {
         if to.fleet() {
             communities.push(mark(TO_FLEET, 0));
         }
+        communities.push(mark(UNTIL, marks.until_unix));
         any(
             "LargeCommunitiesAttribute",
             &api::LargeCommunitiesAttribute { communities },

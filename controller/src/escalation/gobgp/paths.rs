@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::{Gobgp, any, api, family, unicast, unspecified};
 use crate::{
     config::escalation::Community,
-    escalation::{Audience, FlowAction, FlowRule, Rule},
+    escalation::{FlowAction, FlowRule, Marks, Rule},
 };
 use api::Family;
 
@@ -21,7 +21,7 @@ impl Gobgp {
     pub async fn add_rtbh(
         &mut self,
         id: u32,
-        to: Audience,
+        marks: Marks,
         dst: IpAddr,
         communities: &[Community],
     ) -> Result<Vec<u8>> {
@@ -43,7 +43,7 @@ impl Gobgp {
                 "CommunitiesAttribute",
                 &api::CommunitiesAttribute { communities: all },
             ),
-            self.tag(id, to),
+            self.tag(id, marks),
         ];
         let next_hop = unspecified(v6);
         if v6 {
@@ -79,7 +79,7 @@ impl Gobgp {
     pub async fn add_flowspec(
         &mut self,
         id: u32,
-        to: Audience,
+        marks: Marks,
         rule: &FlowRule,
     ) -> Result<Vec<u8>> {
         let flow = Flow {
@@ -91,7 +91,7 @@ impl Gobgp {
             len: rule.len,
             action: rule.action,
         };
-        self.add_flow(id, to, &flow, &Rule::FlowSpec(rule.clone()))
+        self.add_flow(id, marks, &flow, &Rule::FlowSpec(rule.clone()))
             .await
     }
 
@@ -99,7 +99,7 @@ impl Gobgp {
     pub async fn add_source_block(
         &mut self,
         id: u32,
-        to: Audience,
+        marks: Marks,
         src: IpNet,
         dst: IpNet,
     ) -> Result<Vec<u8>> {
@@ -112,14 +112,14 @@ impl Gobgp {
             len: None,
             action: FlowAction::Discard,
         };
-        self.add_flow(id, to, &flow, &Rule::SourceBlock { src, dst })
+        self.add_flow(id, marks, &flow, &Rule::SourceBlock { src, dst })
             .await
     }
 
     async fn add_flow(
         &mut self,
         id: u32,
-        to: Audience,
+        marks: Marks,
         flow: &Flow,
         rule: &Rule,
     ) -> Result<Vec<u8>> {
@@ -192,7 +192,7 @@ impl Gobgp {
         };
         let pattrs = vec![
             any("OriginAttribute", &api::OriginAttribute { origin: 0 }),
-            self.tag(id, to),
+            self.tag(id, marks),
             any(
                 "MpReachNLRIAttribute",
                 &api::MpReachNlriAttribute {
