@@ -32,8 +32,12 @@ enum Task {
     Demo {
         /// Play the escalation scenario instead: announcements reaching a real upstream
         /// router (bird2) and their withdrawal.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "fleet")]
         escalation: bool,
+        /// Play the fleet scenario instead: three nodes and a route reflector (bird2), one
+        /// node's detection enforced by all, with a table of who learned what and when.
+        #[arg(long)]
+        fleet: bool,
     },
 }
 
@@ -44,14 +48,14 @@ fn main() {
         Task::Test => setup::run().and_then(|()| test::run()),
         Task::Bench(opts) => setup::run().and_then(|()| bench::run(&opts)),
         Task::Package => setup::run().and_then(|()| package::run().map(|_| ())),
-        Task::Demo { escalation } => setup::run().and_then(|()| {
+        Task::Demo { escalation, fleet } => setup::run().and_then(|()| {
             require_root("demo")?;
             // The demo runs the real daemon, built in the same profile.
             run_cmd(Command::new("cargo").args(["build", "--release", "--quiet", "-p", "levee"]))?;
-            let args = if escalation {
-                vec!["--escalation".to_string()]
-            } else {
-                vec![]
+            let args = match (escalation, fleet) {
+                (true, _) => vec!["--escalation".to_string()],
+                (_, true) => vec!["--fleet".to_string()],
+                _ => vec![],
             };
             run_lab_bin("demo", &args)
         }),

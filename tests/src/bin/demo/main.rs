@@ -6,9 +6,11 @@
 //! leaves the two namespaces, which are removed at the end, also on Ctrl-C.
 //!
 //! `--escalation` plays the second scenario instead ([`escalation`]): announcements reaching
-//! a real upstream router and their withdrawal.
+//! a real upstream router and their withdrawal. `--fleet` plays the third ([`fleet`]): three
+//! nodes sharing what one of them learns through a route reflector.
 
 mod escalation;
+mod fleet;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -54,6 +56,8 @@ fn main() {
     }
     let scenario = if std::env::args().any(|a| a == "--escalation") {
         escalation::run
+    } else if std::env::args().any(|a| a == "--fleet") {
+        fleet::run
     } else {
         run
     };
