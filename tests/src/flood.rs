@@ -58,6 +58,12 @@ impl FloodLab {
         FloodLab { daemon, rx, frames }
     }
 
+    /// Makes the flood a reflection: every frame from source port `sport` (NTP's 123, say).
+    pub fn reflected(&mut self, sport: u16) {
+        self.frames =
+            crate::traffic::reflection_frames(&self.daemon.lab, FLOODER, sport, FLOOD_PORT, 20_000);
+    }
+
     /// Floods from [`FLOODER`] while `watch` runs; the flood stops when `watch` returns or
     /// panics (a panicking test must not leave the sender running forever).
     pub fn flood<T>(&self, watch: impl FnOnce() -> T) -> T {

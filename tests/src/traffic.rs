@@ -117,14 +117,29 @@ pub fn udp_receiver(ns: &Netns, ip: &str, port: u16) -> UdpSocket {
 /// `count` 64-byte UDP frames from `src` to the protected side's `port`, addressed to its
 /// veth's MAC so the stack takes them, source ports varying. Returns the frames back to back.
 pub fn udp_flood_frames(lab: &Lab, src: &str, port: u16, count: usize) -> Vec<u8> {
+    // Ephemeral source ports, clear of the amplification-port signature.
+    udp_frames(lab, src, |i| 40_000 + (i % 20_000) as u16, port, count)
+}
+
+/// [`udp_flood_frames`] of a reflection: every frame from source port `sport` (NTP's 123, say).
+pub fn reflection_frames(lab: &Lab, src: &str, sport: u16, port: u16, count: usize) -> Vec<u8> {
+    udp_frames(lab, src, |_| sport, port, count)
+}
+
+fn udp_frames(
+    lab: &Lab,
+    src: &str,
+    sport: impl Fn(usize) -> u16,
+    port: u16,
+    count: usize,
+) -> Vec<u8> {
     use filter_common::frames::{FrameSpec, L4};
     let server_mac = Lab::mac(&lab.protected, &lab.iface);
     let client_mac = Lab::mac(&lab.client, "lv1");
     let mut out = Vec::with_capacity(count * 64);
     for i in 0..count {
         let l4 = L4::Udp {
-            // Ephemeral source ports, clear of the amplification-port signature.
-            sport: 40_000 + (i % 20_000) as u16,
+            sport: sport(i),
             dport: port,
         };
         let mut f = FrameSpec::new(

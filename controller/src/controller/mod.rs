@@ -266,8 +266,10 @@ impl Controller {
                 received_bps: rates.pass_bps + rates.drop_bps,
             };
             self.auto_escalation.step(u, &inputs, now);
-            let shapes = &self.telemetry.shapes;
-            self.sharing.step(u, &self.engine, shapes, &self.lists, now);
+            let (shapes, signatures) = (&self.telemetry.shapes, self.flood.book.table());
+            let lists = &self.lists;
+            self.sharing
+                .step(u, &self.engine, shapes, &signatures, lists, now);
         }
         // The received rules' lease: the program stops them by itself once the controller
         // stops renewing it (a crash).

@@ -1,16 +1,26 @@
 //! Sharing with the fleet (escalation.fleet.share): what detection learns on this node goes to
 //! every other node through the fleet's route reflectors at once, whether or not the link is
-//! full. An attacked class's shape goes as a FlowSpec rule, renewed while the attack lasts and
+//! full. An attacked class goes as a FlowSpec rule, renewed while the attack lasts and
 //! withdrawn the tick it is over; a verified offender's block goes as a source block toward
 //! each protected prefix of its family, withdrawn when the block ends here. Every rule passes
 //! the same policy as an operator's, with the fleet's own limits.
+//!
+//! The other nodes are not under this attack yet, and their crowd is there: a class's rule
+//! goes only when it is narrower than the service itself. A flood signature in force that
+//! FlowSpec can say whole (ports and IP length) goes as it is; else the attack's shape, when
+//! its packets share a source port (a reflection: no listener sends from NTP's 123). A shape
+//! naming only the service's own port would drop the whole audience of every node, which is
+//! the attacker's aim: it stays here, and each node's own defences meet the flood.
 
 use std::{
     collections::BTreeMap,
     time::{Duration, Instant},
 };
 
-use filter_common::abi::Class;
+use filter_common::{
+    abi::Class,
+    signature::{FloodSignature, field},
+};
 use ipnet::IpNet;
 use tracing::{info, warn};
 
@@ -18,7 +28,7 @@ use super::lists::ListBook;
 use crate::{
     engine::{AttackState, Engine},
     escalation::{
-        Audience, Rule,
+        Audience, FlowRule, Rule,
         bgp::{Bgp, Keep, Origin},
         shape::Shapes,
     },
@@ -44,6 +54,7 @@ impl Sharing {
         u: &mut Bgp,
         engine: &Engine,
         shapes: &Shapes,
+        signatures: &[FloodSignature],
         lists: &ListBook,
         now: Instant,
     ) {
@@ -75,7 +86,10 @@ impl Sharing {
             if state != AttackState::UnderAttack || !ready {
                 continue;
             }
-            let Some(flow) = shapes.rule(class as u32) else {
+            let Some(flow) = shapes
+                .rule(class as u32)
+                .and_then(|shape| fleet_rule(shape, signatures))
+            else {
                 continue;
             };
             let allowed = |ip| lists.allows_address(ip);
@@ -151,5 +165,97 @@ impl Sharing {
             info!(cidr = %src, rules = ids.len(), ttl_secs = ttl.as_secs(), "detection shared a block with the fleet");
             self.blocks.insert(src, ids);
         }
+    }
+}
+
+/// The rule a class's attack is shared as, if one is narrower than the attacked service: a
+/// signature of its protocol FlowSpec can say whole (destination and source port, IP length)
+/// with a length or a source port, toward the shape's destination; else the shape, if it has
+/// a source port. None for a shape with only the service's port.
+fn fleet_rule(shape: FlowRule, signatures: &[FloodSignature]) -> Option<FlowRule> {
+    let expressible = field::DST_PORT | field::SRC_PORT | field::IP_LEN;
+    let narrow = field::SRC_PORT | field::IP_LEN;
+    let signature = signatures.iter().find(|s| {
+        Some(s.facts.proto) == shape.proto
+            && s.fields != 0
+            && s.fields & !expressible == 0
+            && s.fields & narrow != 0
+    });
+    if let Some(s) = signature {
+        let f = &s.facts;
+        let has = |bit| s.fields & bit != 0;
+        return Some(FlowRule {
+            dst_port: has(field::DST_PORT).then_some(f.dst_port),
+            src_port: has(field::SRC_PORT).then_some(f.src_port),
+            len: has(field::IP_LEN).then_some((f.ip_len, f.ip_len)),
+            ..shape
+        });
+    }
+    shape.src_port.is_some().then_some(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use filter_common::signature::Facts;
+
+    use super::*;
+    use crate::escalation::FlowAction;
+
+    fn shape(src_port: Option<u16>) -> FlowRule {
+        FlowRule {
+            dst: "192.0.2.10".parse().unwrap(),
+            proto: Some(17),
+            src_port,
+            dst_port: if src_port.is_some() { None } else { Some(9000) },
+            len: None,
+            action: FlowAction::Discard,
+        }
+    }
+
+    fn signature(fields: u32) -> FloodSignature {
+        FloodSignature {
+            fields,
+            id: 1,
+            facts: Facts {
+                dst_port: 9000,
+                src_port: 4444,
+                ip_len: 540,
+                proto: 17,
+                ttl: 64,
+                ..Facts::default()
+            },
+            payload_mask: [0; 8],
+        }
+    }
+
+    #[test]
+    fn only_what_is_narrower_than_the_service_is_shared() {
+        // A reflection's shape goes as it is.
+        assert_eq!(fleet_rule(shape(Some(123)), &[]), Some(shape(Some(123))));
+        // The service's port alone would drop every node's crowd: nothing goes.
+        assert_eq!(fleet_rule(shape(None), &[]), None);
+        // A signature FlowSpec can say whole narrows it: port and length.
+        let sig = signature(field::DST_PORT | field::IP_LEN);
+        let rule = fleet_rule(shape(None), &[sig]).expect("the signature's rule");
+        assert_eq!(
+            (rule.dst_port, rule.len, rule.src_port),
+            (Some(9000), Some((540, 540)), None)
+        );
+        assert_eq!(rule.dst, shape(None).dst);
+        // One with a TTL (or an IP id, or payload bytes) cannot be said: the shape decides.
+        let ttl = signature(field::DST_PORT | field::IP_LEN | field::TTL);
+        assert_eq!(fleet_rule(shape(None), &[ttl]), None);
+        // One of another protocol does not apply; one with the port alone is no narrower.
+        let syn = FloodSignature {
+            facts: Facts {
+                proto: 6,
+                ..sig.facts
+            },
+            ..sig
+        };
+        assert_eq!(
+            fleet_rule(shape(None), &[syn, signature(field::DST_PORT)]),
+            None
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Issue 26: detect once, drop everywhere. Three Levee nodes protect one anycast prefix, with
-//! bird2 as the route reflector of their sessions. A flood at node A is detected there; A's
-//! rule for its shape and its block of the verified flooder reach B and C through the
-//! reflector, which drop what matches; a node restarted mid-attack gets them as soon as its
-//! session is up; when A's attack is over its rule leaves B and C; no session drops.
+//! bird2 as the route reflector of their sessions. A reflection flood (from a game server's
+//! query port) at node A is detected there; A's rule for its shape and its block of the verified flooder
+//! reach B and C through the reflector, which drop what matches while their crowd on the same
+//! port keeps its service; a node restarted mid-attack gets them as soon as its session is
+//! up; when A's attack is over its rule leaves B and C; no session drops.
 
 use std::{
     net::UdpSocket,
@@ -17,11 +18,14 @@ use levee_tests::{
     fleet::{FleetLab, NODES, log_times, session_name},
     flood::{FLOOD_PORT, FLOODER, FloodLab},
     netns::{CLIENT_V4, PROTECTED_V4, SecondLink},
-    traffic::{DATAGRAMS, addr, drain, send_udp_from, udp_receiver},
+    traffic::{DATAGRAMS, addr, drain, udp_receiver},
 };
 
 /// A port of each node's with a receiver, apart from the flood's.
 const OTHER_PORT: u16 = 9001;
+/// The reflection's source port: a game server's query port (A2S reflection), outside the
+/// amplification signature's default list, so no node drops it before it learns of it.
+const REFLECTED: u16 = 27015;
 /// The longest a rule may take from one node's decision to another's program.
 const WITHIN: f64 = 1.0;
 
@@ -58,7 +62,21 @@ fn wait_enforced(d: &DaemonLab, secs: u64, parts: &[&str]) -> bool {
 
 /// Sends a paced burst from `src` to node `d`'s `port`; how many datagrams arrived.
 fn arrived(d: &DaemonLab, rx: &UdpSocket, src: &str, port: u16) -> u64 {
-    send_udp_from(&d.lab.client, src, addr(PROTECTED_V4, port));
+    arrived_from(d, rx, src, 0, port)
+}
+
+/// [`arrived`] from source port `sport` (0: any).
+fn arrived_from(d: &DaemonLab, rx: &UdpSocket, src: &str, sport: u16, port: u16) -> u64 {
+    d.lab.client.run(|| {
+        let sock = UdpSocket::bind(addr(src, sport)).expect("bind");
+        for i in 0..DATAGRAMS {
+            sock.send_to(&i.to_be_bytes(), addr(PROTECTED_V4, port))
+                .expect("send");
+            if i % 20 == 19 {
+                sleep(Duration::from_millis(2));
+            }
+        }
+    });
     sleep(Duration::from_millis(150));
     drain(rx).get(&src.parse().unwrap()).copied().unwrap_or(0)
 }
@@ -71,7 +89,7 @@ fn first_after(log: &str, needle: &str, after: f64) -> Option<f64> {
 /// A's shape rule and block reach B and C (`others`) within a second of A's decisions
 /// (`shared_at`, `blocked_at`), and they drop what matches them.
 fn check_others_enforce(others: &[FloodLab], shared_at: f64, blocked_at: f64) {
-    let shape = format!("dst {PROTECTED_V4}/32 proto 17 dport {FLOOD_PORT} discard");
+    let shape = format!("dst {PROTECTED_V4}/32 proto 17 sport {REFLECTED} discard");
     let block = format!("src {FLOODER}/32");
     for (n, node) in others.iter().enumerate() {
         let (i, d) = (n + 1, &node.daemon);
@@ -99,13 +117,13 @@ fn check_others_enforce(others: &[FloodLab], shared_at: f64, blocked_at: f64) {
         );
         assert!(took <= WITHIN, "node {i}: {took:.3} s");
 
-        // The flood's shape: every datagram to its port is dropped, counted as upstream_rule;
-        // the same source to another port passes.
+        // The flood's shape: every datagram from the reflected port is dropped, counted as
+        // upstream_rule; the crowd on the same service port keeps it.
         let rx = &node.rx;
         let other = udp_receiver(&d.lab.protected, PROTECTED_V4, OTHER_PORT);
         let before = packets(&d.stats(), Action::Drop, Some(Reason::UpstreamRule));
         assert_eq!(
-            arrived(d, rx, CLIENT_V4[1], FLOOD_PORT),
+            arrived_from(d, rx, CLIENT_V4[1], REFLECTED, FLOOD_PORT),
             0,
             "node {i}: the shape"
         );
@@ -114,6 +132,11 @@ fn check_others_enforce(others: &[FloodLab], shared_at: f64, blocked_at: f64) {
             after - before >= DATAGRAMS,
             "node {i}: {} counted",
             after - before
+        );
+        assert_eq!(
+            arrived(d, rx, CLIENT_V4[1], FLOOD_PORT),
+            DATAGRAMS,
+            "node {i}: the crowd on the flooded port"
         );
         assert_eq!(arrived(d, &other, CLIENT_V4[1], OTHER_PORT), DATAGRAMS);
         // A's offender is dropped whatever it sends; another source is not.
@@ -128,6 +151,7 @@ fn check_others_enforce(others: &[FloodLab], shared_at: f64, blocked_at: f64) {
 #[test]
 fn what_one_node_learns_every_node_enforces_within_a_second() {
     let mut fleet = FleetLab::start(CONFIG);
+    fleet.nodes[0].reflected(REFLECTED);
     let sessions = fleet.wait_sessions(60);
     assert!(
         sessions.iter().all(|s| s.contains("Established")),
@@ -181,7 +205,7 @@ fn what_one_node_learns_every_node_enforces_within_a_second() {
         let up = wait(30, || session(1), |s| s.contains("Established"));
         assert!(up.contains("Established"), "B's session is back: {up}");
         let b = &others[0].daemon;
-        let shape = format!("dst {PROTECTED_V4}/32 proto 17 dport {FLOOD_PORT}");
+        let shape = format!("dst {PROTECTED_V4}/32 proto 17 sport {REFLECTED}");
         assert!(wait_enforced(b, 10, &[&shape]), "{:?}", enforced(b));
         let up_ms = since_ms(&up) as f64 / 1000.0;
         let took = log_times(&b.log(), "received FlowSpec rules in force")
@@ -206,8 +230,12 @@ fn what_one_node_learns_every_node_enforces_within_a_second() {
     assert!(over > shared_at);
     for i in 1..NODES {
         let d = fleet.node(i);
-        let gone = wait(10, || enforced(d).join("\n"), |r| !r.contains("dport 9000"));
-        assert!(!gone.contains("dport 9000"), "node {i}: {gone}");
+        let gone = wait(
+            10,
+            || enforced(d).join("\n"),
+            |r| !r.contains("sport 27015"),
+        );
+        assert!(!gone.contains("sport 27015"), "node {i}: {gone}");
         assert!(
             gone.contains(&format!("src {FLOODER}/32")),
             "node {i}: {gone}"

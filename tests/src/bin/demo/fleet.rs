@@ -1,9 +1,10 @@
 //! `cargo xtask demo --fleet`: three Levee nodes on one anycast prefix, each in namespaces of
-//! its own, with bird2 as the route reflector of their iBGP sessions. A flood lands on node
-//! A only: A detects it and shares its rule for the flood's shape and its block of the
-//! verified flooder; B and C enforce both and drop what matches, although no packet of the
-//! flood reached them; when A's attack is over, its rule leaves them. Ends with a table of
-//! who learned what and when, from the nodes' own logs.
+//! its own, with bird2 as the route reflector of their iBGP sessions. A reflection flood (from
+//! a game server's query port) lands on node A only: A detects it and shares its rule for the
+//! flood's shape and its block of the verified flooder; B and C enforce both and drop what
+//! matches, although no packet of the flood reached them, while their crowd on the same port
+//! keeps its service; when A's attack is over, its rule leaves them. Ends with a table of who
+//! learned what and when, from the nodes' own logs.
 
 use std::sync::atomic::Ordering;
 
@@ -13,7 +14,7 @@ use levee_tests::{
     fleet::{FleetLab, NODES, log_times, node_address},
     flood::{FLOOD_PORT, FLOODER},
     netns::{CLIENT_V4, PROTECTED_V4},
-    traffic::{addr, drain, send_udp_from},
+    traffic::{addr, drain},
 };
 
 /// Every node: enforcing, strict off (detection's threshold path), UDP attacks declared above
@@ -22,6 +23,8 @@ const CONFIG: &str = "mode = \"enforce\"\n[strict]\nmode = \"off\"\n[detection]\
      [detection.floor_pps]\nudp = 5000\n[events]\nsample_every = 16";
 
 const NAMES: [&str; NODES] = ["A", "B", "C"];
+/// The reflection's source port (A2S, a game server's query port).
+const REFLECTED: u16 = 27015;
 
 fn step(what: &str) -> Result<()> {
     if crate::INTERRUPTED.load(Ordering::SeqCst) {
@@ -36,7 +39,8 @@ pub fn run() -> Result<()> {
         "Levee fleet demo: nodes A, B and C (AS 64512) each protect 198.18.0.0/24 (the anycast \
          198.18.0.1 on each), bird2 reflects their FlowSpec rules"
     );
-    let fleet = FleetLab::start(CONFIG);
+    let mut fleet = FleetLab::start(CONFIG);
+    fleet.nodes[0].reflected(REFLECTED);
     let sessions = fleet.wait_sessions(60);
     step("birdc show protocols (the reflector)")?;
     for (i, s) in sessions.iter().enumerate() {
@@ -47,7 +51,7 @@ pub fn run() -> Result<()> {
     }
 
     step(&format!(
-        "a UDP flood from {FLOODER} to node A's {PROTECTED_V4}:{FLOOD_PORT}, 30,000 pps, A only"
+        "a UDP reflection flood from {FLOODER}:{REFLECTED} to node A's {PROTECTED_V4}:{FLOOD_PORT}, 30,000 pps, A only"
     ))?;
     let a = fleet.node(0);
     let shared = fleet.nodes[0].flood_at(30_000.0, || {
@@ -69,19 +73,21 @@ pub fn run() -> Result<()> {
                 println!("    {line}");
             }
         }
-        // Traffic of the flood's shape and from the flooder, sent to B and C directly.
+        // Traffic of the flood's shape, and the crowd on the same port, sent to B and C.
         for (node, name) in fleet.nodes.iter().zip(NAMES).skip(1) {
-            send_udp_from(
-                &node.daemon.lab.client,
-                CLIENT_V4[1],
-                addr(PROTECTED_V4, FLOOD_PORT),
-            );
-            std::thread::sleep(std::time::Duration::from_millis(150));
-            let got = drain(&node.rx).values().sum::<u64>();
-            println!(
-                "  node {name}: 200 datagrams of the flood's shape from {} arrived: {got}",
-                CLIENT_V4[1]
-            );
+            for (sport, what) in [(REFLECTED, "of the flood's shape"), (0, "of the crowd")] {
+                send_from(node, sport);
+                let got = drain(&node.rx).values().sum::<u64>();
+                let from = if sport == 0 {
+                    "any port".to_string()
+                } else {
+                    format!("port {sport}")
+                };
+                println!(
+                    "  node {name}: 200 datagrams {what} from {} ({from}): {got} arrived",
+                    CLIENT_V4[1]
+                );
+            }
         }
         true
     });
@@ -99,7 +105,7 @@ pub fn run() -> Result<()> {
         let left = wait(
             10,
             || d.cli_ok(&["escalate", "list", "--received"]),
-            |s| !s.contains(&format!("destination-port: =={FLOOD_PORT}")),
+            |s| !s.contains(&format!("source-port: =={REFLECTED}")),
         );
         println!("  node {name}: levee escalate list --received");
         for line in left.lines() {
@@ -120,6 +126,21 @@ pub fn run() -> Result<()> {
     print_table(&fleet)?;
     println!("\nthe nodes stop; the lab is removed.");
     Ok(())
+}
+
+/// Sends 200 paced datagrams from the second lab client (source port `sport`, 0: any) to the
+/// node's flooded port.
+fn send_from(node: &levee_tests::flood::FloodLab, sport: u16) {
+    node.daemon.lab.client.run(|| {
+        let sock = std::net::UdpSocket::bind(addr(CLIENT_V4[1], sport)).expect("bind");
+        for i in 0..200u32 {
+            let _ = sock.send_to(&i.to_be_bytes(), addr(PROTECTED_V4, FLOOD_PORT));
+            if i % 20 == 19 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(150));
 }
 
 /// The table: each event in order, with its node and its time after A's attack started.
@@ -152,7 +173,7 @@ fn print_table(fleet: &FleetLab) -> Result<()> {
     ];
     for (i, name) in NAMES.iter().enumerate().skip(1) {
         let log = fleet.node(i).log();
-        let shape = format!("destination-port: =={FLOOD_PORT}");
+        let shape = format!("source-port: =={REFLECTED}");
         rows.push((
             first(&log, &shape, start),
             name,
