@@ -159,7 +159,7 @@ fn add(
         to,
         ttl,
         Origin::Operator,
-        |ip| lists.allows_address(ip),
+        |net| lists.allows_any(&net),
         dry_run,
     )
 }
@@ -184,7 +184,7 @@ pub fn answer_later(c: &mut Controller, request: &Request, reply: Reply) -> Resu
                 *to,
                 *ttl,
                 Origin::Operator,
-                |ip| lists.allows_address(ip),
+                |net| lists.allows_any(&net),
                 false,
             );
             match announced {

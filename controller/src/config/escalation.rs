@@ -398,6 +398,11 @@ fn check(s: &EscalationSettings) -> Result<()> {
         if s.neighbors.is_empty() {
             bail!("field escalation.neighbors: the managed BGP daemon needs at least one");
         }
+        if s.fleet.share && !s.neighbors.iter().any(|n| n.role == Role::Fleet) {
+            bail!(
+                "field escalation.fleet.share: no neighbour has role \"fleet\" to share with (escalation.neighbors)"
+            );
+        }
     }
     Ok(())
 }

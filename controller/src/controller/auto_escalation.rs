@@ -90,9 +90,10 @@ impl AutoEscalation {
                 if now.duration_since(since) < s.auto_hold {
                     continue;
                 }
-                // Handed to the withdrawer, which retries until gobgpd confirms each.
+                // Handed to the withdrawer, which retries until gobgpd confirms each (a rule
+                // the fleet holds too stays for the fleet).
                 for id in held.ids.drain(..) {
-                    u.withdraw_later(id, "attack_over");
+                    u.release(id, Audience::Upstream, "attack_over");
                 }
                 self.held[i] = None;
                 continue;
@@ -128,7 +129,7 @@ impl AutoEscalation {
         let mut ids = Vec::new();
         let mut dry_run = false;
         for rule in rules {
-            let allowed = |ip| inputs.lists.allows_address(ip);
+            let allowed = |net| inputs.lists.allows_any(&net);
             match u.announce(
                 rule,
                 Audience::Upstream,

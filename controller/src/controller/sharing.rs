@@ -13,7 +13,7 @@
 //! the attacker's aim: it stays here, and each node's own defences meet the flood.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     time::{Duration, Instant},
 };
 
@@ -42,8 +42,24 @@ pub struct Sharing {
     /// The rule shared for each class's attack.
     classes: [Option<u32>; Class::COUNT],
     not_before: [Option<Instant>; Class::COUNT],
-    /// The blocks shared: the blocked prefix and the rules that carry it.
-    blocks: BTreeMap<IpNet, Vec<u32>>,
+    /// The blocks shared, by blocked prefix.
+    blocks: BTreeMap<IpNet, SharedBlock>,
+}
+
+/// One block shared with the fleet: a source block toward each protected prefix of its
+/// family, tried again while one is missing (refused by the fleet's limits, say) and the
+/// block lasts here.
+#[derive(Debug)]
+struct SharedBlock {
+    /// The rule carrying it toward each protected prefix.
+    ids: BTreeMap<IpNet, u32>,
+    /// Protected prefixes whose rule was withdrawn (by the operator, or at its time): never
+    /// shared again for this block.
+    gone: BTreeSet<IpNet>,
+    /// When the block ends here.
+    until: Instant,
+    /// When a missing rule is tried again.
+    retry_at: Instant,
 }
 
 impl Sharing {
@@ -67,7 +83,7 @@ impl Sharing {
             let state = engine.state(class);
             if let Some(id) = self.classes[i] {
                 if state == AttackState::Normal {
-                    u.withdraw_later(id, "attack_over");
+                    u.release(id, Audience::Fleet, "attack_over");
                     self.classes[i] = None;
                     continue;
                 }
@@ -92,7 +108,7 @@ impl Sharing {
             else {
                 continue;
             };
-            let allowed = |ip| lists.allows_address(ip);
+            let allowed = |net| lists.allows_any(&net);
             let rule = Rule::FlowSpec(flow);
             match u.announce(
                 rule.clone(),
@@ -117,15 +133,38 @@ impl Sharing {
                 }
             }
         }
-        let ended: Vec<IpNet> = self
-            .blocks
-            .keys()
-            .filter(|net| lists.block(net).is_none())
-            .copied()
-            .collect();
-        for net in ended {
-            for id in self.blocks.remove(&net).unwrap_or_default() {
-                u.withdraw_later(id, "block_over");
+        self.step_blocks(u, lists, now);
+    }
+
+    /// Blocks that ended here are withdrawn from the fleet; rules of blocks still in force
+    /// that were refused (the fleet's limits, say) or failed are tried again every [`RETRY`].
+    fn step_blocks(&mut self, u: &mut Bgp, lists: &ListBook, now: Instant) {
+        let nets: Vec<IpNet> = self.blocks.keys().copied().collect();
+        for net in nets {
+            let shared = self.blocks.get_mut(&net).expect("listed");
+            if lists.block(&net).is_none() || shared.until <= now {
+                for id in shared.ids.values() {
+                    u.release(*id, Audience::Fleet, "block_over");
+                }
+                self.blocks.remove(&net);
+                continue;
+            }
+            // Only a refused or failed rule is tried again; one the operator withdrew stays so.
+            shared
+                .ids
+                .retain(|dst, id| match u.keep(*id, Duration::ZERO) {
+                    Keep::Held => true,
+                    Keep::Failed => {
+                        shared.retry_at = now + RETRY;
+                        false
+                    }
+                    Keep::Gone => {
+                        shared.gone.insert(*dst);
+                        false
+                    }
+                });
+            if shared.retry_at <= now {
+                self.share_missing(u, net, lists, now);
             }
         }
     }
@@ -133,19 +172,41 @@ impl Sharing {
     /// Shares detection's block of `src` for `ttl` (at most escalation.max_ttl) as a source
     /// block toward each protected prefix of its family.
     pub fn share_block(&mut self, u: &mut Bgp, src: IpNet, ttl: Duration, lists: &ListBook) {
-        let s = u.settings().clone();
-        if !s.fleet.share || self.blocks.contains_key(&src) {
+        if !u.settings().fleet.share || self.blocks.contains_key(&src) {
             return;
         }
-        let ttl = ttl.min(s.max_ttl);
-        let mut ids = Vec::new();
-        for dst in s
+        let now = Instant::now();
+        self.blocks.insert(
+            src,
+            SharedBlock {
+                ids: BTreeMap::new(),
+                gone: BTreeSet::new(),
+                until: now + ttl,
+                retry_at: now,
+            },
+        );
+        self.share_missing(u, src, lists, now);
+    }
+
+    /// Announces the source blocks of `src` not held yet, for the block's time left.
+    fn share_missing(&mut self, u: &mut Bgp, src: IpNet, lists: &ListBook, now: Instant) {
+        let s = u.settings().clone();
+        let Some(shared) = self.blocks.get_mut(&src) else {
+            return;
+        };
+        let ttl = shared.until.saturating_duration_since(now).min(s.max_ttl);
+        let missing: Vec<IpNet> = s
             .protected_prefixes
             .iter()
             .filter(|p| p.addr().is_ipv4() == src.addr().is_ipv4())
-        {
-            let rule = Rule::SourceBlock { src, dst: *dst };
-            let allowed = |ip| lists.allows_address(ip);
+            .filter(|p| !shared.ids.contains_key(p) && !shared.gone.contains(p))
+            .copied()
+            .collect();
+        let retry = !shared.ids.is_empty();
+        let mut shared_now = 0;
+        for dst in missing {
+            let rule = Rule::SourceBlock { src, dst };
+            let allowed = |net| lists.allows_any(&net);
             match u.announce(
                 rule,
                 Audience::Fleet,
@@ -154,16 +215,21 @@ impl Sharing {
                 allowed,
                 false,
             ) {
-                Ok(view) if view.dry_run => {}
-                Ok(view) => ids.push(view.id),
+                // A dry run shares nothing, and is not tried again.
+                Ok(view) if view.dry_run => shared.retry_at = shared.until,
+                Ok(view) => {
+                    shared.ids.insert(dst, view.id);
+                    shared_now += 1;
+                }
                 Err(e) => {
-                    warn!(cidr = %src, "detection could not share its block with the fleet: {e:#}")
+                    shared.retry_at = now + RETRY;
+                    warn!(cidr = %src, "detection could not share its block with the fleet, trying again in {}s: {e:#}", RETRY.as_secs());
                 }
             }
         }
-        if !ids.is_empty() {
-            info!(cidr = %src, rules = ids.len(), ttl_secs = ttl.as_secs(), "detection shared a block with the fleet");
-            self.blocks.insert(src, ids);
+        if shared_now > 0 {
+            let again = if retry { " again" } else { "" };
+            info!(cidr = %src, rules = shared_now, ttl_secs = ttl.as_secs(), "detection shared a block with the fleet{again}");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! malformed length or rate. (FastNetMon's users met each of these the hard way: an announced
 //! 0.0.0.0/0, rules never withdrawn, absurd packet lengths taking routers down.)
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use ipnet::IpNet;
@@ -25,28 +25,18 @@ pub struct Held {
     pub fleet_last_minute: usize,
 }
 
-impl Held {
-    /// Nothing held: for a rule already announced, checked again without counting itself.
-    pub fn none() -> Held {
-        Held {
-            active: 0,
-            last_minute: 0,
-            fleet_active: 0,
-            fleet_last_minute: 0,
-        }
-    }
-}
-
 /// A traffic-rate above this (bytes a second, about 8 Tbit/s) is not a limit but a typo.
 pub const MAX_RATE_BYTES: u64 = 1_000_000_000_000;
 
 /// Refuses `rule` with one line if it may not be announced to `to` for `ttl`.
+/// `allowlisted(net)`: whether an allowlisted address is inside `net` (a host: whether it is
+/// allowlisted).
 pub fn check(
     rule: &Rule,
     to: Audience,
     ttl: Option<Duration>,
     settings: &EscalationSettings,
-    allowlisted: impl Fn(IpAddr) -> bool,
+    allowlisted: impl Fn(IpNet) -> bool,
     held: &Held,
 ) -> Result<()> {
     check_group(to, settings)?;
@@ -68,7 +58,9 @@ pub fn check(
     {
         bail!("{dst} is outside escalation.protected_prefixes; nothing announced");
     }
-    if allowlisted(dst) {
+    // A source block's destination is the whole protected prefix: its allowlisted hosts
+    // are not what it drops (its source is checked instead).
+    if !matches!(rule, Rule::SourceBlock { .. }) && allowlisted(host) {
         bail!("{dst} is allowlisted; nothing announced");
     }
     let Some(ttl) = ttl else {
@@ -79,37 +71,6 @@ pub fn check(
             "TTL {}s is outside 1s..escalation.max_ttl ({}s); nothing announced",
             ttl.as_secs(),
             settings.max_ttl.as_secs()
-        );
-    }
-    if to.fleet() && held.fleet_active >= settings.fleet.max_active as usize {
-        bail!(
-            "{} rules are shared with the fleet, escalation.fleet.max_active is {}; nothing announced",
-            held.fleet_active,
-            settings.fleet.max_active
-        );
-    }
-    if to.fleet() && held.fleet_last_minute >= settings.fleet.max_per_minute as usize {
-        bail!(
-            "{} rules shared with the fleet in the last minute, escalation.fleet.max_per_minute is {}; nothing announced",
-            held.fleet_last_minute,
-            settings.fleet.max_per_minute
-        );
-    }
-    if !to.upstream() {
-        return Ok(());
-    }
-    if held.active >= settings.max_active as usize {
-        bail!(
-            "{} rules are active, escalation.max_active is {}; nothing announced",
-            held.active,
-            settings.max_active
-        );
-    }
-    if held.last_minute >= settings.max_per_minute as usize {
-        bail!(
-            "{} rules announced in the last minute, escalation.max_per_minute is {}; nothing announced",
-            held.last_minute,
-            settings.max_per_minute
         );
     }
     if let Rule::FlowSpec(f) = rule {
@@ -133,6 +94,39 @@ pub fn check(
         {
             bail!("ports need --proto tcp or udp; nothing announced");
         }
+    }
+    check_limits(to, settings, held)
+}
+
+/// The limits of each group the rule goes to: rules at once, and in the last minute.
+fn check_limits(to: Audience, settings: &EscalationSettings, held: &Held) -> Result<()> {
+    if to.fleet() && held.fleet_active >= settings.fleet.max_active as usize {
+        bail!(
+            "{} rules are shared with the fleet, escalation.fleet.max_active is {}; nothing announced",
+            held.fleet_active,
+            settings.fleet.max_active
+        );
+    }
+    if to.fleet() && held.fleet_last_minute >= settings.fleet.max_per_minute as usize {
+        bail!(
+            "{} rules shared with the fleet in the last minute, escalation.fleet.max_per_minute is {}; nothing announced",
+            held.fleet_last_minute,
+            settings.fleet.max_per_minute
+        );
+    }
+    if to.upstream() && held.active >= settings.max_active as usize {
+        bail!(
+            "{} rules are active, escalation.max_active is {}; nothing announced",
+            held.active,
+            settings.max_active
+        );
+    }
+    if to.upstream() && held.last_minute >= settings.max_per_minute as usize {
+        bail!(
+            "{} rules announced in the last minute, escalation.max_per_minute is {}; nothing announced",
+            held.last_minute,
+            settings.max_per_minute
+        );
     }
     Ok(())
 }
@@ -162,7 +156,7 @@ fn check_source_block(
     dst: IpNet,
     to: Audience,
     s: &EscalationSettings,
-    allowlisted: impl Fn(IpAddr) -> bool,
+    allowlisted: impl Fn(IpNet) -> bool,
 ) -> Result<()> {
     if to.upstream() {
         bail!("a source block goes to the fleet only, never upstream; nothing announced");
@@ -185,8 +179,8 @@ fn check_source_block(
             "source {src} covers a protected prefix (escalation.protected_prefixes); nothing announced"
         );
     }
-    if allowlisted(src.addr()) {
-        bail!("source {src} is allowlisted; nothing announced");
+    if allowlisted(src) {
+        bail!("source {src} holds an allowlisted address; nothing announced");
     }
     Ok(())
 }

@@ -260,17 +260,17 @@ impl Metrics {
         );
         registry.register(
             "escalations_active",
-            "Rules announced upstream now (RTBH, FlowSpec), by kind",
+            "Rules announced now, upstream or to the fleet (RTBH, FlowSpec, source block), by kind",
             m.escalations_active.clone(),
         );
         registry.register(
             "escalation_announcements",
-            "Rules announced upstream, by kind and who asked (operator, detection)",
+            "Rules announced, by kind and who asked (operator, detection)",
             m.escalation_announcements.clone(),
         );
         registry.register(
             "escalation_withdrawals",
-            "Rules withdrawn upstream, by kind and why (ttl, operator, stop, attack_over)",
+            "Rules withdrawn, by kind and why (ttl, operator, stop, attack_over, block_over)",
             m.escalation_withdrawals.clone(),
         );
         registry.register(

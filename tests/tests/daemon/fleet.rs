@@ -435,3 +435,53 @@ fn the_fleet_and_the_upstream_are_each_sent_their_own_rules() {
     );
     assert!(!upstream().contains("198.18.0.20/32"));
 }
+
+/// One rule both groups hold (the fleet's share of an attack and the upstream's escalation of
+/// the same shape, the link being full) is one path; when the attack is over, it leaves the
+/// fleet at once and stays upstream for the upstream's hold.
+#[test]
+fn a_rule_both_groups_hold_leaves_the_fleet_and_stays_upstream_for_its_hold() {
+    let mut birds = None;
+    let mut lab = FloodLab::start_with(
+        &format!(
+            "{CONFIG}\n[escalation]\nmode = \"on\"\nasn = 64512\nrouter_id = \"198.18.0.1\"\n\
+             neighbors = [{{ address = \"198.18.0.2\", asn = 65000 }}, \
+             {{ address = \"198.18.1.2\", asn = 64512, role = \"fleet\" }}]\n\
+             protected_prefixes = [\"198.18.0.0/24\"]\nauto = true\nlink_capacity_bps = 1000000\n\
+             auto_after = \"2s\"\nauto_hold = \"60s\"\n"
+        ),
+        |d| {
+            let second = d.lab.second_link();
+            let (up, rr) = two_groups(d, &second);
+            birds = Some((up, rr, second));
+        },
+    );
+    let (up, rr, _second) = birds.unwrap();
+    lab.reflected(REFLECTED);
+    let d = &lab.daemon;
+    let shape = format!("sport {REFLECTED}");
+    let to = || {
+        let list = d.cli_json(&["escalate", "list"]);
+        list["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"]["src_port"] == REFLECTED)
+            .map(|r| r["to"].as_str().unwrap().to_string())
+    };
+    lab.flood_at(30_000.0, || {
+        let sent_up = up.wait_flows(30, |s| s.contains(&shape));
+        assert!(sent_up.contains(&shape), "upstream: {sent_up}\n{}", d.log());
+        let shared = rr.wait_flows(10, |s| s.contains(&shape));
+        assert!(shared.contains(&shape), "fleet: {shared}\n{}", d.log());
+        assert_eq!(to().as_deref(), Some("both"), "one path for both groups");
+    });
+    let left = rr.wait_flows(20, |s| !s.contains(&shape));
+    assert!(
+        !left.contains(&shape),
+        "gone from the fleet: {left}\n{}",
+        d.log()
+    );
+    assert!(up.flows().contains(&shape), "still upstream for its hold");
+    assert_eq!(to().as_deref(), Some("upstream"), "{}", d.log());
+}

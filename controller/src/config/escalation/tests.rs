@@ -127,6 +127,11 @@ fn a_fleet_neighbour_turns_sharing_on_and_its_group_is_checked() {
         let e = format!("{:#}", parsed(&format!("{fleet}\n{extra}")).unwrap_err());
         assert!(e.contains(field), "{extra}: {e}");
     }
+    let e = parsed(&format!("{ON}\n[fleet]\nshare = true")).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("field escalation.fleet.share"),
+        "{e:#}"
+    );
     let e = parsed(&fleet.replace("\"fleet\"", "\"reflector\"")).unwrap_err();
     assert!(
         format!("{e:#}").contains("field escalation.neighbors[1].role"),

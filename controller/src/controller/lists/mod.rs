@@ -182,8 +182,11 @@ impl ListBook {
     }
 
     /// Whether an allowlist entry covers `ip`.
-    pub fn allows_address(&self, ip: std::net::IpAddr) -> bool {
-        self.allows.keys().any(|net| net.contains(&ip))
+    /// Whether an allowlisted address is inside `net` (for a host: whether it is allowlisted).
+    pub fn allows_any(&self, net: &IpNet) -> bool {
+        self.allows
+            .keys()
+            .any(|allowed| allowed.contains(net) || net.contains(allowed))
     }
 
     pub fn block_count(&self) -> usize {

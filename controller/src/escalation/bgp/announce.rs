@@ -1,12 +1,10 @@
 //! Announcing a rule: checked by the policy, booked at once, sent to gobgpd by [`Calls`],
 //! and counted as announced only when gobgpd confirms it.
 
-use std::{
-    net::IpAddr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use ipnet::IpNet;
 use tracing::{info, warn};
 
 use super::{Active, Bgp, Reply, RuleView, Waiter, m_labels};
@@ -57,7 +55,7 @@ impl Bgp {
         to: Audience,
         ttl: Option<Duration>,
         by: Origin,
-        allowlisted: impl Fn(IpAddr) -> bool,
+        allowlisted: impl Fn(IpNet) -> bool,
         dry_run: bool,
     ) -> Result<RuleView> {
         let now = Instant::now();
@@ -134,6 +132,7 @@ impl Bgp {
                 by,
                 expires: now + ttl,
                 sent_until: now + ttl,
+                resend_at: None,
                 ttl,
                 uuid: None,
                 visible_from_read: u64::MAX,
@@ -156,6 +155,7 @@ impl Bgp {
         match (uuid, self.rules.get_mut(&id)) {
             (Ok(uuid), Some(a)) => {
                 a.uuid = Some(uuid);
+                a.resend_at = None;
                 a.visible_from_read = self.last_read + 1;
                 if !again {
                     // The time counts from the announcement, however long gobgpd took.
@@ -177,14 +177,20 @@ impl Bgp {
                     let _ = reply.send(Response::ok(self.view(id, None)));
                 }
             }
-            (Ok(_), None) => {}
+            // The rule went while gobgpd took its path: the RIB is read at once, and the
+            // path, a stray now, withdrawn.
+            (Ok(_), None) => self.next_reconcile = Instant::now(),
             (Err(e), _) if again => {
                 self.count_error();
                 self.set_up(false);
                 warn!(
                     id,
-                    "cannot announce again a rule gobgpd lost, trying at the next check: {e}"
+                    "cannot announce a rule again (lost by gobgpd, or its groups or time changed), trying in {}s: {e}",
+                    super::RECONCILE_EVERY.as_secs()
                 );
+                if let Some(a) = self.rules.get_mut(&id) {
+                    a.resend_at = Some(Instant::now() + super::RECONCILE_EVERY);
+                }
             }
             (Err(e), _) => {
                 self.count_error();
@@ -242,6 +248,7 @@ impl Bgp {
         };
         let now = Instant::now();
         a.sent_until = a.expires;
+        a.resend_at = None;
         calls.send(
             Job::Announce {
                 id,
@@ -253,14 +260,20 @@ impl Bgp {
         );
     }
 
-    /// Sends again the rules whose time was extended by half of it or more since it was
-    /// sent, so receivers see how long each is held (a renewal every half TTL at most).
+    /// Sends again the rules whose time moved on since it was sent once what receivers were
+    /// told comes within half a TTL (a renewal every half TTL at most while a rule is kept),
+    /// and those whose sending again failed, when due.
     pub(super) fn announce_renewed(&mut self) {
+        let now = Instant::now();
         let renewed: Vec<u32> = self
             .rules
             .iter()
             .filter(|(_, a)| {
-                a.uuid.is_some() && a.withdrawing.is_none() && a.expires >= a.sent_until + a.ttl / 2
+                let moved = a.expires > a.sent_until + Duration::from_secs(1)
+                    && a.sent_until <= now + a.ttl / 2;
+                a.uuid.is_some()
+                    && a.withdrawing.is_none()
+                    && (moved || a.resend_at.is_some_and(|t| t <= now))
             })
             .map(|(id, _)| *id)
             .collect();

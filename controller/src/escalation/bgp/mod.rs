@@ -59,6 +59,8 @@ pub struct Active {
     pub expires: Instant,
     /// Until when its path last told receivers it is held (its `UNTIL` mark).
     sent_until: Instant,
+    /// When to send it again, after sending it again failed.
+    resend_at: Option<Instant>,
     /// How long it was asked for: its time counts from gobgpd's confirmation.
     ttl: Duration,
     /// gobgpd's id of the path; None until gobgpd confirmed the announcement.
@@ -372,7 +374,7 @@ impl Bgp {
                 .filter(|a| a.rule.kind() == kind)
                 .count()
         };
-        let (rtbh, flowspec) = (count("rtbh") as i64, count("flowspec") as i64);
+        let kinds = ["rtbh", "flowspec", "source_block"].map(|k| (k, count(k) as i64));
         let pending = self
             .rules
             .values()
@@ -380,7 +382,7 @@ impl Bgp {
             .count();
         self.with_metrics(|m| {
             m.escalation_withdrawals_pending.set(pending as i64);
-            for (kind, n) in [("rtbh", rtbh), ("flowspec", flowspec)] {
+            for (kind, n) in kinds {
                 m.escalations_active
                     .get_or_create(&crate::metrics::KindLabels { kind: kind.into() })
                     .set(n);

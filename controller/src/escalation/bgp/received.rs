@@ -74,6 +74,16 @@ impl Bgp {
             }
         };
         let (views, mut enforced) = precedence::choose(&paths, &self.settings);
+        // The next read comes no later than the first enforced rule's sender time runs out.
+        if let Some(left) = views
+            .iter()
+            .filter(|v| v.state == "enforced")
+            .filter_map(|v| v.ttl_left_secs)
+            .min()
+        {
+            let due = Instant::now() + std::time::Duration::from_secs(left + 1);
+            self.next_poll = self.next_poll.min(due);
+        }
         enforced.sort_by_key(EnforcedRule::precedence);
         for v in views.iter().filter(|v| !self.received.contains(v)) {
             info!(rule = %v.rule, neighbor = %v.neighbor, state = %v.state, detail = %v.detail, "FlowSpec rule received");

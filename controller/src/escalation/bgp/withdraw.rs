@@ -9,7 +9,7 @@ use tracing::{error, info};
 use super::{Bgp, Reply, RuleView, Waiter, m_labels};
 use crate::{
     api::Response,
-    escalation::{gobgp::Lookup, withdrawer::Outcome},
+    escalation::{Audience, gobgp::Lookup, withdrawer::Outcome},
 };
 
 /// How long `levee escalate withdraw` waits for gobgpd to confirm before it answers that
@@ -62,6 +62,27 @@ impl Bgp {
             return false;
         }
         self.begin_withdraw(id, why);
+        true
+    }
+
+    /// Ends `group`'s hold on rule `id` without waiting (detection, when its attack or block
+    /// is over): a rule both groups hold is announced again for the other group alone, one
+    /// only `group` holds is withdrawn, one `group` no longer holds is left alone. False
+    /// when there is no such rule.
+    pub fn release(&mut self, id: u32, group: Audience, why: &'static str) -> bool {
+        let Some(a) = self.rules.get_mut(&id) else {
+            return false;
+        };
+        let left = match (a.to, group) {
+            (Audience::Both, Audience::Fleet) => Audience::Upstream,
+            (Audience::Both, Audience::Upstream) => Audience::Fleet,
+            (to, g) if to == g || g == Audience::Both => return self.withdraw_later(id, why),
+            _ => return true,
+        };
+        a.to = left;
+        info!(id, rule = %a.rule, why, "now sent {} only", left.towards());
+        self.announce_again(id);
+        self.update_gauges();
         true
     }
 
@@ -119,7 +140,7 @@ impl Bgp {
                     return;
                 };
                 let why = active.withdrawing.unwrap_or("operator");
-                info!(id, rule = %active.rule, why, "withdrawn upstream");
+                info!(id, rule = %active.rule, why, "withdrawn {}", active.to.towards());
                 self.with_metrics(|m| {
                     m.escalation_withdrawals
                         .get_or_create(&m_labels(&active.rule, why))

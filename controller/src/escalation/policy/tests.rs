@@ -1,4 +1,7 @@
 //! Every "never" refused with one line, and what is safe passing.
+
+use std::net::IpAddr;
+
 use super::*;
 use crate::{
     config::escalation::Neighbor,
@@ -53,7 +56,7 @@ fn refused(rule: Rule, ttl: Option<Duration>, held: &Held) -> String {
         Audience::Upstream,
         ttl,
         &settings(),
-        |a| a.to_string() == "192.0.2.53",
+        |n: IpNet| n.contains(&"192.0.2.53".parse::<IpAddr>().unwrap()),
         held,
     )
     .expect_err("refused");
@@ -63,7 +66,7 @@ fn refused(rule: Rule, ttl: Option<Duration>, held: &Held) -> String {
 #[test]
 fn safe_rules_pass() {
     let s = settings();
-    let none = |_: IpAddr| false;
+    let none = |_: IpNet| false;
     check(
         &Rule::Rtbh {
             dst: "192.0.2.10".parse().unwrap(),
@@ -172,7 +175,7 @@ fn every_never_is_refused_with_one_line() {
 #[test]
 fn source_blocks_go_to_the_fleet_only_and_stay_narrow() {
     let mut s = settings();
-    let none = |_: IpAddr| false;
+    let none = |_: IpNet| false;
     let block = |src: &str, dst: &str| Rule::SourceBlock {
         src: src.parse().unwrap(),
         dst: dst.parse().unwrap(),
@@ -188,8 +191,15 @@ fn source_blocks_go_to_the_fleet_only_and_stay_narrow() {
     let refused = |rule: &Rule, to: Audience, held: &Held| {
         format!(
             "{:#}",
-            check(rule, to, TTL, &s, |a| a.to_string() == "203.0.113.9", held)
-                .expect_err("refused")
+            check(
+                rule,
+                to,
+                TTL,
+                &s,
+                |n: IpNet| n.contains(&"203.0.113.9".parse::<IpAddr>().unwrap()),
+                held
+            )
+            .expect_err("refused")
         )
     };
     let cases = [
@@ -212,11 +222,11 @@ fn source_blocks_go_to_the_fleet_only_and_stay_narrow() {
         ),
         (
             refused(
-                &block("203.0.113.9/32", "192.0.2.0/24"),
+                &block("203.0.113.0/24", "192.0.2.0/24"),
                 Audience::Fleet,
                 &IDLE,
             ),
-            "allowlisted",
+            "holds an allowlisted address",
         ),
         (
             refused(
@@ -260,4 +270,26 @@ fn source_blocks_go_to_the_fleet_only_and_stay_narrow() {
         ..IDLE
     };
     check(&ok, Audience::Fleet, TTL, &s, none, &full).unwrap();
+}
+
+#[test]
+fn a_rule_for_the_fleet_passes_the_same_flowspec_checks() {
+    let mut s = settings();
+    s.neighbors.push(Neighbor {
+        role: Role::Fleet,
+        ..s.neighbors[0].clone()
+    });
+    let bare = Rule::FlowSpec(FlowRule {
+        proto: None,
+        src_port: None,
+        len: None,
+        ..flow("192.0.2.10")
+    });
+    let e = check(&bare, Audience::Fleet, TTL, &s, |_| false, &IDLE).expect_err("an RTBH");
+    assert!(format!("{e:#}").contains("is an RTBH"), "{e:#}");
+    let zero = Rule::FlowSpec(FlowRule {
+        action: FlowAction::RateBytes(0),
+        ..flow("192.0.2.10")
+    });
+    assert!(check(&zero, Audience::Fleet, TTL, &s, |_| false, &IDLE).is_err());
 }
