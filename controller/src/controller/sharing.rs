@@ -41,6 +41,9 @@ const RETRY: Duration = Duration::from_secs(10);
 pub struct Sharing {
     /// The rule shared for each class's attack.
     classes: [Option<u32>; Class::COUNT],
+    /// Classes whose attack's rule stays on the node (it names only the service), said once
+    /// an attack.
+    kept: [bool; Class::COUNT],
     not_before: [Option<Instant>; Class::COUNT],
     /// The blocks shared, by blocked prefix.
     blocks: BTreeMap<IpNet, SharedBlock>,
@@ -81,6 +84,9 @@ impl Sharing {
         for class in Class::ALL {
             let i = class as usize;
             let state = engine.state(class);
+            if state == AttackState::Normal {
+                self.kept[i] = false;
+            }
             if let Some(id) = self.classes[i] {
                 if state == AttackState::Normal {
                     u.release(id, Audience::Fleet, "attack_over");
@@ -102,10 +108,13 @@ impl Sharing {
             if state != AttackState::UnderAttack || !ready {
                 continue;
             }
-            let Some(flow) = shapes
-                .rule(class as u32)
-                .and_then(|shape| fleet_rule(shape, signatures))
-            else {
+            let Some(shape) = shapes.rule(class as u32) else {
+                continue;
+            };
+            let Some(flow) = fleet_rule(shape.clone(), signatures) else {
+                if !std::mem::replace(&mut self.kept[i], true) {
+                    info!(class = class.name(), shape = %Rule::FlowSpec(shape), "detection keeps its rule for this attack on the node: it names only the service's port, and would drop every node's crowd there");
+                }
                 continue;
             };
             let allowed = |net| lists.allows_any(&net);

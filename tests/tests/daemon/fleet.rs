@@ -485,3 +485,45 @@ fn a_rule_both_groups_hold_leaves_the_fleet_and_stays_upstream_for_its_hold() {
     assert!(up.flows().contains(&shape), "still upstream for its hold");
     assert_eq!(to().as_deref(), Some("upstream"), "{}", d.log());
 }
+
+/// A flood on the service's own port from random source ports: its shape names only that
+/// port and stays on the node (sent to the fleet, it would drop every node's crowd there),
+/// and the log says so; the verified flooder's block is shared all the same.
+#[test]
+fn a_flood_shaped_only_by_the_services_port_stays_on_the_node() {
+    let mut birds = None;
+    let lab = FloodLab::start_with(
+        &format!(
+            "{CONFIG}\n[escalation]\nmode = \"on\"\nasn = 64512\nrouter_id = \"198.18.0.1\"\n\
+             neighbors = [{{ address = \"198.18.0.2\", asn = 65000 }}, \
+             {{ address = \"198.18.1.2\", asn = 64512, role = \"fleet\" }}]\n\
+             protected_prefixes = [\"198.18.0.0/24\"]\n"
+        ),
+        |d| {
+            let second = d.lab.second_link();
+            let (up, rr) = two_groups(d, &second);
+            birds = Some((up, rr, second));
+        },
+    );
+    let (_up, rr, _second) = birds.unwrap();
+    let d = &lab.daemon;
+    let block = format!("src {FLOODER}/32");
+    let shared = lab.flood_at(30_000.0, || rr.wait_flows(20, |s| s.contains(&block)));
+    assert!(
+        shared.contains(&block),
+        "the block is shared: {shared}\n{}",
+        d.log()
+    );
+    let log = d.log();
+    assert!(
+        log.contains("detection keeps its rule for this attack on the node"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("keeps its rule for this attack").count(),
+        1,
+        "said once"
+    );
+    assert!(!shared.contains(&format!("dport {FLOOD_PORT}")), "{shared}");
+    assert!(!log.contains("detection shared its rule"), "{log}");
+}
