@@ -84,7 +84,7 @@ pub struct ReceivedView {
 
 /// One BGP neighbour in `levee status`: its group, what Levee sends that group, and the rules
 /// it sent with how long their senders still hold them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NeighborView {
     pub address: String,
     /// upstream or fleet; empty for a neighbour of the operator's own gobgpd (not in the

@@ -86,6 +86,16 @@ fn first_after(log: &str, needle: &str, after: f64) -> Option<f64> {
     log_times(log, needle).into_iter().find(|t| *t >= after)
 }
 
+/// How long after `since` (seconds of the day) node `d` first logged `needle`, reported as
+/// `what` and asserted within [`WITHIN`].
+fn logged_within(d: &DaemonLab, needle: &str, since: f64, what: &str) {
+    let took = first_after(&d.log(), needle, since)
+        .map(|t| t - since)
+        .unwrap_or_else(|| panic!("{what}: no {needle:?} logged: {}", d.log()));
+    eprintln!("{what} {:.0} ms", took * 1000.0);
+    assert!(took <= WITHIN, "{what}: {took:.3} s");
+}
+
 /// A's shape rule and block reach B and C (`others`) within a second of A's decisions
 /// (`shared_at`, `blocked_at`), and they drop what matches them.
 fn check_others_enforce(others: &[FloodLab], shared_at: f64, blocked_at: f64) {
@@ -99,23 +109,11 @@ fn check_others_enforce(others: &[FloodLab], shared_at: f64, blocked_at: f64) {
             enforced(d),
             d.log()
         );
-        let took = first_after(&d.log(), "received FlowSpec rules in force", shared_at)
-            .map(|t| t - shared_at)
-            .unwrap_or_else(|| panic!("node {i} logged no rules in force: {}", d.log()));
-        eprintln!(
-            "node {i} enforced A's rule {:.0} ms after A decided",
-            took * 1000.0
-        );
-        assert!(took <= WITHIN, "node {i}: {took:.3} s");
+        let rule = format!("node {i} enforced A's rule after A decided:");
+        logged_within(d, "received FlowSpec rules in force", shared_at, &rule);
         let block = format!("src {FLOODER}/32 discard");
-        let took = first_after(&d.log(), &block, blocked_at)
-            .map(|t| t - blocked_at)
-            .unwrap_or_else(|| panic!("node {i} logged no block received: {}", d.log()));
-        eprintln!(
-            "node {i} enforced A's block {:.0} ms after A blocked",
-            took * 1000.0
-        );
-        assert!(took <= WITHIN, "node {i}: {took:.3} s");
+        let what = format!("node {i} enforced A's block after A blocked:");
+        logged_within(d, &block, blocked_at, &what);
 
         // The flood's shape: every datagram from the reflected port is dropped, counted as
         // upstream_rule; the crowd on the same service port keeps it.
@@ -240,14 +238,8 @@ fn what_one_node_learns_every_node_enforces_within_a_second() {
             gone.contains(&format!("src {FLOODER}/32")),
             "node {i}: {gone}"
         );
-        let took = first_after(&d.log(), "received FlowSpec rules in force", over)
-            .map(|t| t - over)
-            .unwrap_or_else(|| panic!("node {i}: {}", d.log()));
-        eprintln!(
-            "node {i} dropped A's rule {:.0} ms after A's attack ended",
-            took * 1000.0
-        );
-        assert!(took <= WITHIN, "node {i}: {took:.3} s");
+        let what = format!("node {i} dropped A's rule after A's attack ended:");
+        logged_within(d, "received FlowSpec rules in force", over, &what);
     }
 
     // No session dropped but B's own restart; B's has stayed up since.

@@ -160,9 +160,7 @@ impl Bgp {
                         Role::Fleet => a.to.fleet(),
                     })
                     .count(),
-                received: 0,
-                enforced: 0,
-                ends_in_secs: None,
+                ..NeighborView::default()
             })
             .collect();
         for r in &self.received {
@@ -171,11 +169,7 @@ impl Bgp {
                 None => {
                     out.push(NeighborView {
                         address: r.neighbor.clone(),
-                        role: String::new(),
-                        sent: 0,
-                        received: 0,
-                        enforced: 0,
-                        ends_in_secs: None,
+                        ..NeighborView::default()
                     });
                     out.len() - 1
                 }
